@@ -1,0 +1,3 @@
+from sbops.cli import main
+
+main()

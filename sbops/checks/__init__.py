@@ -1,0 +1,1 @@
+"""Checks: thin declarations over probes, one module per layer; importing a module registers its checks."""

@@ -1,0 +1,218 @@
+"""The command line: parse flags, build a Context, call in, render, choose the exit code. No logic here.
+
+Exit codes: 0 all passed, 4 warnings only, 3 a failure or error (or a fix that did not fix),
+2 usage error, 1 internal error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from typing import List, Optional
+
+import typer
+
+from sbops import __version__
+from sbops.errors import UsageError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_FAILED, EXIT_WARN = 0, 1, 2, 3, 4
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Diagnose and repair a StackBill POC server.\n\nExample: sbops doctor --layer mysql",
+)
+config_app = typer.Typer(no_args_is_help=True, help="Inspect sbops's effective configuration.")
+app.add_typer(config_app, name="config")
+
+
+class Output(str, Enum):
+    text = "text"
+    json = "json"
+
+
+ConfigOpt = typer.Option(None, "--config", metavar="FILE", help="YAML settings (default: $SBOPS_CONFIG, /etc/sbops/config.yaml)")
+CredsOpt = typer.Option(None, "--credentials", metavar="FILE", help="credentials file (default: $SBOPS_CREDENTIALS, /root/stackbill-credentials.txt)")
+TimeoutOpt = typer.Option(None, "--timeout", metavar="SECONDS", help="per-check timeout (default 5)")
+OutputOpt = typer.Option(Output.text, "--output", "-o", help="text or json")
+
+
+def _colour() -> bool:
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def _context(config: Optional[str], credentials: Optional[str], timeout: Optional[float]):
+    from sbops.context import Context
+
+    if timeout is not None and timeout <= 0:
+        raise UsageError(f"--timeout: must be a positive number of seconds, got {timeout:g}")
+    return Context.load(config, credentials, flags={"timeout": timeout})
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"sbops {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="print the version and exit"),
+) -> None:
+    """Diagnose and repair a StackBill POC server."""
+
+
+@app.command()
+def doctor(
+    layer: Optional[List[str]] = typer.Option(None, "--layer", "-l", metavar="LAYER", help="only this layer (repeatable)"),
+    check: Optional[List[str]] = typer.Option(None, "--check", "-c", metavar="ID", help="only checks matching this id or glob, e.g. 'mysql.*' (repeatable)"),
+    output: Output = OutputOpt,
+    config: Optional[str] = ConfigOpt,
+    credentials: Optional[str] = CredsOpt,
+    timeout: Optional[float] = TimeoutOpt,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="details and evidence for every check"),
+    list_checks: bool = typer.Option(False, "--list", help="list the checks and exit"),
+) -> None:
+    """Run the health checks and name the fix for each failure.
+
+    Example: sbops doctor --check 'mysql.*' --output json
+    """
+    import time
+    from datetime import datetime, timezone
+
+    from sbops.engine import run_checks
+    from sbops.registry import load_all
+    from sbops.report.jsonout import doctor_document
+    from sbops.report.text import render_doctor
+
+    registry = load_all()
+    selected = registry.select(layer, check)
+    if list_checks:
+        for item in selected:
+            typer.echo(f"{item.id:<26} {item.layer:<10} {item.severity.value:<9} {item.fix or '-'}")
+        return
+    ctx = _context(config, credentials, timeout)
+    started_at = datetime.now(timezone.utc)
+    began = time.monotonic()
+    if sys.stderr.isatty() and output is Output.text:
+        sys.stderr.write(f"running {len(selected)} checks...\r")
+        sys.stderr.flush()
+    outcomes = run_checks(ctx, selected)
+    if sys.stderr.isatty() and output is Output.text:
+        sys.stderr.write(" " * 40 + "\r")
+    duration = time.monotonic() - began
+    runbook_url = ctx.settings["runbook_url"]
+    if output is Output.json:
+        import json
+
+        typer.echo(json.dumps(doctor_document(outcomes, started_at, duration, runbook_url), indent=2))
+    else:
+        typer.echo(render_doctor(outcomes, colour=_colour(), verbose=verbose, runbook_url=runbook_url), nl=False)
+    ctx.close()
+    statuses = {o.result.status.value for o in outcomes}
+    if statuses & {"fail", "error"}:
+        raise typer.Exit(EXIT_FAILED)
+    if "warn" in statuses:
+        raise typer.Exit(EXIT_WARN)
+
+
+@app.command()
+def fix(
+    name: Optional[str] = typer.Argument(None, metavar="NAME", help="the fix to apply (see --list)"),
+    list_fixes: bool = typer.Option(False, "--list", help="list the fixes, what they repair and their risk"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="apply without asking"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the plan and change nothing"),
+    restart: bool = typer.Option(False, "--restart", help="allow restarting a service when a change needs it"),
+    output: Output = OutputOpt,
+    config: Optional[str] = ConfigOpt,
+    credentials: Optional[str] = CredsOpt,
+    timeout: Optional[float] = TimeoutOpt,
+) -> None:
+    """Repair what a failed check found: show the plan, confirm, apply, re-check.
+
+    Example: sbops fix mysql-blocked-host --dry-run
+    """
+    from sbops.fixflow import list_fixes as do_list, run_fix
+    from sbops.registry import load_all
+
+    registry = load_all()
+    if list_fixes:
+        typer.echo(do_list(registry, json_output=output is Output.json), nl=False)
+        return
+    if not name:
+        raise UsageError("fix: missing NAME (see `sbops fix --list`)")
+    spec = registry.fix_for(name)
+    ctx = _context(config, credentials, timeout)
+    code = run_fix(ctx, registry, spec, yes=yes, dry_run=dry_run, allow_restart=restart,
+                   json_output=output is Output.json, colour=_colour())
+    raise typer.Exit(code)
+
+
+@app.command()
+def explain(
+    id: str = typer.Argument(..., metavar="ID", help="a check id (mysql.auth) or a fix name (mysql-user)"),
+) -> None:
+    """Print a check's runbook: what it means, how to diagnose and repair it.
+
+    Example: sbops explain mysql.host-blocked
+    """
+    from sbops.registry import load_all, runbooks_dir
+
+    registry = load_all()
+    if id in registry.fixes:
+        spec = registry.fixes[id]
+        typer.echo(f"fix {spec.name}: {spec.title}\nrisk: {spec.risk.value}\nrepairs: {', '.join(spec.repairs)}\n")
+        typer.echo("See the runbooks of the checks it repairs: " + ", ".join(f"sbops explain {c}" for c in spec.repairs))
+        return
+    if id not in registry.checks:
+        raise UsageError(f"explain: unknown check or fix '{id}' (see `sbops doctor --list`, `sbops fix --list`)")
+    path = runbooks_dir() / f"{id}.md"
+    if not path.exists():
+        raise UsageError(f"explain: no runbook for {id} at {path}")
+    typer.echo(path.read_text(), nl=False)
+
+
+@config_app.command("show")
+def config_show(
+    output: Output = OutputOpt,
+    config: Optional[str] = ConfigOpt,
+    credentials: Optional[str] = CredsOpt,
+    timeout: Optional[float] = TimeoutOpt,
+) -> None:
+    """Print the effective settings and where each came from (secrets masked).
+
+    Example: sbops config show --config /etc/sbops/config.yaml
+    """
+    ctx = _context(config, credentials, timeout)
+    rows = [(k, str(v), src) for k, v, src in ctx.settings.items()]
+    creds = str(ctx.credentials_path) if ctx.credentials_path else "none found"
+    if output is Output.json:
+        import json
+
+        typer.echo(json.dumps({"settings": {k: {"value": v, "source": s} for k, v, s in rows}, "credentials": creds}, indent=2))
+        return
+    width = max(len(k) for k, _, _ in rows)
+    typer.echo(f"{'credentials':<{width}}  {creds}")
+    for key, value, source in rows:
+        shown = value or '""'
+        typer.echo(f"{key:<{width}}  {shown:<48} {source}")
+
+
+def main() -> None:
+    debug = bool(os.environ.get("SBOPS_DEBUG"))
+    try:
+        app()
+    except UsageError as exc:
+        typer.echo(f"sbops: error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt:
+        typer.echo("sbops: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback only with SBOPS_DEBUG
+        if debug:
+            raise
+        typer.echo(f"sbops: internal error: {type(exc).__name__}: {exc} (set SBOPS_DEBUG=1 for the traceback)", err=True)
+        sys.exit(EXIT_INTERNAL)

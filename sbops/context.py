@@ -1,0 +1,171 @@
+"""One Context per run: settings, credentials, the host runner and lazily created shared clients."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from sbops import credentials as creds_mod
+from sbops.credentials import Credentials, Service
+from sbops.errors import NeedsCredentials
+from sbops.runner import HostRunner, SubprocessRunner
+from sbops.secret import Secret
+from sbops.settings import Settings
+
+T = TypeVar("T")
+
+SERVICES = ("mysql", "mongodb", "rabbitmq")
+
+
+class _Failed:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+class Context:
+    """What every probe gets. Clients are shared per run (one MySQL login, not one per check)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        credentials: Credentials | None = None,
+        credentials_path: Path | None = None,
+        runner: HostRunner | None = None,
+    ) -> None:
+        self.settings = settings
+        self.credentials = credentials
+        self.credentials_path = credentials_path
+        self.runner: HostRunner = runner or SubprocessRunner()
+        self._shared: dict[str, Any] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    @classmethod
+    def load(
+        cls, config: str | None = None, credentials: str | None = None, flags: dict[str, Any] | None = None,
+        runner: HostRunner | None = None,
+    ) -> "Context":
+        """Build from --config/--credentials/flags; bad files raise UsageError naming file and line."""
+        settings = Settings.load(config, flags=flags)
+        path = creds_mod.find(credentials)
+        loaded = creds_mod.load(path) if path else None
+        return cls(settings, loaded, path, runner)
+
+    # -- timeouts ---------------------------------------------------------------------------------
+    @property
+    def timeout(self) -> float:
+        return float(self.settings["timeout"])
+
+    @property
+    def net_timeout(self) -> float:
+        """Connect/read timeout for clients: a little under the check's timeout so the probe reports it."""
+        return max(0.2, min(self.timeout * 0.8, self.timeout - 0.3))
+
+    # -- credentials ------------------------------------------------------------------------------
+    def require_credentials(self) -> Credentials:
+        if self.credentials is None:
+            looked = ", ".join(str(p) for p in creds_mod.DEFAULT_PATHS)
+            raise NeedsCredentials(f"no credentials file (looked in {looked}; use --credentials FILE)")
+        return self.credentials
+
+    def service(self, name: str) -> Service:
+        """The MYSQL/MONGODB/RABBITMQ section, or an empty one when there is no credentials file."""
+        if self.credentials is None:
+            return Service()
+        return getattr(self.credentials, name)
+
+    def password(self, name: str) -> Secret:
+        secret = self.service(name).password
+        if not secret:
+            self.require_credentials()
+            raise NeedsCredentials(f"{self.credentials_path}: no Password line in the {name.upper()} section")
+        return secret
+
+    @property
+    def server_ip(self) -> str:
+        """Settings' server_ip, else the credentials file's SERVER IP, else this host's primary address."""
+        if self.settings["server_ip"]:
+            return self.settings["server_ip"]
+        if self.credentials and self.credentials.server_ip:
+            return self.credentials.server_ip
+        return primary_ip()
+
+    def endpoint(self, name: str) -> tuple[str, int]:
+        """Host and port of a service: the credentials file's Host/Port, else the server IP and setting."""
+        service = self.service(name)
+        return service.host or self.server_ip, service.port or int(self.settings[f"{name}.port"])
+
+    def is_local(self, host: str) -> bool:
+        """Whether `host` is this machine (host-level checks such as listeners only apply then)."""
+        if host in ("localhost", "::1") or host.startswith("127."):
+            return True
+        return host in local_addresses()
+
+    def secrets(self) -> list[Secret]:
+        found = list(self.credentials.secrets()) if self.credentials else []
+        for key in ("mysql.admin_password", "mongodb.admin_password"):
+            if self.settings[key]:
+                found.append(self.settings[key])
+        return found
+
+    # -- shared clients ---------------------------------------------------------------------------
+    def shared(self, key: str, factory: Callable[[], T]) -> T:
+        """Create once per run and share; a factory's exception is remembered and re-raised."""
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._shared:
+                try:
+                    self._shared[key] = factory()
+                except Exception as exc:  # noqa: BLE001 - remembered, re-raised to every caller
+                    self._shared[key] = _Failed(exc)
+            value = self._shared[key]
+        if isinstance(value, _Failed):
+            raise value.exc
+        return value
+
+    def forget(self, key: str) -> None:
+        """Drop a shared client (after a fix changed what it observed), closing it."""
+        with self._guard:
+            value = self._shared.pop(key, None)
+        _close(value)
+
+    def close(self) -> None:
+        with self._guard:
+            values = list(self._shared.values())
+            self._shared.clear()
+        for value in values:
+            _close(value)
+
+
+def _close(value: Any) -> None:
+    closer = getattr(value, "close", None)
+    if callable(closer) and not isinstance(value, _Failed):
+        try:
+            closer()
+        except Exception:  # noqa: BLE001 - closing is best effort
+            pass
+
+
+def primary_ip() -> str:
+    """The address of the default route's interface (like the installer's `hostname -I | awk '{print $1}'`)."""
+    try:
+        import psutil
+
+        for name, addrs in psutil.net_if_addrs().items():
+            if name == "lo":
+                continue
+            for addr in addrs:
+                if addr.family == socket.AF_INET and not addr.address.startswith("127."):
+                    return addr.address
+    except Exception:  # noqa: BLE001 - fall back to loopback
+        pass
+    return "127.0.0.1"
+
+
+def local_addresses() -> set[str]:
+    import psutil
+
+    return {a.address.split("%")[0] for addrs in psutil.net_if_addrs().values() for a in addrs}

@@ -1,0 +1,122 @@
+"""Runs checks in parallel: per-check timeouts, an overall deadline, `requires` (blocked-by), crash isolation.
+
+Probes run in daemon threads, so a probe stuck on a blackholed host can be abandoned: the run reports it
+as a timeout and the process can still exit.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Iterable
+
+from sbops.errors import NeedsCredentials
+from sbops.model import Reason, Result, Status, fail, skip
+from sbops.secret import mask_text
+
+if TYPE_CHECKING:
+    from sbops.context import Context
+    from sbops.registry import Check
+
+
+@dataclass(frozen=True)
+class Outcome:
+    check: "Check"
+    result: Result
+    duration: float
+
+
+def call_probe(ctx: "Context", item: "Check") -> Result:
+    """Run one probe, turning exceptions into results; never raises."""
+    try:
+        result = item.probe(ctx)
+        if not isinstance(result, Result):
+            raise TypeError(f"probe returned {type(result).__name__}, not Result")
+        return result
+    except NeedsCredentials as exc:
+        return fail(Reason.MISSING, str(exc))
+    except Exception as exc:  # noqa: BLE001 - a crashing check must not crash the run
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return Result(Status.ERROR, Reason.INTERNAL, f"check crashed: {type(exc).__name__}: {text}"[:300])
+
+
+def _masked(ctx: "Context", result: Result) -> Result:
+    """Belt and braces: strip any secret value a server may have echoed into the summary or evidence."""
+    secrets = ctx.secrets()
+    if not secrets:
+        return result
+    details = json.loads(mask_text(json.dumps(result.details, default=str), secrets))
+    return replace(result, summary=mask_text(result.summary, secrets), details=details)
+
+
+def run_checks(
+    ctx: "Context",
+    checks: Iterable["Check"],
+    *,
+    timeout: float | None = None,
+    deadline: float | None = None,
+    max_workers: int = 16,
+) -> list[Outcome]:
+    """Run `checks`, honouring `requires` among them; returns outcomes in the order given."""
+    checks = list(checks)
+    timeout = timeout or ctx.timeout
+    deadline = deadline or float(ctx.settings["deadline"])
+    start = time.monotonic()
+    end = start + deadline
+    selected = {c.id for c in checks}
+    done: dict[str, Outcome] = {}
+    running: dict[str, tuple["Check", float, float]] = {}  # id -> (check, started, budget)
+    results: "queue.Queue[tuple[str, Result, float]]" = queue.Queue()
+    pending = list(checks)
+
+    def worker(item: "Check") -> None:
+        began = time.monotonic()
+        result = call_probe(ctx, item)
+        results.put((item.id, result, time.monotonic() - began))
+
+    def finish(item: "Check", result: Result, duration: float) -> None:
+        done[item.id] = Outcome(item, _masked(ctx, result), round(duration, 3))
+
+    while pending or running:
+        now = time.monotonic()
+        for item in list(pending):
+            needs = [r for r in item.requires if r in selected]
+            if any(r not in done for r in needs):
+                continue
+            blockers = [r for r in needs if not done[r].result.status.passed]
+            if blockers:
+                pending.remove(item)
+                finish(item, skip(Reason.BLOCKED, f"blocked by {', '.join(blockers)}", blocked_by=blockers), 0.0)
+                continue
+            if now >= end:
+                pending.remove(item)
+                finish(item, Result(Status.ERROR, Reason.TIMEOUT, f"not run: the run's deadline of {deadline:g}s passed"), 0.0)
+                continue
+            if len(running) >= max_workers:
+                break
+            pending.remove(item)
+            running[item.id] = (item, now, min(timeout, end - now))
+            threading.Thread(target=worker, args=(item,), name=f"check-{item.id}", daemon=True).start()
+        if not running:
+            if pending and not any(all(r in done for r in p.requires if r in selected) for p in pending):
+                for item in pending:  # a requirement cycle: report instead of spinning
+                    finish(item, Result(Status.ERROR, Reason.INTERNAL, "requirement cycle among checks"), 0.0)
+                pending.clear()
+            continue
+        wait_until = min(started + budget for _, started, budget in running.values())
+        try:
+            cid, result, duration = results.get(timeout=max(0.0, wait_until - time.monotonic()))
+            if cid in running:
+                item, _, _ = running.pop(cid)
+                finish(item, result, duration)
+        except queue.Empty:
+            pass
+        now = time.monotonic()
+        for cid, (item, started, budget) in list(running.items()):
+            if now >= started + budget:
+                running.pop(cid)
+                finish(item, fail(Reason.TIMEOUT, f"no answer within {budget:.1f}s"), now - started)
+    return [done[c.id] for c in checks]

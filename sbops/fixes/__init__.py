@@ -1,0 +1,1 @@
+"""Fixes: thin declarations over probes' differences and appliers, one module per layer."""

@@ -1,0 +1,154 @@
+"""The registry of checks and fixes. Layer modules declare theirs with the @check and @fix decorators."""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from sbops.errors import UsageError
+from sbops.model import Plan, Result, Severity
+
+if TYPE_CHECKING:
+    from sbops.context import Context
+
+# Layer names are part of the interface (CLI --layer, JSON, metrics), in the order they are reported.
+LAYERS = ("host", "mysql", "mongodb", "rabbitmq", "nfs", "kubernetes", "ecr", "tls", "istio", "workloads", "helm", "app")
+
+
+class Risk(str, Enum):
+    SAFE = "safe"  # changes settings or objects; nothing restarts, no data changes
+    RESTARTS_SERVICE = "restarts-service"
+    CHANGES_DATA = "changes-data"
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    layer: str
+    title: str
+    severity: Severity
+    probe: Callable[["Context"], Result]
+    requires: tuple[str, ...] = ()
+    fix: str | None = None
+    no_fix: str = ""  # why there is no automatic fix, when fix is None
+
+    @property
+    def runbook(self) -> str:
+        return f"runbooks/{self.id}.md"
+
+
+@dataclass(frozen=True)
+class FixOptions:
+    allow_restart: bool = False
+
+
+@dataclass(frozen=True)
+class Fix:
+    name: str
+    title: str
+    repairs: tuple[str, ...]
+    risk: Risk
+    plan: Callable[["Context", FixOptions], Plan]
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.checks: dict[str, Check] = {}
+        self.fixes: dict[str, Fix] = {}
+
+    def add_check(self, item: Check) -> None:
+        if item.id in self.checks:
+            raise ValueError(f"check {item.id} registered twice")
+        if item.layer not in LAYERS:
+            raise ValueError(f"check {item.id}: unknown layer {item.layer}")
+        self.checks[item.id] = item
+
+    def add_fix(self, item: Fix) -> None:
+        if item.name in self.fixes:
+            raise ValueError(f"fix {item.name} registered twice")
+        self.fixes[item.name] = item
+
+    def ordered(self) -> list[Check]:
+        return sorted(self.checks.values(), key=lambda c: (LAYERS.index(c.layer), list(self.checks).index(c.id)))
+
+    def select(self, layers: list[str] | None = None, patterns: list[str] | None = None) -> list[Check]:
+        """Checks in the given layers and matching any of the id globs; unknown names are usage errors."""
+        for layer in layers or []:
+            if layer not in LAYERS:
+                raise UsageError(f"--layer: unknown layer '{layer}' (known: {', '.join(LAYERS)})")
+        for pattern in patterns or []:
+            if not any(fnmatch.fnmatchcase(cid, pattern) for cid in self.checks):
+                raise UsageError(f"--check: no check matches '{pattern}' (see `sbops doctor --list`)")
+        chosen = []
+        for item in self.ordered():
+            if layers and item.layer not in layers:
+                continue
+            if patterns and not any(fnmatch.fnmatchcase(item.id, p) for p in patterns):
+                continue
+            chosen.append(item)
+        return chosen
+
+    def fix_for(self, name: str) -> Fix:
+        if name not in self.fixes:
+            raise UsageError(f"unknown fix '{name}' (see `sbops fix --list`)")
+        return self.fixes[name]
+
+
+REGISTRY = Registry()
+
+
+def check(
+    id: str,
+    *,
+    layer: str,
+    title: str,
+    severity: Severity,
+    requires: tuple[str, ...] = (),
+    fix: str | None = None,
+    no_fix: str = "",
+) -> Callable[[Callable[["Context"], Result]], Callable[["Context"], Result]]:
+    def register(probe: Callable[["Context"], Result]) -> Callable[["Context"], Result]:
+        REGISTRY.add_check(Check(id, layer, title, severity, probe, tuple(requires), fix, no_fix))
+        return probe
+
+    return register
+
+
+def fix(
+    name: str, *, title: str, repairs: tuple[str, ...], risk: Risk
+) -> Callable[[Callable[["Context", FixOptions], Plan]], Callable[["Context", FixOptions], Plan]]:
+    def register(plan: Callable[["Context", FixOptions], Plan]) -> Callable[["Context", FixOptions], Plan]:
+        REGISTRY.add_fix(Fix(name, title, tuple(repairs), risk, plan))
+        return plan
+
+    return register
+
+
+_loaded = False
+
+
+def load_all() -> Registry:
+    """Import every module of sbops.checks and sbops.fixes so they register (cheap: no heavy imports)."""
+    global _loaded
+    if not _loaded:
+        for package_name in ("sbops.checks", "sbops.fixes"):
+            package = importlib.import_module(package_name)
+            for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+                importlib.import_module(f"{package_name}.{info.name}")
+        _loaded = True
+    return REGISTRY
+
+
+def runbooks_dir() -> Path:
+    """runbooks/ of a checkout, else the copy installed under <prefix>/share/sbops/runbooks."""
+    import sys
+
+    here = Path(__file__).resolve().parent.parent / "runbooks"
+    if here.is_dir():
+        return here
+    return Path(sys.prefix) / "share" / "sbops" / "runbooks"

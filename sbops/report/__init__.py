@@ -1,0 +1,1 @@
+"""Text and JSON renderers of doctor results and fix outcomes."""

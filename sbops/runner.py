@@ -1,0 +1,122 @@
+"""Host commands and file writes, behind one small interface shared by fixes and the installer.
+
+Secrets never go into argv: pass them through `input` (stdin) or write them to a 0600 file.
+`SubprocessRunner` runs for real; `RecordingRunner` records what would run (dry-run, tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+from sbops.credentials import write_atomic
+from sbops.secret import Secret
+
+log = logging.getLogger("sbops.runner")
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def one_line_error(self) -> str:
+        text = (self.stderr or self.stdout).strip().splitlines()
+        return text[-1] if text else f"exit code {self.returncode}"
+
+
+class HostRunner(Protocol):
+    def run(self, argv: Sequence[str], *, input: str | Secret | None = None, timeout: float = 60) -> CommandResult: ...
+
+    def write_file(self, path: Path, content: str, mode: int = 0o644) -> None: ...
+
+    def read_file(self, path: Path) -> str | None: ...
+
+
+def _check_argv(argv: Sequence[str]) -> tuple[str, ...]:
+    for arg in argv:
+        if isinstance(arg, Secret):
+            raise TypeError("a Secret must not be passed on a command line; use input=")
+    return tuple(str(a) for a in argv)
+
+
+def display(argv: Sequence[str]) -> str:
+    return shlex.join(argv)
+
+
+class SubprocessRunner:
+    """Runs commands for real, with a timeout; a missing program is a failed result, not an exception."""
+
+    def run(self, argv: Sequence[str], *, input: str | Secret | None = None, timeout: float = 60) -> CommandResult:
+        args = _check_argv(argv)
+        log.info("run: %s", display(args))
+        data = input.reveal() if isinstance(input, Secret) else input
+        try:
+            proc = subprocess.run(args, input=data, capture_output=True, text=True, timeout=timeout)
+        except FileNotFoundError:
+            return CommandResult(args, 127, "", f"{args[0]}: command not found")
+        except PermissionError:
+            return CommandResult(args, 126, "", f"{args[0]}: permission denied")
+        except subprocess.TimeoutExpired:
+            return CommandResult(args, 124, "", f"{args[0]}: timed out after {timeout:g}s")
+        return CommandResult(args, proc.returncode, proc.stdout, proc.stderr)
+
+    def write_file(self, path: Path, content: str, mode: int = 0o644) -> None:
+        log.info("write: %s (mode %o)", path, mode)
+        write_atomic(Path(path), content, mode=mode, backup=Path(path).exists())
+
+    def read_file(self, path: Path) -> str | None:
+        try:
+            return Path(path).read_text()
+        except FileNotFoundError:
+            return None
+
+
+@dataclass
+class RecordingRunner:
+    """Records commands and writes instead of performing them; `responses` answers run() by program name."""
+
+    responses: dict[str, CommandResult | Callable[[tuple[str, ...]], CommandResult]] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    commands: list[tuple[str, ...]] = field(default_factory=list)
+    writes: list[tuple[str, int]] = field(default_factory=list)
+
+    def run(self, argv: Sequence[str], *, input: str | Secret | None = None, timeout: float = 60) -> CommandResult:
+        args = _check_argv(argv)
+        self.commands.append(args)
+        answer = self.responses.get(args[0]) or self.responses.get(display(args))
+        if callable(answer):
+            return answer(args)
+        return answer or CommandResult(args, 0, "", "")
+
+    def write_file(self, path: Path, content: str, mode: int = 0o644) -> None:
+        self.files[str(path)] = content
+        self.writes.append((str(path), mode))
+
+    def read_file(self, path: Path) -> str | None:
+        if str(path) in self.files:
+            return self.files[str(path)]
+        try:
+            return Path(path).read_text()
+        except FileNotFoundError:
+            return None
+
+
+def service_restart_argv(service: str, restart_command: str) -> list[str]:
+    """The command that restarts a service: the configured one, else systemctl."""
+    return shlex.split(restart_command) if restart_command else ["systemctl", "restart", service]
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0

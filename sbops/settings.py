@@ -1,0 +1,202 @@
+"""Effective settings: defaults from ARCHITECTURE.md < config file < environment < flags.
+
+Every value remembers where it came from, so `sbops config show` can say so.
+Keys are dotted (`mysql.port`); the YAML file may nest them (`mysql: {port: 3306}`).
+The environment variable for `mysql.admin_socket` is `SBOPS_MYSQL_ADMIN_SOCKET`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from sbops.errors import UsageError
+from sbops.secret import Secret
+
+DEFAULT_CONFIG = Path("/etc/sbops/config.yaml")
+
+# key: (default, help). The default's type is the setting's type. Secrets default to "" and are listed in SECRET_KEYS.
+DEFAULTS: dict[str, tuple[Any, str]] = {
+    "namespace": ("sb-apps", "Kubernetes namespace of the StackBill workloads"),
+    "release": ("stackbill", "Helm release name"),
+    "domain": ("", "the portal's domain (PORTAL URL of the credentials file when empty)"),
+    "server_ip": ("", "this server's address pods use to reach the databases (SERVER IP of the credentials file, else auto)"),
+    "pod_network": ("10.42.0.0/16", "K3s pod network; the NFS export and database grants target it"),
+    "nodeport_http": (31443, "ingress gateway HTTP NodePort"),
+    "nodeport_https": (31882, "ingress gateway HTTPS NodePort"),
+    "ecr.registry": ("730335576030.dkr.ecr.ap-south-1.amazonaws.com", "ECR registry of the StackBill images"),
+    "ecr.region": ("ap-south-1", "AWS region of the ECR registry"),
+    "ecr.secret": ("awscred", "image pull secret in the namespace"),
+    "tls.secret": ("istio-ingressgateway-certs", "the Gateway's credentialName"),
+    "tls.namespace": ("istio-system", "namespace of the ingress gateway (where credentialName is looked up)"),
+    "timeout": (5.0, "seconds each check may take"),
+    "deadline": (30.0, "seconds the whole doctor run may take"),
+    "journal": ("/var/lib/sbops/journal.log", "where applied fixes are recorded"),
+    "runbook_url": ("https://github.com/sbops/sbops/blob/main/runbooks/{id}.md", "link to a check's runbook"),
+    # host
+    "host.min_cpus": (8, "POC minimum vCPUs"),
+    "host.min_memory_gb": (16, "POC minimum memory, GB"),
+    "host.min_disk_gb": (100, "POC minimum free disk, GB"),
+    "host.disk_path": ("/", "filesystem whose free space host.resources measures"),
+    # mysql
+    "mysql.port": (3306, "MySQL port when the credentials file gives none"),
+    "mysql.admin_user": ("root", "administrative MySQL user used by checks that need it and by fixes"),
+    "mysql.admin_password": ("", "its password (env SBOPS_MYSQL_ADMIN_PASSWORD); empty: socket authentication"),
+    "mysql.admin_socket": ("/run/mysqld/mysqld.sock", "unix socket for the admin login"),
+    "mysql.config_dir": ("", "where the stackbill.cnf drop-in goes (auto: MySQL or MariaDB layout)"),
+    "mysql.service": ("", "systemd unit (auto: mysql or mariadb)"),
+    "mysql.restart_command": ("", "command that restarts the server (default: systemctl restart <service>)"),
+    # mongodb
+    "mongodb.port": (27017, "MongoDB port when the credentials file gives none"),
+    "mongodb.admin_user": ("", "MongoDB admin user for fixes (empty: the localhost exception)"),
+    "mongodb.admin_password": ("", "its password (env SBOPS_MONGODB_ADMIN_PASSWORD)"),
+    "mongodb.config_file": ("/etc/mongod.conf", "mongod configuration file"),
+    "mongodb.service": ("mongod", "systemd unit"),
+    # rabbitmq
+    "rabbitmq.port": (5672, "AMQP port when the credentials file gives none"),
+    "rabbitmq.management_port": (15672, "management HTTP API port"),
+    "rabbitmq.service": ("rabbitmq-server", "systemd unit"),
+    "rabbitmq.ctl_command": ("rabbitmqctl", "rabbitmqctl (a wrapper may set the node's environment)"),
+    "rabbitmq.plugins_command": ("rabbitmq-plugins", "rabbitmq-plugins"),
+    # nfs
+    "nfs.path": ("/data/stackbill", "exported directory"),
+    "nfs.exports_file": ("/etc/exports", "exports table"),
+    "nfs.port": (2049, "NFS server port"),
+    "nfs.exportfs_command": ("exportfs", "exportfs"),
+    "nfs.min_free_gb": (10, "free space below which nfs.directory warns, GB"),
+}
+
+SECRET_KEYS = frozenset({"mysql.admin_password", "mongodb.admin_password"})
+
+
+def env_name(key: str) -> str:
+    return "SBOPS_" + key.upper().replace(".", "_").replace("-", "_")
+
+
+@dataclass(frozen=True)
+class Value:
+    value: Any
+    source: str  # "default", "<file>:<line>", "env SBOPS_X", "flag --x"
+
+
+def _convert(key: str, raw: Any, where: str) -> Any:
+    default = DEFAULTS[key][0]
+    try:
+        if isinstance(default, bool):
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if isinstance(default, int):
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            return int(raw)
+        if isinstance(default, float):
+            value = float(raw)
+            if value <= 0:
+                raise ValueError(raw)
+            return value
+    except (TypeError, ValueError):
+        kind = type(default).__name__
+        raise UsageError(f"{where}: {key} must be a{'n' if kind == 'int' else ''} {kind}, got {raw!r}") from None
+    if raw is None:
+        return ""
+    if isinstance(raw, (dict, list)):
+        raise UsageError(f"{where}: {key} must be a single value")
+    return str(raw)
+
+
+def _read_config_file(path: Path) -> dict[str, tuple[Any, int]]:
+    """Parse the YAML config into {dotted key: (value, line)}; errors name the file and line."""
+    import yaml
+
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read config file: {exc.strerror or exc}") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UsageError(f"{path}{line}: invalid YAML: {problem}") from None
+    out: dict[str, tuple[Any, int]] = {}
+    if root is None:
+        return out
+    if not isinstance(root, yaml.MappingNode):
+        raise UsageError(f"{path}:{root.start_mark.line + 1}: config must be a mapping of settings")
+
+    def walk(node: Any, prefix: str) -> None:
+        for key_node, value_node in node.value:
+            key = f"{prefix}{key_node.value}"
+            line = key_node.start_mark.line + 1
+            if isinstance(value_node, yaml.MappingNode) and key not in DEFAULTS:
+                walk(value_node, key + ".")
+                continue
+            if key not in DEFAULTS:
+                raise UsageError(f"{path}:{line}: unknown setting '{key}'")
+            value = yaml.safe_load(yaml.serialize(value_node))
+            out[key] = (value, line)
+
+    walk(root, "")
+    return out
+
+
+class Settings:
+    """Read-only view of the effective settings with their sources."""
+
+    def __init__(self, values: dict[str, Value], config_path: Path | None) -> None:
+        self._values = values
+        self.config_path = config_path
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._values[key].value
+        return Secret(value) if key in SECRET_KEYS else value
+
+    def source(self, key: str) -> str:
+        return self._values[key].source
+
+    def items(self) -> list[tuple[str, Any, str]]:
+        return [(k, self[k], v.source) for k, v in self._values.items()]
+
+    @classmethod
+    def load(
+        cls,
+        config: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        flags: Mapping[str, Any] | None = None,
+    ) -> "Settings":
+        env = os.environ if env is None else env
+        values = {k: Value(d, "default") for k, (d, _) in DEFAULTS.items()}
+        path: Path | None = None
+        if config:
+            path = Path(config)
+            where = "--config"
+        elif env.get("SBOPS_CONFIG"):
+            path = Path(env["SBOPS_CONFIG"])
+            where = "SBOPS_CONFIG"
+        elif DEFAULT_CONFIG.exists():
+            path = DEFAULT_CONFIG
+            where = ""
+        if path is not None:
+            if not path.exists():
+                raise UsageError(f"{path}: config file not found (from {where})")
+            for key, (raw, line) in _read_config_file(path).items():
+                values[key] = Value(_convert(key, raw, f"{path}:{line}"), f"{path}:{line}")
+        for key in DEFAULTS:
+            name = env_name(key)
+            if name in env:
+                values[key] = Value(_convert(key, env[name], f"env {name}"), f"env {name}")
+        for key, raw in (flags or {}).items():
+            if raw is None:
+                continue
+            flag = "--" + key.replace(".", "-").replace("_", "-")
+            values[key] = Value(_convert(key, raw, flag), f"flag {flag}")
+        return cls(values, path)

@@ -1,0 +1,99 @@
+"""LabEnv: a temp config + credentials file pointing sbops at lab servers, and helpers to run the real CLI.
+
+Tests run `python -m sbops` in a subprocess, exactly as a user would, and read its JSON output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sbops import credentials as creds_mod
+from sbops.credentials import Credentials, Service
+from sbops.secret import Secret
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class LabEnv:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.config_path = self.root / "config.yaml"
+        self.credentials_path = self.root / "stackbill-credentials.txt"
+        self.settings: dict[str, Any] = {
+            "journal": str(self.root / "journal.log"),
+            "server_ip": "127.0.0.1",
+            "timeout": 5,
+        }
+        self.services: dict[str, Service] = {}
+        self.portal_url = "https://stackbill.example.com"
+
+    # -- building the files ------------------------------------------------------------------------
+    def set(self, key: str, value: Any) -> "LabEnv":
+        """Set a dotted setting (`mysql.admin_socket`) for the config file."""
+        self.settings[key] = value
+        return self
+
+    def service(self, name: str, *, host: str = "127.0.0.1", port: int, password: str,
+                username: str = "stackbill", database: str = "", management: str = "") -> "LabEnv":
+        """Fill the MYSQL/MONGODB/RABBITMQ section (name: mysql, mongodb, rabbitmq)."""
+        self.services[name] = Service(host=host, port=port, username=username, password=Secret(password),
+                                      database=database or {"mysql": "stackbill", "mongodb": "admin"}.get(name, ""),
+                                      management=management)
+        return self
+
+    def credentials(self) -> Credentials:
+        return Credentials(
+            portal_url=self.portal_url, server_ip=self.settings.get("server_ip", "127.0.0.1"),
+            generated="Thu Nov 26 10:00:00 UTC 2026",
+            mysql=self.services.get("mysql", Service(host="127.0.0.1", port=1, password=Secret("unused-mysql"))),
+            mongodb=self.services.get("mongodb", Service(host="127.0.0.1", port=1, password=Secret("unused-mongo"))),
+            rabbitmq=self.services.get("rabbitmq", Service(host="127.0.0.1", port=1, password=Secret("unused-rabbit"))),
+            nfs_server="127.0.0.1", nfs_path=str(self.settings.get("nfs.path", "/data/stackbill")),
+        )
+
+    def write(self) -> "LabEnv":
+        nested: dict[str, Any] = {}
+        for key, value in self.settings.items():
+            node = nested
+            parts = key.split(".")
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            node[parts[-1]] = value
+        self.config_path.write_text(yaml.safe_dump(nested, sort_keys=True))
+        creds_mod.save(self.credentials(), self.credentials_path)
+        return self
+
+    # -- running sbops -----------------------------------------------------------------------------
+    def sbops(self, *args: str, input: str | None = None, env: dict[str, str] | None = None,
+              timeout: float = 120) -> subprocess.CompletedProcess:
+        """Run `python -m sbops ARGS --config C --credentials F` and return the completed process."""
+        self.write()
+        full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+        argv = [sys.executable, "-m", "sbops", *args, "--config", str(self.config_path),
+                "--credentials", str(self.credentials_path)]
+        return subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout,
+                              env=full_env, cwd=REPO)
+
+    def doctor(self, *patterns: str) -> dict[str, dict[str, Any]]:
+        """Run doctor on the given check globs; return {check id: its JSON object}."""
+        args = ["doctor", "--output", "json"]
+        for pattern in patterns:
+            args += ["--check", pattern]
+        proc = self.sbops(*args)
+        assert proc.returncode in (0, 3, 4), f"doctor exited {proc.returncode}: {proc.stderr}"
+        return {c["id"]: c for c in json.loads(proc.stdout)["checks"]}
+
+    def check(self, check_id: str) -> dict[str, Any]:
+        """Run one check (its requirements are not run) and return its JSON object."""
+        return self.doctor(check_id)[check_id]
+
+    def fix(self, name: str, *extra: str) -> subprocess.CompletedProcess:
+        return self.sbops("fix", name, "--yes", *extra)

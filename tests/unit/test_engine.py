@@ -1,0 +1,86 @@
+"""The runner: parallelism, per-check timeouts, the overall deadline, blocked-by, crash isolation."""
+
+import socket
+import time
+
+from sbops.context import Context
+from sbops.engine import run_checks
+from sbops.model import Reason, Severity, Status, fail, ok
+from sbops.registry import Check
+from sbops.settings import Settings
+from tests.lab.common import Blackhole
+
+
+def make(cid, probe, requires=()):
+    return Check(cid, "host", cid, Severity.CRITICAL, probe, tuple(requires), fix=None, no_fix="test")
+
+
+def ctx(**flags):
+    return Context(Settings.load(env={}, flags=flags))
+
+
+def test_checks_run_in_parallel():
+    checks = [make(f"t.sleep{i}", lambda c: (time.sleep(0.5), ok("slept"))[1]) for i in range(8)]
+    began = time.monotonic()
+    outcomes = run_checks(ctx(), checks)
+    assert time.monotonic() - began < 1.5
+    assert all(o.result.status is Status.OK for o in outcomes)
+
+
+def test_a_crashing_check_becomes_error_and_the_rest_still_run():
+    def boom(c):
+        raise RuntimeError("kaput\nsecond line")
+
+    outcomes = run_checks(ctx(), [make("t.boom", boom), make("t.fine", lambda c: ok("fine"))])
+    assert outcomes[0].result.status is Status.ERROR and outcomes[0].result.reason is Reason.INTERNAL
+    assert outcomes[0].result.summary == "check crashed: RuntimeError: kaput"
+    assert outcomes[1].result.status is Status.OK
+
+
+def test_a_probe_stuck_on_a_blackholed_host_times_out():
+    hole = Blackhole()
+
+    def connect(c):
+        socket.create_connection(("127.0.0.1", hole.port), timeout=30)  # far beyond the check's timeout
+        return ok("connected?")
+
+    try:
+        began = time.monotonic()
+        [outcome] = run_checks(ctx(), [make("t.hang", connect)], timeout=0.5)
+        assert time.monotonic() - began < 1.5
+        assert (outcome.result.status, outcome.result.reason) == (Status.FAIL, Reason.TIMEOUT)
+    finally:
+        hole.close()
+
+
+def test_failed_requirement_skips_dependents_with_blocked_by():
+    checks = [
+        make("t.base", lambda c: fail(Reason.REFUSED, "refused")),
+        make("t.child", lambda c: ok("never"), requires=["t.base"]),
+        make("t.grandchild", lambda c: ok("never"), requires=["t.child"]),
+    ]
+    outcomes = run_checks(ctx(), checks)
+    assert [o.result.status for o in outcomes] == [Status.FAIL, Status.SKIP, Status.SKIP]
+    assert outcomes[1].result.summary == "blocked by t.base" and outcomes[1].result.reason is Reason.BLOCKED
+
+
+def test_requirements_outside_the_selection_are_not_waited_for():
+    [outcome] = run_checks(ctx(), [make("t.child", lambda c: ok("ran"), requires=["t.elsewhere"])])
+    assert outcome.result.status is Status.OK
+
+
+def test_overall_deadline_bounds_the_run():
+    checks = [make(f"t.slow{i}", lambda c: (time.sleep(3), ok("late"))[1]) for i in range(3)]
+    began = time.monotonic()
+    outcomes = run_checks(ctx(), checks, timeout=10, deadline=0.6)
+    assert time.monotonic() - began < 1.5
+    assert all(o.result.reason is Reason.TIMEOUT for o in outcomes)
+
+
+def test_secrets_echoed_by_a_probe_are_masked():
+    from sbops.credentials import Credentials, Service
+    from sbops.secret import Secret
+
+    c = Context(Settings.load(env={}), Credentials(mysql=Service(password=Secret("S3cretPassw0rd"))))
+    [outcome] = run_checks(c, [make("t.echo", lambda _: fail(Reason.AUTH_FAILED, "denied for S3cretPassw0rd", raw="x S3cretPassw0rd"))])
+    assert "S3cretPassw0rd" not in outcome.result.summary + str(outcome.result.details)
