@@ -48,12 +48,14 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "mysql.config_dir": ("", "where the stackbill.cnf drop-in goes (auto: MySQL or MariaDB layout)"),
     "mysql.service": ("", "systemd unit (auto: mysql or mariadb)"),
     "mysql.restart_command": ("", "command that restarts the server (default: systemctl restart <service>)"),
+    "mysql.source_address": ("", "local address sbops's own TCP logins come from (empty: the kernel's choice)"),
     # mongodb
     "mongodb.port": (27017, "MongoDB port when the credentials file gives none"),
     "mongodb.admin_user": ("", "MongoDB admin user for fixes (empty: the localhost exception)"),
     "mongodb.admin_password": ("", "its password (env SBOPS_MONGODB_ADMIN_PASSWORD)"),
     "mongodb.config_file": ("/etc/mongod.conf", "mongod configuration file"),
     "mongodb.service": ("mongod", "systemd unit"),
+    "mongodb.restart_command": ("", "command that restarts mongod (default: systemctl restart <service>)"),
     # rabbitmq
     "rabbitmq.port": (5672, "AMQP port when the credentials file gives none"),
     "rabbitmq.management_port": (15672, "management HTTP API port"),

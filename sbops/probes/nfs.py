@@ -1,0 +1,557 @@
+"""NFS layer: the export of nfs.path to the pod network, its directory, and the running server.
+
+Pure parts: the exports(5) parser, the `exportfs -v` parser, the judgements, and the rewrite of the
+exports file (old text -> new text, every other line and comment kept). I/O: reading files, probing
+the directory, listing listeners, running exportfs through ctx.runner.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import logging
+import os
+import re
+import shlex
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sbops.model import Change, Plan, Reason, Result, fail, ok, skip, warn
+
+if TYPE_CHECKING:
+    from sbops.context import Context
+
+log = logging.getLogger("sbops.nfs")
+
+GIB = 1024**3
+# The options the installer uses (and the fix writes). no_root_squash: the nfs-subdir-external-provisioner
+# runs as root and creates/archives/deletes volume directories holding files of any pod's user; squashed to
+# nobody it cannot, and pods that chown their data directory as root fail. Exposure is limited to pods.
+DESIRED_OPTIONS = ("rw", "sync", "no_subtree_check", "no_root_squash")
+# nfs-utils' defaults for options a client entry does not set.
+DEFAULT_OPTIONS = ("ro", "sync", "root_squash", "wdelay", "no_subtree_check")
+WORLD = "*"
+# Pairs of options where the last one given wins.
+_OPPOSITES = {"rw": "ro", "ro": "rw", "sync": "async", "async": "sync",
+              "root_squash": "no_root_squash", "no_root_squash": "root_squash"}
+
+
+# -- the exports(5) parser -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Client:
+    host: str  # "*" for everyone
+    options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Export:
+    path: str
+    clients: tuple[Client, ...]
+    line: int  # first physical line, 1-based
+    end_line: int  # last physical line, 1-based
+    comment: str = ""  # a trailing '# ...' on the entry, kept when the fix rewrites it
+    defaults: tuple[str, ...] = ()  # '-opts' given after the path, applying to the clients after it
+    error: str = ""  # a syntax error exportfs would reject the entry for (it then exports nothing of it)
+
+
+def _unescape(token: str) -> str:
+    """exports(5) paths may use octal escapes such as \\040 for a space."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), token)
+
+
+def _tokenize(text: str) -> tuple[list[str], str]:
+    """Split one logical line into tokens (double quotes group), and return any trailing comment."""
+    tokens: list[str] = []
+    current = ""
+    in_token = False
+    quoted = False
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if quoted:
+            if ch == '"':
+                quoted = False
+            else:
+                current += ch
+        elif ch == '"':
+            quoted = True
+            in_token = True
+        elif ch == "#" and not in_token:
+            if current or in_token:
+                tokens.append(current)
+            return tokens, text[i:].rstrip()
+        elif ch.isspace():
+            if in_token:
+                tokens.append(current)
+                current, in_token = "", False
+        else:
+            current += ch
+            in_token = True
+        i += 1
+    if in_token:
+        tokens.append(current)
+    return tokens, ""
+
+
+def logical_lines(text: str) -> list[tuple[int, int, str]]:
+    """(first line, last line, joined text) per logical line: a trailing backslash continues a line."""
+    out = []
+    physical = text.splitlines()
+    i = 0
+    while i < len(physical):
+        start = i
+        joined = ""
+        line = physical[i]
+        while line.rstrip().endswith("\\") and i + 1 < len(physical):
+            joined += line.rstrip()[:-1] + " "
+            i += 1
+            line = physical[i]
+        joined += line.rstrip().removesuffix("\\")
+        out.append((start + 1, i + 1, joined))
+        i += 1
+    return out
+
+
+_CLIENT = re.compile(r"^(?P<host>[^()]*)(?:\((?P<opts>[^()]*)\))?$")
+
+
+def parse_exports(text: str) -> list[Export]:
+    """Parse an exports table. A client written as '(opts)' (a space before the parenthesis) is everyone."""
+    exports = []
+    for first, last, joined in logical_lines(text):
+        tokens, comment = _tokenize(joined)
+        if not tokens:
+            continue
+        path = _unescape(tokens[0])
+        defaults: list[str] = []
+        clients = []
+        error = ""
+        for token in tokens[1:]:
+            if token.startswith("-") and not clients:
+                defaults += [o for o in token[1:].split(",") if o]
+                continue
+            match = _CLIENT.match(token)
+            if match:
+                host = match.group("host") or WORLD
+                opts = tuple(o for o in (match.group("opts") or "").split(",") if o)
+            else:
+                host, opts = token, ()
+                error = error or f"bad option list in '{token}' (no spaces inside the parentheses)"
+            clients.append(Client(host, opts))
+        if not clients:
+            clients.append(Client(WORLD, ()))
+        exports.append(Export(path, tuple(clients), first, last, comment, tuple(defaults), error))
+    return exports
+
+
+def norm_path(path: str) -> str:
+    return os.path.normpath(path) if path else path
+
+
+def entries_for(exports: list[Export], path: str) -> list[Export]:
+    return [e for e in exports if norm_path(e.path) == norm_path(path)]
+
+
+def effective_options(options: tuple[str, ...], defaults: tuple[str, ...] = ()) -> dict[str, bool]:
+    """Resolve rw/ro, sync/async, root squashing: later options override earlier ones and the defaults."""
+    state = {"rw": False, "sync": True, "root_squash": True}
+    for opt in (*DEFAULT_OPTIONS, *defaults, *options):
+        if opt in ("rw", "ro"):
+            state["rw"] = opt == "rw"
+        elif opt in ("sync", "async"):
+            state["sync"] = opt == "sync"
+        elif opt in ("root_squash", "no_root_squash"):
+            state["root_squash"] = opt == "root_squash"
+    return state
+
+
+def client_network(host: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """The IP network a client names (10.42.0.0/16, 10.42.0.0/255.255.0.0, a single IP), else None."""
+    if host in (WORLD, "<world>"):
+        return ipaddress.ip_network("0.0.0.0/0")
+    try:
+        return ipaddress.ip_network(host.strip("[]").replace("]/", "/"), strict=False)
+    except ValueError:
+        return None
+
+
+def covers(host: str, pod_network: str) -> bool:
+    net = client_network(host)
+    pod = ipaddress.ip_network(pod_network, strict=False)
+    return net is not None and net.version == pod.version and pod.subnet_of(net)  # type: ignore[arg-type]
+
+
+def broader(host: str, pod_network: str) -> bool:
+    """Everyone, or a network strictly wider than the pod network."""
+    if host in (WORLD, "<world>"):
+        return True
+    net = client_network(host)
+    return covers(host, pod_network) and net != ipaddress.ip_network(pod_network, strict=False)
+
+
+def judge_export(exports: list[Export] | None, path: str, pod_network: str, exports_file: str) -> Result:
+    """missing (no entry), misconfigured (pods not covered, or not rw/sync), insecure (wider than pods)."""
+    if exports is None:
+        return fail(Reason.MISSING, f"{exports_file} does not exist: {path} is not exported",
+                    exports_file=exports_file)
+    mine = entries_for(exports, path)
+    if not mine:
+        return fail(Reason.MISSING, f"{exports_file} has no entry for {path}", exports_file=exports_file,
+                    exported_paths=[e.path for e in exports])
+    broken = [e for e in mine if e.error]
+    if broken:
+        return fail(Reason.MISCONFIGURED, f"{exports_file}:{broken[0].line}: syntax error: {broken[0].error}; "
+                    f"exportfs ignores the entry for {path}", exports_file=exports_file, lines=[e.line for e in mine])
+    clients = [(c, e.defaults) for e in mine for c in e.clients]
+    evidence: dict[str, Any] = {
+        "exports_file": exports_file, "lines": [e.line for e in mine],
+        "clients": {c.host: ",".join((*d, *c.options)) for c, d in clients},
+        "pod_network": pod_network,
+    }
+    covering = [(c, d) for c, d in clients if covers(c.host, pod_network)]
+    if not covering:
+        return fail(Reason.MISCONFIGURED, f"{path} is exported to {', '.join(c.host for c, _ in clients)}, "
+                    f"not to the pod network {pod_network}", **evidence)
+    # The narrowest covering client is the one that applies to pods.
+    applies, defaults = max(covering, key=lambda cd: client_network(cd[0].host).prefixlen)  # type: ignore[union-attr]
+    state = effective_options(applies.options, defaults)
+    lacking = [name for name, good in (("rw", state["rw"]), ("sync", state["sync"])) if not good]
+    evidence["applies_to_pods"] = applies.host
+    if lacking:
+        return fail(Reason.MISCONFIGURED, f"the export of {path} to {applies.host} lacks {' and '.join(lacking)}: "
+                    "pods cannot write reliably", lacking=lacking, **evidence)
+    wide = [c for c, _ in clients if broader(c.host, pod_network)]
+    if wide:
+        root = [c.host for c, d in clients if c in wide and not effective_options(c.options, d)["root_squash"]]
+        what = "everyone" if any(c.host in (WORLD, "<world>") for c in wide) else ", ".join(c.host for c in wide)
+        extra = " with no_root_squash (root access for any client)" if root else ""
+        return warn(Reason.INSECURE, f"{path} is exported to {what}{extra}; export it to {pod_network} only",
+                    wider_than_pods=[c.host for c in wide], **evidence)
+    return ok(f"{path} is exported read-write to {applies.host}", **evidence)
+
+
+# -- rewriting the exports file (pure) -------------------------------------------------------------
+def _quote(path: str) -> str:
+    return f'"{path}"' if re.search(r'[\s"#]', path) else path
+
+
+def desired_line(path: str, pod_network: str) -> str:
+    return f"{_quote(path)} {pod_network}({','.join(DESIRED_OPTIONS)})"
+
+
+def rewrite_exports(old: str, path: str, pod_network: str) -> str:
+    """Replace the entry (entries) for `path` with the desired line; keep every other line byte for byte.
+
+    A trailing comment on the replaced entry is kept; a missing entry is appended.
+    """
+    line = desired_line(path, pod_network)
+    mine = entries_for(parse_exports(old), path)
+    physical = old.splitlines(keepends=True)
+    if not mine:
+        prefix = old if not old or old.endswith("\n") else old + "\n"
+        return prefix + line + "\n"
+    first = mine[0]
+    ending = "\n" if physical[first.end_line - 1].endswith("\n") else ""
+    replacement = line + (f"  {first.comment}" if first.comment else "") + ending
+    drop = {n for e in mine for n in range(e.line, e.end_line + 1)}
+    out = []
+    for number, text in enumerate(physical, start=1):
+        if number == first.line:
+            out.append(replacement)
+        elif number not in drop:
+            out.append(text)
+    return "".join(out)
+
+
+# -- `exportfs -v` ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Active:
+    path: str
+    client: str  # "*" for <world>
+    options: tuple[str, ...] = ()
+
+
+def parse_exportfs(text: str) -> list[Active]:
+    """Parse `exportfs -v`: 'path<TAB>client(opts)', or a long path alone with the client on the next line."""
+    out: list[Active] = []
+    path = ""
+    for raw in text.splitlines():
+        if not raw.strip():
+            continue
+        tokens = raw.split()
+        if not raw[0].isspace():
+            path = _unescape(tokens[0])
+            tokens = tokens[1:]
+        for token in tokens:
+            match = _CLIENT.match(token)
+            host = (match.group("host") if match else token) or WORLD
+            opts = tuple(o for o in ((match.group("opts") or "") if match else "").split(",") if o)
+            out.append(Active(path, WORLD if host == "<world>" else host, opts))
+    return out
+
+
+def judge_server(listening: bool, port: int, listeners: dict[str, Any], exportfs_ok: bool, exportfs_error: str,
+                 active: list[Active], path: str, file_clients: list[str] | None) -> Result:
+    """not_running (port closed), missing/no_access (exportfs unusable), misconfigured (export not active)."""
+    evidence: dict[str, Any] = {"port": port, "listening": listening, **listeners}
+    if not listening:
+        return fail(Reason.NOT_RUNNING, f"nothing listens on NFS port {port}: start nfs-server", **evidence)
+    if not exportfs_ok:
+        reason = Reason.MISSING if "not found" in exportfs_error else Reason.NO_ACCESS
+        return fail(reason, f"cannot list active exports: {exportfs_error}", **evidence)
+    mine = [a for a in active if norm_path(a.path) == norm_path(path)]
+    evidence["active_exports"] = sorted({a.path for a in active})
+    evidence["active_clients"] = [a.client for a in mine]
+    if not mine:
+        return _with_fix(fail(Reason.MISCONFIGURED, f"{path} is not an active export (exportfs -v does not list it); "
+                              "re-export with exportfs -ra", **evidence))
+    if file_clients is not None and same_clients(file_clients, [a.client for a in mine]) is False:
+        evidence["file_clients"] = sorted(set(file_clients))
+        return _with_fix(fail(Reason.MISCONFIGURED, f"the active export of {path} ({', '.join(a.client for a in mine)}) "
+                              "differs from the exports file: it was edited but not re-exported", **evidence))
+    return ok(f"NFS listens on {port} and exports {path} to {', '.join(a.client for a in mine)}", **evidence)
+
+
+def _with_fix(result: Result) -> Result:
+    return Result(result.status, result.reason, result.summary, result.details, fix="nfs-export")
+
+
+def _comparable(clients: list[str]) -> bool:
+    """Only IP forms and '*' can be compared with exportfs -v; hostnames may come back canonicalised."""
+    return all(c == WORLD or client_network(c) is not None for c in clients)
+
+
+def same_clients(wanted: list[str], live: list[str]) -> bool | None:
+    """Whether two client lists name the same networks (10.42.0.0/255.255.0.0 == 10.42.0.0/16); None: can't say."""
+    if not (_comparable(wanted) and _comparable(live)):
+        return None
+    return {str(client_network(c)) for c in wanted} == {str(client_network(c)) for c in live}
+
+
+# -- observing -------------------------------------------------------------------------------------
+def nfs_is_local(ctx: "Context") -> tuple[bool, str]:
+    host = (ctx.credentials.nfs_server if ctx.credentials else "") or ctx.server_ip
+    return ctx.is_local(host), host
+
+
+def read_exports(ctx: "Context") -> tuple[str | None, str]:
+    """The exports file's text (None when absent) and its path; unreadable raises PermissionError."""
+    path = str(ctx.settings["nfs.exports_file"])
+    return ctx.runner.read_file(Path(path)), path
+
+
+def exportfs_argv(ctx: "Context", *args: str) -> list[str]:
+    return [*shlex.split(str(ctx.settings["nfs.exportfs_command"])), *args]
+
+
+def observe_directory(path: str) -> dict[str, Any]:
+    """Whether `path` exists, is a directory, accepts a new file, and its free space."""
+    info: dict[str, Any] = {"path": path, "exists": os.path.exists(path)}
+    if not info["exists"]:
+        return info
+    st = os.stat(path)
+    info.update(is_dir=os.path.isdir(path), mode=oct(st.st_mode & 0o7777), uid=st.st_uid, gid=st.st_gid)
+    if not info["is_dir"]:
+        return info
+    try:
+        fd, name = tempfile.mkstemp(prefix=".sbops-write-test.", dir=path)
+        os.close(fd)
+        os.unlink(name)
+        info["writable"] = True
+    except OSError as exc:
+        info["writable"] = False
+        info["write_error"] = errno.errorcode.get(exc.errno or 0, "") + f": {exc.strerror}"
+        info["as_root"] = os.geteuid() == 0
+    usage = shutil.disk_usage(path)
+    info["free_gb"] = round(usage.free / GIB, 1)
+    return info
+
+
+def judge_directory(info: dict[str, Any], min_free_gb: float) -> Result:
+    path = info["path"]
+    if not info["exists"]:
+        return fail(Reason.MISSING, f"{path} does not exist: volumes cannot be provisioned", **info)
+    if not info["is_dir"]:
+        return fail(Reason.MISCONFIGURED, f"{path} exists but is not a directory", **info)
+    if not info["writable"] and info.get("write_error", "").startswith("EACCES") and not info.get("as_root", True):
+        return fail(Reason.NO_ACCESS, f"{path} is not writable for this user: run sbops as root to check it "
+                    "as the NFS server sees it", **info)
+    if not info["writable"]:
+        return fail(Reason.ACCESS_DENIED, f"{path} is not writable ({info.get('write_error', '')}): "
+                    "read-only mount or immutable attribute?", **info)
+    if info["free_gb"] < min_free_gb:
+        return warn(Reason.DEGRADED, f"only {info['free_gb']:g} GB free under {path} (minimum {min_free_gb:g} GB)",
+                    min_free_gb=min_free_gb, **info)
+    return ok(f"{path} is a writable directory with {info['free_gb']:g} GB free", min_free_gb=min_free_gb, **info)
+
+
+def listening_on(ctx: "Context", port: int) -> tuple[bool, dict[str, Any]]:
+    from sbops.probes.host import run_listeners
+
+    found = [item for item in run_listeners(ctx) if item.port == port]
+    procs = sorted({f"{i.process or '?'}/{i.pid}" for i in found if i.pid})
+    return bool(found), {"addresses": sorted({i.ip for i in found}), "processes": procs}
+
+
+def active_exports(ctx: "Context") -> tuple[bool, str, list[Active]]:
+    result = ctx.runner.run(exportfs_argv(ctx, "-v"), timeout=ctx.net_timeout)
+    if not result.ok:
+        return False, result.one_line_error(), []
+    return True, "", parse_exportfs(result.stdout)
+
+
+def file_clients(ctx: "Context") -> list[str] | None:
+    try:
+        text, _ = read_exports(ctx)
+    except OSError:
+        return None
+    if text is None:
+        return None
+    mine = entries_for(parse_exports(text), str(ctx.settings["nfs.path"]))
+    return [c.host for e in mine for c in e.clients] or None
+
+
+def not_local(ctx: "Context") -> Result | None:
+    local, host = nfs_is_local(ctx)
+    if local:
+        return None
+    return skip(Reason.NOT_APPLICABLE, f"the NFS server is {host}, not this host", nfs_server=host)
+
+
+# -- the checks' bodies ----------------------------------------------------------------------------
+def check_export(ctx: "Context") -> Result:
+    remote = not_local(ctx)
+    if remote:
+        return remote
+    try:
+        text, path = read_exports(ctx)
+    except PermissionError as exc:
+        return fail(Reason.NO_ACCESS, f"cannot read {ctx.settings['nfs.exports_file']}: {exc.strerror}")
+    exports = None if text is None else parse_exports(text)
+    return judge_export(exports, str(ctx.settings["nfs.path"]), str(ctx.settings["pod_network"]), path)
+
+
+def check_directory(ctx: "Context") -> Result:
+    return not_local(ctx) or judge_directory(observe_directory(str(ctx.settings["nfs.path"])),
+                                             float(ctx.settings["nfs.min_free_gb"]))
+
+
+def check_server(ctx: "Context") -> Result:
+    remote = not_local(ctx)
+    if remote:
+        return remote
+    port = int(ctx.settings["nfs.port"])
+    listening, listeners = listening_on(ctx, port)
+    if not listening:
+        return judge_server(False, port, listeners, False, "", [], "", None)
+    good, error, active = active_exports(ctx)
+    return judge_server(True, port, listeners, good, error, active, str(ctx.settings["nfs.path"]), file_clients(ctx))
+
+
+# -- fixes -----------------------------------------------------------------------------------------
+def _writable(path: Path) -> str:
+    """Why `path` cannot be replaced atomically, or '' when it can."""
+    parent = path.parent
+    if not parent.is_dir():
+        return f"{parent} does not exist"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"{parent} is not writable (read-only filesystem or permissions)"
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"{path} is not writable (read-only, immutable attribute or permissions)"
+    return ""
+
+
+def plan_export(ctx: "Context") -> Plan:
+    """Rewrite the export line for nfs.path (when the check does not pass) and re-export."""
+    exports_file = Path(str(ctx.settings["nfs.exports_file"]))
+    path = str(ctx.settings["nfs.path"])
+    pod_network = str(ctx.settings["pod_network"])
+    argv = exportfs_argv(ctx, "-ra")
+    blockers = []
+    remote = not_local(ctx)
+    if remote:
+        return Plan(blockers=(remote.summary,))
+    if shutil.which(argv[0]) is None:
+        blockers.append(f"{argv[0]} not found: install nfs-kernel-server (apt-get install nfs-kernel-server)")
+    try:
+        old = ctx.runner.read_file(exports_file)
+    except PermissionError as exc:
+        return Plan(blockers=(f"cannot read {exports_file}: {exc.strerror}",))
+    verdict = judge_export(None if old is None else parse_exports(old), path, pod_network, str(exports_file))
+    new = old or ""
+    if not verdict.status.passed or verdict.reason is Reason.INSECURE:
+        new = rewrite_exports(old or "", path, pod_network)
+    changes: list[Change] = []
+    if new != (old or ""):
+        why = _writable(exports_file)
+        if why:
+            blockers.append(why)
+        line = desired_line(path, pod_network)
+
+        def write() -> None:
+            ctx.runner.write_file(exports_file, new, 0o644)
+
+        changes.append(Change(f"rewrite the entry of {path} in {exports_file} ({verdict.reason.value} now); "
+                              f"other lines kept, previous file saved as {exports_file.name}.bak",
+                              (f"write {exports_file}: {line}",), write))
+    _, _, active = active_exports(ctx) if not blockers else (False, "", [])
+    wanted = sorted({c.host for e in entries_for(parse_exports(new), path) for c in e.clients})
+    live = sorted({a.client for a in active if norm_path(a.path) == norm_path(path)})
+    if changes or not live or same_clients(wanted, live) is False:
+        if not os.path.isdir(path):
+            blockers.append(f"{path} does not exist: run `sbops fix nfs-directory` first (exportfs cannot export it)")
+
+        def reexport() -> None:
+            result = ctx.runner.run(argv, timeout=60)
+            if result.ok:
+                return
+            # exportfs exits 1 when ANY entry is bad (say, another export's directory is gone) but still
+            # exports the good ones: succeed when ours is now active, as the file says.
+            _, _, now = active_exports(ctx)
+            ours = [a.client for a in now if norm_path(a.path) == norm_path(path)]
+            if not ours or same_clients(wanted, ours) is False:
+                raise RuntimeError(f"{' '.join(argv)} failed: {result.one_line_error()}")
+            log.warning("%s reported problems with other entries: %s", " ".join(argv), result.one_line_error())
+
+        changes.append(Change("re-export every entry of the exports table (makes the file's export active)",
+                              (" ".join(shlex.quote(a) for a in argv),), reexport))
+    if blockers:
+        return Plan(blockers=tuple(blockers))
+    if not changes:
+        return Plan(nothing_to_do=f"{path} is exported to {pod_network} as required and the export is active")
+    others = sorted({e.path for e in parse_exports(new) if norm_path(e.path) != norm_path(path)
+                     and not os.path.isdir(e.path)})
+    notes = tuple(f"exportfs will complain about {p} (no such directory); sbops leaves other entries alone"
+                  for p in others)
+    return Plan(changes=tuple(changes), notes=notes)
+
+
+def plan_directory(ctx: "Context") -> Plan:
+    """Create nfs.path with mode 0777, as the installer does; refuse to touch anything else."""
+    remote = not_local(ctx)
+    if remote:
+        return Plan(blockers=(remote.summary,))
+    path = str(ctx.settings["nfs.path"])
+    info = observe_directory(path)
+    if info["exists"] and not info["is_dir"]:
+        return Plan(blockers=(f"{path} exists but is not a directory: move it away yourself (sbops deletes nothing)",))
+    if info["exists"] and not info["writable"]:
+        return Plan(blockers=(f"{path} is not writable ({info.get('write_error', '')}): a read-only mount or "
+                              f"an immutable attribute (lsattr -d {path}); see `sbops explain nfs.directory`",))
+    if info["exists"]:
+        return Plan(nothing_to_do=f"{path} exists and is writable (free space needs more disk, not a fix)")
+    mkdir = ["mkdir", "-p", path]
+    chmod = ["chmod", "0777", path]
+
+    def apply() -> None:
+        for argv in (mkdir, chmod):
+            result = ctx.runner.run(argv, timeout=30)
+            if not result.ok:
+                raise RuntimeError(f"{' '.join(argv)} failed: {result.one_line_error()}")
+
+    return Plan(changes=(Change(f"create {path} with mode 0777 (as the installer does)",
+                                (shlex.join(mkdir), shlex.join(chmod)), apply),))
+

@@ -1,0 +1,8 @@
+"""Lab servers as pytest fixtures: each module starts private servers on free ports with temp data dirs."""
+
+pytest_plugins = [
+    "tests.lab.mariadb",
+    "tests.lab.mongodb",
+    "tests.lab.rabbitmq",
+    "tests.lab.nfs",
+]

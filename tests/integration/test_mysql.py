@@ -1,0 +1,258 @@
+"""MySQL layer against a real MariaDB 10.11 (tests/lab/mariadb.py): break it as a user would, check, fix.
+
+Every check id appears here: "mysql.reachable", "mysql.auth", "mysql.host-blocked", "mysql.config",
+"mysql.schema", "mysql.user", "mysql.connections".
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.lab.common import Blackhole, free_port
+from tests.lab.env import LabEnv
+from tests.lab.mariadb import LAB_PASSWORD, MariaDB
+
+
+ALL = ("mysql.reachable", "mysql.auth", "mysql.host-blocked", "mysql.config", "mysql.schema", "mysql.user",
+       "mysql.connections")
+
+
+def lab_env(root: Path, server: MariaDB | None, *, port: int | None = None, password: str = LAB_PASSWORD,
+            timeout: float = 5) -> LabEnv:
+    """A LabEnv aimed at `server` (never at the machine's own MariaDB: the admin socket is the lab's)."""
+    env = LabEnv(root).service("mysql", port=port or (server.port if server else free_port()), password=password)
+    env.set("timeout", timeout)
+    if server is not None:
+        env.set("mysql.admin_socket", str(server.socket))
+        env.set("mysql.config_dir", str(server.conf_d))
+        env.set("mysql.restart_command", str(server.restart_script))
+    else:
+        env.set("mysql.admin_socket", str(root / "no-such.sock"))
+    return env
+
+
+def status(result: dict) -> tuple[str, str]:
+    return result["status"], result["reason"]
+
+
+def fix_json(env: LabEnv, name: str, *extra: str) -> tuple[int, dict]:
+    proc = env.sbops("fix", name, "--yes", "--output", "json", *extra)
+    assert proc.returncode in (0, 3), proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+@pytest.fixture
+def seeded(mariadb_factory) -> MariaDB:
+    """A fresh server set up like the installer's (stackbill.cnf, databases, users)."""
+    return mariadb_factory().seed_stackbill(LAB_PASSWORD)
+
+
+@pytest.fixture
+def bare(mariadb_factory) -> MariaDB:
+    """A fresh server started without stackbill.cnf (bind 127.0.0.1, name resolution on), users seeded."""
+    return mariadb_factory(bind="127.0.0.1", stackbill_cnf=False).seed_stackbill(LAB_PASSWORD)
+
+
+# -- healthy -------------------------------------------------------------------------------------------
+def test_seeded_server_passes_every_check(mariadb_seeded: MariaDB, tmp_path: Path) -> None:
+    results = lab_env(tmp_path, mariadb_seeded).doctor("mysql.*")
+    assert {cid: status(results[cid]) for cid in ALL} == {cid: ("ok", "none") for cid in ALL}
+    assert "MariaDB" in results["mysql.reachable"]["details"]["version"]
+
+
+def test_fixes_have_nothing_to_do_on_a_healthy_server(mariadb_seeded: MariaDB, tmp_path: Path) -> None:
+    env = lab_env(tmp_path, mariadb_seeded)
+    for name in ("mysql-user", "mysql-schema", "mysql-config", "mysql-blocked-host"):
+        code, out = fix_json(env, name)
+        assert code == 0 and out["plan"]["changes"] == [] and out["plan"]["nothing_to_do"], (name, out)
+
+
+# -- reachable -----------------------------------------------------------------------------------------
+def test_stopped_server_is_refused(mariadb_factory, tmp_path: Path) -> None:
+    server = mariadb_factory()
+    server.stop()
+    results = lab_env(tmp_path, server).doctor("mysql.*")
+    assert status(results["mysql.reachable"]) == ("fail", "refused")
+    assert status(results["mysql.auth"]) == ("skip", "blocked")
+
+
+def test_blackholed_port_times_out(tmp_path: Path) -> None:
+    hole = Blackhole()
+    try:
+        env = lab_env(tmp_path, None, port=hole.port, timeout=1.5)
+        began = time.monotonic()
+        assert status(env.check("mysql.reachable")) == ("fail", "timeout")
+        assert status(env.check("mysql.auth")) == ("fail", "timeout")
+        assert time.monotonic() - began < 20
+    finally:
+        hole.close()
+
+
+# -- auth and user ---------------------------------------------------------------------------------------
+def test_wrong_password_in_credentials_file(seeded: MariaDB, tmp_path: Path) -> None:
+    wrong = "WrongPassw0rd999"
+    env = lab_env(tmp_path, seeded, password=wrong)
+    results = env.doctor("mysql.*")
+    assert status(results["mysql.reachable"]) == ("ok", "none")
+    assert status(results["mysql.auth"]) == ("fail", "auth_failed")
+    assert results["mysql.auth"]["details"]["error_code"] == 1045
+    assert status(results["mysql.user"]) == ("fail", "misconfigured")
+
+    dry = env.sbops("fix", "mysql-user", "--dry-run")
+    assert dry.returncode == 0 and wrong not in dry.stdout and "'****'" in dry.stdout
+    assert status(env.check("mysql.auth")) == ("fail", "auth_failed")
+
+    code, out = fix_json(env, "mysql-user")
+    assert code == 0, out
+    assert wrong not in json.dumps(out)
+    assert status(env.check("mysql.auth")) == ("ok", "none")
+    assert status(env.check("mysql.user")) == ("ok", "none")
+
+
+def test_dropped_user(seeded: MariaDB, tmp_path: Path) -> None:
+    seeded.sql("DROP USER 'stackbill'@'%'", "DROP USER 'stackbill'@'localhost'")
+    env = lab_env(tmp_path, seeded)
+    results = env.doctor("mysql.*")
+    assert status(results["mysql.auth"]) == ("fail", "auth_failed")
+    assert results["mysql.auth"]["fix"] == "mysql-user"
+    assert status(results["mysql.user"]) == ("fail", "missing")
+
+    env.set("mysql.admin_user", "nobody")  # no admin login, and the stackbill login is gone: blocked
+    code, out = fix_json(env, "mysql-user")
+    assert code == 3 and out["outcome"] == "blocked" and "no MySQL login works" in out["plan"]["blockers"][0]
+    assert status(env.check("mysql.user")) == ("skip", "no_access")
+    env.set("mysql.admin_user", "root")
+
+    code, out = fix_json(env, "mysql-user")
+    assert code == 0, out
+    assert len(out["plan"]["changes"]) == 2
+    assert status(env.check("mysql.user")) == ("ok", "none")
+    assert status(env.check("mysql.auth")) == ("ok", "none")
+
+
+def test_wrong_plugin_and_missing_grant(seeded: MariaDB, tmp_path: Path) -> None:
+    seeded.sql("ALTER USER 'stackbill'@'localhost' IDENTIFIED VIA unix_socket",
+               "REVOKE GRANT OPTION ON *.* FROM 'stackbill'@'%'")
+    env = lab_env(tmp_path, seeded)
+    result = env.check("mysql.user")
+    assert status(result) == ("fail", "misconfigured")
+    problems = {(f["account"], f["problem"]) for f in result["details"]["findings"]}
+    assert problems == {("'stackbill'@'localhost'", "plugin"), ("'stackbill'@'%'", "grants")}
+    assert env.sbops("fix", "mysql-user", "--dry-run").returncode == 0
+    assert status(env.check("mysql.user")) == ("fail", "misconfigured")
+    code, out = fix_json(env, "mysql-user")
+    assert code == 0, out
+    assert status(env.check("mysql.user")) == ("ok", "none")
+
+
+# -- schema ------------------------------------------------------------------------------------------------
+def test_dropped_database(seeded: MariaDB, tmp_path: Path) -> None:
+    seeded.sql("DROP DATABASE configuration")
+    env = lab_env(tmp_path, seeded)
+    result = env.check("mysql.schema")
+    assert status(result) == ("fail", "missing") and result["details"]["missing"] == ["configuration"]
+    assert env.sbops("fix", "mysql-schema", "--dry-run").returncode == 0
+    assert status(env.check("mysql.schema")) == ("fail", "missing")
+    code, out = fix_json(env, "mysql-schema")
+    assert code == 0, out
+    assert status(env.check("mysql.schema")) == ("ok", "none")
+
+
+# -- host blocked --------------------------------------------------------------------------------------------
+def test_blocked_pod_host_seen_in_host_cache_and_flushed(bare: MariaDB, tmp_path: Path) -> None:
+    bare.block_host("127.0.0.2")
+    env = lab_env(tmp_path, bare)
+    result = env.check("mysql.host-blocked")  # sbops itself (127.0.0.1) is fine; the cache names 127.0.0.2
+    assert status(result) == ("fail", "host_blocked")
+    assert [h["ip"] for h in result["details"]["blocked"]] == ["127.0.0.2"]
+
+    env.set("mysql.source_address", "127.0.0.2")  # sbops's own logins now come from the blocked address
+    results = env.doctor("mysql.*")
+    assert status(results["mysql.auth"]) == ("fail", "host_blocked")
+    assert results["mysql.auth"]["fix"] == "mysql-blocked-host"
+    assert results["mysql.auth"]["details"]["error_code"] == 1129
+
+    dry = env.sbops("fix", "mysql-blocked-host", "--dry-run")
+    assert dry.returncode == 0 and "FLUSH HOSTS" in dry.stdout and "mysql-config" in dry.stdout
+    assert status(env.check("mysql.host-blocked")) == ("fail", "host_blocked")
+
+    code, out = fix_json(env, "mysql-blocked-host")
+    assert code == 0, out
+    assert any("mysql-config" in note for note in out["plan"]["notes"])
+    results = env.doctor("mysql.*")
+    assert status(results["mysql.host-blocked"]) == ("ok", "none")
+    assert status(results["mysql.auth"]) == ("ok", "none")
+
+
+def test_blocked_host_without_performance_schema(mariadb_factory, tmp_path: Path) -> None:
+    server = mariadb_factory(bind="127.0.0.1", stackbill_cnf=False, performance_schema=False)
+    server.seed_stackbill(LAB_PASSWORD)
+    server.block_host("127.0.0.2")
+    env = lab_env(tmp_path, server)
+    result = env.check("mysql.host-blocked")  # cannot list pod hosts, and says why
+    assert status(result) == ("warn", "no_access")
+    assert "performance_schema" in result["summary"]
+    env.set("mysql.source_address", "127.0.0.2")
+    assert status(env.check("mysql.host-blocked")) == ("fail", "host_blocked")  # from its own login's 1129
+    code, out = fix_json(env, "mysql-blocked-host")
+    assert out["plan"]["changes"][0]["commands"] == ["FLUSH HOSTS"]
+    after = {c["id"]: (c["status"], c["reason"]) for c in out["checks"]}
+    assert after["mysql.auth"] == ("ok", "none")
+    # unblocked; without performance_schema the pods' hosts cannot be listed (warn no_access), which
+    # says nothing against the repair, so the fix counts as fixed
+    assert after["mysql.host-blocked"] == ("warn", "no_access") and code == 0
+
+
+# -- config ----------------------------------------------------------------------------------------------------
+def test_server_without_stackbill_cnf(bare: MariaDB, tmp_path: Path) -> None:
+    bare.sql("SET GLOBAL sql_mode = ''")  # and someone cleared sql_mode by hand
+    env = lab_env(tmp_path, bare)
+    result = env.check("mysql.config")
+    assert status(result) == ("fail", "misconfigured")
+    bad = {f["variable"] for f in result["details"]["findings"]}
+    assert bad == {"skip_name_resolve", "bind_address", "max_connections", "sql_mode", "connect_timeout",
+                   "interactive_timeout", "log_bin_trust_function_creators"}
+    cnf = bare.conf_d / "stackbill.cnf"
+
+    assert env.sbops("fix", "mysql-config", "--dry-run").returncode == 0
+    assert not cnf.exists()
+
+    code, out = fix_json(env, "mysql-config")  # no --restart: online part only, restart pending
+    assert code == 3
+    assert any("restart pending" in n for n in out["plan"]["notes"])
+    assert cnf.exists() and oct(cnf.stat().st_mode & 0o777) == "0o644"
+    still = {f["variable"] for f in env.check("mysql.config")["details"]["findings"]}
+    assert still == {"skip_name_resolve", "bind_address"}
+
+    code, out = fix_json(env, "mysql-config", "--restart")
+    assert code == 0, out
+    assert status(env.check("mysql.config")) == ("ok", "none")
+    assert bare.running
+
+
+# -- connections -------------------------------------------------------------------------------------------------
+def test_connections_near_and_at_the_limit(seeded: MariaDB, tmp_path: Path) -> None:
+    seeded.sql("SET GLOBAL max_connections = 10")
+    env = lab_env(tmp_path, seeded)
+    held = []
+    try:
+        held += [seeded.connect() for _ in range(7)]  # + sbops's own login = 8 of 10
+        result = env.check("mysql.connections")
+        assert status(result) == ("warn", "degraded") and result["fix"] == "mysql-config"
+        held += [seeded.connect() for _ in range(2)]  # + sbops's = 10 of 10
+        assert status(env.check("mysql.connections")) == ("fail", "too_many_connections")
+        held += [seeded.connect() for _ in range(2)]  # the last slot, and the one extra kept for CONNECTION ADMIN
+        result = env.check("mysql.auth")
+        assert status(result) == ("fail", "too_many_connections")
+        assert result["details"]["error_code"] == 1040
+    finally:
+        for conn in held:
+            conn.close()
+    code, out = fix_json(env, "mysql-config")  # raises max_connections back to 1000, online
+    assert code == 0, out
+    assert status(env.check("mysql.connections")) == ("ok", "none")

@@ -1,0 +1,260 @@
+"""nfs.* checks and the nfs-export / nfs-directory fixes against a private NFS lab (tests/lab/nfs.py).
+
+Real here: the exports file and the export directory (temp files and dirs), nfs-utils' own `exportfs`
+binary (parsing that exports file and keeping the export table in a private state dir, through a
+wrapper that runs it in a private mount namespace: the machine's /etc/exports and /var/lib/nfs/etab are
+never touched), `chattr +i` for a directory and a file even root cannot write, and a real listening
+socket for the NFS port.
+
+Not real, and why: the kernel NFS server. This machine's kernel has no `nfsd` filesystem (absent from
+/proc/filesystems, no loadable modules; `mount -t nfsd nfsd /proc/fs/nfsd` fails with "unknown filesystem
+type"), so rpc.nfsd cannot run and nothing can serve NFS on 2049 or be mounted. The NFS port is a
+stand-in listener process on a free port (setting nfs.port); "port closed" stops it. exportfs itself
+does not need the kernel server: `exportfs -ra` and `exportfs -v` work on its etab as on a real server.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from sbops.credentials import Credentials
+from tests.lab.env import LabEnv
+from tests.lab.nfs import INSTALLER_HEADER, NfsLab
+
+POD = "10.42.0.0/16"
+
+
+@pytest.fixture
+def env(nfs_lab: NfsLab, tmp_path: Path) -> LabEnv:  # noqa: F811 - pytest fixture injection
+    lab_env = LabEnv(tmp_path / "env")
+    nfs_lab.configure(lab_env)
+    return lab_env
+
+
+def status(result: dict) -> tuple[str, str]:
+    return result["status"], result["reason"]
+
+
+def fix_ok(env: LabEnv, name: str) -> None:
+    proc = env.fix(name)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.fixture
+def immutable() -> Iterator[list[Path]]:
+    """Paths made immutable (chattr +i: even root cannot write them); made mutable again afterwards."""
+    if shutil.which("chattr") is None:
+        pytest.skip("chattr (e2fsprogs) not installed")
+    paths: list[Path] = []
+    yield paths
+    for path in paths:
+        subprocess.run(["chattr", "-i", str(path)], check=False)
+
+
+def make_immutable(paths: list[Path], path: Path) -> None:
+    proc = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"chattr +i not supported here: {proc.stderr.strip()}")
+    paths.append(path)
+
+
+# -- healthy ---------------------------------------------------------------------------------------
+def test_seeded_lab_passes_every_nfs_check(env: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
+    found = env.doctor("nfs.*")
+    assert {cid: status(r) for cid, r in found.items()} == {
+        "nfs.export": ("ok", "none"), "nfs.directory": ("ok", "none"), "nfs.server": ("ok", "none")}
+    assert found["nfs.server"]["details"]["active_clients"] == [POD]
+
+
+def test_fixes_have_nothing_to_do_on_a_healthy_lab(env: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
+    before = nfs_lab.exports_file.read_text()
+    for name in ("nfs-export", "nfs-directory"):
+        proc = env.fix(name)
+        assert proc.returncode == 0 and "nothing to do" in proc.stdout, proc.stdout
+    assert nfs_lab.exports_file.read_text() == before
+
+
+# -- nfs.export ------------------------------------------------------------------------------------
+def test_export_to_everyone_is_insecure_and_fix_narrows_it(env: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
+    nfs_lab.seed_stackbill("*")  # exactly what the installer writes
+    extra = f"{nfs_lab.root / 'gone'} 192.168.9.0/24(ro,sync)   # someone else's, its directory deleted\n"
+    with nfs_lab.exports_file.open("a") as handle:
+        handle.write(extra)
+    before = nfs_lab.exports_file.read_text()
+    result = env.check("nfs.export")
+    assert status(result) == ("warn", "insecure")
+    assert result["fix"] == "nfs-export"
+
+    proc = env.fix("nfs-export")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "note: exportfs will complain about" in proc.stdout  # and exportfs -ra exits 1, yet ours is active
+    after = nfs_lab.exports_file.read_text()
+    assert after == INSTALLER_HEADER + f"{nfs_lab.export_dir} {POD}(rw,sync,no_subtree_check,no_root_squash)\n" + extra
+    assert (nfs_lab.exports_file.stat().st_mode & 0o777) == 0o644
+    assert Path(str(nfs_lab.exports_file) + ".bak").read_text() == before
+    assert status(env.check("nfs.export")) == ("ok", "none")
+    active = nfs_lab.active()
+    assert POD in active and "<world>" not in active  # re-exported for real by exportfs -ra
+
+
+def test_export_line_removed_is_missing_and_fix_restores_it(env: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
+    nfs_lab.exports_file.write_text(INSTALLER_HEADER)
+    result = env.check("nfs.export")
+    assert status(result) == ("fail", "missing")
+    fix_ok(env, "nfs-export")
+    assert status(env.check("nfs.export")) == ("ok", "none")
+    assert nfs_lab.exports_file.read_text().startswith(INSTALLER_HEADER)
+
+
+def test_exports_file_absent_is_missing(env: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
+    nfs_lab.exports_file.unlink()
+    assert status(env.check("nfs.export")) == ("fail", "missing")
+
+
+@pytest.mark.parametrize("line", [
+    "{d} 10.42.0.0/16(ro,sync,no_subtree_check)",
+    "{d} 10.42.0.0/16(rw,async,no_subtree_check)",
+    "{d} 192.168.1.0/24(rw,sync,no_subtree_check)",
+    "{d} 10.42.0.0/16 (rw,sync)",  # the stray space: pods get ro, the world gets rw
+])
+def test_export_misconfigured_and_fixed(env: LabEnv, nfs_lab: NfsLab, line: str) -> None:  # noqa: F811
+    nfs_lab.exports_file.write_text(INSTALLER_HEADER + line.format(d=nfs_lab.export_dir) + "\n")
+    assert status(env.check("nfs.export")) == ("fail", "misconfigured")
+    fix_ok(env, "nfs-export")
+    assert status(env.check("nfs.export")) == ("ok", "none")
+
+
+def test_export_dry_run_changes_nothing(env: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
+    nfs_lab.seed_stackbill("*")
+    before, active = nfs_lab.exports_file.read_text(), nfs_lab.active()
+    proc = env.fix("nfs-export", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "exportfs -ra" in proc.stdout and POD in proc.stdout
+    assert nfs_lab.exports_file.read_text() == before
+    assert nfs_lab.active() == active
+    assert not Path(str(nfs_lab.exports_file) + ".bak").exists()
+    assert status(env.check("nfs.export")) == ("warn", "insecure")
+
+
+def test_export_fix_blocked_when_exports_file_not_writable(env: LabEnv, nfs_lab: NfsLab, immutable) -> None:  # noqa: F811
+    nfs_lab.seed_stackbill("*")
+    before = nfs_lab.exports_file.read_text()
+    make_immutable(immutable, nfs_lab.exports_file)
+    proc = env.fix("nfs-export")
+    assert proc.returncode == 3
+    assert "cannot run" in proc.stdout and "not writable" in proc.stdout
+    assert nfs_lab.exports_file.read_text() == before
+
+
+def test_export_fix_blocked_when_exportfs_missing(env: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
+    nfs_lab.seed_stackbill("*")
+    before = nfs_lab.exports_file.read_text()
+    env.set("nfs.exportfs_command", str(nfs_lab.root / "no-such-exportfs"))
+    proc = env.fix("nfs-export")
+    assert proc.returncode == 3 and "nfs-kernel-server" in proc.stdout
+    assert nfs_lab.exports_file.read_text() == before
+
+
+def test_export_fix_blocked_while_directory_missing(env: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
+    nfs_lab.exports_file.write_text(INSTALLER_HEADER)
+    shutil.rmtree(nfs_lab.export_dir)
+    proc = env.fix("nfs-export")
+    assert proc.returncode == 3 and "nfs-directory" in proc.stdout
+    assert nfs_lab.exports_file.read_text() == INSTALLER_HEADER
+
+
+# -- nfs.directory ---------------------------------------------------------------------------------
+def test_directory_removed_is_missing_and_fix_creates_it(env: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
+    shutil.rmtree(nfs_lab.export_dir)
+    assert status(env.check("nfs.directory")) == ("fail", "missing")
+    dry = env.fix("nfs-directory", "--dry-run")
+    assert dry.returncode == 0 and "mkdir -p" in dry.stdout
+    assert not nfs_lab.export_dir.exists()
+    fix_ok(env, "nfs-directory")
+    assert nfs_lab.export_dir.is_dir() and (nfs_lab.export_dir.stat().st_mode & 0o777) == 0o777
+    assert status(env.check("nfs.directory")) == ("ok", "none")
+
+
+def test_directory_that_is_a_file_is_misconfigured_and_left_alone(env: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
+    shutil.rmtree(nfs_lab.export_dir)
+    nfs_lab.export_dir.write_text("not a directory\n")
+    assert status(env.check("nfs.directory")) == ("fail", "misconfigured")
+    proc = env.fix("nfs-directory")
+    assert proc.returncode == 3 and "not a directory" in proc.stdout
+    assert nfs_lab.export_dir.read_text() == "not a directory\n"
+
+
+def test_directory_read_only_is_access_denied(env: LabEnv, nfs_lab: NfsLab, immutable) -> None:  # noqa: F811
+    make_immutable(immutable, nfs_lab.export_dir)  # root ignores mode bits, not the immutable attribute
+    result = env.check("nfs.directory")
+    assert status(result) == ("fail", "access_denied")
+    assert "EPERM" in result["details"]["write_error"]
+    proc = env.fix("nfs-directory")
+    assert proc.returncode == 3 and "immutable" in proc.stdout
+    assert list(nfs_lab.export_dir.iterdir()) == []  # the write test left nothing behind
+
+
+def test_directory_low_free_space_is_degraded(env: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
+    free = shutil.disk_usage(nfs_lab.export_dir).free / 1024**3
+    env.set("nfs.min_free_gb", int(free) + 100)
+    assert status(env.check("nfs.directory")) == ("warn", "degraded")
+
+
+# -- nfs.server ------------------------------------------------------------------------------------
+def test_server_port_closed_is_not_running(env: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
+    nfs_lab.stop()
+    result = env.check("nfs.server")
+    assert status(result) == ("fail", "not_running")
+    assert result["fix"] is None  # starting the server is systemctl's job (see the runbook)
+    nfs_lab.start_server()
+    assert status(env.check("nfs.server")) == ("ok", "none")
+
+
+def test_server_export_inactive_and_fix_reexports(env: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
+    nfs_lab.exportfs("-ua", check=True)  # unexport everything: the file is fine, the table is empty
+    before = nfs_lab.exports_file.read_text()
+    result = env.check("nfs.server")
+    assert status(result) == ("fail", "misconfigured")
+    assert result["fix"] == "nfs-export"
+    assert status(env.check("nfs.export")) == ("ok", "none")
+    fix_ok(env, "nfs-export")
+    assert nfs_lab.exports_file.read_text() == before  # only re-exported
+    assert str(nfs_lab.export_dir) in nfs_lab.active()
+    assert status(env.check("nfs.server")) == ("ok", "none")
+
+
+def test_server_stale_export_after_file_edit(env: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
+    nfs_lab.seed_stackbill("*")
+    nfs_lab.exports_file.write_text(INSTALLER_HEADER + f"{nfs_lab.export_dir} {POD}(rw,sync,no_subtree_check)\n")
+    assert status(env.check("nfs.export")) == ("ok", "none")
+    result = env.check("nfs.server")
+    assert status(result) == ("fail", "misconfigured")
+    assert result["details"]["active_clients"] == ["*"]
+    fix_ok(env, "nfs-export")
+    assert status(env.check("nfs.server")) == ("ok", "none")
+
+
+def test_server_without_exportfs_is_missing(env: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
+    env.set("nfs.exportfs_command", str(nfs_lab.root / "no-such-exportfs"))
+    assert status(env.check("nfs.server")) == ("fail", "missing")
+
+
+# -- a remote NFS server ---------------------------------------------------------------------------
+class RemoteNfsEnv(LabEnv):
+    def credentials(self) -> Credentials:
+        return dataclasses.replace(super().credentials(), nfs_server="198.51.100.7")
+
+
+def test_remote_nfs_server_is_not_applicable(nfs_lab: NfsLab, tmp_path: Path) -> None:  # noqa: F811
+    remote = RemoteNfsEnv(tmp_path / "remote")
+    nfs_lab.configure(remote)
+    shutil.rmtree(nfs_lab.export_dir)  # would fail nfs.directory if it were this host's business
+    found = remote.doctor("nfs.*")
+    assert {cid: status(r) for cid, r in found.items()} == {
+        cid: ("skip", "not_applicable") for cid in ("nfs.export", "nfs.directory", "nfs.server")}
