@@ -201,18 +201,33 @@ def config_show(
         typer.echo(f"{key:<{width}}  {shown:<48} {source}")
 
 
-def main() -> None:
+def _run() -> int:
     debug = bool(os.environ.get("SBOPS_DEBUG"))
     try:
         app()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except UsageError as exc:
         typer.echo(f"sbops: error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         typer.echo("sbops: interrupted", err=True)
-        sys.exit(130)
+        return 130
     except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback only with SBOPS_DEBUG
         if debug:
             raise
         typer.echo(f"sbops: internal error: {type(exc).__name__}: {exc} (set SBOPS_DEBUG=1 for the traceback)", err=True)
-        sys.exit(EXIT_INTERNAL)
+        return EXIT_INTERNAL
+    return EXIT_OK
+
+
+def main() -> None:
+    """Exit without interpreter teardown once output is flushed: client libraries' background threads
+    (pymongo's monitors) and probes abandoned at their timeout would otherwise hold the exit up to a second."""
+    code = _run()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+    os._exit(code)
