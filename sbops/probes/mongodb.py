@@ -8,10 +8,8 @@ servers word them differently (mongod "Authentication failed.", SecantusDB "auth
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import re
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from sbops.errors import NeedsCredentials
 from sbops.model import Change, Plan, Reason, Result, fail, ok, skip, warn
+from sbops.probes.net import tcp_probe
 from sbops.runner import display, service_restart_argv
 from sbops.secret import MASK, Secret
 
@@ -137,31 +136,6 @@ def forget(ctx: "Context") -> None:
 # ---------------------------------------------------------------------------------------------------
 # reachability
 # ---------------------------------------------------------------------------------------------------
-def classify_os_error(exc: BaseException) -> Reason:
-    """A socket error as a reason: refused, timeout, or unreachable (no name, no route)."""
-    if isinstance(exc, ConnectionRefusedError):
-        return Reason.REFUSED
-    if isinstance(exc, (socket.timeout, TimeoutError)):
-        return Reason.TIMEOUT
-    if isinstance(exc, socket.gaierror):
-        return Reason.UNREACHABLE
-    code = getattr(exc, "errno", None)
-    if code == errno.ECONNREFUSED:
-        return Reason.REFUSED
-    if code == errno.ETIMEDOUT:
-        return Reason.TIMEOUT
-    return Reason.UNREACHABLE
-
-
-def tcp_probe(host: str, port: int, timeout: float) -> tuple[Reason, str]:
-    """Open and close a TCP connection: (Reason.NONE, "") or the reason and the error text."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return Reason.NONE, ""
-    except OSError as exc:
-        return classify_os_error(exc), str(exc) or type(exc).__name__
-
-
 def hello_evidence(doc: dict[str, Any]) -> dict[str, Any]:
     """The interesting fields of a hello reply (wire versions, role, replica set)."""
     keys = ("maxWireVersion", "minWireVersion", "isWritablePrimary", "ismaster", "setName", "msg",
@@ -221,7 +195,7 @@ def judge_authorization(address: str, allowed: bool, code: int | None, error: st
         return fail(Reason.INSECURE, f"authorization is not enabled: anyone who reaches {address} can read and "
                     f"change every database without a password", address=address, anonymous_listDatabases="allowed")
     if code == UNAUTHORIZED:
-        return ok(f"MongoDB refuses unauthenticated clients (listDatabases: code 13 Unauthorized)",
+        return ok("MongoDB refuses unauthenticated clients (listDatabases: code 13 Unauthorized)",
                   address=address, anonymous_listDatabases="refused", code=code)
     return warn(Reason.MISCONFIGURED, f"unexpected answer to an unauthenticated listDatabases (code {code})",
                 address=address, code=code, error=error)

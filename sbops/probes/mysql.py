@@ -11,16 +11,15 @@ Two logins are shared per run through ctx.shared, each with the lock that guards
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import re
-import socket
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from sbops.model import Change, Plan, Reason, Result, fail, ok, skip, warn
+from sbops.probes.net import socket_reason
 from sbops.secret import MASK, Secret
 
 if TYPE_CHECKING:
@@ -109,19 +108,7 @@ def os_error_of(exc: BaseException) -> BaseException | None:
 
 
 def reason_for_os_error(exc: BaseException | None) -> Reason:
-    if isinstance(exc, ConnectionRefusedError):
-        return Reason.REFUSED
-    if isinstance(exc, (socket.timeout, TimeoutError)):
-        return Reason.TIMEOUT
-    if isinstance(exc, FileNotFoundError):  # a unix socket that is not there: nothing runs
-        return Reason.NOT_RUNNING
-    if isinstance(exc, socket.gaierror):
-        return Reason.UNREACHABLE
-    if isinstance(exc, OSError) and exc.errno in (errno.ECONNREFUSED,):
-        return Reason.REFUSED
-    if isinstance(exc, OSError) and exc.errno in (errno.ETIMEDOUT,):
-        return Reason.TIMEOUT
-    return Reason.UNREACHABLE
+    return socket_reason(exc) if exc is not None else Reason.UNREACHABLE
 
 
 def classify(exc: BaseException) -> Reason:

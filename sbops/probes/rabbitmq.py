@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from urllib.parse import quote, urlsplit
 
 from sbops.model import Change, Plan, Reason, Result, fail, ok, skip, warn
+from sbops.probes.net import chain, one_line, socket_reason
 from sbops.runner import CommandResult, display
 from sbops.secret import MASK, Secret
 
@@ -36,44 +37,6 @@ NODE_DOWN_MARKERS = ("unable to perform an operation on node", "unable to connec
 
 
 # -- errors ---------------------------------------------------------------------------------------------
-def chain(exc: BaseException | None) -> list[BaseException]:
-    """The exception, its causes/contexts and exceptions held in args/.reason (requests and pika nest them)."""
-    seen: list[BaseException] = []
-    stack = [exc]
-    while stack:
-        item = stack.pop(0)
-        if item is None or any(item is s for s in seen) or len(seen) > 20:
-            continue
-        seen.append(item)
-        stack.append(item.__cause__)
-        stack.append(item.__context__)
-        for attr in ("reason", "exception"):  # urllib3's MaxRetryError.reason, pika's connector .exception
-            held = getattr(item, attr, None)
-            stack.append(held if isinstance(held, BaseException) else None)
-        stack.extend(a for a in getattr(item, "args", ()) if isinstance(a, BaseException))
-    return seen
-
-
-def socket_reason(exc: BaseException) -> Reason:
-    """refused / timeout / unreachable from an exception chain, by type (never by message text)."""
-    items = chain(exc)
-    if any(isinstance(e, ConnectionRefusedError) for e in items):
-        return Reason.REFUSED
-    if any(isinstance(e, (socket.timeout, TimeoutError)) for e in items):
-        return Reason.TIMEOUT
-    names = {type(e).__name__ for e in items}  # requests/urllib3/pika timeouts, without importing them
-    if names & {"ConnectTimeout", "ReadTimeout", "Timeout", "ConnectTimeoutError", "ReadTimeoutError",
-                "AMQPConnectorStackTimeout"}:
-        return Reason.TIMEOUT
-    return Reason.UNREACHABLE
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
-
-
-# -- where --------------------------------------------------------------------------------------------
 def management_port(url: str, default: int) -> int:
     """The port of the credentials file's `Management:` URL, else the setting."""
     if not url:

@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 
 from tests.lab.common import Blackhole
-from tests.lab.env import LabEnv
+from tests.lab.env import LabEnv, fix_json
 from tests.lab.mongodb import LAB_ADMIN, MONGO_ADMIN_PASSWORD, MONGO_PASSWORD, MongoLab
 
 
@@ -26,12 +25,6 @@ def make_env(tmp_path: Path, lab: MongoLab, *, password: str = MONGO_PASSWORD, a
 
 
 ADMIN = (LAB_ADMIN, MONGO_ADMIN_PASSWORD)
-
-
-def fix_json(env: LabEnv, name: str, *extra: str) -> tuple[int, dict]:
-    proc = env.fix(name, "--output", "json", *extra)
-    assert proc.stdout.strip(), proc.stderr
-    return proc.returncode, json.loads(proc.stdout)
 
 
 # -- healthy --------------------------------------------------------------------------------------------

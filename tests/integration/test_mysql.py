@@ -7,14 +7,13 @@ Every check id appears here: "mysql.reachable", "mysql.auth", "mysql.host-blocke
 from __future__ import annotations
 
 import json
-import socket
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.lab.common import Blackhole, free_port
-from tests.lab.env import LabEnv
+from tests.lab.env import LabEnv, status, fix_json
 from tests.lab.mariadb import LAB_PASSWORD, MariaDB
 
 
@@ -34,16 +33,6 @@ def lab_env(root: Path, server: MariaDB | None, *, port: int | None = None, pass
     else:
         env.set("mysql.admin_socket", str(root / "no-such.sock"))
     return env
-
-
-def status(result: dict) -> tuple[str, str]:
-    return result["status"], result["reason"]
-
-
-def fix_json(env: LabEnv, name: str, *extra: str) -> tuple[int, dict]:
-    proc = env.sbops("fix", name, "--yes", "--output", "json", *extra)
-    assert proc.returncode in (0, 3), proc.stderr
-    return proc.returncode, json.loads(proc.stdout)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from typing import Iterator
 import pytest
 
 from sbops.credentials import Credentials
-from tests.lab.env import LabEnv
+from tests.lab.env import LabEnv, status
 from tests.lab.nfs import INSTALLER_HEADER, NfsLab
 
 POD = "10.42.0.0/16"
@@ -35,10 +35,6 @@ def env(nfs_lab: NfsLab, tmp_path: Path) -> LabEnv:  # noqa: F811 - pytest fixtu
     lab_env = LabEnv(tmp_path / "env")
     nfs_lab.configure(lab_env)
     return lab_env
-
-
-def status(result: dict) -> tuple[str, str]:
-    return result["status"], result["reason"]
 
 
 def fix_ok(env: LabEnv, name: str) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from tests.lab.argv_watch import ArgvWatcher
 from tests.lab.common import Blackhole, free_port
-from tests.lab.env import LabEnv
+from tests.lab.env import LabEnv, status, fix_json
 from tests.lab.rabbitmq import LAB_PASSWORD, RabbitMQ
 
 
@@ -34,16 +34,6 @@ def lab_env(root: Path, node: RabbitMQ, *, password: str = LAB_PASSWORD, port: i
     env.set("rabbitmq.ctl_command", node.ctl_command)
     env.set("rabbitmq.plugins_command", node.plugins_command)
     return env
-
-
-def status(result: dict) -> tuple[str, str]:
-    return result["status"], result["reason"]
-
-
-def fix_json(env: LabEnv, name: str, *extra: str) -> tuple[int, dict]:
-    proc = env.sbops("fix", name, "--yes", "--output", "json", *extra)
-    assert proc.returncode in (0, 3), proc.stderr
-    return proc.returncode, json.loads(proc.stdout)
 
 
 def assert_dry_run_changes_nothing(env: LabEnv, name: str, check_id: str, expected: tuple[str, str]) -> dict:

@@ -97,3 +97,16 @@ class LabEnv:
 
     def fix(self, name: str, *extra: str) -> subprocess.CompletedProcess:
         return self.sbops("fix", name, "--yes", *extra)
+
+
+def status(result: dict[str, Any]) -> tuple[str, str]:
+    """A check's (status, reason): what tests assert on, rather than message text."""
+    return result["status"], result["reason"]
+
+
+def fix_json(env: LabEnv, name: str, *extra: str) -> tuple[int, dict[str, Any]]:
+    """Run `sbops fix NAME --yes --output json`; return its exit code (0 fixed, 3 not) and document."""
+    proc = env.fix(name, "--output", "json", *extra)
+    assert proc.returncode in (0, 3), f"fix {name} exited {proc.returncode}: {proc.stderr}"
+    assert proc.stdout.strip(), proc.stderr
+    return proc.returncode, json.loads(proc.stdout)

@@ -30,36 +30,16 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from sbops.probes.mysql import STACKBILL_CNF
 from tests.lab.common import free_port, tail, wait_closed, wait_port
 
 MARIADBD = "/usr/sbin/mariadbd"
 INSTALL_DB = "mariadb-install-db"
 REPO = Path(__file__).resolve().parents[2]
 
-# The installer's /etc/mysql/mysql.conf.d/stackbill.cnf, verbatim from ARCHITECTURE.md.
-INSTALLER_CNF = """[mysqld]
-# Allow connections from any IP (for K8s pods)
-bind-address = 0.0.0.0
-
-# SQL mode for StackBill compatibility
-sql_mode = NO_ENGINE_SUBSTITUTION,STRICT_TRANS_TABLES
-
-# Connection timeouts
-wait_timeout = 28800           # 8 hours
-interactive_timeout = 230400   # 64 hours
-connect_timeout = 36000        # 10 hours
-
-# Connection limits
-max_connections = 1000
-max_connect_errors = 100000
-
-# Performance optimizations
-skip-host-cache
-skip-name-resolve
-
-# Required for Flyway migrations
-log_bin_trust_function_creators = 1
-"""
+# The installer's /etc/mysql/mysql.conf.d/stackbill.cnf: ARCHITECTURE.md's text, which sbops's drop-in
+# repeats under its own header line.
+INSTALLER_CNF = STACKBILL_CNF.split("\n", 1)[1]
 
 _template: Path | None = None
 

@@ -136,7 +136,7 @@ def main(argv: list[str]) -> int:
         return 0
     if command == "doctor":
         env = up()
-        print(f"lab: ready; running sbops doctor (the lab stays up: `scripts/lab down` stops it)\n", file=sys.stderr)
+        print("lab: ready; running sbops doctor (the lab stays up: `scripts/lab down` stops it)\n", file=sys.stderr)
         sbops = Path(sys.executable).with_name("sbops")
         os.execv(str(sbops), [str(sbops), "doctor", *argv[1:], "--config", str(env.config_path),
                               "--credentials", str(env.credentials_path)])

@@ -7,6 +7,8 @@ import socket
 from collections import namedtuple
 
 import pytest
+
+from sbops.probes.net import socket_reason
 import yaml
 
 from sbops.model import Reason, Status
@@ -25,8 +27,8 @@ Conn = namedtuple("Conn", "laddr status")
     (OSError(errno.ENETUNREACH, "Network is unreachable"), Reason.UNREACHABLE),
     (OSError(errno.EHOSTUNREACH, "No route to host"), Reason.UNREACHABLE),
 ])
-def test_classify_os_error(exc: BaseException, reason: Reason) -> None:
-    assert m.classify_os_error(exc) is reason
+def test_socket_reason(exc: BaseException, reason: Reason) -> None:
+    assert socket_reason(exc) is reason
 
 
 @pytest.mark.parametrize("tcp, hello, status, reason", [

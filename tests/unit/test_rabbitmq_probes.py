@@ -7,6 +7,8 @@ import socket
 import struct
 
 import pytest
+
+from sbops.probes.net import socket_reason
 from pika import exceptions as pe
 from pika import spec
 from pika.adapters.utils import connection_workflow as cw
@@ -82,7 +84,7 @@ def test_judge_handshake(kind, status, reason):
     (OSError(113, "No route to host"), Reason.UNREACHABLE),
 ])
 def test_socket_reason(exc, reason):
-    assert r.socket_reason(exc) == reason
+    assert socket_reason(exc) == reason
 
 
 def test_socket_reason_follows_causes():
@@ -92,7 +94,7 @@ def test_socket_reason_follows_causes():
         except OSError as inner:
             raise RuntimeError("wrapped") from inner
     except RuntimeError as outer:
-        assert r.socket_reason(outer) is Reason.REFUSED
+        assert socket_reason(outer) is Reason.REFUSED
 
 
 # -- login -----------------------------------------------------------------------------------------------
