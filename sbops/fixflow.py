@@ -160,9 +160,10 @@ def run_fix(
     outcomes = recheck(ctx, registry, spec)
     emit(_render_recheck(outcomes))
     if is_fixed(outcomes, spec.repairs):
-        journal(ctx, spec, "fixed" if not plan.empty else "nothing-to-do", plan)
-        emit("fixed\n")
-        return finish("fixed", EXIT_FIXED, outcomes)
+        outcome = "fixed" if not plan.empty else "nothing-to-do"
+        journal(ctx, spec, outcome, plan)
+        emit("fixed\n" if not plan.empty else "nothing to do: the checks it repairs pass\n")
+        return finish(outcome, EXIT_FIXED, outcomes)
     journal(ctx, spec, "not fixed", plan)
     emit("not fixed: see the checks above\n")
     return finish("not fixed", EXIT_NOT_FIXED, outcomes)

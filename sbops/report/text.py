@@ -45,5 +45,6 @@ def render_doctor(outcomes: list[Outcome], *, colour: bool, verbose: bool, runbo
                 lines.append(paint(f"      {key}: {text}", "90", colour))
     counts = tally(outcomes)
     parts = [f"{counts[s.value]} {s.value}" for s in Status if counts[s.value]]
-    lines += ["", f"{len(outcomes)} checks: " + ", ".join(parts)]
+    noun = "check" if len(outcomes) == 1 else "checks"
+    lines += ["", f"{len(outcomes)} {noun}: " + ", ".join(parts)]
     return "\n".join(lines[1:] if lines and lines[0] == "" else lines) + "\n"
