@@ -37,6 +37,7 @@ class Output(str, Enum):
 ConfigOpt = typer.Option(None, "--config", metavar="FILE", help="YAML settings (default: $SBOPS_CONFIG, /etc/sbops/config.yaml)")
 CredsOpt = typer.Option(None, "--credentials", metavar="FILE", help="credentials file (default: $SBOPS_CREDENTIALS, /root/stackbill-credentials.txt)")
 TimeoutOpt = typer.Option(None, "--timeout", metavar="SECONDS", help="per-check timeout (default 5)")
+KubeOpt = typer.Option(None, "--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, /etc/rancher/k3s/k3s.yaml)")
 OutputOpt = typer.Option(Output.text, "--output", "-o", help="text or json")
 
 
@@ -44,12 +45,12 @@ def _colour() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 
-def _context(config: Optional[str], credentials: Optional[str], timeout: Optional[float]):
+def _context(config: Optional[str], credentials: Optional[str], timeout: Optional[float], kubeconfig: Optional[str] = None):
     from sbops.context import Context
 
     if timeout is not None and timeout <= 0:
         raise UsageError(f"--timeout: must be a positive number of seconds, got {timeout:g}")
-    return Context.load(config, credentials, flags={"timeout": timeout})
+    return Context.load(config, credentials, flags={"timeout": timeout, "kubeconfig": kubeconfig})
 
 
 def _version(value: bool) -> None:
@@ -73,6 +74,7 @@ def doctor(
     config: Optional[str] = ConfigOpt,
     credentials: Optional[str] = CredsOpt,
     timeout: Optional[float] = TimeoutOpt,
+    kubeconfig: Optional[str] = KubeOpt,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="details and evidence for every check"),
     list_checks: bool = typer.Option(False, "--list", help="list the checks and exit"),
 ) -> None:
@@ -94,7 +96,7 @@ def doctor(
         for item in selected:
             typer.echo(f"{item.id:<26} {item.layer:<10} {item.severity.value:<9} {item.fix or '-'}")
         return
-    ctx = _context(config, credentials, timeout)
+    ctx = _context(config, credentials, timeout, kubeconfig)
     started_at = datetime.now(timezone.utc)
     began = time.monotonic()
     if sys.stderr.isatty() and output is Output.text:
@@ -130,6 +132,7 @@ def fix(
     config: Optional[str] = ConfigOpt,
     credentials: Optional[str] = CredsOpt,
     timeout: Optional[float] = TimeoutOpt,
+    kubeconfig: Optional[str] = KubeOpt,
 ) -> None:
     """Repair what a failed check found: show the plan, confirm, apply, re-check.
 
@@ -145,7 +148,7 @@ def fix(
     if not name:
         raise UsageError("fix: missing NAME (see `sbops fix --list`)")
     spec = registry.fix_for(name)
-    ctx = _context(config, credentials, timeout)
+    ctx = _context(config, credentials, timeout, kubeconfig)
     code = run_fix(ctx, registry, spec, yes=yes, dry_run=dry_run, allow_restart=restart,
                    json_output=output is Output.json, colour=_colour())
     raise typer.Exit(code)
@@ -181,21 +184,25 @@ def config_show(
     config: Optional[str] = ConfigOpt,
     credentials: Optional[str] = CredsOpt,
     timeout: Optional[float] = TimeoutOpt,
+    kubeconfig: Optional[str] = KubeOpt,
 ) -> None:
     """Print the effective settings and where each came from (secrets masked).
 
     Example: sbops config show --config /etc/sbops/config.yaml
     """
-    ctx = _context(config, credentials, timeout)
+    ctx = _context(config, credentials, timeout, kubeconfig)
     rows = [(k, str(v), src) for k, v, src in ctx.settings.items()]
     creds = str(ctx.credentials_path) if ctx.credentials_path else "none found"
+    kubeconfig_used = str(ctx.kubeconfig_path) if ctx.kubeconfig_path else "none found"
     if output is Output.json:
         import json
 
-        typer.echo(json.dumps({"settings": {k: {"value": v, "source": s} for k, v, s in rows}, "credentials": creds}, indent=2))
+        typer.echo(json.dumps({"settings": {k: {"value": v, "source": s} for k, v, s in rows}, "credentials": creds,
+                               "kubeconfig": kubeconfig_used}, indent=2))
         return
     width = max(len(k) for k, _, _ in rows)
     typer.echo(f"{'credentials':<{width}}  {creds}")
+    typer.echo(f"{'kubeconfig (used)':<{width}}  {kubeconfig_used}")
     for key, value, source in rows:
         shown = value or '""'
         typer.echo(f"{key:<{width}}  {shown:<48} {source}")

@@ -33,8 +33,10 @@ class Context:
         credentials: Credentials | None = None,
         credentials_path: Path | None = None,
         runner: HostRunner | None = None,
+        kubeconfig_path: Path | None = None,
     ) -> None:
         self.settings = settings
+        self.kubeconfig_path = kubeconfig_path
         self.credentials = credentials
         self.credentials_path = credentials_path
         self.runner: HostRunner = runner or SubprocessRunner()
@@ -48,10 +50,12 @@ class Context:
         runner: HostRunner | None = None,
     ) -> "Context":
         """Build from --config/--credentials/flags; bad files raise UsageError naming file and line."""
+        from sbops import kube
+
         settings = Settings.load(config, flags=flags)
         path = creds_mod.find(credentials)
         loaded = creds_mod.load(path) if path else None
-        return cls(settings, loaded, path, runner)
+        return cls(settings, loaded, path, runner, kube.find(settings["kubeconfig"]))
 
     # -- timeouts ---------------------------------------------------------------------------------
     @property

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Iterable
 
 from sbops.errors import NeedsCredentials
+from sbops.kube import NoKubeconfig
 from sbops.model import Reason, Result, Status, fail, skip
 from sbops.secret import mask_text
 
@@ -36,7 +37,7 @@ def call_probe(ctx: "Context", item: "Check") -> Result:
         if not isinstance(result, Result):
             raise TypeError(f"probe returned {type(result).__name__}, not Result")
         return result
-    except NeedsCredentials as exc:
+    except (NeedsCredentials, NoKubeconfig) as exc:
         return fail(Reason.MISSING, str(exc))
     except Exception as exc:  # noqa: BLE001 - a crashing check must not crash the run
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from sbops.engine import Outcome, run_checks
 from sbops.errors import NeedsCredentials, UsageError
+from sbops.kube import NoKubeconfig
 from sbops.model import Plan, Reason, Status
 from sbops.registry import Check, Fix, FixOptions, Registry
 from sbops.secret import mask_text
@@ -76,7 +77,7 @@ def journal(ctx: "Context", spec: Fix, outcome: str, plan: Plan) -> None:
 def recheck(ctx: "Context", registry: Registry, spec: Fix) -> list[Outcome]:
     from sbops.context import Context
 
-    fresh = Context(ctx.settings, ctx.credentials, ctx.credentials_path, ctx.runner)
+    fresh = Context(ctx.settings, ctx.credentials, ctx.credentials_path, ctx.runner, ctx.kubeconfig_path)
     try:
         return run_checks(fresh, with_requirements(registry, spec.repairs))
     finally:
@@ -102,7 +103,7 @@ def is_fixed(outcomes: list[Outcome], repairs: tuple[str, ...]) -> bool:
 def _plan(ctx: "Context", spec: Fix, opts: FixOptions) -> Plan:
     try:
         return spec.plan(ctx, opts)
-    except NeedsCredentials as exc:
+    except (NeedsCredentials, NoKubeconfig) as exc:
         return Plan(blockers=(str(exc),))
 
 

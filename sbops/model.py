@@ -47,6 +47,13 @@ class Reason(str, Enum):
     EXPIRED = "expired"
     EXPIRING = "expiring"
     DEGRADED = "degraded"  # works with reduced capacity (alarms, pressure, low resources)
+    NOT_READY = "not_ready"  # a pod, node or component exists but is not Ready
+    IMAGE_PULL = "image_pull"  # ImagePullBackOff / ErrImagePull: usually the ECR pull secret
+    CRASH_LOOP = "crash_loop"  # CrashLoopBackOff: the container starts and dies
+    PENDING = "pending"  # a pod that is not scheduled or a claim that is not bound
+    WRONG_NAMESPACE = "wrong_namespace"  # the object exists, but where nothing looks for it
+    STUCK = "stuck"  # an operation that never finished (a Helm release left pending-*)
+    FAILED = "failed"  # an operation that finished and failed (a Helm release in state failed)
     NOT_APPLICABLE = "not_applicable"  # this check does not apply to this server
     BLOCKED = "blocked"  # skipped because a check it requires did not pass
     INTERNAL = "internal"  # the check itself crashed: a bug in sbops

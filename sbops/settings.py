@@ -35,6 +35,27 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "deadline": (30.0, "seconds the whole doctor run may take"),
     "journal": ("/var/lib/sbops/journal.log", "where applied fixes are recorded"),
     "runbook_url": ("https://github.com/sbops/sbops/blob/main/runbooks/{id}.md", "link to a check's runbook"),
+    "kubeconfig": ("", "kubeconfig (else $KUBECONFIG, ~/.kube/config, /etc/rancher/k3s/k3s.yaml)"),
+    # kubernetes and workloads
+    "k8s.storage_class": ("nfs-client", "StorageClass the chart's PVCs use"),
+    "k8s.provisioner_label": ("app=nfs-subdir-external-provisioner", "label selector of the NFS provisioner pod (any namespace)"),
+    "pods.restart_threshold": (5, "pods.restarts warns above this many restarts of a container"),
+    # istio
+    "istio.namespace": ("istio-system", "namespace of istiod and the ingress gateway"),
+    "istio.ingress_service": ("istio-ingressgateway", "the ingress gateway Service"),
+    "istio.gateway": ("stackbill-gateway", "the Gateway in the namespace"),
+    "istio.virtualservice": ("stackbill-vs", "the VirtualService in the namespace"),
+    # ecr
+    "ecr.profile": ("", "AWS profile for ecr-refresh (empty: boto3's default chain)"),
+    "ecr.endpoint_url": ("", "ECR API endpoint override (tests, VPC endpoints)"),
+    "ecr.warn_hours": (2.0, "ecr.expiry warns with fewer hours left"),
+    # tls
+    "tls.warn_days": (14.0, "tls.certificate warns with fewer days left"),
+    # app
+    "app.url": ("", "base URL of the portal (default https://<server_ip>:<nodeport_https>)"),
+    "app.verify_tls": (False, "verify the portal's certificate in app.* checks"),
+    # helm
+    "helm.command": ("helm", "helm binary used by helm-rollback"),
     # host
     "host.min_cpus": (8, "POC minimum vCPUs"),
     "host.min_memory_gb": (16, "POC minimum memory, GB"),
