@@ -128,6 +128,12 @@ def fix(
     yes: bool = typer.Option(False, "--yes", "-y", help="apply without asking"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan and change nothing"),
     restart: bool = typer.Option(False, "--restart", help="allow restarting a service when a change needs it"),
+    workload: Optional[str] = typer.Option(None, "--workload", metavar="NAME", help="restart-workload: the Deployment"),
+    cert: Optional[str] = typer.Option(None, "--cert", metavar="FILE", help="tls-secret: certificate (full chain)"),
+    key: Optional[str] = typer.Option(None, "--key", metavar="FILE", help="tls-secret: private key"),
+    token_file: Optional[str] = typer.Option(None, "--token-file", metavar="FILE", help="ecr-refresh: ECR token file ('-' for stdin)"),
+    profile: Optional[str] = typer.Option(None, "--profile", metavar="NAME", help="ecr-refresh: AWS profile"),
+    region: Optional[str] = typer.Option(None, "--region", metavar="REGION", help="ecr-refresh: AWS region"),
     output: Output = OutputOpt,
     config: Optional[str] = ConfigOpt,
     credentials: Optional[str] = CredsOpt,
@@ -147,9 +153,15 @@ def fix(
         return
     if not name:
         raise UsageError("fix: missing NAME (see `sbops fix --list`)")
+    from sbops.registry import OPTION_FLAGS, FixOptions
+
     spec = registry.fix_for(name)
+    given = {"workload": workload, "cert": cert, "key": key, "token_file": token_file, "profile": profile, "region": region}
+    for field, value in given.items():
+        if value is not None and field not in spec.options:
+            raise UsageError(f"{OPTION_FLAGS[field]}: does not apply to fix {name}")
     ctx = _context(config, credentials, timeout, kubeconfig)
-    code = run_fix(ctx, registry, spec, yes=yes, dry_run=dry_run, allow_restart=restart,
+    code = run_fix(ctx, registry, spec, yes=yes, dry_run=dry_run, options=FixOptions(allow_restart=restart, **given),
                    json_output=output is Output.json, colour=_colour())
     raise typer.Exit(code)
 

@@ -108,11 +108,11 @@ def _plan(ctx: "Context", spec: Fix, opts: FixOptions) -> Plan:
 
 
 def run_fix(
-    ctx: "Context", registry: Registry, spec: Fix, *, yes: bool, dry_run: bool, allow_restart: bool,
+    ctx: "Context", registry: Registry, spec: Fix, *, yes: bool, dry_run: bool, options: FixOptions,
     json_output: bool = False, colour: bool = False,
 ) -> int:
     out: dict[str, Any] = {"fix": spec.name, "risk": spec.risk.value, "repairs": list(spec.repairs)}
-    plan = _plan(ctx, spec, FixOptions(allow_restart=allow_restart))
+    plan = _plan(ctx, spec, options)
     out["plan"] = {
         "blockers": list(plan.blockers), "notes": list(plan.notes), "nothing_to_do": plan.nothing_to_do,
         "changes": [{"description": c.description, "commands": list(c.commands)} for c in plan.changes],

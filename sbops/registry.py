@@ -44,7 +44,20 @@ class Check:
 
 @dataclass(frozen=True)
 class FixOptions:
+    """What the user passed to `sbops fix`. Fields other than allow_restart apply only to the fixes that
+    declare them in `options` (the CLI refuses them elsewhere)."""
+
     allow_restart: bool = False
+    workload: str | None = None  # restart-workload: the Deployment to restart
+    cert: str | None = None  # tls-secret: certificate (full chain) file
+    key: str | None = None  # tls-secret: private key file
+    token_file: str | None = None  # ecr-refresh: a file holding an ECR token ('-': stdin)
+    profile: str | None = None  # ecr-refresh: AWS profile
+    region: str | None = None  # ecr-refresh: AWS region
+
+
+OPTION_FLAGS = {"workload": "--workload", "cert": "--cert", "key": "--key", "token_file": "--token-file",
+                "profile": "--profile", "region": "--region"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,7 @@ class Fix:
     repairs: tuple[str, ...]
     risk: Risk
     plan: Callable[["Context", FixOptions], Plan]
+    options: tuple[str, ...] = ()  # FixOptions fields this fix reads
 
 
 class Registry:
@@ -120,10 +134,13 @@ def check(
 
 
 def fix(
-    name: str, *, title: str, repairs: tuple[str, ...], risk: Risk
+    name: str, *, title: str, repairs: tuple[str, ...], risk: Risk, options: tuple[str, ...] = ()
 ) -> Callable[[Callable[["Context", FixOptions], Plan]], Callable[["Context", FixOptions], Plan]]:
     def register(plan: Callable[["Context", FixOptions], Plan]) -> Callable[["Context", FixOptions], Plan]:
-        REGISTRY.add_fix(Fix(name, title, tuple(repairs), risk, plan))
+        unknown = set(options) - set(OPTION_FLAGS)
+        if unknown:
+            raise ValueError(f"fix {name}: unknown options {sorted(unknown)}")
+        REGISTRY.add_fix(Fix(name, title, tuple(repairs), risk, plan, tuple(options)))
         return plan
 
     return register
