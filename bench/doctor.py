@@ -2,7 +2,9 @@
 
   1. every data-layer check (mysql, mongodb, rabbitmq, nfs) against the healthy lab      goal < 1.5 s
   2. the same checks with every server stopped, then with every server blackholed        goal <= timeout + 1 s
-  3. `sbops --help`                                                                        goal < 0.3 s
+  3. every check of every layer (data layers plus the test cluster), healthy lab          goal < 2 s
+  4. every layer with the API server stopped (kubeconfig at a closed port)                goal <= timeout + 1 s
+  5. `sbops --help`                                                                        goal < 0.3 s
 
 Each figure is the median of several runs, for the whole CLI process (what a user waits for) and, for
 1 and 2, the engine alone in-process (the checks without Python's start-up).
@@ -39,9 +41,9 @@ def cli_seconds(argv: list[str], runs: int = RUNS) -> float:
     return statistics.median(times)
 
 
-def engine_seconds(env: LabEnv, runs: int = RUNS) -> tuple[float, dict[str, int]]:
+def engine_seconds(env: LabEnv, runs: int = RUNS, layers: list[str] | None = DATA_LAYERS) -> tuple[float, dict[str, int]]:
     env.write()
-    checks = load_all().select(DATA_LAYERS, None)
+    checks = load_all().select(layers, None)
     times, counts = [], {}
     for _ in range(runs):
         ctx = Context.load(str(env.config_path), str(env.credentials_path))
@@ -55,12 +57,28 @@ def engine_seconds(env: LabEnv, runs: int = RUNS) -> tuple[float, dict[str, int]
     return statistics.median(times), counts
 
 
-def doctor_argv(env: LabEnv) -> list[str]:
+def doctor_argv(env: LabEnv, layers: list[str] | None = DATA_LAYERS) -> list[str]:
     sbops = str(Path(sys.executable).with_name("sbops"))
     argv = [sbops, "doctor", "--output", "json", "--config", str(env.config_path), "--credentials", str(env.credentials_path)]
-    for layer in DATA_LAYERS:
+    for layer in layers or []:
         argv += ["--layer", layer]
     return argv
+
+
+def api_stopped_env(healthy: LabEnv) -> LabEnv:
+    """The healthy lab, but its kubeconfig points at a port where no API server listens."""
+    import yaml
+
+    env = LabEnv(LAB / "bench-api-stopped")
+    env.settings = dict(healthy.settings)
+    env.services = dict(healthy.services)
+    config = yaml.safe_load(Path(healthy.settings["kubeconfig"]).read_text())
+    for cluster in config["clusters"]:
+        cluster["cluster"]["server"] = f"https://127.0.0.1:{free_port()}"
+    path = env.root / "kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    env.set("kubeconfig", str(path))
+    return env.write()
 
 
 def dead_env(healthy: LabEnv, name: str, ports: dict[str, int]) -> LabEnv:
@@ -99,6 +117,15 @@ def main() -> int:
     finally:
         for hole in holes.values():
             hole.close()
+
+    seconds, counts = engine_seconds(healthy, layers=None)
+    figures.append(("healthy lab, every layer, engine", seconds, f"goal < 2 s; {counts}"))
+    figures.append(("healthy lab, every layer, whole CLI", cli_seconds(doctor_argv(healthy, None)), "goal < 2 s"))
+    stopped_api = api_stopped_env(healthy)
+    seconds, counts = engine_seconds(stopped_api, runs=3, layers=None)
+    figures.append(("API server stopped, every layer, engine", seconds, f"goal <= {timeout + 1:g} s; {counts}"))
+    figures.append(("API server stopped, every layer, whole CLI", cli_seconds(doctor_argv(stopped_api, None), runs=3),
+                    f"goal <= {timeout + 1:g} s"))
 
     sbops = str(Path(sys.executable).with_name("sbops"))
     figures.append(("sbops --help", cli_seconds([sbops, "--help"], runs=10), "goal < 0.3 s"))

@@ -29,6 +29,15 @@ config_app = typer.Typer(no_args_is_help=True, help="Inspect sbops's effective c
 app.add_typer(config_app, name="config")
 
 
+def _add_ecr_app() -> None:
+    from sbops.ecr_cli import ecr_app
+
+    app.add_typer(ecr_app, name="ecr")
+
+
+_add_ecr_app()
+
+
 class Output(str, Enum):
     text = "text"
     json = "json"

@@ -49,8 +49,11 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "ecr.profile": ("", "AWS profile for ecr-refresh (empty: boto3's default chain)"),
     "ecr.endpoint_url": ("", "ECR API endpoint override (tests, VPC endpoints)"),
     "ecr.warn_hours": (2.0, "ecr.expiry warns with fewer hours left"),
+    "ecr.token_file": ("", "ecr-refresh reads the token (or get-login-password output) from this file, '-' = stdin; empty: $AWS_ECR_TOKEN, else the AWS API"),
     # tls
     "tls.warn_days": (14.0, "tls.certificate warns with fewer days left"),
+    "tls.cert_file": ("", "tls-secret: PEM certificate (full chain, leaf first) to install"),
+    "tls.key_file": ("", "tls-secret: PEM private key of tls.cert_file"),
     # app
     "app.url": ("", "base URL of the portal (default https://<server_ip>:<nodeport_https>)"),
     "app.verify_tls": (False, "verify the portal's certificate in app.* checks"),

@@ -5,4 +5,6 @@ pytest_plugins = [
     "tests.lab.mongodb",
     "tests.lab.rabbitmq",
     "tests.lab.nfs",
+    "tests.lab.kube",
+    "tests.lab.https",
 ]

@@ -86,9 +86,40 @@ def up() -> LabEnv:
     (LAB / "nfs" / "listener.pid").write_text(str(nfs.listener.pid) if nfs.listener else "")
     nfs.configure(env)
 
+    say("Kubernetes API (kube-apiserver + etcd; first run builds it, several minutes)")
+    from tests.lab.kube import start_detached as start_kube
+
+    kube = start_kube(LAB / "kube")
+    env.set("kubeconfig", str(kube.kubeconfig))
+
+    say("the portal's HTTPS endpoint (a stand-in answering / and the cloudconfiguration API)")
+    env.set("app.url", f"https://127.0.0.1:{start_portal(LAB / 'portal')}")
+
     env.set("journal", str(LAB / "journal.log"))
     env.write()
     return env
+
+
+def start_portal(root: Path) -> int:
+    """A detached tests.lab.https server (reused while its pid lives); returns its port."""
+    import subprocess
+    import time
+
+    pid_file, port_file = root / "pid", root / "port"
+    if pid_file.exists() and port_file.exists() and Path(f"/proc/{pid_file.read_text().strip()}").exists():
+        return int(port_file.read_text())
+    root.mkdir(parents=True, exist_ok=True)
+    port_file.unlink(missing_ok=True)
+    proc = subprocess.Popen([sys.executable, "-m", "tests.lab.https", "serve", str(root)], cwd=REPO,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    pid_file.write_text(str(proc.pid))
+    end = time.monotonic() + 20
+    while not port_file.exists():
+        if proc.poll() is not None or time.monotonic() > end:
+            raise RuntimeError("the lab's HTTPS portal did not start")
+        time.sleep(0.05)
+    return int(port_file.read_text())
 
 
 def down(purge: bool = False) -> None:
@@ -109,6 +140,16 @@ def down(purge: bool = False) -> None:
         except (ProcessLookupError, ValueError):
             pass
         pid_file.unlink()
+    portal_pid = LAB / "portal" / "pid"
+    if portal_pid.exists():
+        try:
+            os.kill(int(portal_pid.read_text()), 15)
+        except (ProcessLookupError, ValueError):
+            pass
+        portal_pid.unlink()
+    from tests.lab.kube import stop_detached as stop_kube
+
+    stop_kube(LAB / "kube")
     if purge and LAB.exists():
         shutil.rmtree(LAB)
 

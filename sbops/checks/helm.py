@@ -1,0 +1,18 @@
+"""Helm check: the StackBill release's latest revision is deployed (not stuck pending, not failed)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sbops.model import Result, Severity
+from sbops.probes import helm as probe
+from sbops.registry import check
+
+if TYPE_CHECKING:
+    from sbops.context import Context
+
+
+@check("helm.release", layer="helm", title="The Helm release's latest revision is deployed",
+       severity=Severity.CRITICAL, requires=("k8s.namespace",), fix="helm-rollback")
+def release(ctx: "Context") -> Result:
+    return probe.check_release(ctx)

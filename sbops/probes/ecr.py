@@ -1,0 +1,468 @@
+"""The ECR image pull secret (`awscred`): observe, judge, and refresh it.
+
+Layout: pure decoders and judgements (table-tested), then observers (Kubernetes API reads returning plain
+data), then the `ecr-refresh` plan and its appliers. The token is a secret: it lives in `Secret` objects
+and in the Kubernetes secret only, never in plans, details, argv or logs.
+
+Token format (ORIGINAL-INSTALLER.md): the ECR authorization token is base64("AWS:<password>"); the password
+(what `aws ecr get-login-password` prints) is base64 of a JSON document whose `expiration` is Unix seconds.
+The decoder accepts either form, so a secret holding the whole token or only the password both work.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from sbops.probes import kubecommon
+from sbops.model import Change, Plan, Reason, Result, Status, fail, ok, warn
+from sbops.secret import Secret
+
+if TYPE_CHECKING:
+    from sbops.registry import FixOptions
+    from sbops.context import Context
+
+DOCKERCONFIGJSON = "kubernetes.io/dockerconfigjson"
+EXPIRY_ANNOTATION = "sbops.io/expires-at"
+PULL_FAILURES = frozenset({"ImagePullBackOff", "ErrImagePull"})
+TOKEN_ENV = "AWS_ECR_TOKEN"
+
+
+# -- API errors (kubernetes >= 30 raises ApiException subclasses: NotFoundException, ForbiddenException...) --
+# -- pure: the token ---------------------------------------------------------------------------------
+def _b64decode(text: str) -> bytes | None:
+    """Strict base64 (standard or URL-safe alphabet, padding optional); None when it is not base64."""
+    cleaned = "".join(str(text).split())
+    if not cleaned:
+        return None
+    padded = (cleaned + "=" * (-len(cleaned) % 4)).encode("ascii", "replace")
+    for altchars in (None, b"-_"):
+        try:
+            return base64.b64decode(padded, altchars=altchars, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+    return None
+
+
+def split_token(token: str) -> str:
+    """The password part: base64("AWS:<password>") -> <password>; anything else is taken as the password."""
+    raw = _b64decode(token)
+    if raw is not None:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = ""
+        if text.startswith("AWS:"):
+            return text[4:]
+    return str(token).strip()
+
+
+def token_expiry(token: str) -> datetime | None:
+    """The expiry written inside an ECR token or password (timezone-aware UTC), else None. Never raises."""
+    if not token or not isinstance(token, str):
+        return None
+    raw = _b64decode(split_token(token))
+    if raw is None:
+        return None
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    value = doc.get("expiration")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        seconds = float(value)
+        return datetime.fromtimestamp(seconds, tz=timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def parse_annotation(value: str | None) -> datetime | None:
+    """sbops's `sbops.io/expires-at` annotation (ISO 8601; naive means UTC), else None."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def format_annotation(when: datetime) -> str:
+    return when.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+# -- pure: the dockerconfigjson ----------------------------------------------------------------------
+def registry_host(key: str) -> str:
+    """`https://x.dkr.ecr...com/v2/` -> `x.dkr.ecr...com` (docker accepts both spellings as auths keys)."""
+    text = key.strip().lower()
+    for prefix in ("https://", "http://"):
+        if text.startswith(prefix):
+            text = text[len(prefix):]
+    return text.split("/", 1)[0]
+
+
+def parse_dockerconfig(text: str) -> dict[str, Any] | None:
+    """The `auths` mapping of a .dockerconfigjson, else None (not JSON, or no auths mapping)."""
+    try:
+        doc = json.loads(text)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("auths"), dict):
+        return None
+    return doc["auths"]
+
+
+def auth_entry(auths: Mapping[str, Any], registry: str) -> dict[str, Any] | None:
+    want = registry_host(registry)
+    for key, entry in auths.items():
+        if registry_host(key) == want and isinstance(entry, dict):
+            return entry
+    return None
+
+
+def entry_password(entry: Mapping[str, Any]) -> str:
+    """The password of an auths entry: `password`, else the part after ':' of base64 `auth`."""
+    if entry.get("password"):
+        return str(entry["password"])
+    raw = _b64decode(str(entry.get("auth") or ""))
+    if raw is None:
+        return ""
+    text = raw.decode("utf-8", "replace")
+    return text.split(":", 1)[1] if ":" in text else ""
+
+
+def dockerconfig(registry: str, password: str, username: str = "AWS") -> str:
+    """The .dockerconfigjson `kubectl create secret docker-registry` writes."""
+    auth = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return json.dumps({"auths": {registry: {"username": username, "password": password, "auth": auth}}})
+
+
+# -- observed state ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SecretState:
+    """What sbops saw of the pull secret; `config` is the decoded .dockerconfigjson (secret: kept out of details)."""
+
+    name: str
+    namespace: str
+    exists: bool
+    type: str = ""
+    config: str | None = field(default=None, repr=False)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Workload:
+    kind: str
+    name: str
+    pull_secrets: tuple[str, ...]
+
+
+def judge_secret(state: SecretState, registry: str, workloads: list[Workload]) -> Result:
+    """ecr.secret: exists, right type, an auths entry for the registry, referenced by every workload."""
+    where = f"{state.namespace}/{state.name}"
+    if not state.exists:
+        return fail(Reason.MISSING, f"image pull secret {where} does not exist: run `sbops fix ecr-refresh`",
+                    secret=state.name, namespace=state.namespace)
+    if state.type != DOCKERCONFIGJSON:
+        return fail(Reason.MISCONFIGURED,
+                    f"secret {where} has type {state.type or '(none)'}, not {DOCKERCONFIGJSON}: run `sbops fix ecr-refresh`",
+                    secret=state.name, namespace=state.namespace, type=state.type)
+    auths = parse_dockerconfig(state.config or "")
+    if auths is None:
+        return fail(Reason.MISCONFIGURED, f"secret {where} has no readable .dockerconfigjson with auths: run `sbops fix ecr-refresh`",
+                    secret=state.name, namespace=state.namespace)
+    if auth_entry(auths, registry) is None:
+        return fail(Reason.MISCONFIGURED, f"secret {where} has no credentials for {registry}: run `sbops fix ecr-refresh`",
+                    secret=state.name, namespace=state.namespace, registry=registry,
+                    registries=sorted(registry_host(k) for k in auths))
+    missing = [f"{w.kind}/{w.name}" for w in workloads if state.name not in w.pull_secrets]
+    if missing:
+        return fail(Reason.MISCONFIGURED,
+                    f"{len(missing)} workload(s) do not list {state.name} in imagePullSecrets: {', '.join(missing)}",
+                    secret=state.name, namespace=state.namespace, without_pull_secret=missing)
+    return ok(f"secret {where} holds credentials for {registry}; {len(workloads)} workload(s) use it",
+              secret=state.name, namespace=state.namespace, registry=registry, workloads=len(workloads))
+
+
+def judge_expiry(state: SecretState, registry: str, now: datetime, warn_hours: float) -> Result:
+    """ecr.expiry: from the token itself, else sbops's annotation; expired fails, < warn_hours warns."""
+    auths = parse_dockerconfig(state.config or "") or {}
+    entry = auth_entry(auths, registry) or {}
+    expires = token_expiry(entry_password(entry))
+    source = "token"
+    if expires is None:
+        expires = parse_annotation(state.annotations.get(EXPIRY_ANNOTATION))
+        source = f"annotation {EXPIRY_ANNOTATION}"
+    where = f"{state.namespace}/{state.name}"
+    if expires is None:
+        return warn(Reason.MISCONFIGURED,
+                    f"cannot tell when the token in {where} expires (not an ECR token, no {EXPIRY_ANNOTATION} annotation): "
+                    "run `sbops fix ecr-refresh`", secret=state.name, namespace=state.namespace)
+    left = expires - now
+    hours = left.total_seconds() / 3600
+    details = {"secret": state.name, "namespace": state.namespace, "expires_at": expires.isoformat(),
+               "source": source, "hours_left": round(hours, 2)}
+    if left <= timedelta(0):
+        return Result(Status.FAIL, Reason.EXPIRED,
+                      f"the ECR token in {where} expired {_ago(-left)} ago; new pods fail with ImagePullBackOff: "
+                      "run `sbops fix ecr-refresh`", details, expires_at=expires)
+    if hours < warn_hours:
+        return Result(Status.WARN, Reason.EXPIRING,
+                      f"the ECR token in {where} expires in {_ago(left)}: run `sbops fix ecr-refresh` "
+                      "(and `sbops ecr install-refresher` to keep it fresh)", details, expires_at=expires)
+    return Result(Status.OK, Reason.NONE, f"the ECR token in {where} is valid for {_ago(left)}", details,
+                  expires_at=expires)
+
+
+def _ago(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+    return f"{seconds // 60}m"
+
+
+def stuck_pods(pods: list[Mapping[str, Any]]) -> list[str]:
+    """Names of pods with a container (or init container) waiting in ImagePullBackOff / ErrImagePull."""
+    names = []
+    for pod in pods:
+        status = pod.get("status") or {}
+        states = list(status.get("containerStatuses") or []) + list(status.get("initContainerStatuses") or [])
+        if any(((s.get("state") or {}).get("waiting") or {}).get("reason") in PULL_FAILURES for s in states):
+            names.append(pod["metadata"]["name"])
+    return sorted(names)
+
+
+# -- observers ---------------------------------------------------------------------------------------
+def read_secret(ctx: "Context") -> SecretState:
+    from sbops.probes import kubecommon
+
+    name, namespace = str(ctx.settings["ecr.secret"]), kubecommon.namespace(ctx)
+    try:
+        obj = kubecommon.core_v1(ctx).read_namespaced_secret(name, namespace, _request_timeout=kubecommon.timeout(ctx))
+    except Exception as exc:  # noqa: BLE001 - 404 is a finding, anything else propagates to the check
+        if kubecommon.api_status(exc) == 404:
+            return SecretState(name, namespace, False)
+        raise
+    data = obj.data or {}
+    raw = data.get(".dockerconfigjson")
+    config = None
+    if raw:
+        decoded = _b64decode(raw)
+        config = decoded.decode("utf-8", "replace") if decoded is not None else None
+    return SecretState(name, namespace, True, obj.type or "", config, dict(obj.metadata.annotations or {}))
+
+
+def read_workloads(ctx: "Context") -> list[Workload]:
+    from sbops.probes import kubecommon
+
+    deployments = kubecommon.apps_v1(ctx).list_namespaced_deployment(
+        kubecommon.namespace(ctx), _request_timeout=kubecommon.timeout(ctx))
+    out = []
+    for item in deployments.items:
+        spec = item.spec.template.spec
+        names = tuple(ref.name for ref in (spec.image_pull_secrets or []) if ref and ref.name)
+        out.append(Workload("Deployment", item.metadata.name, names))
+    return sorted(out, key=lambda w: w.name)
+
+
+def _api_failure(what: str, exc: Exception) -> Result:
+    reason, summary, error = kubecommon.api_failure(what, exc)
+    return fail(reason, summary, error=error)
+
+
+def probe_secret(ctx: "Context") -> Result:
+    try:
+        state = read_secret(ctx)
+        workloads = read_workloads(ctx) if state.exists else []
+    except Exception as exc:  # noqa: BLE001
+        if kubecommon.is_api_error(exc):
+            return _api_failure("read the ECR pull secret", exc)
+        raise
+    return judge_secret(state, str(ctx.settings["ecr.registry"]), workloads)
+
+
+def probe_expiry(ctx: "Context") -> Result:
+    try:
+        state = read_secret(ctx)
+    except Exception as exc:  # noqa: BLE001
+        if kubecommon.is_api_error(exc):
+            return _api_failure("read the ECR pull secret", exc)
+        raise
+    if not state.exists:
+        return fail(Reason.MISSING, f"image pull secret {state.namespace}/{state.name} does not exist: run `sbops fix ecr-refresh`")
+    return judge_expiry(state, str(ctx.settings["ecr.registry"]), datetime.now(timezone.utc),
+                        float(ctx.settings["ecr.warn_hours"]))
+
+
+
+# -- the token for ecr-refresh -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Token:
+    password: Secret  # the docker password (the part after "AWS:")
+    expires_at: datetime | None
+    source: str  # for humans: "file /x", "env AWS_ECR_TOKEN", "AWS ECR API (profile p, region r)"
+
+
+class TokenError(Exception):
+    """No token could be obtained; the message says why (never contains the token)."""
+
+
+def token_from_text(text: str, source: str, fallback_expiry: datetime | None = None) -> Token:
+    value = text.strip()
+    if not value:
+        raise TokenError(f"{source}: empty token")
+    if any(ch.isspace() for ch in value):
+        raise TokenError(f"{source}: the token must be one line without spaces")
+    password = split_token(value)
+    return Token(Secret(password), token_expiry(password) or fallback_expiry, source)
+
+
+def token_from_aws(ctx: "Context", profile: str | None = None, region: str | None = None) -> Token:
+    """boto3's standard chain (env, shared config/profile, instance role); never embedded credentials.
+    `profile`/`region` (the fix's --profile/--region) win over the settings ecr.profile/ecr.region."""
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    profile = profile or str(ctx.settings["ecr.profile"]) or None
+    region = region or str(ctx.settings["ecr.region"]) or None
+    endpoint = str(ctx.settings["ecr.endpoint_url"]) or None
+    where = f"AWS ECR API (region {region or 'default'}{', profile ' + profile if profile else ''})"
+    try:
+        session = boto3.session.Session(profile_name=profile, region_name=region)
+        config = Config(connect_timeout=ctx.net_timeout, read_timeout=ctx.net_timeout, retries={"max_attempts": 1})
+        client = session.client("ecr", endpoint_url=endpoint, config=config)
+        answer = client.get_authorization_token()
+    except (BotoCoreError, ClientError) as exc:
+        raise TokenError(f"{where}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    data = (answer.get("authorizationData") or [{}])[0]
+    token = data.get("authorizationToken") or ""
+    expires = data.get("expiresAt")
+    if isinstance(expires, datetime) and expires.tzinfo is None:
+        expires = expires.replace(tzinfo=timezone.utc)
+    return token_from_text(token, where, expires.astimezone(timezone.utc) if isinstance(expires, datetime) else None)
+
+
+def get_token(ctx: "Context", env: Mapping[str, str] | None = None, stdin: Any = None,
+              opts: "FixOptions | None" = None) -> Token:
+    """--token-file / ecr.token_file (`-` = stdin), else $AWS_ECR_TOKEN, else the AWS API."""
+    env = os.environ if env is None else env
+    path = (opts.token_file if opts and opts.token_file else "") or str(ctx.settings["ecr.token_file"])
+    if path == "-":
+        return token_from_text((stdin or sys.stdin).read(), "standard input")
+    if path:
+        try:
+            return token_from_text(Path(path).read_text(), f"file {path}")
+        except OSError as exc:
+            raise TokenError(f"{path}: cannot read the token file: {exc.strerror or exc}") from None
+    if env.get(TOKEN_ENV):
+        return token_from_text(env[TOKEN_ENV], f"env {TOKEN_ENV}")
+    return token_from_aws(ctx, opts.profile if opts else None, opts.region if opts else None)
+
+
+# -- the plan ----------------------------------------------------------------------------------------
+def plan_refresh(ctx: "Context", opts: "FixOptions | None" = None) -> Plan:
+    """Replace the pull secret with a fresh token, annotate its expiry, delete pods stuck pulling images.
+
+    Deleting those pods is safe: they are not Ready (a container waits for its image), so they serve
+    nothing; their ReplicaSet recreates them and the new pods pull with the new secret. Pods without a
+    controller would not come back, so they are only named, never deleted.
+    """
+    from sbops.probes import kubecommon
+
+    registry = str(ctx.settings["ecr.registry"])
+    try:
+        state = read_secret(ctx)
+        pods = kubecommon.core_v1(ctx).list_namespaced_pod(kubecommon.namespace(ctx), _request_timeout=kubecommon.timeout(ctx))
+    except Exception as exc:  # noqa: BLE001
+        if kubecommon.is_api_error(exc):
+            return Plan(blockers=(kubecommon.api_failure("read the pull secret and pods", exc)[1],))
+        raise
+    try:
+        token = get_token(ctx, opts=opts)
+    except TokenError as exc:
+        return Plan(blockers=(f"no ECR token: {exc} (configure AWS credentials for boto3, set ecr.profile, "
+                              f"or give a token with ecr.token_file / {TOKEN_ENV})",))
+    pod_dicts = [kubecommon.to_dict(ctx, p) for p in pods.items]
+    owned = {p["metadata"]["name"] for p in pod_dicts if any(r.get("controller") for r in p["metadata"].get("ownerReferences") or [])}
+    stuck = stuck_pods(pod_dicts)
+    notes = [f"token from {token.source}"]
+    changes = [_secret_change(ctx, state, registry, token)]
+    deletable = [n for n in stuck if n in owned]
+    orphans = [n for n in stuck if n not in owned]
+    if deletable:
+        changes.append(_delete_pods_change(ctx, state.namespace, deletable))
+    if orphans:
+        notes.append(f"pods stuck pulling images without a controller (not deleted, they would not come back): {', '.join(orphans)}")
+    if token.expires_at is None:
+        notes.append("the token's expiry is unknown (not an ECR-format token): ecr.expiry will warn that it cannot tell")
+    elif token.expires_at <= datetime.now(timezone.utc):
+        notes.append(f"the new token already expired ({format_annotation(token.expires_at)}): check the clock and the token source")
+    return Plan(changes=tuple(changes), notes=tuple(notes))
+
+
+def secret_body(name: str, namespace: str, registry: str, token: Token) -> dict[str, Any]:
+    annotations = {EXPIRY_ANNOTATION: format_annotation(token.expires_at)} if token.expires_at else {}
+    config = dockerconfig(registry, token.password.reveal())
+    return {
+        "apiVersion": "v1", "kind": "Secret", "type": DOCKERCONFIGJSON,
+        "metadata": {"name": name, "namespace": namespace, "annotations": annotations,
+                     "labels": {"app.kubernetes.io/managed-by": "sbops"}},
+        "data": {".dockerconfigjson": base64.b64encode(config.encode()).decode()},
+    }
+
+
+def _secret_change(ctx: "Context", state: SecretState, registry: str, token: Token) -> Change:
+    from sbops.probes import kubecommon
+
+    verb = "replace" if state.exists else "create"
+    expiry = f", expires {format_annotation(token.expires_at)}" if token.expires_at else ""
+    description = f"{verb} secret {state.namespace}/{state.name} ({DOCKERCONFIGJSON} for {registry}, user AWS, password ****{expiry})"
+    command = (f"kubectl -n {state.namespace} create secret docker-registry {state.name} --docker-server={registry} "
+               f"--docker-username=AWS --docker-password='****' --dry-run=client -o yaml | kubectl apply -f -")
+
+    def apply() -> None:
+        core = kubecommon.core_v1(ctx)
+        timeout = kubecommon.timeout(ctx)
+        body = secret_body(state.name, state.namespace, registry, token)
+        if state.exists and state.type != DOCKERCONFIGJSON:  # type is immutable: delete, then create
+            core.delete_namespaced_secret(state.name, state.namespace, _request_timeout=timeout)
+            core.create_namespaced_secret(state.namespace, body, _request_timeout=timeout)
+        elif state.exists:
+            core.replace_namespaced_secret(state.name, state.namespace, body, _request_timeout=timeout)
+        else:
+            core.create_namespaced_secret(state.namespace, body, _request_timeout=timeout)
+
+    return Change(description, (command,), apply)
+
+
+def _delete_pods_change(ctx: "Context", namespace: str, names: list[str]) -> Change:
+    from sbops.probes import kubecommon
+
+    def apply() -> None:
+        core = kubecommon.core_v1(ctx)
+        for name in names:
+            try:
+                core.delete_namespaced_pod(name, namespace, _request_timeout=kubecommon.timeout(ctx))
+            except Exception as exc:  # noqa: BLE001 - already gone is fine
+                if not kubecommon.api_status(exc) == 404:
+                    raise
+
+    return Change(f"delete {len(names)} pod(s) stuck in ImagePullBackOff/ErrImagePull so their controllers recreate them: "
+                  + ", ".join(names), (f"kubectl -n {namespace} delete pod {' '.join(names)}",), apply)

@@ -1,0 +1,198 @@
+"""The Helm release record: Helm 3 stores each revision as a Secret `sh.helm.release.v1.<release>.v<N>`
+(type helm.sh/release.v1, labels owner=helm, name, status, version) whose `release` field is
+base64(gzip(JSON)) on top of the Secret's own base64. sbops reads it directly (no helm binary needed to
+diagnose); helm-rollback runs the helm binary, because a rollback re-applies the old manifest.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import shutil
+from typing import TYPE_CHECKING, Any
+
+from sbops.model import Change, Plan, Reason, Result, fail, ok
+from sbops.probes import kubecommon as kc
+
+if TYPE_CHECKING:
+    from sbops.context import Context
+
+GZIP_MAGIC = b"\x1f\x8b\x08"
+PENDING = frozenset({"pending-install", "pending-upgrade", "pending-rollback", "uninstalling"})
+SECRET_PREFIX = "sh.helm.release.v1."
+ROLLBACK_TIMEOUT = 120.0
+
+
+def decode_release(value: str | bytes) -> dict[str, Any]:
+    """Helm's encoding (the string Helm stores, i.e. the Secret's data already base64-decoded once):
+    base64 of gzip of JSON; Helm also accepts un-gzipped JSON. Raises ValueError when it is neither."""
+    try:
+        raw = base64.b64decode(value, validate=False)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"release record is not base64: {exc}") from None
+    if raw[:3] == GZIP_MAGIC:
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise ValueError(f"release record is not valid gzip: {exc}") from None
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"release record is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError("release record is not a JSON object")
+    return data
+
+
+def decode_secret_field(secret_data_value: str) -> dict[str, Any]:
+    """The Secret's `data.release` as the API returns it (base64 of Helm's string) -> the release JSON."""
+    try:
+        helm_value = base64.b64decode(secret_data_value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"secret data is not base64: {exc}") from None
+    return decode_release(helm_value)
+
+
+def encode_release(release: dict[str, Any]) -> str:
+    """The inverse of decode_release (tests, and what Helm writes)."""
+    return base64.b64encode(gzip.compress(json.dumps(release).encode())).decode()
+
+
+def revision_of(secret: dict[str, Any]) -> int:
+    """The revision: label `version`, else the name's `.vN` suffix; -1 when neither parses."""
+    meta = secret.get("metadata") or {}
+    label = (meta.get("labels") or {}).get("version", "")
+    if str(label).isdigit():
+        return int(label)
+    name = meta.get("name", "")
+    suffix = name.rsplit(".v", 1)[-1] if ".v" in name else ""
+    return int(suffix) if suffix.isdigit() else -1
+
+
+def summarize(secret: dict[str, Any]) -> dict[str, Any]:
+    """Revision, status, chart name/version, app version, description of one release secret (pure)."""
+    meta = secret.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    facts: dict[str, Any] = {"secret": meta.get("name", ""), "revision": revision_of(secret),
+                             "status": labels.get("status", ""), "chart": "", "chart_version": "",
+                             "app_version": "", "description": "", "decoded": False}
+    value = (secret.get("data") or {}).get("release")
+    if value:
+        try:
+            release = decode_secret_field(value)
+        except ValueError as exc:
+            facts["decode_error"] = str(exc)
+            return facts
+        info = release.get("info") or {}
+        chart = (release.get("chart") or {}).get("metadata") or {}
+        facts.update(status=info.get("status") or facts["status"], chart=chart.get("name", ""),
+                     chart_version=chart.get("version", ""), app_version=chart.get("appVersion", ""),
+                     description=str(info.get("description", ""))[:200], decoded=True)
+        if isinstance(release.get("version"), int):
+            facts["revision"] = release["version"]
+    return facts
+
+
+def judge_release(release: str, namespace: str, revisions: list[dict[str, Any]]) -> Result:
+    """The latest revision decides: deployed ok; pending-* stuck; failed failed; none missing."""
+    if not revisions:
+        return fail(Reason.MISSING, f"no Helm release {release} in namespace {namespace} "
+                                    f"(no {SECRET_PREFIX}{release}.v* secret): StackBill was not installed with "
+                                    "Helm here", release=release, namespace=namespace)
+    ordered = sorted(revisions, key=lambda r: r["revision"])
+    latest = ordered[-1]
+    chart = f"{latest['chart'] or 'chart'}-{latest['chart_version'] or '?'}"
+    details = {"release": release, "namespace": namespace, "revision": latest["revision"], "status": latest["status"],
+               "chart": latest["chart"], "chart_version": latest["chart_version"], "app_version": latest["app_version"],
+               "description": latest["description"],
+               "history": [{k: r[k] for k in ("revision", "status", "chart_version")} for r in ordered[-10:]]}
+    if "decode_error" in latest:
+        details["decode_error"] = latest["decode_error"]
+    where = f"release {release} revision {latest['revision']} ({chart})"
+    status = latest["status"]
+    if status == "deployed":
+        return ok(f"{where} is deployed", **details)
+    last_good = last_deployed(ordered[:-1])
+    back = f"; `sbops fix helm-rollback` returns to revision {last_good}" if last_good else ""
+    if status in PENDING:
+        return fail(Reason.STUCK, f"{where} is stuck in {status}: an install/upgrade was interrupted and Helm "
+                                  f"refuses further upgrades{back}", **details)
+    if status == "failed":
+        return fail(Reason.FAILED, f"{where} failed: {latest['description'] or 'see helm history'}{back}", **details)
+    if status == "uninstalled":
+        return fail(Reason.MISSING, f"{where} was uninstalled", **details)
+    return fail(Reason.MISCONFIGURED, f"{where} has status {status or 'unknown'}, not deployed{back}", **details)
+
+
+def last_deployed(older: list[dict[str, Any]]) -> int | None:
+    """The revision to return to: the newest older `deployed` one, else the newest `superseded`."""
+    for wanted in ("deployed", "superseded"):
+        found = [r["revision"] for r in older if r["status"] == wanted and r["revision"] > 0]
+        if found:
+            return max(found)
+    return None
+
+
+def list_revisions(ctx: "Context", namespace: str, release: str) -> list[dict[str, Any]]:
+    items = kc.core_v1(ctx).list_namespaced_secret(
+        namespace, label_selector=f"owner=helm,name={release}", _request_timeout=kc.timeout(ctx)).items
+    secrets = [kc.to_dict(ctx, s) for s in items]
+    return [summarize(s) for s in secrets if (s.get("metadata") or {}).get("name", "").startswith(SECRET_PREFIX)]
+
+
+def check_release(ctx: "Context") -> Result:
+    ns = kc.namespace(ctx)
+    release = str(ctx.settings["release"])
+    try:
+        revisions = list_revisions(ctx, ns, release)
+    except Exception as exc:  # noqa: BLE001
+        return fail(kc.api_reason(exc), kc.api_failure_summary(f"read Helm release secrets in {ns}", exc),
+                    error=kc.api_error(exc))
+    return judge_release(release, ns, revisions)
+
+
+# -- helm-rollback ---------------------------------------------------------------------------------
+def rollback_argv(helm: str, release: str, revision: int, namespace: str, kubeconfig: str) -> list[str]:
+    """`helm rollback` without waiting (pods may take minutes; pods.ready reports them)."""
+    return [helm, "rollback", release, str(revision), "-n", namespace, "--wait=false", "--kubeconfig", kubeconfig]
+
+
+def plan_rollback(ctx: "Context") -> Plan:
+    ns = kc.namespace(ctx)
+    release = str(ctx.settings["release"])
+    try:
+        revisions = list_revisions(ctx, ns, release)
+    except Exception as exc:  # noqa: BLE001
+        return Plan(blockers=(kc.api_failure_summary(f"read Helm release secrets in {ns}", exc),))
+    verdict = judge_release(release, ns, revisions)
+    if verdict.status.passed:
+        return Plan(nothing_to_do=verdict.summary)
+    if verdict.reason not in (Reason.STUCK, Reason.FAILED, Reason.MISCONFIGURED):
+        return Plan(blockers=(f"cannot roll back: {verdict.summary}",))
+    ordered = sorted(revisions, key=lambda r: r["revision"])
+    target = last_deployed(ordered[:-1])
+    if target is None:
+        history = ", ".join(f"{r['revision']} {r['status']}" for r in ordered)
+        return Plan(blockers=(f"release {release} has no earlier deployed revision to return to "
+                              f"(history: {history}); "
+                              "reinstall with helm upgrade --install",))
+    helm_cmd = str(ctx.settings["helm.command"])
+    helm = shutil.which(helm_cmd)
+    if helm is None:
+        return Plan(blockers=(f"helm binary {helm_cmd!r} not found (setting helm.command): install Helm 3",))
+    if ctx.kubeconfig_path is None:
+        return Plan(blockers=("no kubeconfig for helm (use --kubeconfig FILE)",))
+    argv = rollback_argv(helm, release, target, ns, str(ctx.kubeconfig_path))
+
+    def apply() -> None:
+        result = ctx.runner.run(argv, timeout=ROLLBACK_TIMEOUT)
+        if not result.ok:
+            raise RuntimeError(f"helm rollback failed: {result.one_line_error()}")
+
+    from sbops.runner import display
+
+    return Plan(changes=(Change(f"roll release {release} back from revision {verdict.details['revision']} "
+                                f"({verdict.details['status']}) to revision {target}",
+                                (display(argv),), apply=apply),),
+                notes=("helm applies that revision's manifests again and records a new revision; pods restart",))

@@ -1,0 +1,673 @@
+"""Istio: istiod, the ingress gateway Service and its nodePorts, the Gateway and the VirtualService.
+
+Observers read the API (kubernetes package imported inside functions, via sbops.probes.kubecommon) and
+return plain kubectl-style dicts (camelCase keys); judgements are pure functions of those dicts (unit
+tested from tables); the desired Gateway/VirtualService are built from settings as ORIGINAL-INSTALLER.md
+and ARCHITECTURE.md define them, and a pure differ turns desired vs observed into Changes.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from sbops.model import Change, Plan, Reason, Result, fail, ok
+
+if TYPE_CHECKING:
+    from sbops.context import Context
+
+GROUP, VERSION = "networking.istio.io", "v1beta1"
+GATEWAYS, VIRTUALSERVICES = "gateways", "virtualservices"
+INGRESS_SELECTOR = {"istio": "ingressgateway"}
+ISTIOD_LABEL = "app=istiod"
+CLUSTER_SUFFIX = "svc.cluster.local"
+
+# The VirtualService routes ORIGINAL-INSTALLER.md and ARCHITECTURE.md give: (prefix, service, port).
+ROUTES: tuple[tuple[str, str, int], ...] = (
+    ("/admin", "sb-admin", 80),
+    ("/portal", "sb-ui", 80),
+    ("/api", "sb-kong", 8000),
+    ("/core", "sb-core", 8080),
+)
+
+
+# ======================================================================================================
+# Small pure helpers
+# ======================================================================================================
+def pod_ready(pod: dict[str, Any]) -> bool:
+    """A pod is ready when its Ready condition is True (what Endpoints and kubectl use)."""
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return cond.get("status") == "True"
+    return False
+
+
+def pod_brief(pod: dict[str, Any]) -> dict[str, Any]:
+    """Evidence for one pod: name, phase, readiness and any waiting/terminated container reasons."""
+    status = pod.get("status") or {}
+    waiting = []
+    for cs in status.get("containerStatuses") or []:
+        state = cs.get("state") or {}
+        for kind in ("waiting", "terminated"):
+            if state.get(kind) and state[kind].get("reason"):
+                waiting.append(f"{cs.get('name')}: {state[kind]['reason']}")
+    return {"name": (pod.get("metadata") or {}).get("name", "?"), "phase": status.get("phase", "?"),
+            "ready": pod_ready(pod), "containers": waiting}
+
+
+def host_matches(pattern: str, domain: str) -> bool:
+    """Istio host matching: exact, "*", or "*.suffix"; an optional "namespace/" prefix is ignored."""
+    pattern = pattern.split("/", 1)[1] if "/" in pattern else pattern
+    pattern, domain = pattern.lower().rstrip("."), domain.lower().rstrip(".")
+    if pattern == "*" or pattern == domain:
+        return True
+    if pattern.startswith("*."):
+        return domain.endswith(pattern[1:]) and domain != pattern[2:]
+    return False
+
+
+def hosts_cover(hosts: Iterable[str], domain: str) -> bool:
+    return any(host_matches(h, domain) for h in hosts or ())
+
+
+def label_selector(selector: dict[str, str] | None) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted((selector or {}).items()))
+
+
+# ======================================================================================================
+# istio.istiod
+# ======================================================================================================
+def judge_istiod(deployments: list[dict[str, Any]], pods: list[dict[str, Any]], namespace: str) -> Result:
+    """missing: no Deployment and no pod labelled app=istiod; not_ready: none of its pods is Ready."""
+    names = [(d.get("metadata") or {}).get("name", "?") for d in deployments]
+    if not deployments and not pods:
+        return fail(Reason.MISSING, f"istiod is not installed: no Deployment or pod labelled {ISTIOD_LABEL} in "
+                    f"{namespace} (install Istio: istioctl install --set profile=demo)", namespace=namespace)
+    ready = [p for p in pods if pod_ready(p)]
+    details = {"namespace": namespace, "deployments": names, "pods": [pod_brief(p) for p in pods]}
+    if not ready:
+        what = f"{len(pods)} pod(s), none Ready" if pods else "no pods"
+        return fail(Reason.NOT_READY, f"istiod in {namespace} is not ready ({what}): the gateway gets no "
+                    "configuration; look at its pod's events and logs", **details)
+    return ok(f"istiod ready in {namespace} ({len(ready)}/{len(pods)} pod(s))", **details)
+
+
+# ======================================================================================================
+# istio.ingress
+# ======================================================================================================
+def find_port(ports: list[dict[str, Any]], name: str, number: int) -> dict[str, Any] | None:
+    """The Service port by name (http2 / https), else by port number (80 / 443)."""
+    for port in ports:
+        if port.get("name") == name:
+            return port
+    for port in ports:
+        if port.get("port") == number:
+            return port
+    return None
+
+
+def nodeport_mismatches(service: dict[str, Any], http: int, https: int) -> list[dict[str, Any]]:
+    """[{port name, port, actual nodePort, expected}] for the HTTP/HTTPS ports whose nodePort differs."""
+    ports = (service.get("spec") or {}).get("ports") or []
+    out = []
+    for name, number, want in (("http2", 80, http), ("https", 443, https)):
+        port = find_port(ports, name, number)
+        actual = port.get("nodePort") if port else None
+        if actual != want:
+            out.append({"name": name, "port": number, "actual": actual, "expected": want,
+                        "present": port is not None})
+    return out
+
+
+def judge_ingress(service: dict[str, Any] | None, pods: list[dict[str, Any]], *, name: str, namespace: str,
+                  http: int, https: int) -> Result:
+    """missing / misconfigured (type, nodePorts: both pairs in details) / not_ready (no ready pod behind it)."""
+    if service is None:
+        return fail(Reason.MISSING, f"the ingress gateway Service {namespace}/{name} does not exist: the portal "
+                    "has no way in (reinstall Istio's ingress gateway)", namespace=namespace, service=name)
+    spec = service.get("spec") or {}
+    kind = spec.get("type", "ClusterIP")
+    ports = [{"name": p.get("name"), "port": p.get("port"), "nodePort": p.get("nodePort")} for p in spec.get("ports") or []]
+    details: dict[str, Any] = {"namespace": namespace, "service": name, "type": kind, "ports": ports,
+                               "expected": {"http2": http, "https": https}}
+    if kind not in ("NodePort", "LoadBalancer"):
+        return fail(Reason.MISCONFIGURED, f"ingress gateway Service {name} is type {kind}, not NodePort: nothing "
+                    f"listens on {http}/{https} (fix istio-nodeports)", **details)
+    if kind == "LoadBalancer":
+        details["note"] = "type LoadBalancer also allocates the nodePorts, which is what is checked"
+    wrong = nodeport_mismatches(service, http, https)
+    if wrong:
+        pairs = ", ".join(f"{w['name']} {w['actual'] if w['actual'] is not None else 'none'} (want {w['expected']})"
+                          for w in wrong)
+        details["mismatches"] = wrong
+        return fail(Reason.MISCONFIGURED, f"ingress gateway nodePorts differ from the configured ones: {pairs}",
+                    **details)
+    ready = [p for p in pods if pod_ready(p)]
+    details["pods"] = [pod_brief(p) for p in pods]
+    if not ready:
+        what = f"{len(pods)} pod(s), none Ready" if pods else f"no pod matches {label_selector(spec.get('selector'))}"
+        result = fail(Reason.NOT_READY, f"no ready ingress gateway pod behind {name} ({what}): the nodePorts "
+                      "answer nothing", **details)
+        return Result(result.status, result.reason, result.summary, result.details, fix="restart-workload")
+    return ok(f"ingress gateway {kind} {name}: http2 {http}, https {https}, {len(ready)} ready pod(s)", **details)
+
+
+# ======================================================================================================
+# istio.gateway
+# ======================================================================================================
+def https_server(gateway: dict[str, Any]) -> dict[str, Any] | None:
+    for server in (gateway.get("spec") or {}).get("servers") or []:
+        if str(((server.get("port") or {}).get("protocol") or "")).upper() == "HTTPS":
+            return server
+    return None
+
+
+def judge_gateway(gateway: dict[str, Any] | None, *, name: str, namespace: str, domain: str,
+                  secret_exists: Callable[[str], bool], istio_namespace: str, tls_secret: str) -> Result:
+    """missing / misconfigured: selector, hosts, HTTPS server, tls.mode, credentialName that resolves."""
+    if gateway is None:
+        return fail(Reason.MISSING, f"Gateway {namespace}/{name} does not exist: the ingress gateway routes "
+                    "nothing to StackBill (fix istio-gateway)", namespace=namespace, gateway=name)
+    spec = gateway.get("spec") or {}
+    selector = spec.get("selector") or {}
+    servers = spec.get("servers") or []
+    hosts = sorted({h for s in servers for h in s.get("hosts") or []})
+    details: dict[str, Any] = {"namespace": namespace, "gateway": name, "selector": selector, "hosts": hosts,
+                               "domain": domain}
+    problems: list[str] = []
+    if any(selector.get(k) != v for k, v in INGRESS_SELECTOR.items()):
+        problems.append(f"selector {label_selector(selector) or '(empty)'} does not select the ingress gateway "
+                        f"({label_selector(INGRESS_SELECTOR)})")
+    if domain and not hosts_cover(hosts, domain):
+        problems.append(f"hosts {hosts} do not include {domain}")
+    server = https_server(gateway)
+    credential = ""
+    if server is None:
+        problems.append("no HTTPS server")
+    else:
+        tls = server.get("tls") or {}
+        credential = tls.get("credentialName") or ""
+        details.update(tls_mode=tls.get("mode"), credential_name=credential)
+        if domain and not hosts_cover(server.get("hosts") or [], domain):
+            problems.append(f"the HTTPS server's hosts do not include {domain}")
+        if tls.get("mode") != "SIMPLE":
+            problems.append(f"HTTPS server tls.mode is {tls.get('mode')}, not SIMPLE")
+        if not credential:
+            problems.append("HTTPS server has no credentialName")
+    if problems:
+        return fail(Reason.MISCONFIGURED, f"Gateway {name}: " + "; ".join(problems) + " (fix istio-gateway)",
+                    problems=problems, **details)
+    if not secret_exists(credential):
+        details["credential_namespace"] = istio_namespace
+        summary = (f"Gateway {name}'s credentialName {credential} does not resolve: no such secret in "
+                   f"{istio_namespace}, where the ingress gateway looks it up (see tls.secret)")
+        result = fail(Reason.MISCONFIGURED, summary, **details)
+        # The configured credential is right but its secret is absent: recreate the secret. Another name:
+        # point the Gateway back at the configured credential.
+        return Result(result.status, result.reason, result.summary, result.details,
+                      fix="tls-secret" if credential == tls_secret else "istio-gateway")
+    return ok(f"Gateway {name}: selects the ingress gateway, serves {domain or hosts} over HTTPS with "
+              f"{istio_namespace}/{credential}", **details)
+
+
+# ======================================================================================================
+# istio.virtualservice
+# ======================================================================================================
+def service_name(host: str, namespace: str) -> tuple[str, str]:
+    """(service, namespace) of a destination host: short name, <svc>.<ns>, <svc>.<ns>.svc[.cluster.local]."""
+    host = host.lower().rstrip(".")
+    for suffix in ("." + CLUSTER_SUFFIX, ".svc"):
+        if host.endswith(suffix):
+            host = host[: -len(suffix)]
+            break
+    parts = host.split(".")
+    if len(parts) == 1:
+        return parts[0], namespace
+    if len(parts) == 2:
+        return parts[0], parts[1]
+    return host, ""  # an external name: not a Service of the cluster
+
+
+def route_label(index: int, http: dict[str, Any]) -> str:
+    """How a route is named in messages: its name, else its first uri match, else its index."""
+    if http.get("name"):
+        return str(http["name"])
+    for match in http.get("match") or []:
+        uri = match.get("uri") or {}
+        for kind in ("prefix", "exact", "regex"):
+            if uri.get(kind):
+                return f"{uri[kind]}"
+    return f"http[{index}]"
+
+
+def endpoints_ready(endpoints: dict[str, Any] | None) -> int:
+    """How many ready addresses the Endpoints object has (0 when absent)."""
+    if not endpoints:
+        return 0
+    return sum(len(s.get("addresses") or []) for s in endpoints.get("subsets") or [])
+
+
+def bound_to(gateways: list[str], gateway: str, namespace: str) -> bool:
+    return any(g == gateway or g == f"{namespace}/{gateway}" for g in gateways or [])
+
+
+def judge_virtualservice(vs: dict[str, Any] | None, *, name: str, namespace: str, gateway: str, domain: str,
+                         services: dict[str, dict[str, Any]], endpoints: dict[str, dict[str, Any]]) -> Result:
+    """missing / misconfigured (gateway binding, hosts, destination Service or port) / not_ready (no endpoints).
+
+    `services` and `endpoints`: the namespace's objects by name.
+    """
+    if vs is None:
+        return fail(Reason.MISSING, f"VirtualService {namespace}/{name} does not exist: no route reaches the "
+                    "StackBill services (fix istio-gateway)", namespace=namespace, virtualservice=name)
+    spec = vs.get("spec") or {}
+    details: dict[str, Any] = {"namespace": namespace, "virtualservice": name, "gateways": spec.get("gateways") or [],
+                               "hosts": spec.get("hosts") or [], "domain": domain}
+    problems: list[str] = []
+    if not bound_to(spec.get("gateways") or [], gateway, namespace):
+        problems.append(f"not bound to Gateway {gateway} (gateways: {spec.get('gateways') or []})")
+    if domain and not hosts_cover(spec.get("hosts") or [], domain):
+        problems.append(f"hosts {spec.get('hosts') or []} do not match {domain}")
+    routes, not_ready = [], []
+    for index, http in enumerate(spec.get("http") or []):
+        label = route_label(index, http)
+        for route in http.get("route") or []:
+            dest = route.get("destination") or {}
+            svc, svc_ns = service_name(str(dest.get("host", "")), namespace)
+            number = (dest.get("port") or {}).get("number")
+            entry = {"route": label, "host": dest.get("host"), "port": number}
+            routes.append(entry)
+            if svc_ns != namespace:
+                problems.append(f"route {label}: destination {dest.get('host')} is not a Service in {namespace}")
+                continue
+            service = services.get(svc)
+            if service is None:
+                problems.append(f"route {label}: Service {svc} does not exist in {namespace}")
+                continue
+            real = [p.get("port") for p in (service.get("spec") or {}).get("ports") or []]
+            entry["service_ports"] = real
+            if number is None and len(real) != 1:
+                problems.append(f"route {label}: no port given and Service {svc} has ports {real}")
+                continue
+            if number is not None and number not in real:
+                problems.append(f"route {label}: Service {svc} has no port {number} (its ports: {real})")
+                continue
+            ready = endpoints_ready(endpoints.get(svc))
+            entry["ready_endpoints"] = ready
+            if not ready:
+                not_ready.append(svc)
+    details["routes"] = routes
+    if problems:
+        return fail(Reason.MISCONFIGURED, f"VirtualService {name}: " + "; ".join(problems) + " (fix istio-gateway)",
+                    problems=problems, **details)
+    if not routes:
+        return fail(Reason.MISCONFIGURED, f"VirtualService {name} has no http routes (fix istio-gateway)", **details)
+    if not_ready:
+        names = ", ".join(sorted(set(not_ready)))
+        result = fail(Reason.NOT_READY, f"VirtualService {name}: no ready endpoints behind {names} (its pods are "
+                      "not Ready: see pods.ready)", not_ready=sorted(set(not_ready)), **details)
+        return Result(result.status, result.reason, result.summary, result.details, fix="restart-workload")
+    return ok(f"VirtualService {name}: bound to {gateway}, {len(routes)} route(s) to ready Services", **details)
+
+
+# ======================================================================================================
+# Desired state and differ (fix istio-gateway)
+# ======================================================================================================
+def desired_gateway(name: str, namespace: str, domain: str, credential: str) -> dict[str, Any]:
+    """The Gateway as ORIGINAL-INSTALLER.md defines it (HTTPS SIMPLE with the credential, HTTP redirecting)."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Gateway",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "selector": dict(INGRESS_SELECTOR),
+            "servers": [
+                {"port": {"number": 443, "name": "https", "protocol": "HTTPS"},
+                 "tls": {"mode": "SIMPLE", "credentialName": credential},
+                 "hosts": [domain]},
+                {"port": {"number": 80, "name": "http", "protocol": "HTTP"},
+                 "tls": {"httpsRedirect": True},
+                 "hosts": [domain]},
+            ],
+        },
+    }
+
+
+def desired_virtualservice(name: str, namespace: str, domain: str, gateway: str) -> dict[str, Any]:
+    """The VirtualService with the four routes of ARCHITECTURE.md."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "VirtualService",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "hosts": [domain],
+            "gateways": [gateway],
+            "http": [{"match": [{"uri": {"prefix": prefix}}],
+                      "route": [{"destination": {"host": svc, "port": {"number": port}}}]}
+                     for prefix, svc, port in ROUTES],
+        },
+    }
+
+
+def spec_diff(desired: dict[str, Any], observed: dict[str, Any] | None, label: str) -> list[str]:
+    """Unified diff of the observed vs desired spec as YAML lines ([] when equal)."""
+    import yaml
+
+    want = yaml.safe_dump(desired, sort_keys=True, default_flow_style=False).splitlines()
+    have = [] if observed is None else yaml.safe_dump(observed, sort_keys=True, default_flow_style=False).splitlines()
+    if observed is not None and want == have:
+        return []
+    return list(difflib.unified_diff(have, want, fromfile=f"{label} (observed)", tofile=f"{label} (desired)",
+                                     lineterm="", n=2))
+
+
+@dataclass(frozen=True)
+class ObjectChange:
+    """What applying one custom object does: create, or replace its spec."""
+
+    kind: str
+    name: str
+    namespace: str
+    action: str  # "create" | "replace"
+    diff: tuple[str, ...]
+
+
+def object_change(desired: dict[str, Any], observed: dict[str, Any] | None) -> ObjectChange | None:
+    """Pure: None when the observed spec already equals the desired one."""
+    meta = desired["metadata"]
+    label = f"{desired['kind']} {meta['namespace']}/{meta['name']}"
+    diff = spec_diff(desired["spec"], None if observed is None else observed.get("spec") or {}, label + " spec")
+    if not diff:
+        return None
+    return ObjectChange(desired["kind"], meta["name"], meta["namespace"],
+                        "create" if observed is None else "replace", tuple(diff))
+
+
+# ======================================================================================================
+# Desired nodePorts (fix istio-nodeports)
+# ======================================================================================================
+def desired_ports(service: dict[str, Any], http: int, https: int) -> list[dict[str, Any]]:
+    """The Service's ports with http2/80 and https/443 set to the configured nodePorts (others untouched)."""
+    ports = [dict(p) for p in (service.get("spec") or {}).get("ports") or []]
+    for name, number, want in (("http2", 80, http), ("https", 443, https)):
+        port = find_port(ports, name, number)
+        if port is None:
+            ports.append({"name": name, "port": number, "protocol": "TCP", "targetPort": 8080 if number == 80 else 8443,
+                          "nodePort": want})
+        else:
+            port["nodePort"] = want
+    return ports
+
+
+def nodeport_plan_facts(service: dict[str, Any], http: int, https: int) -> dict[str, Any]:
+    """Pure: what istio-nodeports would change: type, [(name, old, new)], whether open ports move."""
+    spec = service.get("spec") or {}
+    kind = spec.get("type", "ClusterIP")
+    moves = [(m["name"], m["actual"], m["expected"]) for m in nodeport_mismatches(service, http, https)]
+    exposed = kind in ("NodePort", "LoadBalancer")
+    return {"type": kind, "change_type": not exposed, "moves": moves,
+            "disruptive": exposed and any(old is not None for _, old, _ in moves)}
+
+
+# ======================================================================================================
+# Observers (I/O)
+# ======================================================================================================
+def _settings(ctx: "Context") -> dict[str, Any]:
+    s = ctx.settings
+    return {"istio_ns": str(s["istio.namespace"]), "service": str(s["istio.ingress_service"]),
+            "gateway": str(s["istio.gateway"]), "vs": str(s["istio.virtualservice"]),
+            "ns": str(s["namespace"]), "http": int(s["nodeport_http"]), "https": int(s["nodeport_https"]),
+            "tls_secret": str(s["tls.secret"])}
+
+
+def _or_none(call: Callable[[], Any]) -> Any:
+    """The call's result, or None when the API says 404."""
+    from sbops.probes import kubecommon
+
+    try:
+        return call()
+    except Exception as exc:  # noqa: BLE001 - only 404 is an answer; the rest propagates
+        if kubecommon.is_not_found(exc):
+            return None
+        raise
+
+
+def _api_failure(what: str, exc: BaseException) -> Result:
+    from sbops.kube import NoKubeconfig
+    from sbops.probes import kubecommon
+
+    if isinstance(exc, NoKubeconfig):
+        raise exc
+    return fail(kubecommon.api_reason(exc), kubecommon.api_failure_summary(what, exc),
+                error=kubecommon.api_error(exc))
+
+
+def get_custom(ctx: "Context", plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+    from sbops.probes import kubecommon
+
+    api = kubecommon.custom(ctx)
+    return _or_none(lambda: api.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name,
+                                                            _request_timeout=kubecommon.timeout(ctx)))
+
+
+def list_pods(ctx: "Context", namespace: str, selector: str) -> list[dict[str, Any]]:
+    from sbops.probes import kubecommon
+
+    found = kubecommon.core_v1(ctx).list_namespaced_pod(namespace, label_selector=selector,
+                                                       _request_timeout=kubecommon.timeout(ctx))
+    return [kubecommon.to_dict(ctx, p) for p in found.items]
+
+
+def read_service(ctx: "Context", namespace: str, name: str) -> dict[str, Any] | None:
+    from sbops.probes import kubecommon
+
+    core = kubecommon.core_v1(ctx)
+    obj = _or_none(lambda: core.read_namespaced_service(name, namespace, _request_timeout=kubecommon.timeout(ctx)))
+    return None if obj is None else kubecommon.to_dict(ctx, obj)
+
+
+def secret_exists(ctx: "Context", namespace: str, name: str) -> bool:
+    from sbops.probes import kubecommon
+
+    core = kubecommon.core_v1(ctx)
+    return _or_none(lambda: core.read_namespaced_secret(name, namespace, _request_timeout=kubecommon.timeout(ctx))) is not None
+
+
+# ======================================================================================================
+# Probes
+# ======================================================================================================
+def probe_istiod(ctx: "Context") -> Result:
+    from sbops.probes import kubecommon
+
+    ns = _settings(ctx)["istio_ns"]
+    try:
+        deps = kubecommon.apps_v1(ctx).list_namespaced_deployment(ns, label_selector=ISTIOD_LABEL,
+                                                                 _request_timeout=kubecommon.timeout(ctx))
+        pods = list_pods(ctx, ns, ISTIOD_LABEL)
+    except Exception as exc:  # noqa: BLE001
+        return _api_failure(f"list istiod in {ns}", exc)
+    return judge_istiod([kubecommon.to_dict(ctx, d) for d in deps.items], pods, ns)
+
+
+def probe_ingress(ctx: "Context") -> Result:
+    cfg = _settings(ctx)
+    try:
+        service = read_service(ctx, cfg["istio_ns"], cfg["service"])
+        selector = label_selector(((service or {}).get("spec") or {}).get("selector"))
+        pods = list_pods(ctx, cfg["istio_ns"], selector) if service and selector else []
+    except Exception as exc:  # noqa: BLE001
+        return _api_failure(f"read Service {cfg['istio_ns']}/{cfg['service']}", exc)
+    return judge_ingress(service, pods, name=cfg["service"], namespace=cfg["istio_ns"], http=cfg["http"],
+                         https=cfg["https"])
+
+
+def probe_gateway(ctx: "Context") -> Result:
+    from sbops.probes import kubecommon
+
+    cfg = _settings(ctx)
+    try:
+        gateway = get_custom(ctx, GATEWAYS, cfg["ns"], cfg["gateway"])
+        cache: dict[str, bool] = {}
+
+        def exists(name: str) -> bool:
+            if name not in cache:
+                cache[name] = secret_exists(ctx, cfg["istio_ns"], name)
+            return cache[name]
+
+        return judge_gateway(gateway, name=cfg["gateway"], namespace=cfg["ns"], domain=kubecommon.domain(ctx),
+                             secret_exists=exists, istio_namespace=cfg["istio_ns"], tls_secret=cfg["tls_secret"])
+    except Exception as exc:  # noqa: BLE001
+        return _api_failure(f"read Gateway {cfg['ns']}/{cfg['gateway']}", exc)
+
+
+def probe_virtualservice(ctx: "Context") -> Result:
+    from sbops.probes import kubecommon
+
+    cfg = _settings(ctx)
+    try:
+        vs = get_custom(ctx, VIRTUALSERVICES, cfg["ns"], cfg["vs"])
+        services: dict[str, Any] = {}
+        endpoints: dict[str, Any] = {}
+        if vs is not None:
+            core = kubecommon.core_v1(ctx)
+            t = kubecommon.timeout(ctx)
+            for item in core.list_namespaced_service(cfg["ns"], _request_timeout=t).items:
+                services[item.metadata.name] = kubecommon.to_dict(ctx, item)
+            for item in core.list_namespaced_endpoints(cfg["ns"], _request_timeout=t).items:
+                endpoints[item.metadata.name] = kubecommon.to_dict(ctx, item)
+    except Exception as exc:  # noqa: BLE001
+        return _api_failure(f"read VirtualService {cfg['ns']}/{cfg['vs']}", exc)
+    return judge_virtualservice(vs, name=cfg["vs"], namespace=cfg["ns"], gateway=cfg["gateway"],
+                                domain=kubecommon.domain(ctx), services=services, endpoints=endpoints)
+
+
+# ======================================================================================================
+# Fix plans and appliers
+# ======================================================================================================
+def apply_custom(ctx: "Context", plural: str, desired: dict[str, Any]) -> None:
+    """Create, or replace keeping the live object's metadata (resourceVersion, labels, annotations)."""
+    from sbops.probes import kubecommon
+
+    api = kubecommon.custom(ctx)
+    t = kubecommon.timeout(ctx)
+    meta = desired["metadata"]
+    live = get_custom(ctx, plural, meta["namespace"], meta["name"])
+    if live is None:
+        api.create_namespaced_custom_object(GROUP, VERSION, meta["namespace"], plural, desired, _request_timeout=t)
+        return
+    body = dict(live)
+    body["spec"] = desired["spec"]
+    api.replace_namespaced_custom_object(GROUP, VERSION, meta["namespace"], plural, meta["name"], body,
+                                         _request_timeout=t)
+
+
+def _change_for(ctx: "Context", plural: str, desired: dict[str, Any], observed: dict[str, Any] | None) -> Change | None:
+    change = object_change(desired, observed)
+    if change is None:
+        return None
+    verb = "create" if change.action == "create" else "replace the spec of"
+    command = f"kubectl -n {change.namespace} apply -f - # {change.kind} {change.name}"
+    return Change(f"{verb} {change.kind} {change.namespace}/{change.name}", (command, *change.diff),
+                  apply=lambda: apply_custom(ctx, plural, desired))
+
+
+def plan_gateway(ctx: "Context") -> Plan:
+    from sbops.probes import kubecommon
+
+    cfg = _settings(ctx)
+    domain = kubecommon.domain(ctx)
+    if not domain:
+        return Plan(blockers=("no domain known: set `domain` in the config or PORTAL URL in the credentials file",))
+    gw = desired_gateway(cfg["gateway"], cfg["ns"], domain, cfg["tls_secret"])
+    vs = desired_virtualservice(cfg["vs"], cfg["ns"], domain, cfg["gateway"])
+    try:
+        observed_gw = get_custom(ctx, GATEWAYS, cfg["ns"], cfg["gateway"])
+        observed_vs = get_custom(ctx, VIRTUALSERVICES, cfg["ns"], cfg["vs"])
+        has_secret = secret_exists(ctx, cfg["istio_ns"], cfg["tls_secret"])
+    except Exception as exc:  # noqa: BLE001
+        from sbops.kube import NoKubeconfig
+
+        if isinstance(exc, NoKubeconfig):
+            raise
+        return Plan(blockers=(kubecommon.api_failure_summary("read the Gateway and VirtualService", exc),))
+    changes = [c for c in (_change_for(ctx, GATEWAYS, gw, observed_gw), _change_for(ctx, VIRTUALSERVICES, vs, observed_vs))
+               if c is not None]
+    notes = []
+    if not has_secret:
+        notes.append(f"the credential secret {cfg['istio_ns']}/{cfg['tls_secret']} does not exist: "
+                     "run `sbops fix tls-secret --cert FILE --key FILE` too")
+    return Plan(tuple(changes), notes=tuple(notes),
+                nothing_to_do="" if changes else "the Gateway and VirtualService already match the desired definition")
+
+
+def patch_nodeports(ctx: "Context", namespace: str, name: str, http: int, https: int) -> None:
+    """Set type NodePort and the two nodePorts (full port list, strategic merge by port)."""
+    from sbops.probes import kubecommon
+
+    core = kubecommon.core_v1(ctx)
+    t = kubecommon.timeout(ctx)
+    live = kubecommon.to_dict(ctx, core.read_namespaced_service(name, namespace, _request_timeout=t))
+    body = {"spec": {"type": "NodePort", "ports": desired_ports(live, http, https)}}
+    core.patch_namespaced_service(name, namespace, body, _request_timeout=t)
+
+
+def nodeport_owners(ctx: "Context", ports: Iterable[int], namespace: str, name: str) -> dict[int, str]:
+    """Which other Service already holds each wanted nodePort (the API server would refuse the patch)."""
+    from sbops.probes import kubecommon
+
+    wanted = set(ports)
+    owners: dict[int, str] = {}
+    try:
+        items = kubecommon.core_v1(ctx).list_service_for_all_namespaces(_request_timeout=kubecommon.timeout(ctx)).items
+    except Exception as exc:  # noqa: BLE001 - a namespaced role cannot list every Service: the API server
+        if kubecommon.api_status(exc) == 403:  # still refuses a taken port when the patch is applied
+            return {}
+        raise
+    for svc in items:
+        if svc.metadata.namespace == namespace and svc.metadata.name == name:
+            continue
+        for port in svc.spec.ports or []:
+            if port.node_port in wanted:
+                owners[port.node_port] = f"{svc.metadata.namespace}/{svc.metadata.name}"
+    return owners
+
+
+def plan_nodeports(ctx: "Context", allow_restart: bool) -> Plan:
+    from sbops.probes import kubecommon
+
+    cfg = _settings(ctx)
+    ns, name, http, https = cfg["istio_ns"], cfg["service"], cfg["http"], cfg["https"]
+    try:
+        service = read_service(ctx, ns, name)
+        owners = nodeport_owners(ctx, (http, https), ns, name) if service else {}
+    except Exception as exc:  # noqa: BLE001
+        from sbops.kube import NoKubeconfig
+
+        if isinstance(exc, NoKubeconfig):
+            raise
+        return Plan(blockers=(kubecommon.api_failure_summary(f"read Service {ns}/{name}", exc),))
+    if service is None:
+        return Plan(blockers=(f"the ingress gateway Service {ns}/{name} does not exist: reinstall Istio's ingress "
+                              "gateway (istioctl install --set profile=demo), then run this fix",))
+    facts = nodeport_plan_facts(service, http, https)
+    if not facts["change_type"] and not facts["moves"]:
+        return Plan(nothing_to_do=f"{name} is {facts['type']} with http2 {http} and https {https}")
+    if owners:
+        taken = ", ".join(f"{port} (held by {who})" for port, who in sorted(owners.items()))
+        return Plan(blockers=(f"the configured nodePorts are taken by other Services: {taken}; free them or "
+                              "change nodeport_http/nodeport_https",))
+    if facts["disruptive"] and not allow_restart:
+        moved = ", ".join(f"{n} {old} -> {new}" for n, old, new in facts["moves"])
+        return Plan(blockers=(f"moving nodePorts ({moved}) cuts the connections open on the old ports and breaks "
+                              "every client, firewall rule and forwarder that uses them: rerun with --restart to "
+                              "consent",))
+    parts = []
+    if facts["change_type"]:
+        parts.append(f"type {facts['type']} -> NodePort")
+    parts += [f"{n} nodePort {old if old is not None else 'none'} -> {new}" for n, old, new in facts["moves"]]
+    command = (f"kubectl -n {ns} patch service {name} -p '{{\"spec\":{{\"type\":\"NodePort\",\"ports\":["
+               f"{{\"port\":80,\"nodePort\":{http}}},{{\"port\":443,\"nodePort\":{https}}}]}}}}'")
+    change = Change(f"patch Service {ns}/{name}: " + ", ".join(parts), (command,),
+                    apply=lambda: patch_nodeports(ctx, ns, name, http, https))
+    notes = ("clients must use the new ports: https://<server>:%d (HTTP %d redirects); open them in the firewall"
+             % (https, http),)
+    return Plan((change,), notes=notes)

@@ -1,0 +1,226 @@
+"""The Kubernetes cluster itself: API server, nodes, the StackBill namespace, storage.
+
+Observations are plain dicts (the API's JSON shape, camelCase), judgements are pure functions of them,
+so the tables in tests/unit/test_k8s_*.py cover the logic without a cluster.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sbops.model import Change, Plan, Reason, Result, fail, ok, warn
+from sbops.probes import kubecommon as kc
+
+if TYPE_CHECKING:
+    from sbops.context import Context
+
+INJECTION_LABEL = "istio-injection"
+INJECTION_VALUE = "enabled"
+PRESSURES = ("MemoryPressure", "DiskPressure", "PIDPressure")
+
+
+# -- k8s.api ---------------------------------------------------------------------------------------
+def check_api(ctx: "Context") -> Result:
+    """GET /version with the kubeconfig's credentials: a wrong token is a 401 even here."""
+    from sbops import kube
+
+    server = kube.api_client(ctx).configuration.host
+    try:
+        info = kc.version_api(ctx).get_code(_request_timeout=kc.timeout(ctx))
+    except Exception as exc:  # noqa: BLE001 - every API/network error becomes a reason
+        return api_failure(exc, server, str(ctx.kubeconfig_path))
+    version = getattr(info, "git_version", "") or ""
+    return ok(f"API server {server} answers, Kubernetes {version}", server=server, version=version,
+              platform=getattr(info, "platform", "") or "", kubeconfig=str(ctx.kubeconfig_path))
+
+
+def api_failure(exc: BaseException, server: str, kubeconfig: str) -> Result:
+    """Judge a failed API call: auth, RBAC or network."""
+    reason = kc.api_reason(exc)
+    if reason is Reason.MISSING:  # /version is never 404 on an API server: something else answers there
+        reason = Reason.MISCONFIGURED
+    texts = {
+        Reason.AUTH_FAILED: f"API server {server} rejected the credentials in {kubeconfig} (HTTP 401): "
+                            "the token or client certificate is wrong or expired",
+        Reason.ACCESS_DENIED: f"API server {server} denies the kubeconfig's user (HTTP 403): grant the read-only role",
+        Reason.REFUSED: f"API server {server} refuses connections: is K3s running? (systemctl status k3s)",
+        Reason.TIMEOUT: f"API server {server} did not answer in time: K3s overloaded or a firewall drops packets",
+        Reason.UNREACHABLE: f"API server {server} is unreachable: check the server address in {kubeconfig}",
+        Reason.MISCONFIGURED: f"{server} is not a Kubernetes API server: check the server address in {kubeconfig}",
+    }
+    return fail(reason, texts.get(reason, f"API server {server}: {kc.api_error(exc)}"),
+                server=server, kubeconfig=kubeconfig, error=kc.api_error(exc))
+
+
+# -- k8s.nodes -------------------------------------------------------------------------------------
+def node_facts(node: dict[str, Any]) -> dict[str, Any]:
+    """Name, Ready and the pressure conditions of one node (API JSON)."""
+    conditions = {c.get("type"): c for c in (node.get("status") or {}).get("conditions") or []}
+    ready = conditions.get("Ready") or {}
+    return {
+        "name": (node.get("metadata") or {}).get("name", ""),
+        "ready": ready.get("status") == "True",
+        "ready_reason": ready.get("reason", "") or ("no Ready condition" if not ready else ""),
+        "ready_message": ready.get("message", "") or "",
+        "pressure": [t for t in PRESSURES if (conditions.get(t) or {}).get("status") == "True"],
+        "unschedulable": bool((node.get("spec") or {}).get("unschedulable")),
+    }
+
+
+def judge_nodes(facts: list[dict[str, Any]]) -> Result:
+    """not Ready -> fail not_ready; a pressure condition -> warn degraded; none at all -> fail missing."""
+    if not facts:
+        return fail(Reason.MISSING, "the cluster has no nodes: K3s's agent has not registered this server", nodes=[])
+    down = [f for f in facts if not f["ready"]]
+    if down:
+        names = ", ".join(f"{f['name']} ({f['ready_reason'] or 'NotReady'})" for f in down)
+        return fail(Reason.NOT_READY, f"node(s) not Ready: {names}: check the kubelet (journalctl -u k3s)", nodes=facts)
+    pressed = [f for f in facts if f["pressure"]]
+    if pressed:
+        names = ", ".join(f"{f['name']} ({'/'.join(f['pressure'])})" for f in pressed)
+        return warn(Reason.DEGRADED, f"node(s) under pressure: {names}: free memory/disk or pods get evicted",
+                    nodes=facts)
+    return ok(f"{len(facts)} node(s) Ready, no pressure", nodes=facts)
+
+
+def check_nodes(ctx: "Context") -> Result:
+    try:
+        items = kc.core_v1(ctx).list_node(_request_timeout=kc.timeout(ctx)).items
+    except Exception as exc:  # noqa: BLE001
+        return fail(kc.api_reason(exc), kc.api_failure_summary("list nodes", exc), error=kc.api_error(exc))
+    return judge_nodes([node_facts(kc.to_dict(ctx, n)) for n in items])
+
+
+# -- k8s.namespace ---------------------------------------------------------------------------------
+def read_namespace(ctx: "Context", name: str) -> dict[str, Any] | None:
+    """The namespace as JSON, None when it does not exist; other API errors propagate."""
+    try:
+        return kc.to_dict(ctx, kc.core_v1(ctx).read_namespace(name, _request_timeout=kc.timeout(ctx)))
+    except Exception as exc:
+        if kc.is_not_found(exc):
+            return None
+        raise
+
+
+def judge_namespace(name: str, ns: dict[str, Any] | None) -> Result:
+    if ns is None:
+        return fail(Reason.MISSING, f"namespace {name} does not exist: StackBill is not installed or was "
+                                    "installed elsewhere (setting namespace)", namespace=name)
+    labels = (ns.get("metadata") or {}).get("labels") or {}
+    phase = (ns.get("status") or {}).get("phase", "")
+    if phase == "Terminating":
+        return fail(Reason.MISCONFIGURED, f"namespace {name} is being deleted (Terminating)", namespace=name,
+                    phase=phase, labels=labels)
+    value = labels.get(INJECTION_LABEL)
+    if value != INJECTION_VALUE:
+        return fail(Reason.MISCONFIGURED,
+                    f"namespace {name} lacks label {INJECTION_LABEL}={INJECTION_VALUE} (has {value!r}): "
+                    "new pods get no Istio sidecar", namespace=name, labels=labels)
+    return ok(f"namespace {name} exists with {INJECTION_LABEL}={INJECTION_VALUE}", namespace=name, labels=labels)
+
+
+def check_namespace(ctx: "Context") -> Result:
+    name = kc.namespace(ctx)
+    try:
+        ns = read_namespace(ctx, name)
+    except Exception as exc:  # noqa: BLE001
+        return fail(kc.api_reason(exc), kc.api_failure_summary(f"read namespace {name}", exc), error=kc.api_error(exc))
+    return judge_namespace(name, ns)
+
+
+def namespace_changes(name: str, ns: dict[str, Any] | None) -> list[tuple[str, str, dict[str, Any]]]:
+    """(description, kubectl equivalent, action) for what k8s-namespace must do; pure."""
+    label = f"{INJECTION_LABEL}={INJECTION_VALUE}"
+    if ns is None:
+        return [(f"create namespace {name} labelled {label}", f"kubectl create namespace {name} && "
+                 f"kubectl label namespace {name} {label}", {"create": name})]
+    labels = (ns.get("metadata") or {}).get("labels") or {}
+    if labels.get(INJECTION_LABEL) != INJECTION_VALUE:
+        return [(f"label namespace {name} {label}", f"kubectl label namespace {name} {label} --overwrite",
+                 {"label": name})]
+    return []
+
+
+def plan_namespace(ctx: "Context") -> Plan:
+    name = kc.namespace(ctx)
+    try:
+        ns = read_namespace(ctx, name)
+    except Exception as exc:  # noqa: BLE001
+        return Plan(blockers=(kc.api_failure_summary(f"read namespace {name}", exc),))
+    if ns is not None and (ns.get("status") or {}).get("phase") == "Terminating":
+        return Plan(blockers=(f"namespace {name} is being deleted (Terminating): wait for it to go, then re-run",))
+    changes = []
+    for description, command, action in namespace_changes(name, ns):
+        changes.append(Change(description, (command,), apply=_namespace_applier(ctx, action)))
+    if not changes:
+        return Plan(nothing_to_do=f"namespace {name} exists with {INJECTION_LABEL}={INJECTION_VALUE}")
+    return Plan(changes=tuple(changes))
+
+
+def _namespace_applier(ctx: "Context", action: dict[str, Any]) -> Any:
+    def apply() -> None:
+        api = kc.core_v1(ctx)
+        labels = {INJECTION_LABEL: INJECTION_VALUE}
+        if "create" in action:
+            body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": action["create"], "labels": labels}}
+            api.create_namespace(body, _request_timeout=kc.timeout(ctx))
+        else:
+            api.patch_namespace(action["label"], {"metadata": {"labels": labels}}, _request_timeout=kc.timeout(ctx))
+
+    return apply
+
+
+# -- k8s.storage -----------------------------------------------------------------------------------
+def pod_ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def judge_storage(storage_class: str, sc_found: bool, pvcs: list[dict[str, Any]], selector: str,
+                  provisioners: list[dict[str, Any]]) -> Result:
+    """Most basic first: no StorageClass, then the provisioner, then claims not Bound."""
+    claims = [{"name": (p.get("metadata") or {}).get("name", ""),
+               "phase": (p.get("status") or {}).get("phase", "") or "Pending",
+               "storage_class": (p.get("spec") or {}).get("storageClassName") or ""} for p in pvcs]
+    pods = [{"name": (p.get("metadata") or {}).get("name", ""),
+             "namespace": (p.get("metadata") or {}).get("namespace", ""),
+             "phase": (p.get("status") or {}).get("phase", ""), "ready": pod_ready(p)} for p in provisioners]
+    details = {"storage_class": storage_class, "claims": claims, "provisioner_selector": selector,
+               "provisioner_pods": pods}
+    if not sc_found:
+        return fail(Reason.MISSING, f"StorageClass {storage_class} does not exist: the chart's volumes cannot be "
+                                    "provisioned (reinstall the NFS provisioner)", **details)
+    if not pods:
+        return fail(Reason.NOT_RUNNING, f"no NFS provisioner pod ({selector}) in any namespace: new volumes stay "
+                                        "Pending", **details)
+    running = [p for p in pods if p["phase"] == "Running" and p["ready"]]
+    if not running:
+        states = ", ".join(f"{p['namespace']}/{p['name']} ({p['phase'] or 'unknown'}, not Ready)" for p in pods)
+        return fail(Reason.NOT_READY, f"NFS provisioner not Ready: {states}: check the NFS export (nfs.*) and its logs",
+                    **details)
+    unbound = [c for c in claims if c["phase"] != "Bound"]
+    if unbound:
+        names = ", ".join(f"{c['name']} ({c['phase']})" for c in unbound)
+        return fail(Reason.PENDING, f"PVC(s) not Bound: {names}: see `kubectl describe pvc` events", **details)
+    return ok(f"StorageClass {storage_class} exists, {len(claims)} PVC(s) Bound, provisioner Ready", **details)
+
+
+def check_storage(ctx: "Context") -> Result:
+    name = str(ctx.settings["k8s.storage_class"])
+    selector = str(ctx.settings["k8s.provisioner_label"])
+    ns = kc.namespace(ctx)
+    t = kc.timeout(ctx)
+    try:
+        try:
+            kc.storage_v1(ctx).read_storage_class(name, _request_timeout=t)
+            found = True
+        except Exception as exc:
+            if not kc.is_not_found(exc):
+                raise
+            found = False
+        core = kc.core_v1(ctx)
+        pvcs = core.list_namespaced_persistent_volume_claim(ns, _request_timeout=t).items
+        pods = core.list_pod_for_all_namespaces(label_selector=selector, _request_timeout=t).items
+    except Exception as exc:  # noqa: BLE001
+        return fail(kc.api_reason(exc), kc.api_failure_summary("read storage", exc), error=kc.api_error(exc))
+    return judge_storage(name, found, [kc.to_dict(ctx, p) for p in pvcs], selector, [kc.to_dict(ctx, p) for p in pods])

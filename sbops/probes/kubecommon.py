@@ -1,0 +1,154 @@
+"""Small helpers every Kubernetes layer shares: the domain, typed API wrappers, and API errors as reasons.
+
+The kubernetes package is imported inside the functions, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sbops.model import Reason
+
+if TYPE_CHECKING:
+    from sbops.context import Context
+
+
+def domain(ctx: "Context") -> str:
+    """Setting `domain`, else the credentials file's PORTAL URL host; "" when unknown (callers say so)."""
+    if ctx.settings["domain"]:
+        return str(ctx.settings["domain"])
+    creds = ctx.credentials
+    return (getattr(creds, "domain", "") or "") if creds is not None else ""
+
+
+def namespace(ctx: "Context") -> str:
+    return str(ctx.settings["namespace"])
+
+
+def core_v1(ctx: "Context") -> Any:
+    from kubernetes import client
+
+    from sbops import kube
+
+    return client.CoreV1Api(kube.api_client(ctx))
+
+
+def apps_v1(ctx: "Context") -> Any:
+    from kubernetes import client
+
+    from sbops import kube
+
+    return client.AppsV1Api(kube.api_client(ctx))
+
+
+def storage_v1(ctx: "Context") -> Any:
+    from kubernetes import client
+
+    from sbops import kube
+
+    return client.StorageV1Api(kube.api_client(ctx))
+
+
+def custom(ctx: "Context") -> Any:
+    from kubernetes import client
+
+    from sbops import kube
+
+    return client.CustomObjectsApi(kube.api_client(ctx))
+
+
+def version_api(ctx: "Context") -> Any:
+    from kubernetes import client
+
+    from sbops import kube
+
+    return client.VersionApi(kube.api_client(ctx))
+
+
+def timeout(ctx: "Context") -> tuple[float, float]:
+    """Pass as `_request_timeout=` on every call."""
+    from sbops import kube
+
+    return kube.request_timeout(ctx)
+
+
+def api_status(exc: BaseException) -> int | None:
+    """The HTTP status of a kubernetes ApiException (matched by attribute, not import), else None."""
+    status = getattr(exc, "status", None)
+    is_api = any(cls.__name__ == "ApiException" for cls in type(exc).__mro__)  # and its 401/403/404 subclasses
+    if is_api and isinstance(status, int) and status > 0:
+        return status
+    return None
+
+
+def is_not_found(exc: BaseException) -> bool:
+    return api_status(exc) == 404
+
+
+def api_reason(exc: BaseException) -> Reason:
+    """401 auth_failed, 403 access_denied, 404 missing, other HTTP errors unreachable-ish; network errors
+    (urllib3 wraps the socket error) -> refused / timeout / unreachable via net.socket_reason."""
+    from sbops.kube import NoKubeconfig
+    from sbops.probes.net import socket_reason
+
+    if isinstance(exc, NoKubeconfig):
+        return Reason.MISSING
+    status = api_status(exc)
+    if status is not None:
+        return {401: Reason.AUTH_FAILED, 403: Reason.ACCESS_DENIED, 404: Reason.MISSING}.get(status, Reason.UNREACHABLE)
+    return socket_reason(exc)
+
+
+def api_error(exc: BaseException) -> str:
+    """One line for evidence: `HTTP 403 Forbidden: <message>` or the network error's first line."""
+    import json
+
+    from sbops.probes.net import one_line
+
+    status = api_status(exc)
+    if status is None:
+        return one_line(exc)
+    message = ""
+    body = getattr(exc, "body", None)
+    if body:
+        try:
+            message = str(json.loads(body).get("message", ""))
+        except (ValueError, AttributeError, TypeError):
+            message = ""
+    reason = getattr(exc, "reason", "") or ""
+    return f"HTTP {status} {reason}: {message}"[:300].rstrip(": ")
+
+
+API_HINTS = {
+    Reason.AUTH_FAILED: "the API server rejected the kubeconfig's credentials (see k8s.api)",
+    Reason.ACCESS_DENIED: "the kubeconfig's user lacks RBAC permission (see the README's read-only role)",
+    Reason.MISSING: "not found",
+    Reason.REFUSED: "the API server refuses connections (see k8s.api)",
+    Reason.TIMEOUT: "the API server did not answer in time (see k8s.api)",
+}
+
+
+def api_failure_summary(what: str, exc: BaseException) -> str:
+    """Actionable one-liner for a failed API call, by reason."""
+    return f"cannot {what}: {API_HINTS.get(api_reason(exc), api_error(exc))}"
+
+
+def api_failure(what: str, exc: BaseException) -> tuple[Reason, str, str]:
+    """(reason, one-line summary, evidence) for a failed API call."""
+    return api_reason(exc), api_failure_summary(what, exc), api_error(exc)
+
+
+def is_api_error(exc: BaseException) -> bool:
+    """An HTTP error from the API server or a network error reaching it (not a bug in sbops)."""
+    from sbops.kube import NoKubeconfig
+
+    if isinstance(exc, NoKubeconfig):
+        return False  # the engine reports it
+    return api_status(exc) is not None or type(exc).__module__.startswith("urllib3") or isinstance(exc, OSError)
+
+
+def to_dict(ctx: "Context", obj: Any) -> Any:
+    """A client model object as plain JSON-style dict (camelCase keys, as kubectl shows it)."""
+    from sbops import kube
+
+    return kube.api_client(ctx).sanitize_for_serialization(obj)

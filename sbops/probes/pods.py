@@ -1,0 +1,285 @@
+"""The StackBill workloads: are the pods in the namespace Ready, and if not, why; restart counts;
+rollout-restart of the Deployments behind broken pods.
+
+Diagnosis is a pure function of the pod's JSON (and, for Pending pods, its events), tested from tables.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from sbops.model import Change, Plan, Reason, Result, Status, fail, ok, warn
+from sbops.probes import kubecommon as kc
+
+if TYPE_CHECKING:
+    from sbops.context import Context
+
+IMAGE_PULL_STATES = frozenset({"ImagePullBackOff", "ErrImagePull", "ErrImageNeverPull", "InvalidImageName"})
+SIDECAR = "istio-proxy"
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+# Most actionable first: image_pull has a fix of its own (ecr-refresh); crash_loop has a cause in the logs.
+PRIORITY = (Reason.IMAGE_PULL, Reason.CRASH_LOOP, Reason.PENDING, Reason.NOT_READY)
+MAX_EVENTS = 3
+
+
+def _meta(obj: dict[str, Any]) -> dict[str, Any]:
+    return obj.get("metadata") or {}
+
+
+def _status(obj: dict[str, Any]) -> dict[str, Any]:
+    return obj.get("status") or {}
+
+
+def is_ready(pod: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in _status(pod).get("conditions") or [])
+
+
+def container_statuses(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    status = _status(pod)
+    return list(status.get("initContainerStatuses") or []) + list(status.get("containerStatuses") or [])
+
+
+def diagnose_pod(pod: dict[str, Any]) -> dict[str, Any] | None:
+    """None for a Ready (or finished) pod, else {name, phase, reason, container, detail} from container states."""
+    status = _status(pod)
+    phase = status.get("phase", "") or "Unknown"
+    name = _meta(pod).get("name", "")
+    if phase == "Succeeded" or is_ready(pod):
+        return None
+    found = {"name": name, "phase": phase}
+    statuses = container_statuses(pod)
+    for cs in statuses:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in IMAGE_PULL_STATES:
+            return {**found, "reason": Reason.IMAGE_PULL.value, "container": cs.get("name", ""),
+                    "image": cs.get("image", ""),
+                    "detail": f"{waiting['reason']}: {waiting.get('message', '') or cs.get('image', '')}"[:300]}
+    for cs in statuses:
+        state = cs.get("state") or {}
+        waiting = state.get("waiting") or {}
+        terminated = state.get("terminated") or {}
+        last = (cs.get("lastState") or {}).get("terminated") or {}
+        if waiting.get("reason") == "CrashLoopBackOff" or (terminated and terminated.get("exitCode", 0) != 0
+                                                             and cs.get("restartCount", 0) > 0):
+            term = last or terminated
+            return {**found, "reason": Reason.CRASH_LOOP.value, "container": cs.get("name", ""),
+                    "restarts": cs.get("restartCount", 0), "exit_code": term.get("exitCode"),
+                    "last_termination": term.get("reason", "") or "",
+                    "detail": f"CrashLoopBackOff: last exit {term.get('exitCode', '?')} "
+                              f"({term.get('reason', '') or 'no reason'}), {cs.get('restartCount', 0)} restarts"}
+    if phase == "Pending":
+        scheduled = next((c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"), {})
+        waits = [((cs.get("state") or {}).get("waiting") or {}).get("reason", "") for cs in statuses]
+        detail = scheduled.get("message", "") or ", ".join(w for w in waits if w) or "not scheduled or not started"
+        return {**found, "reason": Reason.PENDING.value, "container": "", "detail": detail[:300]}
+    not_ready = [cs for cs in statuses if not cs.get("ready")]
+    not_ready.sort(key=lambda cs: cs.get("name") != SIDECAR)  # name the sidecar when it is the one
+    if not_ready:
+        cs = not_ready[0]
+        state = cs.get("state") or {}
+        what = next(iter(state), "unknown")
+        why = (state.get(what) or {}).get("reason", "") if isinstance(state.get(what), dict) else ""
+        label = "Istio sidecar " if cs.get("name") == SIDECAR else "container "
+        return {**found, "reason": Reason.NOT_READY.value, "container": cs.get("name", ""),
+                "detail": f"{label}{cs.get('name', '')} not ready ({what}{': ' + why if why else ''})"}
+    cond = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+    return {**found, "reason": Reason.NOT_READY.value, "container": "",
+            "detail": (cond.get("message") or cond.get("reason") or f"phase {phase}, not Ready")[:300]}
+
+
+def latest_events(events: list[dict[str, Any]], limit: int = MAX_EVENTS) -> list[str]:
+    """`Reason: message` of the newest events first (lastTimestamp, eventTime or creation time)."""
+
+    def when(e: dict[str, Any]) -> str:
+        return str(e.get("lastTimestamp") or e.get("eventTime") or _meta(e).get("creationTimestamp") or "")
+
+    ordered = sorted(events, key=when, reverse=True)
+    return [f"{e.get('reason', '')}: {e.get('message', '')}".strip()[:300] for e in ordered[:limit]]
+
+
+def choose(problems: list[dict[str, Any]]) -> dict[str, Any]:
+    """The most actionable problem (PRIORITY order, then name for stability)."""
+    order = {r.value: i for i, r in enumerate(PRIORITY)}
+    return sorted(problems, key=lambda p: (order.get(p["reason"], len(order)), p["name"]))[0]
+
+
+def judge_ready(namespace: str, pods: list[dict[str, Any]], problems: list[dict[str, Any]]) -> Result:
+    """ok when every pod is Ready; otherwise the most actionable reason, with every failing pod in details."""
+    if not pods:
+        return fail(Reason.MISSING, f"no pods in namespace {namespace}: StackBill is not deployed there (helm.release)",
+                    namespace=namespace, pods=[])
+    if not problems:
+        return ok(f"all {len(pods)} pod(s) in {namespace} are Ready", namespace=namespace, pods=len(pods))
+    top = choose(problems)
+    reason = Reason(top["reason"])
+    same = [p["name"] for p in problems if p["reason"] == top["reason"]]
+    others = len(problems) - len(same)
+    more = f" (+{others} other not-ready pod(s))" if others else ""
+    pods_text = ", ".join(same[:4]) + (f" and {len(same) - 4} more" if len(same) > 4 else "")
+    details = {"namespace": namespace, "pods": len(pods), "not_ready": problems}
+    if reason is Reason.IMAGE_PULL:
+        summary = (f"{len(same)} pod(s) cannot pull their image ({pods_text}){more}: the ECR pull secret has "
+                   "probably expired (see ecr.expiry); run `sbops fix ecr-refresh`")
+        return Result(Status.FAIL, reason, summary, details, fix="ecr-refresh")
+    if reason is Reason.CRASH_LOOP:
+        summary = (f"{len(same)} pod(s) crash-looping ({pods_text}): {top['container']} last exited "
+                   f"{top.get('exit_code')} ({top.get('last_termination') or 'no reason'}){more}: "
+                   f"see `kubectl logs --previous`")
+    elif reason is Reason.PENDING:
+        events = top.get("events") or []
+        why = events[0] if events else top.get("detail", "")
+        summary = f"{len(same)} pod(s) Pending ({pods_text}): {why}{more}"
+    else:
+        summary = f"{len(same)} pod(s) not Ready ({pods_text}): {top.get('detail', '')}{more}"
+    return fail(reason, summary[:400], **details)
+
+
+def list_pods(ctx: "Context", namespace: str) -> list[dict[str, Any]]:
+    items = kc.core_v1(ctx).list_namespaced_pod(namespace, _request_timeout=kc.timeout(ctx)).items
+    return [kc.to_dict(ctx, p) for p in items]
+
+
+def pod_events(ctx: "Context", namespace: str, name: str) -> list[dict[str, Any]]:
+    items = kc.core_v1(ctx).list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={name}", _request_timeout=kc.timeout(ctx)).items
+    return [kc.to_dict(ctx, e) for e in items]
+
+
+def check_ready(ctx: "Context") -> Result:
+    ns = kc.namespace(ctx)
+    try:
+        pods = list_pods(ctx, ns)
+        problems = [p for p in (diagnose_pod(pod) for pod in pods) if p is not None]
+        for problem in [p for p in problems if p["reason"] == Reason.PENDING.value][:5]:
+            problem["events"] = latest_events(pod_events(ctx, ns, problem["name"]))
+    except Exception as exc:  # noqa: BLE001
+        return fail(kc.api_reason(exc), kc.api_failure_summary(f"list pods in {ns}", exc), error=kc.api_error(exc))
+    return judge_ready(ns, pods, problems)
+
+
+# -- pods.restarts ---------------------------------------------------------------------------------
+def restarts(pods: list[dict[str, Any]], threshold: int) -> list[dict[str, Any]]:
+    """Containers that restarted more than `threshold` times, most restarts first."""
+    found = []
+    for pod in pods:
+        for cs in container_statuses(pod):
+            count = int(cs.get("restartCount") or 0)
+            if count > threshold:
+                last = (cs.get("lastState") or {}).get("terminated") or {}
+                found.append({"pod": _meta(pod).get("name", ""), "container": cs.get("name", ""), "restarts": count,
+                              "last_termination": last.get("reason", "") or "", "exit_code": last.get("exitCode")})
+    return sorted(found, key=lambda f: (-f["restarts"], f["pod"], f["container"]))
+
+
+def judge_restarts(namespace: str, found: list[dict[str, Any]], threshold: int) -> Result:
+    if not found:
+        return ok(f"no container in {namespace} restarted more than {threshold} times", namespace=namespace,
+                  threshold=threshold)
+    top = found[0]
+    why = f", last {top['last_termination']} exit {top['exit_code']}" if top["last_termination"] else ""
+    return warn(Reason.DEGRADED, f"{len(found)} container(s) restarted more than {threshold} times: "
+                                 f"{top['pod']}/{top['container']} {top['restarts']} times{why}: "
+                                 "see `kubectl logs --previous`", namespace=namespace, threshold=threshold,
+                containers=found)
+
+
+def check_restarts(ctx: "Context") -> Result:
+    ns = kc.namespace(ctx)
+    threshold = int(ctx.settings["pods.restart_threshold"])
+    try:
+        pods = list_pods(ctx, ns)
+    except Exception as exc:  # noqa: BLE001
+        return fail(kc.api_reason(exc), kc.api_failure_summary(f"list pods in {ns}", exc), error=kc.api_error(exc))
+    return judge_restarts(ns, restarts(pods, threshold), threshold)
+
+
+# -- restart-workload ------------------------------------------------------------------------------
+def selects(deployment: dict[str, Any], pod: dict[str, Any]) -> bool:
+    """Whether the Deployment's selector (matchLabels; matchExpressions In/NotIn/Exists) matches the pod."""
+    selector = (deployment.get("spec") or {}).get("selector") or {}
+    labels = _meta(pod).get("labels") or {}
+    match = selector.get("matchLabels") or {}
+    exprs = selector.get("matchExpressions") or []
+    if not match and not exprs:
+        return False
+    if any(labels.get(k) != v for k, v in match.items()):
+        return False
+    for expr in exprs:
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and labels.get(key) in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def restart_targets(deployments: list[dict[str, Any]], problems: list[dict[str, Any]],
+                    pods: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """Deployments to restart (their pods crash-loop or are not Ready) and notes for pods a restart won't help."""
+    by_name = {_meta(p).get("name"): p for p in pods}
+    targets: list[str] = []
+    notes: list[str] = []
+    for problem in problems:
+        if problem["reason"] == Reason.IMAGE_PULL.value:
+            notes.append(f"pod {problem['name']} cannot pull its image: a restart does not help; "
+                         "run `sbops fix ecr-refresh`")
+            continue
+        if problem["reason"] == Reason.PENDING.value:
+            notes.append(f"pod {problem['name']} is Pending (not scheduled): a restart does not help; see pods.ready")
+            continue
+        pod = by_name.get(problem["name"]) or {}
+        owners = [_meta(d).get("name", "") for d in deployments if selects(d, pod)]
+        if not owners:
+            notes.append(f"pod {problem['name']} belongs to no Deployment: delete it by hand if it should go")
+        for owner in owners:
+            if owner not in targets:
+                targets.append(owner)
+    return sorted(targets), notes
+
+
+def restart_patch(now: datetime) -> dict[str, Any]:
+    """What `kubectl rollout restart` patches: the pod template's restartedAt annotation (RFC 3339)."""
+    stamp = now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
+
+
+def plan_restart(ctx: "Context", opts: Any) -> Plan:
+    ns = kc.namespace(ctx)
+    target = getattr(opts, "workload", None) or getattr(opts, "target", None)
+    try:
+        apps = kc.apps_v1(ctx)
+        if target:
+            try:
+                apps.read_namespaced_deployment(target, ns, _request_timeout=kc.timeout(ctx))
+            except Exception as exc:
+                if kc.is_not_found(exc):
+                    return Plan(blockers=(f"no Deployment {target} in namespace {ns} (`kubectl get deploy -n {ns}`)",))
+                raise
+            targets, notes = [target], []
+        else:
+            deployments = [kc.to_dict(ctx, d) for d in
+                           apps.list_namespaced_deployment(ns, _request_timeout=kc.timeout(ctx)).items]
+            pods = list_pods(ctx, ns)
+            problems = [p for p in (diagnose_pod(pod) for pod in pods) if p is not None]
+            targets, notes = restart_targets(deployments, problems, pods)
+    except Exception as exc:  # noqa: BLE001
+        return Plan(blockers=(kc.api_failure_summary(f"read the workloads in {ns}", exc),))
+    if not targets:
+        return Plan(notes=tuple(notes), nothing_to_do=f"no Deployment in {ns} has crash-looping or not-Ready pods")
+    changes = tuple(Change(f"rollout-restart Deployment {name} in {ns} (new pods replace the old ones)",
+                           (f"kubectl rollout restart deployment/{name} -n {ns}",),
+                           apply=_restart_applier(ctx, ns, name)) for name in targets)
+    return Plan(changes=changes, notes=tuple(notes))
+
+
+def _restart_applier(ctx: "Context", ns: str, name: str) -> Any:
+    def apply() -> None:
+        kc.apps_v1(ctx).patch_namespaced_deployment(name, ns, restart_patch(datetime.now(timezone.utc)),
+                                                    _request_timeout=kc.timeout(ctx))
+
+    return apply

@@ -1,0 +1,429 @@
+"""The ingress gateway's TLS secret: where it must be, whether its certificate is good, and how to repair it.
+
+Istio resolves a Gateway's `credentialName` in the namespace of the ingress gateway pods (istio-system),
+not in the Gateway's namespace: a copy only in sb-apps is the classic mistake (reason wrong_namespace).
+
+Layout: pure certificate judgements over `cryptography` objects (table-tested), observers (Kubernetes
+reads returning plain data), then the `tls-secret` plan. `cryptography` is imported inside functions.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from sbops.probes import kubecommon
+from sbops.model import Change, Plan, Reason, Result, Status, fail, ok
+
+if TYPE_CHECKING:
+    from sbops.context import Context
+
+TLS_TYPE = "kubernetes.io/tls"
+KEYS = ("tls.crt", "tls.key")
+
+
+# -- API errors (kubernetes >= 30 raises ApiException subclasses: NotFoundException, ForbiddenException...) --
+# -- pure: names -------------------------------------------------------------------------------------
+def name_matches(pattern: str, host: str) -> bool:
+    """RFC 6125 6.4.3: case-insensitive; a wildcard is the whole left-most label and matches one label."""
+    pattern = pattern.strip().rstrip(".").lower()
+    host = host.strip().rstrip(".").lower()
+    if not pattern or not host:
+        return False
+    if "*" not in pattern:
+        return pattern == host
+    p_labels, h_labels = pattern.split("."), host.split(".")
+    if p_labels[0] != "*" or "*" in ".".join(p_labels[1:]) or len(p_labels) < 3:
+        return False  # only "*.example.com"; no partial-label or bare-TLD wildcards
+    return len(p_labels) == len(h_labels) and p_labels[1:] == h_labels[1:] and h_labels[0] != ""
+
+
+def covers(names: list[str], domain: str) -> bool:
+    return any(name_matches(n, domain) for n in names)
+
+
+# -- pure: certificates ------------------------------------------------------------------------------
+class PemError(ValueError):
+    """Not a PEM certificate chain or private key."""
+
+
+def load_chain(pem: bytes) -> list[Any]:
+    from cryptography import x509
+
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise PemError("tls.crt holds no PEM certificate")
+    try:
+        return x509.load_pem_x509_certificates(pem)
+    except ValueError:
+        raise PemError("tls.crt is not a valid PEM certificate chain") from None
+
+
+def load_key(pem: bytes) -> Any:
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        return load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError):
+        raise PemError("tls.key is not an unencrypted PEM private key") from None
+
+
+def san_names(cert: Any) -> list[str]:
+    from cryptography import x509
+
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return []
+    return list(ext.value.get_values_for_type(x509.DNSName))
+
+
+def _spki(public_key: Any) -> bytes:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    return public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
+def key_matches(cert: Any, key: Any) -> bool:
+    return _spki(cert.public_key()) == _spki(key.public_key())
+
+
+def chain_problem(chain: list[Any]) -> str:
+    """'' when each certificate is issued by the next (issuer == next subject, signature verifies)."""
+    for index in range(len(chain) - 1):
+        child, parent = chain[index], chain[index + 1]
+        if child.issuer != parent.subject:
+            return (f"certificate {index + 1} ({child.subject.rfc4514_string()}) is issued by "
+                    f"{child.issuer.rfc4514_string()}, but certificate {index + 2} is {parent.subject.rfc4514_string()}")
+        try:
+            child.verify_directly_issued_by(parent)
+        except (ValueError, TypeError):
+            pass  # unsupported key type or parameters: the names matched, accept
+        except Exception:  # noqa: BLE001 - InvalidSignature
+            return f"certificate {index + 1}'s signature does not verify with certificate {index + 2}'s key"
+    return ""
+
+
+def not_after(cert: Any) -> datetime:
+    value = getattr(cert, "not_valid_after_utc", None)
+    return value if value is not None else cert.not_valid_after.replace(tzinfo=timezone.utc)
+
+
+def judge_certificate(cert_pem: bytes, key_pem: bytes, domain: str, now: datetime, warn_days: float,
+                      where: str = "the secret") -> Result:
+    """tls.certificate: parse, then failures (expired, SAN, key, chain) before the expiring warning."""
+    try:
+        chain = load_chain(cert_pem)
+    except PemError as exc:
+        return fail(Reason.MISCONFIGURED, f"{where}: {exc}: run `sbops fix tls-secret`")
+    try:
+        key = load_key(key_pem)
+    except PemError as exc:
+        key = None
+        key_error = str(exc)
+    # the leaf is the certificate of the key (so a chain in the wrong order is named as such), else the first
+    spki = _spki(key.public_key()) if key is not None else b""
+    index = next((i for i, c in enumerate(chain) if spki and _spki(c.public_key()) == spki), None)
+    leaf = chain[index] if index is not None else chain[0]
+    expires = not_after(leaf)
+    names = san_names(leaf)
+    details = {"subject": leaf.subject.rfc4514_string(), "issuer": leaf.issuer.rfc4514_string(), "san": names,
+               "expires_at": expires.isoformat(), "chain_length": len(chain), "domain": domain}
+
+    def result(status: Status, reason: Reason, summary: str, **extra: Any) -> Result:
+        return Result(status, reason, summary, {**details, **extra}, expires_at=expires)
+
+    if key is None:
+        return result(Status.FAIL, Reason.MISCONFIGURED, f"{where}: {key_error}: run `sbops fix tls-secret`")
+    left = expires - now
+    if left <= timedelta(0):
+        return result(Status.FAIL, Reason.EXPIRED,
+                      f"the certificate in {where} expired on {expires:%Y-%m-%d}: run `sbops fix tls-secret` with a new one")
+    if domain and not covers(names, domain):
+        return result(Status.FAIL, Reason.MISCONFIGURED,
+                      f"the certificate in {where} does not cover {domain} (SAN: {', '.join(names) or 'none'}): "
+                      "run `sbops fix tls-secret` with a certificate for the domain")
+    if index is None:
+        return result(Status.FAIL, Reason.MISCONFIGURED,
+                      f"tls.key in {where} is not the private key of its certificate: run `sbops fix tls-secret`")
+    if index != 0:
+        problem = f"the server certificate is number {index + 1} of {len(chain)}; it must come first"
+        return result(Status.FAIL, Reason.MISCONFIGURED,
+                      f"the chain in {where} is out of order ({problem}): put the leaf first, then each issuer; "
+                      "run `sbops fix tls-secret`", chain_problem=problem)
+    problem = chain_problem(chain)
+    if problem:
+        return result(Status.FAIL, Reason.MISCONFIGURED,
+                      f"the chain in {where} is out of order ({problem}): put the leaf first, then each issuer; "
+                      "run `sbops fix tls-secret`", chain_problem=problem)
+    days = left.total_seconds() / 86400
+    if days < warn_days:
+        return result(Status.WARN, Reason.EXPIRING,
+                      f"the certificate in {where} expires in {days:.1f} days ({expires:%Y-%m-%d}): renew it and run "
+                      "`sbops fix tls-secret`", days_left=round(days, 2))
+    suffix = "" if domain else " (domain unknown: SAN not checked; set `domain`)"
+    return result(Status.OK, Reason.NONE,
+                  f"the certificate in {where} is valid until {expires:%Y-%m-%d}, matches its key{suffix}",
+                  days_left=round(days, 2))
+
+
+# -- pure: where the secret is -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class SecretState:
+    name: str
+    namespace: str  # where it must be
+    source: str  # where the name came from: "Gateway sb-apps/stackbill-gateway" or "setting tls.secret"
+    exists: bool
+    type: str = ""
+    data: Mapping[str, bytes] = field(default_factory=dict, repr=False)  # decoded; tls.key is a secret
+    elsewhere: tuple[str, ...] = ()  # other namespaces holding a secret of that name
+
+
+def judge_secret(state: SecretState) -> Result:
+    where = f"{state.namespace}/{state.name}"
+    details = {"secret": state.name, "namespace": state.namespace, "credential_source": state.source}
+    if not state.exists:
+        if state.elsewhere:
+            return fail(Reason.WRONG_NAMESPACE,
+                        f"TLS secret {state.name} is in {', '.join(state.elsewhere)}, but the ingress gateway looks in "
+                        f"{state.namespace}: run `sbops fix tls-secret` to copy it there", **details,
+                        found_in=list(state.elsewhere))
+        return fail(Reason.MISSING, f"TLS secret {where} ({state.source}) does not exist: run `sbops fix tls-secret` "
+                    "with the certificate and key files", **details)
+    missing = [k for k in KEYS if not state.data.get(k)]
+    if missing:
+        return fail(Reason.MISCONFIGURED, f"TLS secret {where} lacks {', '.join(missing)}: run `sbops fix tls-secret`",
+                    **details, type=state.type, missing_keys=missing)
+    return ok(f"TLS secret {where} exists with tls.crt and tls.key", **details, type=state.type)
+
+
+# -- observers ---------------------------------------------------------------------------------------
+def credential_name(ctx: "Context") -> tuple[str, str]:
+    """(name, source): the Gateway's HTTPS credentialName, else setting tls.secret when there is none."""
+    from sbops.probes import kubecommon
+
+    gateway = str(ctx.settings["istio.gateway"])
+    namespace = kubecommon.namespace(ctx)
+    try:
+        obj = kubecommon.custom(ctx).get_namespaced_custom_object(
+            "networking.istio.io", "v1beta1", namespace, "gateways", gateway, _request_timeout=kubecommon.timeout(ctx))
+    except Exception as exc:  # noqa: BLE001
+        if kubecommon.api_status(exc) == 404:
+            return str(ctx.settings["tls.secret"]), "setting tls.secret (no Gateway)"
+        if kubecommon.api_status(exc) == 403:
+            return str(ctx.settings["tls.secret"]), "setting tls.secret (Gateway not readable: RBAC)"
+        raise
+    name = gateway_credential(obj)
+    if name:
+        return name, f"Gateway {namespace}/{gateway}"
+    return str(ctx.settings["tls.secret"]), f"setting tls.secret (Gateway {namespace}/{gateway} names none)"
+
+
+def gateway_credential(gateway: Mapping[str, Any]) -> str:
+    for server in (gateway.get("spec") or {}).get("servers") or []:
+        port = server.get("port") or {}
+        tls = server.get("tls") or {}
+        if tls.get("credentialName") and (str(port.get("protocol", "")).upper() in ("HTTPS", "TLS") or tls.get("mode")):
+            return str(tls["credentialName"])
+    return ""
+
+
+def _decode(data: Mapping[str, str] | None) -> dict[str, bytes]:
+    out = {}
+    for key, value in (data or {}).items():
+        try:
+            out[key] = base64.b64decode(value or "")
+        except ValueError:
+            out[key] = b""
+    return out
+
+
+def read_state(ctx: "Context") -> SecretState:
+    from sbops.probes import kubecommon
+
+    name, source = credential_name(ctx)
+    namespace = str(ctx.settings["tls.namespace"])
+    core = kubecommon.core_v1(ctx)
+    try:
+        obj = core.read_namespaced_secret(name, namespace, _request_timeout=kubecommon.timeout(ctx))
+        return SecretState(name, namespace, source, True, obj.type or "", _decode(obj.data))
+    except Exception as exc:  # noqa: BLE001
+        if not kubecommon.api_status(exc) == 404:
+            raise
+    return SecretState(name, namespace, source, False, elsewhere=tuple(find_elsewhere(ctx, name, namespace)))
+
+
+def find_elsewhere(ctx: "Context", name: str, skip_namespace: str) -> list[str]:
+    """Namespaces holding a secret called `name`: cluster-wide list, else (no RBAC for that) the app namespace."""
+    from sbops.probes import kubecommon
+
+    core = kubecommon.core_v1(ctx)
+    try:
+        found = core.list_secret_for_all_namespaces(field_selector=f"metadata.name={name}",
+                                                    _request_timeout=kubecommon.timeout(ctx))
+        return sorted({s.metadata.namespace for s in found.items if s.metadata.namespace != skip_namespace})
+    except Exception as exc:  # noqa: BLE001
+        if kubecommon.api_status(exc) != 403:
+            raise
+    app_ns = kubecommon.namespace(ctx)
+    try:
+        core.read_namespaced_secret(name, app_ns, _request_timeout=kubecommon.timeout(ctx))
+        return [app_ns]
+    except Exception as exc:  # noqa: BLE001
+        if kubecommon.api_status(exc) in (403, 404):
+            return []
+        raise
+
+
+def read_copy(ctx: "Context", name: str, namespace: str) -> dict[str, bytes]:
+    from sbops.probes import kubecommon
+
+    obj = kubecommon.core_v1(ctx).read_namespaced_secret(name, namespace, _request_timeout=kubecommon.timeout(ctx))
+    return _decode(obj.data)
+
+
+def _api_failure(what: str, exc: Exception) -> Result:
+    reason, summary, error = kubecommon.api_failure(what, exc)
+    return fail(reason, summary, error=error)
+
+
+def _observe(ctx: "Context") -> SecretState | Result:
+    from sbops.kube import NoKubeconfig
+
+    try:
+        return read_state(ctx)
+    except NoKubeconfig:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        if kubecommon.is_api_error(exc):
+            return _api_failure("read the TLS secret", exc)
+        raise
+
+
+def probe_secret(ctx: "Context") -> Result:
+    state = _observe(ctx)
+    return state if isinstance(state, Result) else judge_secret(state)
+
+
+def probe_certificate(ctx: "Context") -> Result:
+    from sbops.probes import kubecommon
+
+    state = _observe(ctx)
+    if isinstance(state, Result):
+        return state
+    if not state.exists or any(not state.data.get(k) for k in KEYS):
+        return judge_secret(state)
+    return judge_certificate(state.data["tls.crt"], state.data["tls.key"], kubecommon.domain(ctx),
+                             datetime.now(timezone.utc), float(ctx.settings["tls.warn_days"]),
+                             f"{state.namespace}/{state.name}")
+
+
+# -- the plan ----------------------------------------------------------------------------------------
+def files_from(ctx: "Context", opts: Any) -> tuple[str, str]:
+    """--cert/--key when the core has them (opts.cert/opts.key), else settings tls.cert_file/tls.key_file
+    (env SBOPS_TLS_CERT_FILE / SBOPS_TLS_KEY_FILE)."""
+    cert = getattr(opts, "cert", None) or str(ctx.settings["tls.cert_file"])
+    key = getattr(opts, "key", None) or str(ctx.settings["tls.key_file"])
+    return str(cert or ""), str(key or "")
+
+
+def validate_pair(cert_pem: bytes, key_pem: bytes, domain: str, now: datetime, what: str) -> list[str]:
+    """Blockers for installing this pair: unparsable, expired, not for the domain, mismatched, bad chain."""
+    result = judge_certificate(cert_pem, key_pem, domain, now, 0.0, what)
+    if result.status is Status.FAIL:
+        return [result.summary.split(": run `sbops fix tls-secret`")[0]]
+    return []
+
+
+def plan_secret(ctx: "Context", opts: Any) -> Plan:
+    """Create/replace the kubernetes.io/tls secret in tls.namespace from files, or copy a valid misplaced one."""
+    from sbops.probes import kubecommon
+
+    now = datetime.now(timezone.utc)
+    domain = kubecommon.domain(ctx)
+    try:
+        state = read_state(ctx)
+    except Exception as exc:  # noqa: BLE001
+        if kubecommon.is_api_error(exc):
+            return Plan(blockers=(kubecommon.api_failure("read the TLS secret", exc)[1],))
+        raise
+    cert_file, key_file = files_from(ctx, opts)
+    notes = [f"secret name from {state.source}"]
+    if not domain:
+        notes.append("domain unknown (set `domain`): the certificate's names were not checked")
+    if cert_file or key_file:
+        if not (cert_file and key_file):
+            return Plan(blockers=("give both the certificate and the key (tls.cert_file and tls.key_file)",))
+        try:
+            cert_pem, key_pem = Path(cert_file).read_bytes(), Path(key_file).read_bytes()
+        except OSError as exc:
+            return Plan(blockers=(f"{exc.filename}: cannot read: {exc.strerror or exc}",))
+        blockers = validate_pair(cert_pem, key_pem, domain, now, f"{cert_file} + {key_file}")
+        if blockers:
+            return Plan(blockers=tuple(blockers), notes=tuple(notes))
+        if state.exists and state.type == TLS_TYPE and state.data.get("tls.crt") == cert_pem \
+                and state.data.get("tls.key") == key_pem:
+            return Plan(nothing_to_do=f"{state.namespace}/{state.name} already holds these files", notes=tuple(notes))
+        return Plan(changes=(_write_change(ctx, state, cert_pem, key_pem, f"from {cert_file} and {key_file}", (cert_file, key_file)),),
+                    notes=tuple(notes))
+    where = f"{state.namespace}/{state.name}"
+    if state.exists:
+        current = judge_secret(state)
+        if current.status is Status.OK:
+            cert_check = judge_certificate(state.data["tls.crt"], state.data["tls.key"], domain, now, 0.0, where)
+            if cert_check.status is not Status.FAIL:
+                return Plan(nothing_to_do=f"{where} exists and its certificate is valid", notes=tuple(notes))
+            return Plan(blockers=(f"{cert_check.summary.split(': run')[0]}; give a new certificate and key with "
+                                  "tls.cert_file / tls.key_file (env SBOPS_TLS_CERT_FILE / SBOPS_TLS_KEY_FILE)",),
+                        notes=tuple(notes))
+    for namespace in state.elsewhere:
+        try:
+            data = read_copy(ctx, state.name, namespace)
+        except Exception:  # noqa: BLE001 - an unreadable copy is just not a candidate
+            continue
+        if not all(data.get(k) for k in KEYS):
+            continue
+        problems = validate_pair(data["tls.crt"], data["tls.key"], domain, now, f"{namespace}/{state.name}")
+        if problems:
+            notes.append(f"the copy in {namespace} is not usable: {problems[0]}")
+            continue
+        return Plan(changes=(_write_change(ctx, state, data["tls.crt"], data["tls.key"], f"copied from {namespace}/{state.name}"),),
+                    notes=tuple(notes))
+    problem = "is incomplete" if state.exists else "does not exist"
+    return Plan(blockers=(f"{where} {problem} and no valid copy exists elsewhere: give the certificate (full chain) and "
+                          "key files with settings tls.cert_file / tls.key_file (env SBOPS_TLS_CERT_FILE / SBOPS_TLS_KEY_FILE)",),
+                notes=tuple(notes))
+
+
+def secret_body(name: str, namespace: str, cert_pem: bytes, key_pem: bytes) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "Secret", "type": TLS_TYPE,
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/managed-by": "sbops"}},
+        "data": {"tls.crt": base64.b64encode(cert_pem).decode(), "tls.key": base64.b64encode(key_pem).decode()},
+    }
+
+
+def _write_change(ctx: "Context", state: SecretState, cert_pem: bytes, key_pem: bytes, origin: str,
+                  files: tuple[str, str] = ("CERT", "KEY")) -> Change:
+    from sbops.probes import kubecommon
+
+    verb = "replace" if state.exists else "create"
+    where = f"{state.namespace}/{state.name}"
+
+    def apply() -> None:
+        core = kubecommon.core_v1(ctx)
+        timeout = kubecommon.timeout(ctx)
+        body = secret_body(state.name, state.namespace, cert_pem, key_pem)
+        if state.exists and state.type != TLS_TYPE:  # type is immutable
+            core.delete_namespaced_secret(state.name, state.namespace, _request_timeout=timeout)
+            core.create_namespaced_secret(state.namespace, body, _request_timeout=timeout)
+        elif state.exists:
+            core.replace_namespaced_secret(state.name, state.namespace, body, _request_timeout=timeout)
+        else:
+            core.create_namespaced_secret(state.namespace, body, _request_timeout=timeout)
+
+    return Change(f"{verb} secret {where} (type {TLS_TYPE}, tls.crt + tls.key {origin})",
+                  (f"kubectl -n {state.namespace} create secret tls {state.name} --cert={files[0]} --key={files[1]} "
+                   "--dry-run=client -o yaml | kubectl apply -f -",), apply)

@@ -1,0 +1,140 @@
+"""App layer against a real local HTTPS server (tests/lab/https.py) standing in for the ingress gateway.
+
+Every check id appears here: "app.cloudconfiguration", "app.portal". No fixes of its own (the fix is the
+cause's): the likely-cause test breaks a lab database (MYSQL section on a closed port) and sees the check
+name it and its fix.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.lab.common import free_port
+from tests.lab.env import LabEnv, status
+from tests.lab.https import CLOUDCONFIG_PATH, DOMAIN, HttpsServer, Reply
+
+
+ALL = ("app.cloudconfiguration", "app.portal")
+
+
+def lab_env(root: Path, server: HttpsServer, *, timeout: float = 5) -> LabEnv:
+    env = LabEnv(root).set("app.url", server.url).set("timeout", timeout)
+    # The databases point at closed ports unless a test says otherwise (LabEnv's defaults: port 1).
+    env.service("mysql", port=free_port(), password="lab-mysql-pw")
+    return env
+
+
+def test_healthy_portal_passes_and_sends_the_domain(https_portal: HttpsServer, tmp_path: Path) -> None:
+    results = lab_env(tmp_path, https_portal).doctor("app.*")
+    assert {cid: status(results[cid]) for cid in ALL} == {cid: ("ok", "none") for cid in ALL}
+    seen = {r["path"]: r for r in https_portal.requests}
+    assert seen[CLOUDCONFIG_PATH]["host"] == DOMAIN and seen[CLOUDCONFIG_PATH]["sni"] == DOMAIN
+    assert seen["/"]["host"] == DOMAIN
+
+
+def test_default_base_url_is_server_ip_and_https_nodeport(https_portal: HttpsServer, tmp_path: Path) -> None:
+    env = LabEnv(tmp_path).set("server_ip", "127.0.0.1").set("nodeport_https", https_portal.port)
+    assert status(env.check("app.cloudconfiguration")) == ("ok", "none")
+
+
+def test_api_error_names_the_database_as_likely_cause(https_portal: HttpsServer, tmp_path: Path) -> None:
+    https_portal.set(CLOUDCONFIG_PATH, Reply(500, b'{"error":"Could not open JDBC Connection"}', "application/json"))
+    result = lab_env(tmp_path, https_portal).check("app.cloudconfiguration")
+    assert status(result) == ("fail", "degraded")
+    assert "mysql.auth" in result["details"]["failed_related"]
+    assert result["details"]["related_checks"]["mysql.auth"] == "fail/refused"
+    assert result["details"]["likely_cause"]["check"] == "mysql.auth"
+    assert result["details"]["likely_cause"]["cause"] == "database"
+    assert "mysql.auth" in result["summary"]
+    assert result["fix"] == "mysql-user"
+
+
+def test_api_not_found_is_kong_routing(https_portal: HttpsServer, tmp_path: Path) -> None:
+    https_portal.set(CLOUDCONFIG_PATH, Reply(404, b"no Route matched with those values", "application/json"))
+    assert status(lab_env(tmp_path, https_portal).check("app.cloudconfiguration")) == ("fail", "misconfigured")
+
+
+def test_api_answering_html_is_the_white_page(https_portal: HttpsServer, tmp_path: Path) -> None:
+    https_portal.set(CLOUDCONFIG_PATH, Reply.html())
+    result = lab_env(tmp_path, https_portal).check("app.cloudconfiguration")
+    assert status(result) == ("fail", "misconfigured")
+    assert result["details"]["http_status"] == 200
+
+
+def test_hanging_api_times_out_within_the_check_timeout(https_portal: HttpsServer, tmp_path: Path) -> None:
+    https_portal.set(CLOUDCONFIG_PATH, Reply.hang_forever())
+    began = time.monotonic()
+    result = lab_env(tmp_path, https_portal, timeout=1.5).check("app.cloudconfiguration")
+    assert status(result) == ("fail", "timeout")
+    assert time.monotonic() - began < 15
+
+
+def test_stopped_gateway_is_refused(tmp_path: Path) -> None:
+    server = HttpsServer().start()
+    env = lab_env(tmp_path, server)
+    server.stop()
+    results = env.doctor("app.*")
+    assert status(results["app.cloudconfiguration"]) == ("fail", "refused")
+    assert status(results["app.portal"]) == ("fail", "refused")
+
+
+def test_portal_errors_and_redirects(https_portal: HttpsServer, tmp_path: Path) -> None:
+    env = lab_env(tmp_path, https_portal)
+    https_portal.set("/", Reply(503, b"no healthy upstream"))
+    assert status(env.check("app.portal")) == ("fail", "degraded")
+    https_portal.set("/", Reply(302, b"", headers=(("Location", "/portal/"),)))
+    result = env.check("app.portal")
+    assert status(result) == ("ok", "none") and result["details"]["location"] == "/portal/"
+
+
+def test_wrong_domain_gets_no_route(https_portal: HttpsServer, tmp_path: Path) -> None:
+    env = lab_env(tmp_path, https_portal).set("domain", "other.example.org")
+    assert status(env.check("app.portal")) == ("fail", "misconfigured")
+    assert https_portal.requests[-1]["host"] == "other.example.org"
+
+
+def test_verify_tls_rejects_an_untrusted_certificate_and_accepts_a_trusted_one(
+        https_portal: HttpsServer, tmp_path: Path) -> None:
+    env = lab_env(tmp_path, https_portal).set("app.verify_tls", True)
+    assert status(env.check("app.portal")) == ("fail", "misconfigured")
+    proc = env.sbops("doctor", "--output", "json", "--check", "app.portal",
+                     env={"SSL_CERT_FILE": str(https_portal.cert_path)})
+    import json
+
+    result = {c["id"]: c for c in json.loads(proc.stdout)["checks"]}["app.portal"]
+    assert status(result) == ("ok", "none")
+
+
+# -- the likely cause from the cluster (tests/lab/kube.py) ---------------------------------------------
+def test_not_found_names_the_broken_virtualservice(kube, https_portal: HttpsServer, tmp_path: Path) -> None:
+    from kubernetes import client
+
+    api = client.CustomObjectsApi(kube.api())
+    body = api.get_namespaced_custom_object("networking.istio.io", "v1beta1", "sb-apps", "virtualservices", "stackbill-vs")
+    body["spec"]["gateways"] = ["mesh"]  # no longer bound to the Gateway: the gateway answers 404
+    api.replace_namespaced_custom_object("networking.istio.io", "v1beta1", "sb-apps", "virtualservices", "stackbill-vs",
+                                         body)
+    https_portal.set(CLOUDCONFIG_PATH, Reply(404, b""))
+    result = lab_env(tmp_path, https_portal).set("kubeconfig", str(kube.kubeconfig)).check("app.cloudconfiguration")
+    assert status(result) == ("fail", "misconfigured")
+    assert result["details"]["likely_cause"]["check"] == "istio.virtualservice"
+    assert result["details"]["likely_cause"]["cause"] == "Kong routing"
+    assert result["fix"] == "istio-gateway"
+
+
+def test_refused_portal_names_the_clusterip_ingress(kube, tmp_path: Path) -> None:
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube.api())
+    svc = core.read_namespaced_service("istio-ingressgateway", "istio-system")
+    svc.spec.type = "ClusterIP"
+    for port in svc.spec.ports:
+        port.node_port = None
+    core.replace_namespaced_service("istio-ingressgateway", "istio-system", svc)
+    env = LabEnv(tmp_path).set("kubeconfig", str(kube.kubeconfig)).set("server_ip", "127.0.0.1") \
+        .set("nodeport_https", free_port())
+    result = env.check("app.portal")
+    assert status(result) == ("fail", "refused")
+    assert result["details"]["likely_cause"]["check"] == "istio.ingress"
+    assert result["fix"] == "istio-nodeports"

@@ -1,0 +1,155 @@
+"""helm.release and the helm-rollback fix against the real kube-apiserver lab and a real Helm 3 binary.
+
+Real here: the API server and etcd; Helm v3.17.1 (scripts/get-helm; fails loudly when it cannot be had)
+installing the small local chart tests/lab/charts/sbops-demo with `helm upgrade --install` (no --wait:
+nothing runs pods) and rolling it back; Helm's own release records (Secrets sh.helm.release.v1.*).
+Not real: an interrupted upgrade. Helm marks a revision pending-upgrade before applying it and the
+process dies there; the test writes that record itself (revision N+1, Helm's encoding, status
+pending-upgrade in the label and in the encoded info), exactly as a killed `helm upgrade` leaves it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.lab import kube as lab
+from tests.lab.env import REPO, LabEnv, fix_json, status
+
+NS = lab.NAMESPACE
+CHART = REPO / "tests" / "lab" / "charts" / "sbops-demo"
+DEMO = "sbops-demo"
+
+
+@pytest.fixture(scope="session")
+def helm_bin() -> str:
+    proc = subprocess.run([str(REPO / "scripts" / "get-helm")], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"scripts/get-helm failed (the helm tests must not skip):\n{proc.stderr}"
+    return proc.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def helm_env(tmp_path: Path) -> dict[str, str]:
+    homes = {k: str(tmp_path / "helm" / k.lower()) for k in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME")}
+    return {**os.environ, **homes}
+
+
+@pytest.fixture
+def env(kube: lab.KubeLab, tmp_path: Path, helm_bin: str) -> LabEnv:
+    return LabEnv(tmp_path / "env").set("kubeconfig", str(kube.kubeconfig)).set("helm.command", helm_bin)
+
+
+@pytest.fixture
+def core(kube: lab.KubeLab) -> Any:
+    from kubernetes import client
+
+    return client.CoreV1Api(kube.api())
+
+
+def helm(helm_bin: str, helm_env: dict[str, str], kube: lab.KubeLab, *args: str) -> str:
+    proc = subprocess.run([helm_bin, *args, "-n", NS, "--kubeconfig", str(kube.kubeconfig)],
+                          capture_output=True, text=True, timeout=60, env=helm_env)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def record(core: Any, release: str, revision: int) -> dict:
+    secret = core.read_namespaced_secret(f"sh.helm.release.v1.{release}.v{revision}", NS)
+    return lab.helm_decode(base64.b64decode(secret.data["release"]).decode())
+
+
+def write_interrupted(core: Any, release: str, base: int, status_: str, message: str = "second") -> int:
+    """The record Helm writes when it starts an upgrade of `release` (then dies): revision base+1."""
+    data = record(core, release, base)
+    revision = base + 1
+    data["version"] = revision
+    data["info"]["status"] = status_
+    data["info"]["description"] = "Preparing upgrade" if status_.startswith("pending") else "Upgrade \"x\" failed"
+    data["config"] = {"message": message}
+    core.create_namespaced_secret(NS, {
+        "metadata": {"name": f"sh.helm.release.v1.{release}.v{revision}",
+                     "labels": {"owner": "helm", "name": release, "status": status_, "version": str(revision)}},
+        "type": "helm.sh/release.v1",
+        "data": {"release": base64.b64encode(lab.helm_encode(data).encode()).decode()}})
+    return revision
+
+
+# -- helm.release ----------------------------------------------------------------------------------
+def test_seeded_release_is_deployed(env: LabEnv) -> None:
+    result = env.check("helm.release")
+    assert status(result) == ("ok", "none")
+    assert (result["details"]["revision"], result["details"]["chart_version"]) == (1, lab.CHART_VERSION)
+
+
+def test_pending_upgrade_is_stuck(env: LabEnv, core: Any) -> None:
+    write_interrupted(core, "stackbill", 1, "pending-upgrade")
+    result = env.check("helm.release")
+    assert status(result) == ("fail", "stuck")
+    assert "revision 2" in result["summary"] and f"stackbill-{lab.CHART_VERSION}" in result["summary"]
+
+
+def test_failed_upgrade_is_failed(env: LabEnv, core: Any) -> None:
+    write_interrupted(core, "stackbill", 1, "failed")
+    assert status(env.check("helm.release")) == ("fail", "failed")
+
+
+def test_no_release_is_missing(env: LabEnv) -> None:
+    env.set("release", "not-installed")
+    assert status(env.check("helm.release")) == ("fail", "missing")
+
+
+def test_rollback_nothing_to_do_when_deployed(env: LabEnv) -> None:
+    proc = env.fix("helm-rollback")
+    assert proc.returncode == 0 and "nothing to do" in proc.stdout, proc.stdout + proc.stderr
+
+
+# -- helm-rollback ---------------------------------------------------------------------------------
+def test_rollback_of_a_stuck_upgrade_with_real_helm(env: LabEnv, core: Any, kube: lab.KubeLab, helm_bin: str,
+                                                    helm_env: dict[str, str]) -> None:
+    helm(helm_bin, helm_env, kube, "upgrade", "--install", DEMO, str(CHART))
+    env.set("release", DEMO)
+    assert status(env.check("helm.release")) == ("ok", "none")
+    write_interrupted(core, DEMO, 1, "pending-upgrade")
+    result = env.check("helm.release")
+    assert status(result) == ("fail", "stuck")
+    assert "sbops-demo-0.1.0" in result["summary"]
+
+    proc = env.fix("helm-rollback", "--dry-run")
+    assert proc.returncode == 0 and f"rollback {DEMO} 1 -n sb-apps --wait=false" in proc.stdout, proc.stdout
+    assert status(env.check("helm.release")) == ("fail", "stuck")
+
+    code, doc = fix_json(env, "helm-rollback")
+    assert code == 0, doc
+    assert status(env.check("helm.release")) == ("ok", "none")
+    history = json.loads(helm(helm_bin, helm_env, kube, "history", DEMO, "-o", "json"))
+    assert history[-1]["revision"] == 3 and history[-1]["status"] == "deployed"
+    assert core.read_namespaced_config_map(f"{DEMO}-settings", NS).data["message"] == "first"
+
+
+def test_rollback_of_a_failed_upgrade(env: LabEnv, core: Any) -> None:
+    write_interrupted(core, "stackbill", 1, "failed")
+    code, doc = fix_json(env, "helm-rollback")
+    assert code == 0, doc
+    assert status(env.check("helm.release")) == ("ok", "none")
+
+
+def test_rollback_blocked_without_a_deployed_revision(env: LabEnv, core: Any) -> None:
+    core.delete_namespaced_secret(lab.HELM_SECRET, NS)
+    core.create_namespaced_secret(NS, lab.helm_release_secret("stackbill", NS, 1, "pending-install"))
+    assert status(env.check("helm.release")) == ("fail", "stuck")
+    code, doc = fix_json(env, "helm-rollback")
+    assert code == 3 and doc["outcome"] == "blocked" and "no earlier deployed revision" in doc["plan"]["blockers"][0]
+
+
+def test_rollback_blocked_without_helm(env: LabEnv, core: Any) -> None:
+    write_interrupted(core, "stackbill", 1, "pending-upgrade")
+    env.set("helm.command", "/nonexistent/helm")
+    code, doc = fix_json(env, "helm-rollback")
+    assert code == 3 and doc["outcome"] == "blocked" and "helm binary" in doc["plan"]["blockers"][0]
+    assert status(env.check("helm.release")) == ("fail", "stuck")

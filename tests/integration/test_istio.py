@@ -1,0 +1,228 @@
+"""Istio layer against the real kube-apiserver lab (tests/lab/kube.py): break the objects, check, fix.
+
+Every check id appears here: "istio.istiod", "istio.ingress", "istio.gateway", "istio.virtualservice";
+every fix: "istio-gateway", "istio-nodeports". Nothing reconciles in the lab: what the checks read after a
+fix is exactly what the fix wrote.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.lab.env import LabEnv, fix_json, status
+from tests.lab.kube import (DOMAIN, GATEWAY, ISTIO_NAMESPACE, NAMESPACE, NODEPORT_HTTP, NODEPORT_HTTPS, TLS_SECRET,
+                            VIRTUALSERVICE, KubeLab)
+
+ALL = ("istio.istiod", "istio.ingress", "istio.gateway", "istio.virtualservice")
+GROUP, VERSION = "networking.istio.io", "v1beta1"
+INGRESS = "istio-ingressgateway"
+
+
+def lab_env(root: Path, kube: KubeLab) -> LabEnv:
+    return LabEnv(root).set("kubeconfig", str(kube.kubeconfig))
+
+
+def core(kube: KubeLab) -> Any:
+    from kubernetes import client
+
+    return client.CoreV1Api(kube.api())
+
+
+def custom(kube: KubeLab) -> Any:
+    from kubernetes import client
+
+    return client.CustomObjectsApi(kube.api())
+
+
+def get_obj(kube: KubeLab, plural: str, name: str) -> dict:
+    return custom(kube).get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, plural, name)
+
+
+def put_spec(kube: KubeLab, plural: str, name: str, edit: Any) -> None:
+    """Edit a custom object's spec in place (edit(spec) mutates it) and replace it."""
+    body = get_obj(kube, plural, name)
+    edit(body["spec"])
+    custom(kube).replace_namespaced_custom_object(GROUP, VERSION, NAMESPACE, plural, name, body)
+
+
+def set_nodeports(kube: KubeLab, http: int | None, https: int | None, service_type: str = "NodePort") -> None:
+    api = core(kube)
+    svc = api.read_namespaced_service(INGRESS, ISTIO_NAMESPACE)
+    svc.spec.type = service_type
+    for port in svc.spec.ports:
+        if port.name == "http2":
+            port.node_port = http
+        elif port.name == "https":
+            port.node_port = https
+        elif service_type == "ClusterIP":
+            port.node_port = None
+    api.replace_namespaced_service(INGRESS, ISTIO_NAMESPACE, svc)
+
+
+def nodeports(kube: KubeLab) -> tuple[str, dict[str, int]]:
+    svc = core(kube).read_namespaced_service(INGRESS, ISTIO_NAMESPACE)
+    return svc.spec.type, {p.name: p.node_port for p in svc.spec.ports if p.name in ("http2", "https")}
+
+
+def unready(kube: KubeLab, namespace: str, selector: str) -> None:
+    """Mark the pods' Ready condition False through the status subresource (as a kubelet would)."""
+    api = core(kube)
+    for pod in api.list_namespaced_pod(namespace, label_selector=selector).items:
+        conditions = [{"type": c.type, "status": "False" if c.type in ("Ready", "ContainersReady") else c.status}
+                      for c in pod.status.conditions]
+        api.patch_namespaced_pod_status(pod.metadata.name, namespace, {"status": {"conditions": conditions}})
+
+
+def assert_fixed(env: LabEnv, name: str, check_id: str, *extra: str) -> None:
+    code, out = fix_json(env, name, *extra)
+    assert code == 0, out
+    assert status(env.check(check_id)) == ("ok", "none")
+
+
+# -- healthy -------------------------------------------------------------------------------------------
+def test_seeded_cluster_passes_and_fixes_have_nothing_to_do(kube: KubeLab, tmp_path: Path) -> None:
+    env = lab_env(tmp_path, kube)
+    results = env.doctor("istio.*")
+    assert {cid: status(results[cid]) for cid in ALL} == {cid: ("ok", "none") for cid in ALL}
+    for name in ("istio-gateway", "istio-nodeports"):
+        code, out = fix_json(env, name)
+        assert code == 0 and out["plan"]["changes"] == [] and out["plan"]["nothing_to_do"], (name, out)
+
+
+# -- istio.istiod --------------------------------------------------------------------------------------
+def test_istiod_not_ready_then_missing(kube: KubeLab, tmp_path: Path) -> None:
+    env = lab_env(tmp_path, kube)
+    unready(kube, ISTIO_NAMESPACE, "app=istiod")
+    assert status(env.check("istio.istiod")) == ("fail", "not_ready")
+    from kubernetes import client
+
+    client.AppsV1Api(kube.api()).delete_namespaced_deployment("istiod", ISTIO_NAMESPACE)
+    core(kube).delete_collection_namespaced_pod(ISTIO_NAMESPACE, label_selector="app=istiod", grace_period_seconds=0)
+    assert status(env.check("istio.istiod")) == ("fail", "missing")
+
+
+# -- istio.ingress -------------------------------------------------------------------------------------
+def test_clusterip_ingress_is_misconfigured_and_istio_nodeports_repairs_it(kube: KubeLab, tmp_path: Path) -> None:
+    env = lab_env(tmp_path, kube)
+    set_nodeports(kube, None, None, "ClusterIP")
+    result = env.check("istio.ingress")
+    assert status(result) == ("fail", "misconfigured") and result["fix"] == "istio-nodeports"
+    # Nothing listens on nodePorts yet, so no open connection moves: no --restart consent needed.
+    assert_fixed(env, "istio-nodeports", "istio.ingress")
+    assert nodeports(kube) == ("NodePort", {"http2": NODEPORT_HTTP, "https": NODEPORT_HTTPS})
+
+
+def test_other_installer_nodeports_need_consent_then_get_fixed(kube: KubeLab, tmp_path: Path) -> None:
+    env = lab_env(tmp_path, kube)
+    set_nodeports(kube, 31080, 31443)  # the other version of the installer
+    result = env.check("istio.ingress")
+    assert status(result) == ("fail", "misconfigured")
+    pairs = {m["name"]: (m["actual"], m["expected"]) for m in result["details"]["mismatches"]}
+    assert pairs == {"http2": (31080, NODEPORT_HTTP), "https": (31443, NODEPORT_HTTPS)}
+    # --dry-run changes nothing
+    assert env.sbops("fix", "istio-nodeports", "--dry-run", "--restart").returncode == 0
+    assert nodeports(kube)[1] == {"http2": 31080, "https": 31443}
+    # moving open nodePorts cuts connections: blocked without --restart, nothing changed
+    code, out = fix_json(env, "istio-nodeports")
+    assert code == 3 and out["plan"]["blockers"], out
+    assert nodeports(kube)[1] == {"http2": 31080, "https": 31443}
+    assert_fixed(env, "istio-nodeports", "istio.ingress", "--restart")
+    assert nodeports(kube) == ("NodePort", {"http2": NODEPORT_HTTP, "https": NODEPORT_HTTPS})
+
+
+def test_ingress_without_ready_pod_then_missing(kube: KubeLab, tmp_path: Path) -> None:
+    env = lab_env(tmp_path, kube)
+    unready(kube, ISTIO_NAMESPACE, "istio=ingressgateway")
+    assert status(env.check("istio.ingress")) == ("fail", "not_ready")
+    core(kube).delete_namespaced_service(INGRESS, ISTIO_NAMESPACE, _preload_content=False)
+    assert status(env.check("istio.ingress")) == ("fail", "missing")
+    code, out = fix_json(env, "istio-nodeports")
+    assert code == 3 and out["plan"]["blockers"]
+
+
+# -- istio.gateway -------------------------------------------------------------------------------------
+def test_deleted_gateway_is_missing_and_istio_gateway_recreates_it(kube: KubeLab, tmp_path: Path) -> None:
+    env = lab_env(tmp_path, kube)
+    custom(kube).delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "gateways", GATEWAY)
+    assert status(env.check("istio.gateway")) == ("fail", "missing")
+    proc = env.sbops("fix", "istio-gateway", "--dry-run")
+    assert proc.returncode == 0 and "create Gateway" in proc.stdout
+    assert status(env.check("istio.gateway")) == ("fail", "missing")
+    assert_fixed(env, "istio-gateway", "istio.gateway")
+    spec = get_obj(kube, "gateways", GATEWAY)["spec"]
+    assert spec["servers"][0]["tls"] == {"mode": "SIMPLE", "credentialName": TLS_SECRET}
+    assert spec["servers"][1]["tls"] == {"httpsRedirect": True}
+
+
+@pytest.mark.parametrize("breakage", ["selector", "host", "credential"])
+def test_misconfigured_gateway_is_repaired(kube: KubeLab, tmp_path: Path, breakage: str) -> None:
+    env = lab_env(tmp_path, kube)
+
+    def edit(spec: dict) -> None:
+        if breakage == "selector":
+            spec["selector"] = {"istio": "egressgateway"}
+        elif breakage == "host":
+            for server in spec["servers"]:
+                server["hosts"] = ["portal.other-domain.com"]
+        else:
+            spec["servers"][0]["tls"]["credentialName"] = "stackbill-tls-secret"  # not in istio-system
+
+    put_spec(kube, "gateways", GATEWAY, edit)
+    result = env.check("istio.gateway")
+    assert status(result) == ("fail", "misconfigured")
+    assert result["fix"] == "istio-gateway"
+    proc = env.sbops("fix", "istio-gateway", "--dry-run")
+    assert proc.returncode == 0 and "replace the spec of Gateway" in proc.stdout
+    assert_fixed(env, "istio-gateway", "istio.gateway")
+
+
+def test_missing_credential_secret_points_at_tls_secret(kube: KubeLab, tmp_path: Path) -> None:
+    env = lab_env(tmp_path, kube)
+    core(kube).delete_namespaced_secret(TLS_SECRET, ISTIO_NAMESPACE)
+    result = env.check("istio.gateway")
+    assert status(result) == ("fail", "misconfigured")
+    assert result["fix"] == "tls-secret"
+
+
+# -- istio.virtualservice ------------------------------------------------------------------------------
+def _route(spec: dict, prefix: str) -> dict:
+    return next(h for h in spec["http"] if h["match"][0]["uri"]["prefix"] == prefix)
+
+
+@pytest.mark.parametrize("breakage", ["port", "unbound", "hosts", "deleted"])
+def test_broken_virtualservice_is_repaired(kube: KubeLab, tmp_path: Path, breakage: str) -> None:
+    env = lab_env(tmp_path, kube)
+    if breakage == "deleted":
+        custom(kube).delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "virtualservices", VIRTUALSERVICE)
+        expected = ("fail", "missing")
+    else:
+        def edit(spec: dict) -> None:
+            if breakage == "port":
+                _route(spec, "/core")["route"][0]["destination"]["port"]["number"] = 8000  # sb-core has 8080
+            elif breakage == "unbound":
+                spec["gateways"] = ["mesh"]
+            else:
+                spec["hosts"] = ["portal.other-domain.com"]
+
+        put_spec(kube, "virtualservices", VIRTUALSERVICE, edit)
+        expected = ("fail", "misconfigured")
+    result = env.check("istio.virtualservice")
+    assert status(result) == expected
+    if breakage == "port":
+        assert any("sb-core" in p and "8000" in p and "8080" in p for p in result["details"]["problems"])
+    assert_fixed(env, "istio-gateway", "istio.virtualservice")
+    assert get_obj(kube, "virtualservices", VIRTUALSERVICE)["spec"]["hosts"] == [DOMAIN]
+
+
+def test_fqdn_destination_is_accepted_and_empty_endpoints_are_not_ready(kube: KubeLab, tmp_path: Path) -> None:
+    env = lab_env(tmp_path, kube)
+    put_spec(kube, "virtualservices", VIRTUALSERVICE, lambda spec: _route(spec, "/admin")["route"][0]["destination"]
+             .update(host=f"sb-admin.{NAMESPACE}.svc.cluster.local"))
+    assert status(env.check("istio.virtualservice")) == ("ok", "none")
+    core(kube).replace_namespaced_endpoints("sb-ui", NAMESPACE, {"metadata": {"name": "sb-ui"}, "subsets": []})
+    result = env.check("istio.virtualservice")
+    assert status(result) == ("fail", "not_ready")
+    assert result["details"]["not_ready"] == ["sb-ui"]

@@ -1,0 +1,183 @@
+"""k8s.* checks and the k8s-namespace fix against the real kube-apiserver lab (tests/lab/kube.py).
+
+Real here: kube-apiserver v1.20 + etcd, its token authentication and RBAC, every object and status the
+checks read (nodes, namespaces, StorageClasses, PVCs, pods). Not real: kubelets and controllers (nothing
+reconciles): a NotReady node or a Pending PVC is a status we set through the status subresource, as a
+kubelet or the PV controller would. "API server port closed" is a kubeconfig pointing at a free port
+(the shared apiserver keeps running for the other tests).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.lab import kube as lab
+from tests.lab.common import Blackhole, free_port
+from tests.lab.env import LabEnv, fix_json, status
+
+NS = lab.NAMESPACE
+
+
+@pytest.fixture
+def env(kube: lab.KubeLab, tmp_path: Path) -> LabEnv:
+    return LabEnv(tmp_path / "env").set("kubeconfig", str(kube.kubeconfig))
+
+
+@pytest.fixture
+def core(kube: lab.KubeLab) -> Any:
+    from kubernetes import client
+
+    return client.CoreV1Api(kube.api())
+
+
+def set_node_condition(core: Any, kind: str, value: str) -> None:
+    core.patch_node_status(lab.NODE, {"status": {"conditions": [{"type": kind, "status": value, "reason": "Test"}]}})
+
+
+def provisioner_pod(core: Any) -> str:
+    pods = core.list_namespaced_pod(lab.NFS_NAMESPACE, label_selector="app=nfs-subdir-external-provisioner").items
+    return pods[0].metadata.name
+
+
+def finalize_namespace(core: Any, name: str) -> None:
+    """A deleted namespace stays Terminating without a namespace controller: finalize it by hand."""
+    try:
+        current = core.read_namespace(name)
+    except Exception as exc:  # noqa: BLE001
+        if getattr(exc, "status", None) == 404:
+            return
+        raise
+    if current.metadata.deletion_timestamp is None:
+        core.delete_namespace(name)
+        current = core.read_namespace(name)
+    current.spec.finalizers = []
+    core.replace_namespace_finalize(name, current)
+
+
+# -- healthy ---------------------------------------------------------------------------------------
+def test_seeded_cluster_passes_every_kubernetes_check(env: LabEnv) -> None:
+    found = env.doctor("k8s.*")
+    assert {cid: status(r) for cid, r in found.items()} == {
+        "k8s.api": ("ok", "none"), "k8s.nodes": ("ok", "none"), "k8s.namespace": ("ok", "none"),
+        "k8s.storage": ("ok", "none")}
+    assert found["k8s.api"]["details"]["version"] == lab.KUBE_VERSION
+
+
+def test_namespace_fix_has_nothing_to_do_when_healthy(env: LabEnv) -> None:
+    proc = env.fix("k8s-namespace")
+    assert proc.returncode == 0 and "nothing to do" in proc.stdout, proc.stdout + proc.stderr
+
+
+# -- k8s.api ---------------------------------------------------------------------------------------
+def test_wrong_token_is_auth_failed(env: LabEnv, kube: lab.KubeLab, tmp_path: Path) -> None:
+    bad = kube.write_kubeconfig(tmp_path / "bad-kubeconfig", "not-the-token")
+    env.set("kubeconfig", str(bad))
+    result = env.check("k8s.api")
+    assert status(result) == ("fail", "auth_failed")
+    assert "not-the-token" not in str(result)
+
+
+def kubeconfig_for_port(kube: lab.KubeLab, path: Path, port: int) -> Path:
+    """The admin kubeconfig, but pointing at another local port."""
+    doc = yaml.safe_load(kube.kubeconfig.read_text())
+    doc["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{port}"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_closed_port_is_refused(env: LabEnv, kube: lab.KubeLab, tmp_path: Path) -> None:
+    env.set("kubeconfig", str(kubeconfig_for_port(kube, tmp_path / "closed-kubeconfig", free_port())))
+    assert status(env.check("k8s.api")) == ("fail", "refused")
+    # the checks that need the API are skipped, not failed again
+    found = env.doctor("k8s.*")
+    assert found["k8s.nodes"]["status"] == "skip"
+
+
+def test_blackholed_server_is_timeout_within_the_check_timeout(env: LabEnv, kube: lab.KubeLab, tmp_path: Path) -> None:
+    import time
+
+    hole = Blackhole()
+    try:
+        env.set("kubeconfig", str(kubeconfig_for_port(kube, tmp_path / "hole-kubeconfig", hole.port)))
+        env.set("timeout", 1)
+        started = time.monotonic()
+        result = env.check("k8s.api")
+        assert status(result) == ("fail", "timeout")
+        assert time.monotonic() - started < 10
+    finally:
+        hole.close()
+
+
+# -- k8s.nodes -------------------------------------------------------------------------------------
+def test_node_not_ready(env: LabEnv, core: Any) -> None:
+    set_node_condition(core, "Ready", "False")
+    result = env.check("k8s.nodes")
+    assert status(result) == ("fail", "not_ready")
+    assert result["details"]["nodes"][0]["name"] == lab.NODE
+
+
+def test_memory_pressure_is_degraded(env: LabEnv, core: Any) -> None:
+    set_node_condition(core, "MemoryPressure", "True")
+    result = env.check("k8s.nodes")
+    assert status(result) == ("warn", "degraded")
+    assert result["details"]["nodes"][0]["pressure"] == ["MemoryPressure"]
+
+
+# -- k8s.namespace ---------------------------------------------------------------------------------
+def test_label_removed_is_misconfigured_and_fix_relabels(env: LabEnv, core: Any) -> None:
+    core.patch_namespace(NS, {"metadata": {"labels": {"istio-injection": None}}})
+    assert status(env.check("k8s.namespace")) == ("fail", "misconfigured")
+    proc = env.fix("k8s-namespace", "--dry-run")
+    assert proc.returncode == 0 and "kubectl label namespace sb-apps istio-injection=enabled" in proc.stdout
+    assert "istio-injection" not in (core.read_namespace(NS).metadata.labels or {})
+    code, doc = fix_json(env, "k8s-namespace")
+    assert code == 0, doc
+    assert core.read_namespace(NS).metadata.labels["istio-injection"] == "enabled"
+    assert status(env.check("k8s.namespace")) == ("ok", "none")
+
+
+def test_missing_namespace_and_fix_creates_it(env: LabEnv, core: Any) -> None:
+    name = "sb-apps-elsewhere"
+    finalize_namespace(core, name)
+    env.set("namespace", name)
+    try:
+        assert status(env.check("k8s.namespace")) == ("fail", "missing")
+        assert env.fix("k8s-namespace", "--dry-run").returncode == 0
+        assert status(env.check("k8s.namespace")) == ("fail", "missing")
+        code, doc = fix_json(env, "k8s-namespace")
+        assert code == 0, doc
+        assert core.read_namespace(name).metadata.labels["istio-injection"] == "enabled"
+        assert status(env.check("k8s.namespace")) == ("ok", "none")
+    finally:
+        finalize_namespace(core, name)
+
+
+# -- k8s.storage -----------------------------------------------------------------------------------
+def test_storage_class_deleted_is_missing(env: LabEnv, kube: lab.KubeLab) -> None:
+    from kubernetes import client
+
+    client.StorageV1Api(kube.api()).delete_storage_class(lab.STORAGE_CLASS)
+    assert status(env.check("k8s.storage")) == ("fail", "missing")
+
+
+def test_pvc_pending(env: LabEnv, core: Any) -> None:
+    core.patch_namespaced_persistent_volume_claim_status("sb-data", NS, {"status": {"phase": "Pending"}})
+    result = env.check("k8s.storage")
+    assert status(result) == ("fail", "pending")
+    assert result["details"]["claims"] == [{"name": "sb-data", "phase": "Pending", "storage_class": "nfs-client"}]
+
+
+def test_provisioner_not_ready(env: LabEnv, core: Any) -> None:
+    pod = provisioner_pod(core)
+    core.patch_namespaced_pod_status(pod, lab.NFS_NAMESPACE, {"status": {
+        "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady"}]}})
+    assert status(env.check("k8s.storage")) == ("fail", "not_ready")
+
+
+def test_provisioner_gone_is_not_running(env: LabEnv, core: Any) -> None:
+    core.delete_namespaced_pod(provisioner_pod(core), lab.NFS_NAMESPACE, grace_period_seconds=0)
+    assert status(env.check("k8s.storage")) == ("fail", "not_running")

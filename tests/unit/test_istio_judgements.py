@@ -1,0 +1,248 @@
+"""Pure Istio judgements, differs and helpers from tables (kubectl-style dicts, no cluster)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from sbops.model import Reason, Status
+from sbops.probes import istio
+
+DOMAIN = "stackbill.example.com"
+
+
+def pod(name: str = "p", ready: bool = True, waiting: str = "") -> dict[str, Any]:
+    status: dict[str, Any] = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}
+    if waiting:
+        status["containerStatuses"] = [{"name": "c", "state": {"waiting": {"reason": waiting}}}]
+    return {"metadata": {"name": name}, "status": status}
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("pattern,domain,expected", [
+    (DOMAIN, DOMAIN, True),
+    ("*", DOMAIN, True),
+    ("*.example.com", DOMAIN, True),
+    ("*.example.com", "example.com", False),
+    ("sb-apps/" + DOMAIN, DOMAIN, True),
+    ("STACKBILL.example.com.", DOMAIN, True),
+    ("portal.other.com", DOMAIN, False),
+    ("*.other.com", DOMAIN, False),
+])
+def test_host_matches(pattern: str, domain: str, expected: bool) -> None:
+    assert istio.host_matches(pattern, domain) is expected
+
+
+@pytest.mark.parametrize("host,expected", [
+    ("sb-core", ("sb-core", "sb-apps")),
+    ("sb-core.sb-apps", ("sb-core", "sb-apps")),
+    ("sb-core.sb-apps.svc", ("sb-core", "sb-apps")),
+    ("sb-core.sb-apps.svc.cluster.local", ("sb-core", "sb-apps")),
+    ("sb-core.other.svc.cluster.local", ("sb-core", "other")),
+    ("api.example.com", ("api.example.com", "")),
+])
+def test_service_name(host: str, expected: tuple[str, str]) -> None:
+    assert istio.service_name(host, "sb-apps") == expected
+
+
+@pytest.mark.parametrize("gateways,expected", [
+    (["stackbill-gateway"], True), (["sb-apps/stackbill-gateway"], True), (["mesh"], False),
+    ([], False), (["other/stackbill-gateway"], False),
+])
+def test_bound_to(gateways: list[str], expected: bool) -> None:
+    assert istio.bound_to(gateways, "stackbill-gateway", "sb-apps") is expected
+
+
+# -- istio.istiod -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("deployments,pods,expected", [
+    ([], [], (Status.FAIL, Reason.MISSING)),
+    ([{"metadata": {"name": "istiod"}}], [], (Status.FAIL, Reason.NOT_READY)),
+    ([{"metadata": {"name": "istiod"}}], [pod(ready=False, waiting="CrashLoopBackOff")], (Status.FAIL, Reason.NOT_READY)),
+    ([{"metadata": {"name": "istiod"}}], [pod()], (Status.OK, Reason.NONE)),
+    ([{"metadata": {"name": "istiod"}}], [pod("a", False), pod("b")], (Status.OK, Reason.NONE)),
+])
+def test_judge_istiod(deployments: list, pods: list, expected: tuple) -> None:
+    result = istio.judge_istiod(deployments, pods, "istio-system")
+    assert (result.status, result.reason) == expected
+
+
+# -- istio.ingress ----------------------------------------------------------------------------------
+def service(kind: str = "NodePort", http: int | None = 31443, https: int | None = 31882) -> dict[str, Any]:
+    return {"spec": {"type": kind, "selector": {"istio": "ingressgateway"}, "ports": [
+        {"name": "status-port", "port": 15021, "nodePort": 30021},
+        {"name": "http2", "port": 80, "nodePort": http},
+        {"name": "https", "port": 443, "nodePort": https}]}}
+
+
+@pytest.mark.parametrize("svc,pods,expected,fix", [
+    (None, [], (Status.FAIL, Reason.MISSING), None),
+    (service("ClusterIP", None, None), [pod()], (Status.FAIL, Reason.MISCONFIGURED), None),
+    (service(http=31080, https=31443), [pod()], (Status.FAIL, Reason.MISCONFIGURED), None),
+    (service(), [], (Status.FAIL, Reason.NOT_READY), "restart-workload"),
+    (service(), [pod(ready=False)], (Status.FAIL, Reason.NOT_READY), "restart-workload"),
+    (service(), [pod()], (Status.OK, Reason.NONE), None),
+    (service("LoadBalancer"), [pod()], (Status.OK, Reason.NONE), None),
+])
+def test_judge_ingress(svc: Any, pods: list, expected: tuple, fix: str | None) -> None:
+    result = istio.judge_ingress(svc, pods, name="istio-ingressgateway", namespace="istio-system",
+                                 http=31443, https=31882)
+    assert (result.status, result.reason) == expected
+    assert result.fix == fix
+
+
+def test_ingress_mismatch_names_both_pairs() -> None:
+    result = istio.judge_ingress(service(http=31080, https=31443), [pod()], name="gw", namespace="ns",
+                                 http=31443, https=31882)
+    assert [(m["name"], m["actual"], m["expected"]) for m in result.details["mismatches"]] == [
+        ("http2", 31080, 31443), ("https", 31443, 31882)]
+    assert "31080" in result.summary and "31882" in result.summary
+
+
+def test_ports_found_by_number_when_unnamed() -> None:
+    svc = {"spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 31443}, {"port": 443, "nodePort": 31882}]}}
+    assert istio.nodeport_mismatches(svc, 31443, 31882) == []
+
+
+@pytest.mark.parametrize("svc,expected", [
+    (service(), {"type": "NodePort", "change_type": False, "moves": [], "disruptive": False}),
+    (service("ClusterIP", None, None), {"type": "ClusterIP", "change_type": True,
+                                        "moves": [("http2", None, 31443), ("https", None, 31882)], "disruptive": False}),
+    (service(http=31080, https=31443), {"type": "NodePort", "change_type": False,
+                                        "moves": [("http2", 31080, 31443), ("https", 31443, 31882)], "disruptive": True}),
+])
+def test_nodeport_plan_facts(svc: dict, expected: dict) -> None:
+    assert istio.nodeport_plan_facts(svc, 31443, 31882) == expected
+
+
+def test_desired_ports_keeps_other_ports() -> None:
+    ports = istio.desired_ports(service(http=31080, https=31443), 31443, 31882)
+    assert {p["name"]: p["nodePort"] for p in ports} == {"status-port": 30021, "http2": 31443, "https": 31882}
+
+
+# -- istio.gateway ----------------------------------------------------------------------------------
+def gateway() -> dict[str, Any]:
+    return istio.desired_gateway("stackbill-gateway", "sb-apps", DOMAIN, "istio-ingressgateway-certs")
+
+
+def broken(edit: Any) -> dict[str, Any]:
+    gw = gateway()
+    edit(gw["spec"])
+    return gw
+
+
+SECRETS = {"istio-ingressgateway-certs"}
+
+
+@pytest.mark.parametrize("gw,expected,fix", [
+    (None, (Status.FAIL, Reason.MISSING), None),
+    (gateway(), (Status.OK, Reason.NONE), None),
+    (broken(lambda s: s.update(selector={"istio": "egressgateway"})), (Status.FAIL, Reason.MISCONFIGURED), None),
+    (broken(lambda s: s.update(selector={})), (Status.FAIL, Reason.MISCONFIGURED), None),
+    (broken(lambda s: [srv.update(hosts=["other.com"]) for srv in s["servers"]]), (Status.FAIL, Reason.MISCONFIGURED), None),
+    (broken(lambda s: [srv.update(hosts=["*"]) for srv in s["servers"]]), (Status.OK, Reason.NONE), None),
+    (broken(lambda s: s.update(servers=s["servers"][1:])), (Status.FAIL, Reason.MISCONFIGURED), None),
+    (broken(lambda s: s["servers"][0]["tls"].update(mode="PASSTHROUGH")), (Status.FAIL, Reason.MISCONFIGURED), None),
+    (broken(lambda s: s["servers"][0]["tls"].pop("credentialName")), (Status.FAIL, Reason.MISCONFIGURED), None),
+    (broken(lambda s: s["servers"][0]["tls"].update(credentialName="stackbill-tls-secret")),
+     (Status.FAIL, Reason.MISCONFIGURED), "istio-gateway"),
+])
+def test_judge_gateway(gw: Any, expected: tuple, fix: str | None) -> None:
+    result = istio.judge_gateway(gw, name="stackbill-gateway", namespace="sb-apps", domain=DOMAIN,
+                                 secret_exists=SECRETS.__contains__, istio_namespace="istio-system",
+                                 tls_secret="istio-ingressgateway-certs")
+    assert (result.status, result.reason) == expected
+    assert result.fix == fix
+
+
+def test_gateway_whose_configured_secret_is_absent_points_at_tls_secret() -> None:
+    result = istio.judge_gateway(gateway(), name="g", namespace="sb-apps", domain=DOMAIN, secret_exists=lambda n: False,
+                                 istio_namespace="istio-system", tls_secret="istio-ingressgateway-certs")
+    assert (result.reason, result.fix) == (Reason.MISCONFIGURED, "tls-secret")
+    assert "tls.secret" in result.summary
+
+
+# -- istio.virtualservice ---------------------------------------------------------------------------
+def vs() -> dict[str, Any]:
+    return istio.desired_virtualservice("stackbill-vs", "sb-apps", DOMAIN, "stackbill-gateway")
+
+
+def services() -> dict[str, Any]:
+    return {name: {"spec": {"ports": [{"name": "http", "port": port}]}}
+            for name, port in {"sb-admin": 80, "sb-ui": 80, "sb-kong": 8000, "sb-core": 8080}.items()}
+
+
+def endpoints(empty: str = "") -> dict[str, Any]:
+    return {name: {"subsets": [] if name == empty else [{"addresses": [{"ip": "10.42.0.9"}]}]} for name in services()}
+
+
+def vs_edit(edit: Any) -> dict[str, Any]:
+    obj = vs()
+    edit(obj["spec"])
+    return obj
+
+
+def dest(spec: dict, index: int) -> dict:
+    return spec["http"][index]["route"][0]["destination"]
+
+
+@pytest.mark.parametrize("obj,eps,expected", [
+    (None, endpoints(), (Status.FAIL, Reason.MISSING)),
+    (vs(), endpoints(), (Status.OK, Reason.NONE)),
+    (vs_edit(lambda s: s.update(gateways=["mesh"])), endpoints(), (Status.FAIL, Reason.MISCONFIGURED)),
+    (vs_edit(lambda s: s.update(gateways=["sb-apps/stackbill-gateway"])), endpoints(), (Status.OK, Reason.NONE)),
+    (vs_edit(lambda s: s.update(hosts=["other.com"])), endpoints(), (Status.FAIL, Reason.MISCONFIGURED)),
+    (vs_edit(lambda s: dest(s, 3)["port"].update(number=8000)), endpoints(), (Status.FAIL, Reason.MISCONFIGURED)),
+    (vs_edit(lambda s: dest(s, 3).update(host="sb-nothing")), endpoints(), (Status.FAIL, Reason.MISCONFIGURED)),
+    (vs_edit(lambda s: dest(s, 3).update(host="sb-core.other.svc.cluster.local")), endpoints(),
+     (Status.FAIL, Reason.MISCONFIGURED)),
+    (vs_edit(lambda s: dest(s, 3).update(host="sb-core.sb-apps.svc.cluster.local")), endpoints(), (Status.OK, Reason.NONE)),
+    (vs_edit(lambda s: dest(s, 3).pop("port")), endpoints(), (Status.OK, Reason.NONE)),
+    (vs_edit(lambda s: s.update(http=[])), endpoints(), (Status.FAIL, Reason.MISCONFIGURED)),
+    (vs(), endpoints(empty="sb-ui"), (Status.FAIL, Reason.NOT_READY)),
+    (vs(), {}, (Status.FAIL, Reason.NOT_READY)),
+])
+def test_judge_virtualservice(obj: Any, eps: dict, expected: tuple) -> None:
+    result = istio.judge_virtualservice(obj, name="stackbill-vs", namespace="sb-apps", gateway="stackbill-gateway",
+                                        domain=DOMAIN, services=services(), endpoints=eps)
+    assert (result.status, result.reason) == expected
+
+
+def test_wrong_port_names_route_service_and_real_ports() -> None:
+    obj = vs_edit(lambda s: dest(s, 3)["port"].update(number=8000))
+    result = istio.judge_virtualservice(obj, name="vs", namespace="sb-apps", gateway="stackbill-gateway",
+                                        domain=DOMAIN, services=services(), endpoints=endpoints())
+    assert result.details["problems"] == ["route /core: Service sb-core has no port 8000 (its ports: [8080])"]
+
+
+# -- desired state and differ -----------------------------------------------------------------------
+def test_desired_virtualservice_has_the_four_routes() -> None:
+    spec = vs()["spec"]
+    assert [(h["match"][0]["uri"]["prefix"], h["route"][0]["destination"]["host"],
+             h["route"][0]["destination"]["port"]["number"]) for h in spec["http"]] == list(istio.ROUTES)
+    assert spec["gateways"] == ["stackbill-gateway"] and spec["hosts"] == [DOMAIN]
+
+
+def test_desired_gateway_redirects_http() -> None:
+    http = [s for s in gateway()["spec"]["servers"] if s["port"]["protocol"] == "HTTP"][0]
+    assert http["tls"] == {"httpsRedirect": True}
+
+
+@pytest.mark.parametrize("observed,action", [
+    (None, "create"),
+    ({"spec": {"selector": {"istio": "egressgateway"}}}, "replace"),
+])
+def test_object_change(observed: Any, action: str) -> None:
+    change = istio.object_change(gateway(), observed)
+    assert change is not None and change.action == action
+    assert any(line.startswith("+") for line in change.diff)
+
+
+def test_object_change_none_when_equal_and_diff_shows_the_difference() -> None:
+    observed = {"metadata": {"resourceVersion": "7"}, "spec": copy.deepcopy(gateway()["spec"])}
+    assert istio.object_change(gateway(), observed) is None
+    observed["spec"]["servers"][0]["tls"]["credentialName"] = "stackbill-tls-secret"
+    diff = istio.object_change(gateway(), observed).diff
+    assert "-    credentialName: stackbill-tls-secret" in diff
+    assert "+    credentialName: istio-ingressgateway-certs" in diff

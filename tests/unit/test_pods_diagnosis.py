@@ -1,0 +1,170 @@
+"""pods.* diagnosis, choice of the most actionable reason, restart counting and restart-workload targets."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from sbops.model import Reason, Status
+from sbops.probes import pods
+
+
+def cs(name: str, ready: bool = True, state: dict[str, Any] | None = None, restarts: int = 0,
+       last: dict[str, Any] | None = None) -> dict[str, Any]:
+    out = {"name": name, "ready": ready, "restartCount": restarts, "image": f"reg/{name}:latest",
+           "state": state or {"running": {"startedAt": "2026-11-26T10:00:00Z"}}}
+    if last:
+        out["lastState"] = {"terminated": last}
+    return out
+
+
+def pod(name: str = "sb-core-1", phase: str = "Running", ready: bool = True, containers: list[dict[str, Any]] | None = None,
+        labels: dict[str, str] | None = None, conditions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    conds = conditions if conditions is not None else [{"type": "Ready", "status": "True" if ready else "False"}]
+    return {"metadata": {"name": name, "labels": labels or {"app": name.rsplit("-", 1)[0]}},
+            "status": {"phase": phase, "conditions": conds,
+                       "containerStatuses": containers if containers is not None else [cs("app"), cs("istio-proxy")]}}
+
+
+BACKOFF = {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}}
+ERRPULL = {"waiting": {"reason": "ErrImagePull", "message": "401 Unauthorized"}}
+CRASH = {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s"}}
+OOM = {"exitCode": 137, "reason": "OOMKilled"}
+
+
+@pytest.mark.parametrize("given, reason, container", [
+    (pod(), None, None),
+    (pod(phase="Succeeded", ready=False), None, None),
+    (pod(phase="Pending", ready=False, containers=[cs("app", False, BACKOFF), cs("istio-proxy", False)]),
+     Reason.IMAGE_PULL, "app"),
+    (pod(phase="Pending", ready=False, containers=[cs("app", False, ERRPULL)]), Reason.IMAGE_PULL, "app"),
+    (pod(ready=False, containers=[cs("app", False, CRASH, 7, OOM), cs("istio-proxy")]), Reason.CRASH_LOOP, "app"),
+    (pod(ready=False, containers=[cs("app", False, {"terminated": {"exitCode": 1, "reason": "Error"}}, 2)]),
+     Reason.CRASH_LOOP, "app"),
+    (pod(phase="Pending", ready=False, containers=[],
+         conditions=[{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                      "message": "0/1 nodes are available"}]), Reason.PENDING, ""),
+    (pod(phase="Pending", ready=False, containers=[cs("app", False, {"waiting": {"reason": "ContainerCreating"}})]),
+     Reason.PENDING, ""),
+    (pod(ready=False, containers=[cs("app"), cs("istio-proxy", False)]), Reason.NOT_READY, "istio-proxy"),
+    (pod(ready=False, containers=[cs("app", False), cs("istio-proxy", False)]), Reason.NOT_READY, "istio-proxy"),
+    (pod(ready=False, containers=[cs("app", False), cs("istio-proxy")]), Reason.NOT_READY, "app"),
+    (pod(ready=False, containers=[cs("app"), cs("istio-proxy")]), Reason.NOT_READY, ""),
+    (pod(ready=False, containers=[], conditions=[]), Reason.NOT_READY, ""),
+])
+def test_diagnose_pod(given: dict[str, Any], reason: Reason | None, container: str | None) -> None:
+    found = pods.diagnose_pod(given)
+    if reason is None:
+        assert found is None
+        return
+    assert found is not None and found["reason"] == reason.value
+    assert found["container"] == container
+
+
+def test_crash_loop_names_last_termination_and_exit_code() -> None:
+    found = pods.diagnose_pod(pod(ready=False, containers=[cs("app", False, CRASH, 7, OOM)]))
+    assert found is not None
+    assert (found["exit_code"], found["last_termination"], found["restarts"]) == (137, "OOMKilled", 7)
+    result = pods.judge_ready("sb-apps", [pod()], [found])
+    assert "137" in result.summary and "OOMKilled" in result.summary
+
+
+def problem(name: str, reason: Reason, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "phase": "Running", "reason": reason.value, "container": "app", "detail": "d", **extra}
+
+
+@pytest.mark.parametrize("problems, reason, fix", [
+    ([], Reason.NONE, None),
+    ([problem("a", Reason.NOT_READY)], Reason.NOT_READY, None),
+    ([problem("a", Reason.NOT_READY), problem("b", Reason.CRASH_LOOP, exit_code=1)], Reason.CRASH_LOOP, None),
+    ([problem("a", Reason.PENDING, events=["FailedScheduling: 0/1 nodes"]), problem("b", Reason.NOT_READY)],
+     Reason.PENDING, None),
+    ([problem("a", Reason.CRASH_LOOP), problem("b", Reason.IMAGE_PULL), problem("c", Reason.PENDING)],
+     Reason.IMAGE_PULL, "ecr-refresh"),
+])
+def test_judge_ready_picks_the_most_actionable(problems: list[dict[str, Any]], reason: Reason, fix: str | None) -> None:
+    result = pods.judge_ready("sb-apps", [pod()] * 3, problems)
+    assert result.reason is reason
+    assert result.fix == fix
+    if problems:
+        assert result.status is Status.FAIL
+        assert [p["name"] for p in result.details["not_ready"]] == [p["name"] for p in problems]
+
+
+def test_image_pull_points_at_ecr() -> None:
+    result = pods.judge_ready("sb-apps", [pod()], [problem("a", Reason.IMAGE_PULL)])
+    assert "ecr.expiry" in result.summary and "ecr-refresh" in result.summary
+
+
+def test_pending_summary_has_the_latest_event() -> None:
+    result = pods.judge_ready("sb-apps", [pod()], [problem("a", Reason.PENDING, events=["FailedScheduling: no nodes"])])
+    assert "FailedScheduling: no nodes" in result.summary
+
+
+def test_no_pods_is_missing() -> None:
+    assert pods.judge_ready("sb-apps", [], []).reason is Reason.MISSING
+
+
+def test_latest_events_newest_first() -> None:
+    events = [{"reason": "Old", "message": "1", "lastTimestamp": "2026-11-26T10:00:00Z"},
+              {"reason": "New", "message": "2", "lastTimestamp": "2026-11-26T11:00:00Z"},
+              {"reason": "Ev", "message": "3", "eventTime": "2026-11-26T10:30:00.000000Z"}]
+    assert pods.latest_events(events, 2) == ["New: 2", "Ev: 3"]
+
+
+@pytest.mark.parametrize("counts, threshold, status, top", [
+    ([0, 0], 5, Status.OK, None),
+    ([5, 0], 5, Status.OK, None),
+    ([6, 0], 5, Status.WARN, 6),
+    ([6, 40], 5, Status.WARN, 40),
+    ([1], 0, Status.WARN, 1),
+])
+def test_restarts(counts: list[int], threshold: int, status: Status, top: int | None) -> None:
+    given = [pod(f"p{i}", containers=[cs("app", restarts=n, last=OOM if n else None)]) for i, n in enumerate(counts)]
+    found = pods.restarts(given, threshold)
+    result = pods.judge_restarts("sb-apps", found, threshold)
+    assert result.status is status
+    assert result.reason is (Reason.DEGRADED if top else Reason.NONE)
+    if top:
+        assert found[0]["restarts"] == top
+
+
+def deploy(name: str, match: dict[str, str] | None = None, exprs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    selector: dict[str, Any] = {}
+    if match is not None:
+        selector["matchLabels"] = match
+    if exprs is not None:
+        selector["matchExpressions"] = exprs
+    return {"metadata": {"name": name}, "spec": {"selector": selector}}
+
+
+@pytest.mark.parametrize("d, labels, expected", [
+    (deploy("a", {"app": "a"}), {"app": "a", "x": "y"}, True),
+    (deploy("a", {"app": "a"}), {"app": "b"}, False),
+    (deploy("a", {}), {"app": "a"}, False),
+    (deploy("a", None, [{"key": "app", "operator": "In", "values": ["a", "b"]}]), {"app": "b"}, True),
+    (deploy("a", None, [{"key": "app", "operator": "NotIn", "values": ["a"]}]), {"app": "a"}, False),
+    (deploy("a", {"app": "a"}, [{"key": "tier", "operator": "Exists"}]), {"app": "a"}, False),
+])
+def test_selects(d: dict[str, Any], labels: dict[str, str], expected: bool) -> None:
+    assert pods.selects(d, {"metadata": {"labels": labels}}) is expected
+
+
+def test_restart_targets_skip_image_pull_and_pending() -> None:
+    deployments = [deploy("sb-core", {"app": "sb-core"}), deploy("sb-ui", {"app": "sb-ui"}),
+                   deploy("sb-kong", {"app": "sb-kong"}), deploy("sb-help", {"app": "sb-help"})]
+    given = [pod("sb-core-1"), pod("sb-ui-1"), pod("sb-kong-1"), pod("sb-help-1"), pod("stray-1")]
+    problems = [problem("sb-core-1", Reason.CRASH_LOOP), problem("sb-ui-1", Reason.NOT_READY),
+                problem("sb-kong-1", Reason.IMAGE_PULL), problem("sb-help-1", Reason.PENDING),
+                problem("stray-1", Reason.NOT_READY)]
+    targets, notes = pods.restart_targets(deployments, problems, given)
+    assert targets == ["sb-core", "sb-ui"]
+    assert any("ecr-refresh" in n for n in notes) and any("stray-1" in n for n in notes)
+
+
+def test_restart_patch_is_what_kubectl_writes() -> None:
+    patch = pods.restart_patch(datetime(2026, 11, 26, 12, 0, 1, tzinfo=timezone.utc))
+    assert patch == {"spec": {"template": {"metadata": {"annotations": {
+        "kubectl.kubernetes.io/restartedAt": "2026-11-26T12:00:01Z"}}}}}
