@@ -53,6 +53,23 @@ def _masked(ctx: "Context", result: Result) -> Result:
     return replace(result, summary=mask_text(result.summary, secrets), details=details)
 
 
+def preload_clients(checks: list["Check"]) -> None:
+    """Import the selected layers' client libraries serially before any probe thread starts."""
+    import importlib
+
+    from sbops.registry import CLIENT_MODULES
+
+    seen: set[str] = set()
+    for item in checks:
+        for name in CLIENT_MODULES.get(item.layer, ()):
+            if name not in seen:
+                seen.add(name)
+                try:
+                    importlib.import_module(name)
+                except ImportError:
+                    pass  # the check that needs it reports the problem
+
+
 def run_checks(
     ctx: "Context",
     checks: Iterable["Check"],
@@ -72,6 +89,7 @@ def run_checks(
     running: dict[str, tuple["Check", float, float]] = {}  # id -> (check, started, budget)
     results: "queue.Queue[tuple[str, Result, float]]" = queue.Queue()
     pending = list(checks)
+    preload_clients(checks)
 
     def worker(item: "Check") -> None:
         began = time.monotonic()

@@ -20,6 +20,31 @@ if TYPE_CHECKING:
 LAYERS = ("host", "mysql", "mongodb", "rabbitmq", "nfs", "kubernetes", "ecr", "tls", "istio", "workloads", "helm", "app")
 
 
+# The client libraries each layer's probes use. The engine imports them once, in one thread, before the
+# checks start: concurrent first imports of the same package from several threads can observe a partially
+# initialised module (ImportError "cannot import name ... partially initialized module"), and serial
+# imports are also faster than threads contending for the import lock and the GIL.
+CLIENT_MODULES: dict[str, tuple[str, ...]] = {
+    "host": ("psutil",),
+    "mysql": ("pymysql",),
+    "mongodb": ("pymongo", "psutil"),
+    "rabbitmq": ("pika", "requests"),
+    "nfs": ("psutil",),
+    # kubernetes 37 imports each API class lazily on first use (CoreV1Api alone takes about 1 s)
+    "kubernetes": ("kubernetes.config", "kubernetes.client.api.version_api", "kubernetes.client.api.core_v1_api",
+                   "kubernetes.client.api.storage_v1_api"),
+    "ecr": ("kubernetes.config", "kubernetes.client.api.core_v1_api", "kubernetes.client.api.apps_v1_api",
+            "kubernetes.client.api.custom_objects_api"),
+    "tls": ("kubernetes.config", "kubernetes.client.api.core_v1_api", "kubernetes.client.api.custom_objects_api",
+            "cryptography.x509"),
+    "istio": ("kubernetes.config", "kubernetes.client.api.core_v1_api", "kubernetes.client.api.apps_v1_api",
+              "kubernetes.client.api.custom_objects_api"),
+    "workloads": ("kubernetes.config", "kubernetes.client.api.core_v1_api", "kubernetes.client.api.apps_v1_api"),
+    "helm": ("kubernetes.config", "kubernetes.client.api.core_v1_api"),
+    "app": ("ssl", "http.client"),
+}
+
+
 class Risk(str, Enum):
     SAFE = "safe"  # changes settings or objects; nothing restarts, no data changes
     RESTARTS_SERVICE = "restarts-service"
