@@ -70,7 +70,7 @@ class Context:
     # -- credentials ------------------------------------------------------------------------------
     def require_credentials(self) -> Credentials:
         if self.credentials is None:
-            looked = ", ".join(str(p) for p in creds_mod.DEFAULT_PATHS)
+            looked = ", ".join(dict.fromkeys(str(p) for p in creds_mod.DEFAULT_PATHS))
             raise NeedsCredentials(f"no credentials file (looked in {looked}; use --credentials FILE)")
         return self.credentials
 

@@ -93,3 +93,15 @@ def test_explain_prints_a_runbook():
     some = sorted(load_all().checks)[0]
     proc = sbops("explain", some)
     assert proc.returncode == 0 and proc.stdout.startswith(f"# {some}")
+
+
+def test_bad_kubeconfig_names_the_file(tmp_path):
+    missing = tmp_path / "nope.yaml"
+    one_line_usage_error(sbops("doctor", "--kubeconfig", str(missing)), str(missing), "--kubeconfig")
+    broken = tmp_path / "kubeconfig"
+    broken.write_text("clusters: [\n")
+    one_line_usage_error(sbops("doctor", "--kubeconfig", str(broken)), f"{broken}:2:")
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("apiVersion: v1\nkind: Config\nclusters: []\n")
+    one_line_usage_error(sbops("doctor", "--layer", "host", "--kubeconfig", str(empty)), str(empty), "no clusters")
+    one_line_usage_error(sbops("doctor", env={"KUBECONFIG": str(missing)}), str(missing), "KUBECONFIG")
