@@ -35,20 +35,6 @@ def env(kube: lab.KubeLab, tmp_path: Path) -> LabEnv:
     return LabEnv(tmp_path / "env").set("kubeconfig", str(kube.kubeconfig))
 
 
-@pytest.fixture
-def core(kube: lab.KubeLab) -> Any:
-    from kubernetes import client
-
-    return client.CoreV1Api(kube.api())
-
-
-@pytest.fixture
-def apps(kube: lab.KubeLab) -> Any:
-    from kubernetes import client
-
-    return client.AppsV1Api(kube.api())
-
-
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 

@@ -45,13 +45,6 @@ def env(kube: lab.KubeLab, tmp_path: Path, helm_bin: str) -> LabEnv:
     return LabEnv(tmp_path / "env").set("kubeconfig", str(kube.kubeconfig)).set("helm.command", helm_bin)
 
 
-@pytest.fixture
-def core(kube: lab.KubeLab) -> Any:
-    from kubernetes import client
-
-    return client.CoreV1Api(kube.api())
-
-
 def helm(helm_bin: str, helm_env: dict[str, str], kube: lab.KubeLab, *args: str) -> str:
     proc = subprocess.run([helm_bin, *args, "-n", NS, "--kubeconfig", str(kube.kubeconfig)],
                           capture_output=True, text=True, timeout=60, env=helm_env)

@@ -27,13 +27,6 @@ def env(kube: lab.KubeLab, tmp_path: Path) -> LabEnv:
     return LabEnv(tmp_path / "env").set("kubeconfig", str(kube.kubeconfig))
 
 
-@pytest.fixture
-def core(kube: lab.KubeLab) -> Any:
-    from kubernetes import client
-
-    return client.CoreV1Api(kube.api())
-
-
 def set_node_condition(core: Any, kind: str, value: str) -> None:
     core.patch_node_status(lab.NODE, {"status": {"conditions": [{"type": kind, "status": value, "reason": "Test"}]}})
 

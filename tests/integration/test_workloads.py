@@ -28,20 +28,6 @@ def env(kube: lab.KubeLab, tmp_path: Path) -> LabEnv:
     return LabEnv(tmp_path / "env").set("kubeconfig", str(kube.kubeconfig))
 
 
-@pytest.fixture
-def core(kube: lab.KubeLab) -> Any:
-    from kubernetes import client
-
-    return client.CoreV1Api(kube.api())
-
-
-@pytest.fixture
-def apps(kube: lab.KubeLab) -> Any:
-    from kubernetes import client
-
-    return client.AppsV1Api(kube.api())
-
-
 def set_app_container(core: Any, app: str, *, ready: bool, state: dict, restarts: int = 0,
                       last: dict | None = None, phase: str = "Running", container: str | None = None) -> str:
     """Report container `container` (default: the app's own) of the app's pod in `state`, as a kubelet would."""

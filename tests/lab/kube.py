@@ -960,6 +960,27 @@ if pytest is not None:
         kube_lab.reset()
         return kube_lab
 
+    @pytest.fixture
+    def core(kube: KubeLab) -> Any:
+        """CoreV1Api on the reset cluster, for a test's own setup and breaking."""
+        from kubernetes import client
+
+        return client.CoreV1Api(kube.api())
+
+    @pytest.fixture
+    def apps(kube: KubeLab) -> Any:
+        """AppsV1Api on the reset cluster."""
+        from kubernetes import client
+
+        return client.AppsV1Api(kube.api())
+
+    @pytest.fixture
+    def custom(kube: KubeLab) -> Any:
+        """CustomObjectsApi on the reset cluster (Istio's Gateway and VirtualService)."""
+        from kubernetes import client
+
+        return client.CustomObjectsApi(kube.api())
+
 
 # --- script entry -------------------------------------------------------------------------------------------
 
