@@ -24,23 +24,17 @@ LAYERS = ("host", "mysql", "mongodb", "rabbitmq", "nfs", "kubernetes", "ecr", "t
 # checks start: concurrent first imports of the same package from several threads can observe a partially
 # initialised module (ImportError "cannot import name ... partially initialized module"), and serial
 # imports are also faster than threads contending for the import lock and the GIL.
+KUBE_MODULES = ("kubernetes.config", "kubernetes.client.exceptions")
 CLIENT_MODULES: dict[str, tuple[str, ...]] = {
     "host": ("psutil",),
     "mysql": ("pymysql",),
     "mongodb": ("pymongo", "psutil"),
     "rabbitmq": ("pika", "requests"),
     "nfs": ("psutil",),
-    # kubernetes 37 imports each API class lazily on first use (CoreV1Api alone takes about 1 s)
-    "kubernetes": ("kubernetes.config", "kubernetes.client.api.version_api", "kubernetes.client.api.core_v1_api",
-                   "kubernetes.client.api.storage_v1_api"),
-    "ecr": ("kubernetes.config", "kubernetes.client.api.core_v1_api", "kubernetes.client.api.apps_v1_api",
-            "kubernetes.client.api.custom_objects_api"),
-    "tls": ("kubernetes.config", "kubernetes.client.api.core_v1_api", "kubernetes.client.api.custom_objects_api",
-            "cryptography.x509"),
-    "istio": ("kubernetes.config", "kubernetes.client.api.core_v1_api", "kubernetes.client.api.apps_v1_api",
-              "kubernetes.client.api.custom_objects_api"),
-    "workloads": ("kubernetes.config", "kubernetes.client.api.core_v1_api", "kubernetes.client.api.apps_v1_api"),
-    "helm": ("kubernetes.config", "kubernetes.client.api.core_v1_api"),
+    # the Kubernetes layers use only the kubeconfig loader and ApiClient (sbops.kube.KubeApi), never the
+    # typed API classes: kubernetes 37 builds those with pydantic and CoreV1Api alone imports in about 1 s
+    **{layer: KUBE_MODULES for layer in ("kubernetes", "ecr", "istio", "workloads", "helm")},
+    "tls": (*KUBE_MODULES, "cryptography.x509"),
     "app": ("ssl", "http.client"),
 }
 

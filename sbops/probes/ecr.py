@@ -253,31 +253,28 @@ def read_secret(ctx: "Context") -> SecretState:
     from sbops.probes import kubecommon
 
     name, namespace = str(ctx.settings["ecr.secret"]), kubecommon.namespace(ctx)
-    try:
-        obj = kubecommon.core_v1(ctx).read_namespaced_secret(name, namespace, _request_timeout=kubecommon.timeout(ctx))
-    except Exception as exc:  # noqa: BLE001 - 404 is a finding, anything else propagates to the check
-        if kubecommon.api_status(exc) == 404:
-            return SecretState(name, namespace, False)
-        raise
-    data = obj.data or {}
-    raw = data.get(".dockerconfigjson")
+    obj = kubecommon.api(ctx).get_or_none(kubecommon.path(namespace=namespace, plural="secrets", name=name))
+    if obj is None:
+        return SecretState(name, namespace, False)
+    raw = (obj.get("data") or {}).get(".dockerconfigjson")
     config = None
     if raw:
         decoded = _b64decode(raw)
         config = decoded.decode("utf-8", "replace") if decoded is not None else None
-    return SecretState(name, namespace, True, obj.type or "", config, dict(obj.metadata.annotations or {}))
+    annotations = dict((obj.get("metadata") or {}).get("annotations") or {})
+    return SecretState(name, namespace, True, obj.get("type") or "", config, annotations)
 
 
 def read_workloads(ctx: "Context") -> list[Workload]:
     from sbops.probes import kubecommon
 
-    deployments = kubecommon.apps_v1(ctx).list_namespaced_deployment(
-        kubecommon.namespace(ctx), _request_timeout=kubecommon.timeout(ctx))
+    deployments = kubecommon.api(ctx).list(
+        kubecommon.path(group="apps", namespace=kubecommon.namespace(ctx), plural="deployments"))
     out = []
-    for item in deployments.items:
-        spec = item.spec.template.spec
-        names = tuple(ref.name for ref in (spec.image_pull_secrets or []) if ref and ref.name)
-        out.append(Workload("Deployment", item.metadata.name, names))
+    for item in deployments:
+        spec = ((item.get("spec") or {}).get("template") or {}).get("spec") or {}
+        names = tuple(ref["name"] for ref in (spec.get("imagePullSecrets") or []) if ref and ref.get("name"))
+        out.append(Workload("Deployment", item["metadata"]["name"], names))
     return sorted(out, key=lambda w: w.name)
 
 
@@ -389,7 +386,7 @@ def plan_refresh(ctx: "Context", opts: "FixOptions | None" = None) -> Plan:
     registry = str(ctx.settings["ecr.registry"])
     try:
         state = read_secret(ctx)
-        pods = kubecommon.core_v1(ctx).list_namespaced_pod(kubecommon.namespace(ctx), _request_timeout=kubecommon.timeout(ctx))
+        pod_dicts = kubecommon.api(ctx).list(kubecommon.path(namespace=kubecommon.namespace(ctx), plural="pods"))
     except Exception as exc:  # noqa: BLE001
         if kubecommon.is_api_error(exc):
             return Plan(blockers=(kubecommon.api_failure("read the pull secret and pods", exc)[1],))
@@ -399,7 +396,6 @@ def plan_refresh(ctx: "Context", opts: "FixOptions | None" = None) -> Plan:
     except TokenError as exc:
         return Plan(blockers=(f"no ECR token: {exc} (configure AWS credentials for boto3, set ecr.profile, "
                               f"or give a token with ecr.token_file / {TOKEN_ENV})",))
-    pod_dicts = [kubecommon.to_dict(ctx, p) for p in pods.items]
     owned = {p["metadata"]["name"] for p in pod_dicts if any(r.get("controller") for r in p["metadata"].get("ownerReferences") or [])}
     stuck = stuck_pods(pod_dicts)
     notes = [f"token from {token.source}"]
@@ -438,16 +434,8 @@ def _secret_change(ctx: "Context", state: SecretState, registry: str, token: Tok
                f"--docker-username=AWS --docker-password='****' --dry-run=client -o yaml | kubectl apply -f -")
 
     def apply() -> None:
-        core = kubecommon.core_v1(ctx)
-        timeout = kubecommon.timeout(ctx)
         body = secret_body(state.name, state.namespace, registry, token)
-        if state.exists and state.type != DOCKERCONFIGJSON:  # type is immutable: delete, then create
-            core.delete_namespaced_secret(state.name, state.namespace, _request_timeout=timeout)
-            core.create_namespaced_secret(state.namespace, body, _request_timeout=timeout)
-        elif state.exists:
-            core.replace_namespaced_secret(state.name, state.namespace, body, _request_timeout=timeout)
-        else:
-            core.create_namespaced_secret(state.namespace, body, _request_timeout=timeout)
+        kubecommon.put_secret(ctx, body, state.type if state.exists else None)
 
     return Change(description, (command,), apply)
 
@@ -456,13 +444,9 @@ def _delete_pods_change(ctx: "Context", namespace: str, names: list[str]) -> Cha
     from sbops.probes import kubecommon
 
     def apply() -> None:
-        core = kubecommon.core_v1(ctx)
-        for name in names:
-            try:
-                core.delete_namespaced_pod(name, namespace, _request_timeout=kubecommon.timeout(ctx))
-            except Exception as exc:  # noqa: BLE001 - already gone is fine
-                if not kubecommon.api_status(exc) == 404:
-                    raise
+        api = kubecommon.api(ctx)
+        for name in names:  # already gone is fine
+            api.delete(kubecommon.path(namespace=namespace, plural="pods", name=name), ignore_missing=True)
 
     return Change(f"delete {len(names)} pod(s) stuck in ImagePullBackOff/ErrImagePull so their controllers recreate them: "
                   + ", ".join(names), (f"kubectl -n {namespace} delete pod {' '.join(names)}",), apply)

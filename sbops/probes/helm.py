@@ -135,9 +135,7 @@ def last_deployed(older: list[dict[str, Any]]) -> int | None:
 
 
 def list_revisions(ctx: "Context", namespace: str, release: str) -> list[dict[str, Any]]:
-    items = kc.core_v1(ctx).list_namespaced_secret(
-        namespace, label_selector=f"owner=helm,name={release}", _request_timeout=kc.timeout(ctx)).items
-    secrets = [kc.to_dict(ctx, s) for s in items]
+    secrets = kc.api(ctx).list(kc.path(namespace=namespace, plural="secrets"), label_selector=f"owner=helm,name={release}")
     return [summarize(s) for s in secrets if (s.get("metadata") or {}).get("name", "").startswith(SECRET_PREFIX)]
 
 

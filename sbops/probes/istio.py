@@ -419,18 +419,6 @@ def _settings(ctx: "Context") -> dict[str, Any]:
             "tls_secret": str(s["tls.secret"])}
 
 
-def _or_none(call: Callable[[], Any]) -> Any:
-    """The call's result, or None when the API says 404."""
-    from sbops.probes import kubecommon
-
-    try:
-        return call()
-    except Exception as exc:  # noqa: BLE001 - only 404 is an answer; the rest propagates
-        if kubecommon.is_not_found(exc):
-            return None
-        raise
-
-
 def _api_failure(what: str, exc: BaseException) -> Result:
     from sbops.kube import NoKubeconfig
     from sbops.probes import kubecommon
@@ -444,32 +432,31 @@ def _api_failure(what: str, exc: BaseException) -> Result:
 def get_custom(ctx: "Context", plural: str, namespace: str, name: str) -> dict[str, Any] | None:
     from sbops.probes import kubecommon
 
-    api = kubecommon.custom(ctx)
-    return _or_none(lambda: api.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name,
-                                                            _request_timeout=kubecommon.timeout(ctx)))
+    return kubecommon.api(ctx).get_or_none(custom_path(namespace, plural, name))
+
+
+def custom_path(namespace: str, plural: str, name: str = "") -> str:
+    from sbops.probes import kubecommon
+
+    return kubecommon.path(group=GROUP, version=VERSION, namespace=namespace, plural=plural, name=name)
 
 
 def list_pods(ctx: "Context", namespace: str, selector: str) -> list[dict[str, Any]]:
     from sbops.probes import kubecommon
 
-    found = kubecommon.core_v1(ctx).list_namespaced_pod(namespace, label_selector=selector,
-                                                       _request_timeout=kubecommon.timeout(ctx))
-    return [kubecommon.to_dict(ctx, p) for p in found.items]
+    return kubecommon.api(ctx).list(kubecommon.path(namespace=namespace, plural="pods"), label_selector=selector)
 
 
 def read_service(ctx: "Context", namespace: str, name: str) -> dict[str, Any] | None:
     from sbops.probes import kubecommon
 
-    core = kubecommon.core_v1(ctx)
-    obj = _or_none(lambda: core.read_namespaced_service(name, namespace, _request_timeout=kubecommon.timeout(ctx)))
-    return None if obj is None else kubecommon.to_dict(ctx, obj)
+    return kubecommon.api(ctx).get_or_none(kubecommon.path(namespace=namespace, plural="services", name=name))
 
 
 def secret_exists(ctx: "Context", namespace: str, name: str) -> bool:
     from sbops.probes import kubecommon
 
-    core = kubecommon.core_v1(ctx)
-    return _or_none(lambda: core.read_namespaced_secret(name, namespace, _request_timeout=kubecommon.timeout(ctx))) is not None
+    return kubecommon.api(ctx).get_or_none(kubecommon.path(namespace=namespace, plural="secrets", name=name)) is not None
 
 
 # ======================================================================================================
@@ -480,12 +467,12 @@ def probe_istiod(ctx: "Context") -> Result:
 
     ns = _settings(ctx)["istio_ns"]
     try:
-        deps = kubecommon.apps_v1(ctx).list_namespaced_deployment(ns, label_selector=ISTIOD_LABEL,
-                                                                 _request_timeout=kubecommon.timeout(ctx))
+        deps = kubecommon.api(ctx).list(kubecommon.path(group="apps", namespace=ns, plural="deployments"),
+                                        label_selector=ISTIOD_LABEL)
         pods = list_pods(ctx, ns, ISTIOD_LABEL)
     except Exception as exc:  # noqa: BLE001
         return _api_failure(f"list istiod in {ns}", exc)
-    return judge_istiod([kubecommon.to_dict(ctx, d) for d in deps.items], pods, ns)
+    return judge_istiod(deps, pods, ns)
 
 
 def probe_ingress(ctx: "Context") -> Result:
@@ -528,12 +515,11 @@ def probe_virtualservice(ctx: "Context") -> Result:
         services: dict[str, Any] = {}
         endpoints: dict[str, Any] = {}
         if vs is not None:
-            core = kubecommon.core_v1(ctx)
-            t = kubecommon.timeout(ctx)
-            for item in core.list_namespaced_service(cfg["ns"], _request_timeout=t).items:
-                services[item.metadata.name] = kubecommon.to_dict(ctx, item)
-            for item in core.list_namespaced_endpoints(cfg["ns"], _request_timeout=t).items:
-                endpoints[item.metadata.name] = kubecommon.to_dict(ctx, item)
+            api = kubecommon.api(ctx)
+            for item in api.list(kubecommon.path(namespace=cfg["ns"], plural="services")):
+                services[item["metadata"]["name"]] = item
+            for item in api.list(kubecommon.path(namespace=cfg["ns"], plural="endpoints")):
+                endpoints[item["metadata"]["name"]] = item
     except Exception as exc:  # noqa: BLE001
         return _api_failure(f"read VirtualService {cfg['ns']}/{cfg['vs']}", exc)
     return judge_virtualservice(vs, name=cfg["vs"], namespace=cfg["ns"], gateway=cfg["gateway"],
@@ -547,17 +533,15 @@ def apply_custom(ctx: "Context", plural: str, desired: dict[str, Any]) -> None:
     """Create, or replace keeping the live object's metadata (resourceVersion, labels, annotations)."""
     from sbops.probes import kubecommon
 
-    api = kubecommon.custom(ctx)
-    t = kubecommon.timeout(ctx)
+    api = kubecommon.api(ctx)
     meta = desired["metadata"]
     live = get_custom(ctx, plural, meta["namespace"], meta["name"])
     if live is None:
-        api.create_namespaced_custom_object(GROUP, VERSION, meta["namespace"], plural, desired, _request_timeout=t)
+        api.create(custom_path(meta["namespace"], plural), desired)
         return
     body = dict(live)
     body["spec"] = desired["spec"]
-    api.replace_namespaced_custom_object(GROUP, VERSION, meta["namespace"], plural, meta["name"], body,
-                                         _request_timeout=t)
+    api.replace(custom_path(meta["namespace"], plural, meta["name"]), body)
 
 
 def _change_for(ctx: "Context", plural: str, desired: dict[str, Any], observed: dict[str, Any] | None) -> Change | None:
@@ -603,11 +587,13 @@ def patch_nodeports(ctx: "Context", namespace: str, name: str, http: int, https:
     """Set type NodePort and the two nodePorts (full port list, strategic merge by port)."""
     from sbops.probes import kubecommon
 
-    core = kubecommon.core_v1(ctx)
-    t = kubecommon.timeout(ctx)
-    live = kubecommon.to_dict(ctx, core.read_namespaced_service(name, namespace, _request_timeout=t))
+    from sbops.kube import STRATEGIC_PATCH
+
+    api = kubecommon.api(ctx)
+    resource = kubecommon.path(namespace=namespace, plural="services", name=name)
+    live = api.get(resource)
     body = {"spec": {"type": "NodePort", "ports": desired_ports(live, http, https)}}
-    core.patch_namespaced_service(name, namespace, body, _request_timeout=t)
+    api.patch(resource, body, STRATEGIC_PATCH)
 
 
 def nodeport_owners(ctx: "Context", ports: Iterable[int], namespace: str, name: str) -> dict[int, str]:
@@ -617,17 +603,18 @@ def nodeport_owners(ctx: "Context", ports: Iterable[int], namespace: str, name: 
     wanted = set(ports)
     owners: dict[int, str] = {}
     try:
-        items = kubecommon.core_v1(ctx).list_service_for_all_namespaces(_request_timeout=kubecommon.timeout(ctx)).items
+        items = kubecommon.api(ctx).list(kubecommon.path(plural="services"))
     except Exception as exc:  # noqa: BLE001 - a namespaced role cannot list every Service: the API server
         if kubecommon.api_status(exc) == 403:  # still refuses a taken port when the patch is applied
             return {}
         raise
     for svc in items:
-        if svc.metadata.namespace == namespace and svc.metadata.name == name:
+        meta = svc.get("metadata") or {}
+        if meta.get("namespace") == namespace and meta.get("name") == name:
             continue
-        for port in svc.spec.ports or []:
-            if port.node_port in wanted:
-                owners[port.node_port] = f"{svc.metadata.namespace}/{svc.metadata.name}"
+        for port in (svc.get("spec") or {}).get("ports") or []:
+            if port.get("nodePort") in wanted:
+                owners[port["nodePort"]] = f"{meta.get('namespace')}/{meta.get('name')}"
     return owners
 
 

@@ -26,12 +26,12 @@ def check_api(ctx: "Context") -> Result:
 
     server = kube.api_client(ctx).configuration.host
     try:
-        info = kc.version_api(ctx).get_code(_request_timeout=kc.timeout(ctx))
+        info = kc.api(ctx).get("/version") or {}
     except Exception as exc:  # noqa: BLE001 - every API/network error becomes a reason
         return api_failure(exc, server, str(ctx.kubeconfig_path))
-    version = getattr(info, "git_version", "") or ""
+    version = str(info.get("gitVersion") or "")
     return ok(f"API server {server} answers, Kubernetes {version}", server=server, version=version,
-              platform=getattr(info, "platform", "") or "", kubeconfig=str(ctx.kubeconfig_path))
+              platform=str(info.get("platform") or ""), kubeconfig=str(ctx.kubeconfig_path))
 
 
 def api_failure(exc: BaseException, server: str, kubeconfig: str) -> Result:
@@ -85,21 +85,16 @@ def judge_nodes(facts: list[dict[str, Any]]) -> Result:
 
 def check_nodes(ctx: "Context") -> Result:
     try:
-        items = kc.core_v1(ctx).list_node(_request_timeout=kc.timeout(ctx)).items
+        items = kc.api(ctx).list(kc.path(plural="nodes"))
     except Exception as exc:  # noqa: BLE001
         return fail(kc.api_reason(exc), kc.api_failure_summary("list nodes", exc), error=kc.api_error(exc))
-    return judge_nodes([node_facts(kc.to_dict(ctx, n)) for n in items])
+    return judge_nodes([node_facts(n) for n in items])
 
 
 # -- k8s.namespace ---------------------------------------------------------------------------------
 def read_namespace(ctx: "Context", name: str) -> dict[str, Any] | None:
     """The namespace as JSON, None when it does not exist; other API errors propagate."""
-    try:
-        return kc.to_dict(ctx, kc.core_v1(ctx).read_namespace(name, _request_timeout=kc.timeout(ctx)))
-    except Exception as exc:
-        if kc.is_not_found(exc):
-            return None
-        raise
+    return kc.api(ctx).get_or_none(kc.path(plural="namespaces", name=name))
 
 
 def judge_namespace(name: str, ns: dict[str, Any] | None) -> Result:
@@ -159,13 +154,13 @@ def plan_namespace(ctx: "Context") -> Plan:
 
 def _namespace_applier(ctx: "Context", action: dict[str, Any]) -> Any:
     def apply() -> None:
-        api = kc.core_v1(ctx)
+        api = kc.api(ctx)
         labels = {INJECTION_LABEL: INJECTION_VALUE}
         if "create" in action:
             body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": action["create"], "labels": labels}}
-            api.create_namespace(body, _request_timeout=kc.timeout(ctx))
+            api.create(kc.path(plural="namespaces"), body)
         else:
-            api.patch_namespace(action["label"], {"metadata": {"labels": labels}}, _request_timeout=kc.timeout(ctx))
+            api.patch(kc.path(plural="namespaces", name=action["label"]), {"metadata": {"labels": labels}})
 
     return apply
 
@@ -209,18 +204,11 @@ def check_storage(ctx: "Context") -> Result:
     name = str(ctx.settings["k8s.storage_class"])
     selector = str(ctx.settings["k8s.provisioner_label"])
     ns = kc.namespace(ctx)
-    t = kc.timeout(ctx)
+    api = kc.api(ctx)
     try:
-        try:
-            kc.storage_v1(ctx).read_storage_class(name, _request_timeout=t)
-            found = True
-        except Exception as exc:
-            if not kc.is_not_found(exc):
-                raise
-            found = False
-        core = kc.core_v1(ctx)
-        pvcs = core.list_namespaced_persistent_volume_claim(ns, _request_timeout=t).items
-        pods = core.list_pod_for_all_namespaces(label_selector=selector, _request_timeout=t).items
+        found = api.get_or_none(kc.path(group="storage.k8s.io", plural="storageclasses", name=name)) is not None
+        pvcs = api.list(kc.path(namespace=ns, plural="persistentvolumeclaims"))
+        pods = api.list(kc.path(plural="pods"), label_selector=selector)
     except Exception as exc:  # noqa: BLE001
         return fail(kc.api_reason(exc), kc.api_failure_summary("read storage", exc), error=kc.api_error(exc))
-    return judge_storage(name, found, [kc.to_dict(ctx, p) for p in pvcs], selector, [kc.to_dict(ctx, p) for p in pods])
+    return judge_storage(name, found, pvcs, selector, pods)

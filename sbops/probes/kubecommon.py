@@ -1,4 +1,4 @@
-"""Small helpers every Kubernetes layer shares: the domain, typed API wrappers, and API errors as reasons.
+"""Small helpers every Kubernetes layer shares: the domain, the REST client, and API errors as reasons.
 
 The kubernetes package is imported inside the functions, so importing this module stays cheap.
 """
@@ -25,51 +25,18 @@ def namespace(ctx: "Context") -> str:
     return str(ctx.settings["namespace"])
 
 
-def core_v1(ctx: "Context") -> Any:
-    from kubernetes import client
-
+def api(ctx: "Context") -> Any:
+    """The run's KubeApi (raw JSON over the kubeconfig's client): `api(ctx).get(kube.path(...))`."""
     from sbops import kube
 
-    return client.CoreV1Api(kube.api_client(ctx))
+    return kube.api(ctx)
 
 
-def apps_v1(ctx: "Context") -> Any:
-    from kubernetes import client
-
+def path(**parts: str) -> str:
+    """`kube.path`: the REST path of a collection or object."""
     from sbops import kube
 
-    return client.AppsV1Api(kube.api_client(ctx))
-
-
-def storage_v1(ctx: "Context") -> Any:
-    from kubernetes import client
-
-    from sbops import kube
-
-    return client.StorageV1Api(kube.api_client(ctx))
-
-
-def custom(ctx: "Context") -> Any:
-    from kubernetes import client
-
-    from sbops import kube
-
-    return client.CustomObjectsApi(kube.api_client(ctx))
-
-
-def version_api(ctx: "Context") -> Any:
-    from kubernetes import client
-
-    from sbops import kube
-
-    return client.VersionApi(kube.api_client(ctx))
-
-
-def timeout(ctx: "Context") -> tuple[float, float]:
-    """Pass as `_request_timeout=` on every call."""
-    from sbops import kube
-
-    return kube.request_timeout(ctx)
+    return kube.path(**parts)
 
 
 def api_status(exc: BaseException) -> int | None:
@@ -147,8 +114,16 @@ def is_api_error(exc: BaseException) -> bool:
     return api_status(exc) is not None or type(exc).__module__.startswith("urllib3") or isinstance(exc, OSError)
 
 
-def to_dict(ctx: "Context", obj: Any) -> Any:
-    """A client model object as plain JSON-style dict (camelCase keys, as kubectl shows it)."""
-    from sbops import kube
-
-    return kube.api_client(ctx).sanitize_for_serialization(obj)
+def put_secret(ctx: "Context", body: dict[str, Any], live_type: str | None) -> None:
+    """Create or replace a Secret; `live_type` is the existing one's type, None when there is none.
+    A Secret's type is immutable, so a wrong-typed one is deleted first."""
+    client = api(ctx)
+    meta = body["metadata"]
+    collection = path(namespace=meta["namespace"], plural="secrets")
+    if live_type is not None and live_type != body.get("type"):
+        client.delete(f"{collection}/{meta['name']}", ignore_missing=True)
+        live_type = None
+    if live_type is None:
+        client.create(collection, body)
+    else:
+        client.replace(f"{collection}/{meta['name']}", body)

@@ -136,14 +136,11 @@ def judge_ready(namespace: str, pods: list[dict[str, Any]], problems: list[dict[
 
 
 def list_pods(ctx: "Context", namespace: str) -> list[dict[str, Any]]:
-    items = kc.core_v1(ctx).list_namespaced_pod(namespace, _request_timeout=kc.timeout(ctx)).items
-    return [kc.to_dict(ctx, p) for p in items]
+    return kc.api(ctx).list(kc.path(namespace=namespace, plural="pods"))
 
 
 def pod_events(ctx: "Context", namespace: str, name: str) -> list[dict[str, Any]]:
-    items = kc.core_v1(ctx).list_namespaced_event(
-        namespace, field_selector=f"involvedObject.name={name}", _request_timeout=kc.timeout(ctx)).items
-    return [kc.to_dict(ctx, e) for e in items]
+    return kc.api(ctx).list(kc.path(namespace=namespace, plural="events"), field_selector=f"involvedObject.name={name}")
 
 
 def check_ready(ctx: "Context") -> Result:
@@ -252,18 +249,13 @@ def plan_restart(ctx: "Context", opts: Any) -> Plan:
     ns = kc.namespace(ctx)
     target = getattr(opts, "workload", None) or getattr(opts, "target", None)
     try:
-        apps = kc.apps_v1(ctx)
+        api = kc.api(ctx)
         if target:
-            try:
-                apps.read_namespaced_deployment(target, ns, _request_timeout=kc.timeout(ctx))
-            except Exception as exc:
-                if kc.is_not_found(exc):
-                    return Plan(blockers=(f"no Deployment {target} in namespace {ns} (`kubectl get deploy -n {ns}`)",))
-                raise
+            if api.get_or_none(kc.path(group="apps", namespace=ns, plural="deployments", name=target)) is None:
+                return Plan(blockers=(f"no Deployment {target} in namespace {ns} (`kubectl get deploy -n {ns}`)",))
             targets, notes = [target], []
         else:
-            deployments = [kc.to_dict(ctx, d) for d in
-                           apps.list_namespaced_deployment(ns, _request_timeout=kc.timeout(ctx)).items]
+            deployments = api.list(kc.path(group="apps", namespace=ns, plural="deployments"))
             pods = list_pods(ctx, ns)
             problems = [p for p in (diagnose_pod(pod) for pod in pods) if p is not None]
             targets, notes = restart_targets(deployments, problems, pods)
@@ -279,7 +271,7 @@ def plan_restart(ctx: "Context", opts: Any) -> Plan:
 
 def _restart_applier(ctx: "Context", ns: str, name: str) -> Any:
     def apply() -> None:
-        kc.apps_v1(ctx).patch_namespaced_deployment(name, ns, restart_patch(datetime.now(timezone.utc)),
-                                                    _request_timeout=kc.timeout(ctx))
+        kc.api(ctx).patch(kc.path(group="apps", namespace=ns, plural="deployments", name=name),
+                          restart_patch(datetime.now(timezone.utc)))
 
     return apply

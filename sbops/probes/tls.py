@@ -207,8 +207,8 @@ def credential_name(ctx: "Context") -> tuple[str, str]:
     gateway = str(ctx.settings["istio.gateway"])
     namespace = kubecommon.namespace(ctx)
     try:
-        obj = kubecommon.custom(ctx).get_namespaced_custom_object(
-            "networking.istio.io", "v1beta1", namespace, "gateways", gateway, _request_timeout=kubecommon.timeout(ctx))
+        obj = kubecommon.api(ctx).get(kubecommon.path(group="networking.istio.io", version="v1beta1",
+                                                      namespace=namespace, plural="gateways", name=gateway))
     except Exception as exc:  # noqa: BLE001
         if kubecommon.api_status(exc) == 404:
             return str(ctx.settings["tls.secret"]), "setting tls.secret (no Gateway)"
@@ -245,13 +245,9 @@ def read_state(ctx: "Context") -> SecretState:
 
     name, source = credential_name(ctx)
     namespace = str(ctx.settings["tls.namespace"])
-    core = kubecommon.core_v1(ctx)
-    try:
-        obj = core.read_namespaced_secret(name, namespace, _request_timeout=kubecommon.timeout(ctx))
-        return SecretState(name, namespace, source, True, obj.type or "", _decode(obj.data))
-    except Exception as exc:  # noqa: BLE001
-        if not kubecommon.api_status(exc) == 404:
-            raise
+    obj = kubecommon.api(ctx).get_or_none(kubecommon.path(namespace=namespace, plural="secrets", name=name))
+    if obj is not None:
+        return SecretState(name, namespace, source, True, obj.get("type") or "", _decode(obj.get("data")))
     return SecretState(name, namespace, source, False, elsewhere=tuple(find_elsewhere(ctx, name, namespace)))
 
 
@@ -259,17 +255,17 @@ def find_elsewhere(ctx: "Context", name: str, skip_namespace: str) -> list[str]:
     """Namespaces holding a secret called `name`: cluster-wide list, else (no RBAC for that) the app namespace."""
     from sbops.probes import kubecommon
 
-    core = kubecommon.core_v1(ctx)
+    api = kubecommon.api(ctx)
     try:
-        found = core.list_secret_for_all_namespaces(field_selector=f"metadata.name={name}",
-                                                    _request_timeout=kubecommon.timeout(ctx))
-        return sorted({s.metadata.namespace for s in found.items if s.metadata.namespace != skip_namespace})
+        found = api.list(kubecommon.path(plural="secrets"), field_selector=f"metadata.name={name}")
+        namespaces = {s["metadata"]["namespace"] for s in found}
+        return sorted(namespaces - {skip_namespace})
     except Exception as exc:  # noqa: BLE001
         if kubecommon.api_status(exc) != 403:
             raise
     app_ns = kubecommon.namespace(ctx)
     try:
-        core.read_namespaced_secret(name, app_ns, _request_timeout=kubecommon.timeout(ctx))
+        api.get(kubecommon.path(namespace=app_ns, plural="secrets", name=name))
         return [app_ns]
     except Exception as exc:  # noqa: BLE001
         if kubecommon.api_status(exc) in (403, 404):
@@ -280,8 +276,8 @@ def find_elsewhere(ctx: "Context", name: str, skip_namespace: str) -> list[str]:
 def read_copy(ctx: "Context", name: str, namespace: str) -> dict[str, bytes]:
     from sbops.probes import kubecommon
 
-    obj = kubecommon.core_v1(ctx).read_namespaced_secret(name, namespace, _request_timeout=kubecommon.timeout(ctx))
-    return _decode(obj.data)
+    obj = kubecommon.api(ctx).get(kubecommon.path(namespace=namespace, plural="secrets", name=name))
+    return _decode(obj.get("data"))
 
 
 def _api_failure(what: str, exc: Exception) -> Result:
@@ -413,16 +409,8 @@ def _write_change(ctx: "Context", state: SecretState, cert_pem: bytes, key_pem: 
     where = f"{state.namespace}/{state.name}"
 
     def apply() -> None:
-        core = kubecommon.core_v1(ctx)
-        timeout = kubecommon.timeout(ctx)
         body = secret_body(state.name, state.namespace, cert_pem, key_pem)
-        if state.exists and state.type != TLS_TYPE:  # type is immutable
-            core.delete_namespaced_secret(state.name, state.namespace, _request_timeout=timeout)
-            core.create_namespaced_secret(state.namespace, body, _request_timeout=timeout)
-        elif state.exists:
-            core.replace_namespaced_secret(state.name, state.namespace, body, _request_timeout=timeout)
-        else:
-            core.create_namespaced_secret(state.namespace, body, _request_timeout=timeout)
+        kubecommon.put_secret(ctx, body, state.type if state.exists else None)
 
     return Change(f"{verb} secret {where} (type {TLS_TYPE}, tls.crt + tls.key {origin})",
                   (f"kubectl -n {state.namespace} create secret tls {state.name} --cert={files[0]} --key={files[1]} "
