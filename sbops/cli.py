@@ -38,6 +38,15 @@ def _add_ecr_app() -> None:
 _add_ecr_app()
 
 
+def _add_exporter_app() -> None:
+    from sbops.exporter_cli import exporter_app
+
+    app.add_typer(exporter_app, name="exporter")
+
+
+_add_exporter_app()
+
+
 class Output(str, Enum):
     text = "text"
     json = "json"

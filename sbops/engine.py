@@ -11,7 +11,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from sbops.errors import NeedsCredentials
 from sbops.kube import NoKubeconfig
@@ -77,8 +77,13 @@ def run_checks(
     timeout: float | None = None,
     deadline: float | None = None,
     max_workers: int = 16,
+    execute: "Callable[[Context, Check], Result] | None" = None,
 ) -> list[Outcome]:
-    """Run `checks`, honouring `requires` among them; returns outcomes in the order given."""
+    """Run `checks`, honouring `requires` among them; returns outcomes in the order given.
+
+    `execute` runs one probe (default: call_probe). The exporter passes one that lets concurrent scrapes
+    share a single execution of the same check and reuse cached results; it must never raise.
+    """
     checks = list(checks)
     timeout = timeout or ctx.timeout
     deadline = deadline or float(ctx.settings["deadline"])
@@ -90,10 +95,11 @@ def run_checks(
     results: "queue.Queue[tuple[str, Result, float]]" = queue.Queue()
     pending = list(checks)
     preload_clients(checks)
+    execute = execute or call_probe
 
     def worker(item: "Check") -> None:
         began = time.monotonic()
-        result = call_probe(ctx, item)
+        result = execute(ctx, item)
         results.put((item.id, result, time.monotonic() - began))
 
     def finish(item: "Check", result: Result, duration: float) -> None:

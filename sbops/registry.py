@@ -55,6 +55,9 @@ class Check:
     requires: tuple[str, ...] = ()
     fix: str | None = None
     no_fix: str = ""  # why there is no automatic fix, when fix is None
+    # How long a long-running caller (the exporter) may reuse a result instead of probing again. Set it on
+    # checks whose probe is costly or rate-limited (anything calling AWS must); 0 = probe on every run.
+    cache_seconds: float = 0.0
 
     @property
     def runbook(self) -> str:
@@ -144,9 +147,10 @@ def check(
     requires: tuple[str, ...] = (),
     fix: str | None = None,
     no_fix: str = "",
+    cache_seconds: float = 0.0,
 ) -> Callable[[Callable[["Context"], Result]], Callable[["Context"], Result]]:
     def register(probe: Callable[["Context"], Result]) -> Callable[["Context"], Result]:
-        REGISTRY.add_check(Check(id, layer, title, severity, probe, tuple(requires), fix, no_fix))
+        REGISTRY.add_check(Check(id, layer, title, severity, probe, tuple(requires), fix, no_fix, cache_seconds))
         return probe
 
     return register
@@ -182,9 +186,14 @@ def load_all() -> Registry:
 
 def runbooks_dir() -> Path:
     """runbooks/ of a checkout, else the copy installed under <prefix>/share/sbops/runbooks."""
+    return shared_dir("runbooks")
+
+
+def shared_dir(name: str) -> Path:
+    """<name>/ of a checkout (runbooks, monitoring, deploy), else the copy installed under <prefix>/share/sbops."""
     import sys
 
-    here = Path(__file__).resolve().parent.parent / "runbooks"
+    here = Path(__file__).resolve().parent.parent / name
     if here.is_dir():
         return here
-    return Path(sys.prefix) / "share" / "sbops" / "runbooks"
+    return Path(sys.prefix) / "share" / "sbops" / name

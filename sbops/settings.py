@@ -92,6 +92,11 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "nfs.port": (2049, "NFS server port"),
     "nfs.exportfs_command": ("exportfs", "exportfs"),
     "nfs.min_free_gb": (10, "free space below which nfs.directory warns, GB"),
+    # exporter
+    "exporter.listen": ("127.0.0.1:29100", "HOST:PORT `sbops exporter` listens on (README: why 29100)"),
+    "exporter.web_config": ("", "exporter-toolkit web-config file: TLS and basic auth (empty: plain HTTP, no auth)"),
+    "exporter.timeout": (10.0, "seconds a scrape may take at most (Prometheus's scrape timeout header lowers it)"),
+    "exporter.timeout_offset": (0.5, "seconds kept free of Prometheus's scrape timeout for sending the answer"),
 }
 
 SECRET_KEYS = frozenset({"mysql.admin_password", "mongodb.admin_password"})
@@ -191,6 +196,13 @@ class Settings:
 
     def items(self) -> list[tuple[str, Any, str]]:
         return [(k, self[k], v.source) for k, v in self._values.items()]
+
+    def overridden(self, values: Mapping[str, Any], source: str) -> "Settings":
+        """A copy with some values replaced by code (the exporter's per-scrape timeout); `source` says who."""
+        changed = dict(self._values)
+        for key, value in values.items():
+            changed[key] = Value(_convert(key, value, source), source)
+        return Settings(changed, self.config_path)
 
     @classmethod
     def load(

@@ -21,6 +21,10 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 # Most actionable first: image_pull has a fix of its own (ecr-refresh); crash_loop has a cause in the logs.
 PRIORITY = (Reason.IMAGE_PULL, Reason.CRASH_LOOP, Reason.PENDING, Reason.NOT_READY)
 MAX_EVENTS = 3
+# Container waiting reasons counted in pods.ready's evidence (`waiting`), the list kube-state-metrics uses;
+# any other reason counts as "other", so the exporter's sbops_pods_waiting{reason} stays bounded.
+WAITING_REASONS = ("ContainerCreating", "PodInitializing", "CrashLoopBackOff", "CreateContainerConfigError",
+                   "CreateContainerError", "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "other")
 
 
 def _meta(obj: dict[str, Any]) -> dict[str, Any]:
@@ -88,6 +92,19 @@ def diagnose_pod(pod: dict[str, Any]) -> dict[str, Any] | None:
             "detail": (cond.get("message") or cond.get("reason") or f"phase {phase}, not Ready")[:300]}
 
 
+def pod_counts(pods: list[dict[str, Any]]) -> dict[str, Any]:
+    """Evidence for dashboards: `desired` (pods that should be Ready: all but completed ones), `ready`, and
+    `waiting` (pods with a container waiting, per reason of WAITING_REASONS; a pod counts once per reason)."""
+    live = [p for p in pods if _status(p).get("phase") != "Succeeded"]
+    waiting = dict.fromkeys(WAITING_REASONS, 0)
+    for pod in live:
+        reasons = {((cs.get("state") or {}).get("waiting") or {}).get("reason") for cs in container_statuses(pod)
+                   if (cs.get("state") or {}).get("waiting") is not None}
+        for reason in {r if r in waiting else "other" for r in reasons}:
+            waiting[reason] += 1
+    return {"desired": len(live), "ready": sum(1 for p in live if is_ready(p)), "waiting": waiting}
+
+
 def latest_events(events: list[dict[str, Any]], limit: int = MAX_EVENTS) -> list[str]:
     """`Reason: message` of the newest events first (lastTimestamp, eventTime or creation time)."""
 
@@ -106,18 +123,19 @@ def choose(problems: list[dict[str, Any]]) -> dict[str, Any]:
 
 def judge_ready(namespace: str, pods: list[dict[str, Any]], problems: list[dict[str, Any]]) -> Result:
     """ok when every pod is Ready; otherwise the most actionable reason, with every failing pod in details."""
+    counts = pod_counts(pods)
     if not pods:
         return fail(Reason.MISSING, f"no pods in namespace {namespace}: StackBill is not deployed there (helm.release)",
-                    namespace=namespace, pods=[])
+                    namespace=namespace, pods=[], **counts)
     if not problems:
-        return ok(f"all {len(pods)} pod(s) in {namespace} are Ready", namespace=namespace, pods=len(pods))
+        return ok(f"all {len(pods)} pod(s) in {namespace} are Ready", namespace=namespace, pods=len(pods), **counts)
     top = choose(problems)
     reason = Reason(top["reason"])
     same = [p["name"] for p in problems if p["reason"] == top["reason"]]
     others = len(problems) - len(same)
     more = f" (+{others} other not-ready pod(s))" if others else ""
     pods_text = ", ".join(same[:4]) + (f" and {len(same) - 4} more" if len(same) > 4 else "")
-    details = {"namespace": namespace, "pods": len(pods), "not_ready": problems}
+    details = {"namespace": namespace, "pods": len(pods), "not_ready": problems, **counts}
     if reason is Reason.IMAGE_PULL:
         summary = (f"{len(same)} pod(s) cannot pull their image ({pods_text}){more}: the ECR pull secret has "
                    "probably expired (see ecr.expiry); run `sbops fix ecr-refresh`")

@@ -168,3 +168,21 @@ def test_restart_patch_is_what_kubectl_writes() -> None:
     patch = pods.restart_patch(datetime(2026, 11, 26, 12, 0, 1, tzinfo=timezone.utc))
     assert patch == {"spec": {"template": {"metadata": {"annotations": {
         "kubectl.kubernetes.io/restartedAt": "2026-11-26T12:00:01Z"}}}}}
+
+
+def test_pod_counts_for_the_exporter() -> None:
+    """desired/ready/waiting evidence of pods.ready: completed pods are not desired, a pod counts once per
+    waiting reason, and unknown reasons fall into "other" (the exporter's label values stay bounded)."""
+    pods_list = [
+        pod("a-1"),
+        pod("b-1", ready=False, containers=[cs("app", False, BACKOFF), cs("istio-proxy", False, BACKOFF)]),
+        pod("c-1", ready=False, containers=[cs("app", False, CRASH), cs("init", False, {"waiting": {"reason": "Weird"}})]),
+        pod("job-1", phase="Succeeded", ready=False, containers=[cs("app", False, {"terminated": {"exitCode": 0}})]),
+    ]
+    counts = pods.pod_counts(pods_list)
+    assert (counts["desired"], counts["ready"]) == (3, 1)
+    assert set(counts["waiting"]) == set(pods.WAITING_REASONS)
+    assert {k: v for k, v in counts["waiting"].items() if v} == {"ImagePullBackOff": 1, "CrashLoopBackOff": 1, "other": 1}
+    result = pods.judge_ready("sb-apps", pods_list, [p for p in map(pods.diagnose_pod, pods_list) if p])
+    assert result.details["ready"] == 1 and result.details["desired"] == 3
+    assert pods.judge_ready("sb-apps", [pod("a-1")], []).details["waiting"]["ImagePullBackOff"] == 0

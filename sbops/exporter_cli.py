@@ -1,0 +1,122 @@
+"""`sbops exporter`: serve the doctor's checks to Prometheus; `print-rules`, `print-dashboard`, `print-unit`
+write out the shipped alert rules, Grafana dashboard and systemd unit.
+
+The typer app object is `exporter_app` (wired into sbops/cli.py as `app.add_typer(exporter_app, name="exporter")`).
+Exit codes: 0 stopped by SIGTERM/SIGINT (or printed), 2 usage error (bad flag, config, credentials,
+kubeconfig or web-config file, address in use), 1 internal error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+
+from sbops.errors import UsageError
+
+exporter_app = typer.Typer(
+    rich_markup_mode=None,
+    invoke_without_command=True,
+    help="Serve every check as Prometheus metrics.\n\nExample: sbops exporter --listen 127.0.0.1:29100",
+)
+
+MONITORING_FILES = {"rules": "alerts.yml", "rules-test": "alerts_test.yml", "dashboard": "dashboard.json"}
+UNIT_FILE = ("systemd", "sbops-exporter.service")
+
+
+def asset(name: str) -> Path:
+    """A shipped file under monitoring/ (a checkout's, else the installed copy)."""
+    from sbops.registry import shared_dir
+
+    path = shared_dir("monitoring") / name
+    if not path.is_file():
+        raise UsageError(f"{path}: shipped file missing (is sbops installed completely?)")
+    return path
+
+
+def unit_file() -> Path:
+    from sbops.registry import shared_dir
+
+    path = shared_dir("deploy") / UNIT_FILE[0] / UNIT_FILE[1]
+    if not path.is_file():
+        raise UsageError(f"{path}: shipped file missing (is sbops installed completely?)")
+    return path
+
+
+@exporter_app.callback()
+def exporter(
+    ctx: typer.Context,
+    listen: Optional[str] = typer.Option(None, "--listen", metavar="HOST:PORT",
+                                         help="address to serve on (default 127.0.0.1:29100; setting exporter.listen)"),
+    web_config: Optional[str] = typer.Option(None, "--web-config", metavar="FILE",
+                                             help="exporter-toolkit web-config: TLS and basic auth (setting exporter.web_config)"),
+    scrape_timeout: Optional[float] = typer.Option(None, "--scrape-timeout", metavar="SECONDS",
+                                                   help="most a scrape may take (default 10; Prometheus's scrape timeout header lowers it)"),
+    config: Optional[str] = typer.Option(None, "--config", metavar="FILE", help="YAML settings (default: $SBOPS_CONFIG, /etc/sbops/config.yaml)"),
+    credentials: Optional[str] = typer.Option(None, "--credentials", metavar="FILE", help="credentials file (default: $SBOPS_CREDENTIALS, /root/stackbill-credentials.txt)"),
+    kubeconfig: Optional[str] = typer.Option(None, "--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, /etc/rancher/k3s/k3s.yaml)"),
+    timeout: Optional[float] = typer.Option(None, "--timeout", metavar="SECONDS", help="per-check timeout (default 5)"),
+) -> None:
+    """Serve every check as Prometheus metrics: /metrics (all layers), /probe?module=LAYER, /-/healthy.
+
+    Example: sbops exporter --listen 127.0.0.1:29100 --web-config /etc/sbops/web.yml
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    for flag, value in (("--timeout", timeout), ("--scrape-timeout", scrape_timeout)):
+        if value is not None and value <= 0:
+            raise UsageError(f"{flag}: must be a positive number of seconds, got {value:g}")
+    from sbops import kube
+    from sbops.exporter.collect import CredentialsSource, Scraper
+    from sbops.exporter.server import bind, log, parse_listen, serve
+    from sbops.exporter.webconfig import Watched
+    from sbops.registry import load_all
+    from sbops.settings import Settings
+
+    settings = Settings.load(config, flags={"timeout": timeout, "kubeconfig": kubeconfig, "exporter.listen": listen,
+                                            "exporter.web_config": web_config, "exporter.timeout": scrape_timeout})
+    address = parse_listen(str(settings["exporter.listen"]))
+
+    def reported(kind: str) -> Callable[[str], None]:
+        """After start-up a file that changed and is broken is logged and counted, not fatal."""
+        def report(message: str) -> None:
+            log(f"{message}; keeping the last good copy")
+            scraper.count_error(kind)
+        return report
+
+    # At start-up every file is read once: a problem is a usage error naming the file (exit 2).
+    source = CredentialsSource(credentials, reported("credentials"))
+    scraper = Scraper(settings, load_all(), source, kube.find(settings["kubeconfig"]))
+    web_path = str(settings["exporter.web_config"])
+    web = Watched(Path(web_path) if web_path else None, reported("web_config"))
+    serve(bind(address, scraper, web, settings))
+
+
+@exporter_app.command("print-rules")
+def print_rules(
+    test: bool = typer.Option(False, "--test", help="print the rules' unit tests (promtool test rules) instead"),
+) -> None:
+    """Print the Prometheus alert rules (monitoring/alerts.yml).
+
+    Example: sbops exporter print-rules > /etc/prometheus/rules/sbops.yml
+    """
+    typer.echo(asset(MONITORING_FILES["rules-test" if test else "rules"]).read_text(), nl=False)
+
+
+@exporter_app.command("print-dashboard")
+def print_dashboard() -> None:
+    """Print the Grafana dashboard (monitoring/dashboard.json) to import.
+
+    Example: sbops exporter print-dashboard > sbops-dashboard.json
+    """
+    typer.echo(asset(MONITORING_FILES["dashboard"]).read_text(), nl=False)
+
+
+@exporter_app.command("print-unit")
+def print_unit() -> None:
+    """Print the systemd unit that runs the exporter (deploy/systemd/sbops-exporter.service).
+
+    Example: sbops exporter print-unit > /etc/systemd/system/sbops-exporter.service
+    """
+    typer.echo(unit_file().read_text(), nl=False)
