@@ -1,0 +1,254 @@
+"""`sbops exporter` over real HTTP against the lab: every data server, the test cluster and the HTTPS portal.
+
+Each test starts the real CLI (`python -m sbops exporter`) on a free port and scrapes it with an HTTP client,
+as Prometheus would. The web-config tests are in test_exporter_webconfig.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from sbops.registry import LAYERS, load_all
+from tests.lab.common import Blackhole, free_port
+from tests.lab.env import REPO, LabEnv
+from tests.lab.exporter import ExporterProc, by_check, parse, reasons, run_promtool, value
+from tests.lab.mariadb import LAB_PASSWORD as MYSQL_PASSWORD
+from tests.lab.mongodb import LAB_ADMIN, MONGO_ADMIN_PASSWORD, MONGO_PASSWORD
+from tests.lab.rabbitmq import LAB_PASSWORD as RABBIT_PASSWORD
+
+SECRETS = (MYSQL_PASSWORD, MONGO_PASSWORD, MONGO_ADMIN_PASSWORD, RABBIT_PASSWORD)
+# The lab's honest warnings (README): a small VM, and SecantusDB reporting 8.2 instead of 7.0.
+LAB_WARNINGS = {"host.resources", "mongodb.version"}
+# The per-test servers listen on loopback only, which pods could not reach: host.bind-address says so.
+FIXTURE_FAILURES = {"host.bind-address"}
+
+
+def full_env(root: Path, mysql, mongo, rabbit, nfs, kube, portal) -> LabEnv:
+    """Every layer of sbops pointed at the lab, as `scripts/lab up` does."""
+    env = LabEnv(root)
+    env.service("mysql", port=mysql.port, password=MYSQL_PASSWORD)
+    env.set("mysql.admin_socket", str(mysql.socket)).set("mysql.config_dir", str(mysql.conf_d))
+    env.service("mongodb", port=mongo.port, password=MONGO_PASSWORD)
+    env.set("mongodb.admin_user", LAB_ADMIN).set("mongodb.admin_password", MONGO_ADMIN_PASSWORD)
+    env.set("mongodb.config_file", str(mongo.conf_path))
+    env.service("rabbitmq", port=rabbit.port, password=RABBIT_PASSWORD,
+                management=f"http://127.0.0.1:{rabbit.management_port}")
+    env.set("rabbitmq.management_port", rabbit.management_port)
+    env.set("rabbitmq.ctl_command", rabbit.ctl_command).set("rabbitmq.plugins_command", rabbit.plugins_command)
+    nfs.configure(env)
+    env.set("kubeconfig", str(kube.kubeconfig)).set("app.url", portal.url)
+    return env.write()
+
+
+@pytest.fixture
+def healthy(tmp_path, mariadb_seeded, mongo_shared, rabbitmq_healthy, nfs_lab, kube, https_portal) -> LabEnv:
+    return full_env(tmp_path / "env", mariadb_seeded, mongo_shared, rabbitmq_healthy, nfs_lab, kube, https_portal)
+
+
+def dashboard_metric_names() -> set[str]:
+    """Metric names every PromQL expression of the dashboard uses (labels, functions and keywords removed)."""
+    doc = json.loads((REPO / "monitoring" / "dashboard.json").read_text())
+    exprs = [t["expr"] for p in doc["panels"] for t in p.get("targets", [])]
+    exprs.append(doc["templating"]["list"][1]["query"]["query"].replace("label_values(", "").split(",")[0])
+    names: set[str] = set()
+    for expr in exprs:
+        text = re.sub(r'"[^"]*"', "", expr)
+        text = re.sub(r"\{[^}]*\}", "", text)
+        text = re.sub(r"\[[^\]]*\]", "", text)
+        text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", text)
+        for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
+            word = match.group(0)
+            if text[match.end():].lstrip().startswith("("):
+                continue  # a function or aggregation
+            if word in ("and", "or", "unless", "bool", "offset") or word.isdigit():
+                continue
+            names.add(word)
+    return names
+
+
+def test_healthy_lab_every_check_passes_and_promtool_accepts_the_scrape(healthy: LabEnv):
+    with ExporterProc(healthy) as exporter:
+        text = exporter.scrape("/metrics", scrape_timeout=10)
+    samples = parse(text)
+    success = by_check(samples, "sbops_check_success")
+    registry = load_all()
+    assert set(success) == set(registry.checks), "one sbops_check_success per check, none skipped"
+    assert {cid for cid, v in success.items() if v != 1} == FIXTURE_FAILURES, reasons(samples)
+    current = reasons(samples)
+    assert {cid for cid, r in current.items() if r != "none"} == LAB_WARNINGS | FIXTURE_FAILURES
+    assert value(samples, "sbops_probe_timeout_seconds") == pytest.approx(9.5)
+    assert {dict(k)["layer"] for (n, k), v in samples.items() if n == "sbops_scrape_collector_success" and v == 1} == set(LAYERS)
+    # evidence-derived series
+    assert value(samples, "sbops_pods_ready") == value(samples, "sbops_pods_desired") == 10
+    assert value(samples, "sbops_pods_waiting", reason="ImagePullBackOff") == 0
+    assert value(samples, "sbops_helm_release_status", status="deployed") == 1
+    ecr = value(samples, "sbops_ecr_pull_secret_expiry_timestamp_seconds")
+    assert ecr is not None and 10 * 3600 < ecr - time.time() < 12 * 3600  # the lab's token: 11 hours
+    tls = value(samples, "sbops_tls_cert_expiry_timestamp_seconds")
+    assert tls is not None and 80 * 86400 < tls - time.time() < 91 * 86400
+    assert value(samples, "sbops_build_info", version=__import__("sbops").__version__,
+                 pythonversion=__import__("platform").python_version()) == 1
+    assert value(samples, "process_resident_memory_bytes")
+    # promtool's linter on the real scrape (names, units, HELP, TYPE)
+    lint = run_promtool("check", "metrics", input=text)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    # no secret of the lab in the body
+    for secret in SECRETS:
+        assert secret not in text
+    # every metric the dashboard queries is served (process_* included)
+    served = {name for name, _ in samples} | {name.removesuffix("_total") for name, _ in samples}
+    assert dashboard_metric_names() - served - {"time", "vector"} == set()
+
+
+def test_break_a_backend_and_the_metric_and_reason_change(tmp_path, mariadb_factory, mongo_shared, rabbitmq_healthy,
+                                                          nfs_lab, kube, https_portal, core):
+    mysql = mariadb_factory()
+    mysql.seed_stackbill(MYSQL_PASSWORD)
+    env = full_env(tmp_path / "env", mysql, mongo_shared, rabbitmq_healthy, nfs_lab, kube, https_portal)
+    with ExporterProc(env) as exporter:
+        before = parse(exporter.scrape("/probe?module=mysql"))
+        assert set(by_check(before, "sbops_check_success").values()) == {1.0}
+        mysql.stop()
+        down = parse(exporter.scrape("/probe?module=mysql"))
+        assert value(down, "sbops_check_success", layer="mysql", check="mysql.reachable") == 0
+        assert reasons(down)["mysql.reachable"] == "refused"
+        assert reasons(down)["mysql.auth"] == "blocked"
+        assert ("sbops_check_success", frozenset({("layer", "mysql"), ("check", "mysql.auth")})) not in down
+        mysql.start()
+        again = parse(exporter.scrape("/probe?module=mysql"))
+        assert set(by_check(again, "sbops_check_success").values()) == {1.0}, reasons(again)
+
+        # a pod that cannot pull its image: pods metrics come from pods.ready's evidence
+        pod = core.list_namespaced_pod("sb-apps").items[0]
+        core.patch_namespaced_pod_status(pod.metadata.name, "sb-apps", {"status": {
+            "conditions": [{"type": "Ready", "status": "False"}],
+            "containerStatuses": [{"name": c.name, "image": c.image, "imageID": "", "ready": False, "restartCount": 0,
+                                   "state": {"waiting": {"reason": "ImagePullBackOff", "message": "401"}}}
+                                  for c in pod.status.container_statuses]}})
+        pods = parse(exporter.scrape("/probe?module=workloads"))
+        assert value(pods, "sbops_pods_ready") == 9 and value(pods, "sbops_pods_desired") == 10
+        assert value(pods, "sbops_pods_waiting", reason="ImagePullBackOff") == 1
+        assert reasons(pods)["pods.ready"] == "image_pull"
+
+
+def test_helm_release_state_set_follows_the_release(tmp_path, healthy: LabEnv, core):
+    from tests.lab.kube import helm_release_secret
+
+    core.create_namespaced_secret("sb-apps", helm_release_secret("stackbill", "sb-apps", 2, "pending-upgrade", "1.1.0"))
+    with ExporterProc(healthy) as exporter:
+        samples = parse(exporter.scrape("/probe?module=helm"))
+    assert value(samples, "sbops_helm_release_status", status="pending-upgrade") == 1
+    assert value(samples, "sbops_helm_release_status", status="deployed") == 0
+    assert reasons(samples)["helm.release"] == "stuck"
+    # the only series of /probe?module=helm: its checks, its collector, the deadline, the release status
+    names = {name for name, _ in samples}
+    assert names == {"sbops_check_success", "sbops_check_failure_reason", "sbops_check_duration_seconds",
+                     "sbops_check_last_run_timestamp_seconds", "sbops_check_info", "sbops_scrape_collector_success",
+                     "sbops_scrape_collector_duration_seconds", "sbops_probe_timeout_seconds", "sbops_helm_release_status"}
+
+
+def dead_env(root: Path, holes: dict[str, Blackhole], kube) -> LabEnv:
+    """Every backend unreachable: databases and portal blackholed (SYNs dropped), the API server on a
+    closed port, NFS paths that do not exist."""
+    import yaml
+
+    env = LabEnv(root)
+    env.service("mysql", port=holes["mysql"].port, password=MYSQL_PASSWORD)
+    env.service("mongodb", port=holes["mongodb"].port, password=MONGO_PASSWORD)
+    env.service("rabbitmq", port=holes["rabbitmq"].port, password=RABBIT_PASSWORD,
+                management=f"http://127.0.0.1:{holes['management'].port}")
+    env.set("rabbitmq.management_port", holes["management"].port)
+    env.set("mysql.admin_socket", str(root / "no-mysqld.sock"))
+    env.set("nfs.path", str(root / "no-export")).set("nfs.exports_file", str(root / "no-exports"))
+    env.set("nfs.port", free_port()).set("app.url", f"https://127.0.0.1:{holes['portal'].port}")
+    config = yaml.safe_load(Path(kube.kubeconfig).read_text())
+    for cluster in config["clusters"]:
+        cluster["cluster"]["server"] = f"https://127.0.0.1:{free_port()}"
+    (root / "kubeconfig").write_text(yaml.safe_dump(config))
+    env.set("kubeconfig", str(root / "kubeconfig"))
+    return env.write()
+
+
+def test_every_backend_down_the_exporter_serves_within_the_scrape_deadline(tmp_path, kube_lab):
+    holes = {name: Blackhole() for name in ("mysql", "mongodb", "rabbitmq", "management", "portal")}
+    try:
+        env = dead_env(tmp_path, holes, kube_lab)
+        with ExporterProc(env) as exporter:
+            began = time.monotonic()
+            assert exporter.get("/-/healthy").status_code == 200
+            assert time.monotonic() - began < 1.0, "/-/healthy runs no check"
+            for _ in range(2):  # the second scrape joins executions the first one left running
+                began = time.monotonic()
+                text = exporter.scrape("/metrics", scrape_timeout=3)
+                took = time.monotonic() - began
+                assert took < 3.0, f"scrape took {took:.2f}s, past Prometheus's 3 s timeout"
+            samples = parse(text)
+            assert value(samples, "sbops_probe_timeout_seconds") == 2.5
+            current = reasons(samples)
+            assert current["mysql.reachable"] == current["rabbitmq.reachable"] == "timeout"
+            assert current["k8s.api"] == "refused"
+            assert current["mysql.auth"] == "blocked"
+            success = by_check(samples, "sbops_check_success")
+            assert success["mysql.reachable"] == success["k8s.api"] == success["app.portal"] == 0
+            assert all(v == 1 for (n, _), v in samples.items() if n == "sbops_scrape_collector_success")
+            lint = run_promtool("check", "metrics", input=text)
+            assert lint.returncode == 0, lint.stdout + lint.stderr
+            assert exporter.proc.poll() is None
+    finally:
+        for hole in holes.values():
+            hole.close()
+
+
+def test_endpoints_and_errors(tmp_path, kube_lab):
+    env = LabEnv(tmp_path).set("kubeconfig", str(kube_lab.kubeconfig)).write()
+    with ExporterProc(env) as exporter:
+        unknown = exporter.get("/probe?module=nope")
+        assert unknown.status_code == 400 and "host, mysql" in unknown.text
+        assert exporter.get("/probe").status_code == 400
+        assert exporter.get("/nothing").status_code == 404
+        index = exporter.get("/")
+        assert index.status_code == 200 and 'href="/probe?module=mysql"' in index.text
+        ecr = parse(exporter.scrape("/probe?module=ecr"))
+        assert set(by_check(ecr, "sbops_check_success")) == {"ecr.secret", "ecr.expiry"}
+        assert value(ecr, "sbops_ecr_pull_secret_expiry_timestamp_seconds") is not None
+        openmetrics = exporter.get("/probe?module=ecr", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+        assert openmetrics.headers["Content-Type"].startswith("application/openmetrics-text")
+        assert openmetrics.text.rstrip().endswith("# EOF")
+        raw = exporter.get("/probe?module=ecr", headers={"Accept-Encoding": "gzip"}, stream=True)
+        assert raw.headers.get("Content-Encoding") == "gzip"
+    assert exporter.proc.returncode == 0, "SIGTERM stops it cleanly"
+
+
+def test_start_up_errors_are_one_line_and_exit_2(tmp_path):
+    env = LabEnv(tmp_path).write()
+    bad = tmp_path / "web.yml"
+    bad.write_text("basic_auth_users:\n  prometheus: not-a-hash\n")
+    proc = env.sbops("exporter", "--web-config", str(bad))
+    assert proc.returncode == 2 and f"{bad}:2:" in proc.stderr and "Traceback" not in proc.stderr
+    proc = env.sbops("exporter", "--listen", "nowhere")
+    assert proc.returncode == 2 and "--listen" in proc.stderr
+    with ExporterProc(env) as running:
+        proc = env.sbops("exporter", "--listen", f"127.0.0.1:{running.port}")
+        assert proc.returncode == 2 and "cannot listen" in proc.stderr
+
+
+def test_read_only_role_gives_the_same_answers(tmp_path, kube):
+    """In-cluster use: a token bound only to deploy/rbac/sbops-doctor.yaml's ClusterRole."""
+    from tests.integration.test_rbac import K8S_LAYERS, doctor_rules
+
+    answers = {}
+    for name, kubeconfig in (("admin", kube.kubeconfig), ("exporter", kube.token_kubeconfig("exporter", doctor_rules()))):
+        env = LabEnv(tmp_path / name).set("kubeconfig", str(kubeconfig)).write()
+        with ExporterProc(env) as exporter:
+            found = {}
+            for layer in K8S_LAYERS:
+                found.update(reasons(parse(exporter.scrape(f"/probe?module={layer}"))))
+            answers[name] = found
+    assert answers["exporter"] == answers["admin"]
+    assert not {cid for cid, r in answers["exporter"].items() if r in ("access_denied", "auth_failed")}
+    assert set(answers["admin"].values()) == {"none"}, answers["admin"]
