@@ -156,8 +156,6 @@ def _tls(path: Path, node: Any) -> TlsConfig | None:
     if auth not in CLIENT_AUTH:
         raise UsageError(f"{where}: client_auth_type must be one of {', '.join(k for k in CLIENT_AUTH if k)}")
     ca = values.get("client_ca_file", "")
-    if CLIENT_AUTH[auth] != ssl.CERT_NONE and not ca:
-        raise UsageError(f"{where}: client_auth_type {auth} needs client_ca_file")
     if ca and CLIENT_AUTH[auth] == ssl.CERT_NONE:
         raise UsageError(f"{lines['client_ca_file']}: client_ca_file is set but client_auth_type does not verify "
                          "client certificates (set RequireAndVerifyClientCert)")
@@ -234,6 +232,8 @@ def server_context(tls: TlsConfig) -> ssl.SSLContext:
         raise UsageError(f"{tls.cert_file}: cannot use cert_file with key_file {tls.key_file}: "
                          f"{getattr(exc, 'reason', None) or exc}") from None
     context.verify_mode = CLIENT_AUTH[tls.client_auth_type]
+    if tls.client_ca_file is None and context.verify_mode != ssl.CERT_NONE:
+        context.load_default_certs(ssl.Purpose.CLIENT_AUTH)  # as Go does without ClientCAs: the system's roots
     if tls.client_ca_file is not None:
         try:
             context.load_verify_locations(cafile=str(tls.client_ca_file))

@@ -1,0 +1,133 @@
+"""Single-flight and caching of check executions across concurrent scrapes, and when a scrape's Context closes.
+
+The checks here are small local probes (sleeping, counting): what is tested is the sharing, not a client.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from sbops.context import Context
+from sbops.engine import run_checks
+from sbops.exporter.flights import Flights, Lease
+from sbops.model import Reason, ok
+from sbops.registry import Check
+from sbops.settings import Settings
+
+
+class Counting:
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, ctx: Context):
+        with self.lock:
+            self.calls += 1
+        time.sleep(self.delay)
+        return ok(f"done after {self.delay}s")
+
+
+def check(probe, cache_seconds: float = 0.0, cid: str = "host.slow") -> Check:
+    from sbops.model import Severity
+
+    return Check(cid, "host", "a slow check", Severity.WARNING, probe, cache_seconds=cache_seconds)
+
+
+def context(timeout: float = 5.0) -> Context:
+    settings = Settings.load(env={}).overridden({"timeout": timeout}, "test")
+    return Context(settings)
+
+
+class ClosingContext(Context):
+    closed = 0
+
+    def close(self) -> None:
+        ClosingContext.closed += 1
+        super().close()
+
+
+def test_concurrent_scrapes_share_one_execution():
+    probe = Counting(0.3)
+    item = check(probe)
+    flights = Flights()
+    results = []
+
+    def scrape() -> None:
+        lease = Lease(context())
+        results.append(flights.run(lease, item))
+        lease.release()
+
+    threads = [threading.Thread(target=scrape) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert probe.calls == 1 and flights.executions == 1
+    assert len(results) == 20 and all(r is not None and r.result.summary == "done after 0.3s" for r in results)
+    assert flights.in_flight() == 0
+    again = Lease(context())
+    flights.run(again, item)  # a later scrape runs it again: nothing is cached without cache_seconds
+    assert probe.calls == 2
+
+
+def test_cached_results_are_reused_until_they_are_older_than_cache_seconds():
+    probe = Counting(0.0)
+    now = [1000.0]
+    flights = Flights(clock=lambda: now[0])
+    item = check(probe, cache_seconds=60)
+    first = flights.run(Lease(context()), item)
+    now[0] += 59
+    second = flights.run(Lease(context()), item)
+    assert probe.calls == 1 and second.cached and second.finished_at == first.finished_at == 1000.0
+    now[0] += 2
+    third = flights.run(Lease(context()), item)
+    assert probe.calls == 2 and not third.cached and third.finished_at == 1061.0
+
+
+def test_a_waiting_scrape_gives_up_at_its_own_timeout():
+    probe = Counting(1.0)
+    item = check(probe)
+    flights = Flights()
+    leader = threading.Thread(target=lambda: flights.run(Lease(context(5.0)), item))
+    leader.start()
+    time.sleep(0.1)
+    began = time.monotonic()
+    assert flights.run(Lease(context(0.2)), item) is None
+    assert time.monotonic() - began < 0.6
+    leader.join()
+    assert probe.calls == 1
+
+
+def test_the_context_closes_after_the_scrape_and_its_executions():
+    ClosingContext.closed = 0
+    ctx = ClosingContext(Settings.load(env={}).overridden({"timeout": 5.0}, "test"))
+    lease = Lease(ctx)
+    flights = Flights()
+    probe = Counting(0.3)
+    runner = threading.Thread(target=lambda: flights.run(lease, check(probe)))
+    runner.start()
+    time.sleep(0.1)
+    lease.release()  # the scrape is done, the execution is not: its clients stay open
+    assert ClosingContext.closed == 0
+    runner.join()
+    assert ClosingContext.closed == 1
+
+
+def test_the_engine_uses_the_shared_execution_and_reports_its_own_timeout():
+    """run_checks(execute=...) keeps the engine's timeouts: a scrape with a short deadline returns on time."""
+    probe = Counting(1.0)
+    item = check(probe)
+    flights = Flights()
+    lease = Lease(context(0.3))
+
+    def execute(ctx, c):
+        found = flights.run(lease, c)
+        return found.result if found else ok("unused")
+
+    began = time.monotonic()
+    [outcome] = run_checks(lease.ctx, [item], timeout=0.3, deadline=0.3, execute=execute)
+    assert time.monotonic() - began < 0.8
+    assert outcome.result.reason is Reason.TIMEOUT
+    lease.release()
