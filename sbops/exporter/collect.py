@@ -19,7 +19,7 @@ from sbops import credentials as creds_mod
 from sbops.context import Context
 from sbops.engine import run_checks
 from sbops.errors import UsageError
-from sbops.exporter.flights import Flights, Lease, Run
+from sbops.exporter.flights import Flight, Flights, Lease, Run
 from sbops.model import Reason, Result, fail
 from sbops.registry import LAYERS
 
@@ -122,6 +122,9 @@ class Scraper:
         self._errors = dict.fromkeys(ERROR_KINDS, 0)
         self._errors_lock = threading.Lock()
         self.checks_by_layer: dict[str, list["Check"]] = {layer: registry.select([layer]) for layer in LAYERS}
+        self._scrapes: dict[tuple[str, ...], tuple[Flight, float]] = {}  # layers -> (scrape running, its deadline)
+        self._scrapes_lock = threading.Lock()
+        self.shared_scrapes = 0  # scrapes answered with a concurrent scrape's results
 
     # -- the exporter's own errors ------------------------------------------------------------------
     def count_error(self, kind: str, n: int = 1) -> None:
@@ -141,7 +144,39 @@ class Scraper:
         return Context(settings, creds, path, self.runner, self.kubeconfig_path)
 
     def scrape(self, layers: list[str], deadline: float) -> Scrape:
-        """Run the layers' checks at once; returns within about `deadline` seconds whatever the backends do."""
+        """Run the layers' checks at once; returns within about `deadline` seconds whatever the backends do.
+
+        A scrape of the same layers already running with a deadline no longer than this one's ends in time for
+        this one too: its results are shared (20 dashboards refreshing at once cost one scrape, not 20)."""
+        key = tuple(layers)
+        with self._scrapes_lock:
+            running = self._scrapes.get(key)
+            if running is not None and running[1] <= deadline:
+                flight = running[0]
+                self.shared_scrapes += 1
+            else:
+                flight = None
+                if running is None:
+                    mine = Flight()
+                    self._scrapes[key] = (mine, deadline)
+        if flight is not None:
+            if not flight.done.wait(deadline):  # cannot happen while the engine keeps its deadline
+                self.count_error("collector")
+                return Scrape(tuple(LayerRun(layer, (), deadline, False) for layer in layers), deadline)
+            if flight.run is not None:
+                return flight.run
+            return self._run(layers, deadline)  # the other scrape failed at once: run our own
+        if running is not None:  # a longer one is running: ours stands alone (checks are still shared)
+            return self._run(layers, deadline)
+        try:
+            mine.run = self._run(layers, deadline)
+            return mine.run
+        finally:
+            with self._scrapes_lock:
+                self._scrapes.pop(key, None)
+            mine.done.set()
+
+    def _run(self, layers: list[str], deadline: float) -> Scrape:
         lease = Lease(self.context(deadline))
         try:
             if len(layers) == 1:

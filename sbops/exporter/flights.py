@@ -6,7 +6,8 @@ blackholed host. Here at most one execution of a check is alive at any time, wha
 scrapes: a scrape that needs a check already running waits for that run's result (up to its own budget)
 instead of starting another, and a check that declares `cache_seconds` (registry.Check) is not probed again
 until its last result is that old. So the connections the exporter holds are bounded by the number of
-checks, not by the scrape rate.
+checks, not by the scrape rate. (collect.Scraper shares whole scrapes the same way: a scrape of the same
+layers that arrives while one is running, with a deadline no shorter, waits for it instead of starting.)
 
 Each scrape has its own Context (fresh clients, its timeouts). A Lease closes it once the scrape and every
 execution it started have finished: an execution outlives an impatient scrape and still needs its clients.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from sbops.engine import call_probe
 from sbops.model import Result
@@ -57,10 +58,12 @@ class Lease:
             self.ctx.close()
 
 
-class _Flight:
+class Flight:
+    """One execution in progress; waiters block on `done`, then read `run` (whatever it produced)."""
+
     def __init__(self) -> None:
         self.done = threading.Event()
-        self.run: Run | None = None
+        self.run: Any = None
 
 
 class Flights:
@@ -71,7 +74,7 @@ class Flights:
         self._probe = probe
         self._clock = clock
         self._lock = threading.Lock()
-        self._flights: dict[str, _Flight] = {}
+        self._flights: dict[str, Flight] = {}
         self._cache: dict[str, Run] = {}
         self.executions = 0  # probes really run (the rest were shared or cached)
 
@@ -86,7 +89,7 @@ class Flights:
             flight = self._flights.get(item.id)
             leader = flight is None
             if leader:
-                flight = self._flights[item.id] = _Flight()
+                flight = self._flights[item.id] = Flight()
                 self.executions += 1
                 lease.hold()
         assert flight is not None

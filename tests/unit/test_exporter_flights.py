@@ -131,3 +131,41 @@ def test_the_engine_uses_the_shared_execution_and_reports_its_own_timeout():
     assert time.monotonic() - began < 0.8
     assert outcome.result.reason is Reason.TIMEOUT
     lease.release()
+
+
+def scraper_with(item: Check):
+    from sbops.exporter.collect import CredentialsSource, Scraper
+    from sbops.registry import Registry
+
+    registry = Registry()
+    registry.add_check(item)
+    return Scraper(Settings.load(env={}), registry, CredentialsSource("", print), None)
+
+
+def test_concurrent_scrapes_of_the_same_layers_share_one_scrape():
+    probe = Counting(0.3)
+    scraper = scraper_with(check(probe))
+    found = []
+    threads = [threading.Thread(target=lambda: found.append(scraper.scrape(["host"], 5.0))) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert probe.calls == 1 and scraper.shared_scrapes == 4
+    assert len({id(s) for s in found}) == 1
+    [layer] = found[0].layers
+    assert layer.success and layer.checks[0].result.summary == "done after 0.3s"
+
+
+def test_a_shorter_scrape_does_not_wait_for_a_longer_one():
+    probe = Counting(1.0)
+    scraper = scraper_with(check(probe))
+    leader = threading.Thread(target=lambda: scraper.scrape(["host"], 5.0))
+    leader.start()
+    time.sleep(0.1)
+    began = time.monotonic()
+    short = scraper.scrape(["host"], 0.3)
+    assert time.monotonic() - began < 0.8 and scraper.shared_scrapes == 0
+    assert short.layers[0].checks[0].result.reason is Reason.TIMEOUT
+    leader.join()
+    assert probe.calls == 1, "the check itself was still shared"
