@@ -88,25 +88,25 @@ def evidence_families(runs: Iterable[CheckRun]) -> Iterator[Metric]:
     """Expiry times, pod counts and the Helm release status, from the results of the checks that saw them."""
     by_id = {run.check.id: run for run in runs}
     if ECR_EXPIRY_CHECK in by_id:
-        family = GaugeMetricFamily(
-            "sbops_ecr_pull_secret_expiry_timestamp_seconds",
-            "Unix time the ECR token in the image pull secret expires (read from the token, no AWS call).")
-        expires = by_id[ECR_EXPIRY_CHECK].result.expires_at
-        if expires is not None:
-            family.add_metric([], expires.timestamp())
-        yield family
+        yield expiry_family("sbops_ecr_pull_secret_expiry_timestamp_seconds",
+                            "Unix time the ECR token in the image pull secret expires (read from the token, no AWS call).",
+                            by_id[ECR_EXPIRY_CHECK])
     if TLS_CERT_CHECK in by_id:
-        family = GaugeMetricFamily(
-            "sbops_tls_cert_expiry_timestamp_seconds",
-            "Unix time the ingress gateway's TLS certificate (the Gateway's credentialName secret) expires.")
-        expires = by_id[TLS_CERT_CHECK].result.expires_at
-        if expires is not None:
-            family.add_metric([], expires.timestamp())
-        yield family
+        yield expiry_family("sbops_tls_cert_expiry_timestamp_seconds",
+                            "Unix time the ingress gateway's TLS certificate (the Gateway's credentialName secret) expires.",
+                            by_id[TLS_CERT_CHECK])
     if PODS_CHECK in by_id:
         yield from pod_families(by_id[PODS_CHECK])
     if HELM_CHECK in by_id:
         yield helm_family(by_id[HELM_CHECK])
+
+
+def expiry_family(name: str, documentation: str, run: CheckRun) -> Metric:
+    """The check's expires_at as a timestamp; no sample when the check could not tell."""
+    family = GaugeMetricFamily(name, documentation)
+    if run.result.expires_at is not None:
+        family.add_metric([], run.result.expires_at.timestamp())
+    return family
 
 
 def pod_families(run: CheckRun) -> Iterator[Metric]:
