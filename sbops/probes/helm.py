@@ -194,3 +194,33 @@ def plan_rollback(ctx: "Context") -> Plan:
                                 f"({verdict.details['status']}) to revision {target}",
                                 (display(argv),), apply=apply),),
                 notes=("helm applies that revision's manifests again and records a new revision; pods restart",))
+
+
+# -- uninstall ---------------------------------------------------------------------------------------
+UNINSTALL_TIMEOUT = 300  # seconds helm itself allows for hooks and deletions (its default, 5m)
+
+
+def group_releases(secrets: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Helm release secrets -> {release name: [revision summaries]} (pure); the name is the `name` label."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for secret in secrets:
+        meta = secret.get("metadata") or {}
+        name = (meta.get("labels") or {}).get("name", "")
+        if name and meta.get("name", "").startswith(SECRET_PREFIX):
+            out.setdefault(name, []).append(summarize(secret))
+    return out
+
+
+def latest(revisions: list[dict[str, Any]]) -> dict[str, Any]:
+    return max(revisions, key=lambda r: r["revision"])
+
+
+def list_releases(ctx: "Context", namespace: str) -> dict[str, list[dict[str, Any]]]:
+    """Every Helm 3 release recorded in `namespace` with its revisions."""
+    secrets = kc.api(ctx).list(kc.path(namespace=namespace, plural="secrets"), label_selector="owner=helm")
+    return group_releases(secrets)
+
+
+def uninstall_argv(helm: str, release: str, namespace: str, kubeconfig: str) -> list[str]:
+    """`helm uninstall`: runs the chart's delete hooks, deletes its objects and its release records."""
+    return [helm, "uninstall", release, "-n", namespace, "--kubeconfig", kubeconfig, "--timeout", f"{UNINSTALL_TIMEOUT}s"]

@@ -212,3 +212,109 @@ def check_storage(ctx: "Context") -> Result:
     except Exception as exc:  # noqa: BLE001
         return fail(kc.api_reason(exc), kc.api_failure_summary("read storage", exc), error=kc.api_error(exc))
     return judge_storage(name, found, pvcs, selector, pods)
+
+
+# -- uninstall: claims, their volumes and users; the namespace's deletion ------------------------------
+PVC_PROTECTION = "kubernetes.io/pvc-protection"
+# Namespaces that are never StackBill's to delete, whatever --namespace says.
+PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease", "istio-system"})
+FINISHED_PHASES = ("Succeeded", "Failed")
+
+
+def claim_facts(pvc: dict[str, Any], pv: dict[str, Any] | None = None,
+                storage_class: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What an uninstall says about one PVC (pure): its size, class, phase, and where its data goes when it
+    is deleted (the volume's reclaim policy; the NFS provisioner's archiveOnDelete)."""
+    meta, spec, status = pvc.get("metadata") or {}, pvc.get("spec") or {}, pvc.get("status") or {}
+    requested = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "")
+    pv_spec = (pv or {}).get("spec") or {}
+    params = (storage_class or {}).get("parameters") or {}
+    return {
+        "name": meta.get("name", ""),
+        "capacity": (status.get("capacity") or {}).get("storage") or requested or "?",
+        "storage_class": spec.get("storageClassName") or "",
+        "phase": status.get("phase") or "Pending",
+        "volume": spec.get("volumeName") or "",
+        "terminating": bool(meta.get("deletionTimestamp")),
+        "finalizers": list(meta.get("finalizers") or []),
+        "resource_version": meta.get("resourceVersion", ""),
+        "reclaim_policy": pv_spec.get("persistentVolumeReclaimPolicy", "") if pv else "",
+        "nfs_path": (pv_spec.get("nfs") or {}).get("path", "") if pv else "",
+        "archive_on_delete": str(params.get("archiveOnDelete", "")).lower() in ("true", "1", "yes") if storage_class else None,
+    }
+
+
+def data_fate(claim: dict[str, Any]) -> str:
+    """Where a deleted claim's data goes, in words (pure)."""
+    where = f" ({claim['nfs_path']})" if claim["nfs_path"] else ""
+    policy = claim["reclaim_policy"]
+    if not claim["volume"]:
+        return "no volume is bound to it"
+    if policy == "Retain":
+        return f"volume {claim['volume']} has reclaim policy Retain: it and its data{where} stay"
+    if policy == "Delete":
+        if claim["archive_on_delete"]:
+            return (f"volume {claim['volume']} has reclaim policy Delete: the NFS provisioner renames its "
+                    f"directory{where} to archived-* (archiveOnDelete)")
+        return f"volume {claim['volume']} has reclaim policy Delete: its data{where} is deleted"
+    return f"volume {claim['volume']}{where}, reclaim policy {policy or 'unknown'}"
+
+
+def claim_users(pods: list[dict[str, Any]], claim: str) -> list[str]:
+    """Pods that still mount `claim` (finished pods do not count, as for the pvc-protection controller)."""
+    users = []
+    for pod in pods:
+        if (pod.get("status") or {}).get("phase") in FINISHED_PHASES:
+            continue
+        volumes = (pod.get("spec") or {}).get("volumes") or []
+        if any(((v.get("persistentVolumeClaim") or {}).get("claimName")) == claim for v in volumes):
+            users.append((pod.get("metadata") or {}).get("name", ""))
+    return sorted(users)
+
+
+def observe_claims(ctx: "Context", namespace: str) -> list[dict[str, Any]]:
+    """The namespace's PVCs with their volume's reclaim policy and the class's archiveOnDelete (best effort:
+    a volume or class that cannot be read leaves those facts empty)."""
+    api = kc.api(ctx)
+    out = []
+    classes: dict[str, dict[str, Any] | None] = {}
+    for pvc in api.list(kc.path(namespace=namespace, plural="persistentvolumeclaims")):
+        spec = pvc.get("spec") or {}
+        pv = _read_quietly(ctx, kc.path(plural="persistentvolumes", name=spec["volumeName"])) \
+            if spec.get("volumeName") else None
+        cls = spec.get("storageClassName") or ""
+        if cls and cls not in classes:
+            classes[cls] = _read_quietly(ctx, kc.path(group="storage.k8s.io", plural="storageclasses", name=cls))
+        out.append(claim_facts(pvc, pv, classes.get(cls)))
+    return out
+
+
+def _read_quietly(ctx: "Context", resource: str) -> dict[str, Any] | None:
+    try:
+        return kc.api(ctx).get_or_none(resource)
+    except Exception as exc:  # noqa: BLE001 - 403 on a cluster-scoped read: the fact is just unknown
+        if kc.api_status(exc) == 403:
+            return None
+        raise
+
+
+def claim_path(namespace: str, name: str) -> str:
+    return kc.path(namespace=namespace, plural="persistentvolumeclaims", name=name)
+
+
+def release_claim(ctx: "Context", namespace: str, claim: dict[str, Any]) -> None:
+    """Remove pvc-protection from a Terminating claim that no pod mounts: what the controller-manager's
+    pvc-protection controller does, for when it does not run. resourceVersion makes it fail (409) if the
+    claim changed since it was read."""
+    keep = [f for f in claim["finalizers"] if f != PVC_PROTECTION]
+    body = {"metadata": {"finalizers": keep, "resourceVersion": claim["resource_version"]}}
+    kc.api(ctx).patch(claim_path(namespace, claim["name"]), body)
+
+
+def namespace_conditions(ns: dict[str, Any] | None) -> list[str]:
+    """The namespace controller's reasons a deletion has not finished (NamespaceContentRemaining, ...)."""
+    found = []
+    for cond in ((ns or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("status") == "True" and cond.get("message"):
+            found.append(f"{cond.get('type')}: {cond['message']}")
+    return found

@@ -880,3 +880,77 @@ def guarded(probe: Callable[[], Result], ctx: "Context") -> Result:
         if reason is Reason.NONE:
             return fail(Reason.TIMEOUT, f"MongoDB at {host}:{port} stopped answering: {_first_line(exc)}")
         return fail(reason, f"MongoDB at {host}:{port}: {error}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# uninstall --delete-db / --delete-mongo-data: does the user exist, which databases hold data, drop them
+# ---------------------------------------------------------------------------------------------------
+USER_NOT_FOUND = 11
+SYSTEM_DATABASES = frozenset({"admin", "config", "local"})
+
+
+def parse_database_list(answer: dict[str, Any]) -> list[dict[str, Any]]:
+    """listDatabases -> [{name, bytes, empty}] without MongoDB's own databases (admin, config, local), by name."""
+    out = []
+    for entry in answer.get("databases") or []:
+        name = str(entry.get("name", ""))
+        if not name or name in SYSTEM_DATABASES:
+            continue
+        size = entry.get("sizeOnDisk")
+        out.append({"name": name, "bytes": int(size) if isinstance(size, (int, float)) else None,
+                    "empty": bool(entry.get("empty", False))})
+    return sorted(out, key=lambda d: d["name"])
+
+
+@dataclass(frozen=True)
+class UserPresence:
+    """Whether the StackBill user exists (None: cannot tell, `how` says why), and the access that told."""
+
+    exists: bool | None
+    how: str
+    access: AdminAccess | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def can_list_databases(self) -> bool:
+        return self.access is not None and self.access.can_view
+
+
+def observe_user_presence(ctx: "Context") -> UserPresence:
+    """The StackBill user's existence through the first access that works (find_admin_access's order).
+    With no credentials file its own login is simply not tried; the localhost exception being in effect
+    means mongod has no user at all, so the StackBill user is gone too."""
+    host, _ = ctx.endpoint("mongodb")
+    username = ctx.service("mongodb").username
+    try:
+        own = app_login(ctx)
+    except NeedsCredentials as exc:
+        own = Login(username, False, None, str(exc))
+    access, blocker = find_admin_access(ctx, host, own)
+    if access is None:
+        return UserPresence(None, blocker)
+    if not access.can_view:
+        return UserPresence(False, f"no user exists at all ({access.description})", access)
+    return UserPresence(users_info(access.client, username) is not None, access.description, access)
+
+
+def observe_databases(client: Any) -> list[dict[str, Any]]:
+    return parse_database_list(dict(client.admin.command("listDatabases")))
+
+
+def drop_user_statement(username: str) -> str:
+    return f"db.getSiblingDB('{AUTH_DB}').dropUser('{username}')"
+
+
+def drop_database_statement(name: str) -> str:
+    return f"db.getSiblingDB('{name}').dropDatabase()"
+
+
+def drop_user(client: Any, username: str) -> None:
+    """dropUser; a user that is already gone (code 11) is fine."""
+    from pymongo.errors import OperationFailure
+
+    try:
+        client.admin.command("dropUser", username)
+    except OperationFailure as exc:
+        if exc.code != USER_NOT_FOUND:
+            raise

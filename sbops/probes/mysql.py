@@ -984,3 +984,40 @@ def probe_connections(ctx: "Context") -> Result:
     status = access.session.rows("SHOW GLOBAL STATUS LIKE 'Threads_connected'")
     threads = int(status[0]["value"]) if status else 0
     return judge_connections(threads, int(row["m"]))
+
+
+# ======================================================================================================
+# uninstall --delete-db: what exists (with sizes) and the statements that drop it
+# ======================================================================================================
+def observe_database_sizes(session: Session, names: Sequence[str]) -> dict[str, dict[str, int]]:
+    """{name: {"bytes", "tables"}} for those of `names` that exist: data + index length from
+    information_schema (InnoDB's estimate, as `SHOW TABLE STATUS` gives it); 0 tables for an empty one."""
+    if not names:
+        return {}
+    marks = ", ".join(["%s"] * len(names))
+    rows = session.rows(
+        "SELECT s.SCHEMA_NAME AS name, COUNT(t.TABLE_NAME) AS tables, "
+        "COALESCE(SUM(t.DATA_LENGTH), 0) + COALESCE(SUM(t.INDEX_LENGTH), 0) AS bytes "
+        "FROM information_schema.SCHEMATA s LEFT JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = s.SCHEMA_NAME "
+        f"WHERE s.SCHEMA_NAME IN ({marks}) GROUP BY s.SCHEMA_NAME", tuple(names))
+    return {str(r["name"]): {"bytes": int(r["bytes"] or 0), "tables": int(r["tables"] or 0)} for r in rows}
+
+
+def observe_account_hosts(session: Session, user: str) -> list[str]:
+    """Every host part of `user`'s accounts (the installer makes '%' and 'localhost'; others may exist)."""
+    return sorted(str(r["host"]) for r in session.rows("SELECT Host FROM mysql.user WHERE User = %s", (user,)))
+
+
+def drop_database_sql(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_$-]+", name):
+        raise ValueError(f"unsafe database name {name!r}")
+    return f"DROP DATABASE IF EXISTS `{name}`"
+
+
+def drop_user_statement(user: str, host: str) -> tuple[str, tuple[str, str], str]:
+    """(sql, args, shown): the account goes as parameters, so any host text (a netmask, a wildcard) is quoted
+    by the client library; `shown` is what a person would type."""
+    def quoted(text: str) -> str:
+        return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    return "DROP USER IF EXISTS %s@%s", (user, host), f"DROP USER IF EXISTS {quoted(user)}@{quoted(host)}"

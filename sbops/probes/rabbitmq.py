@@ -890,3 +890,28 @@ def plan_guest(ctx: "Context") -> Plan:
     action = Action("delete_user", "guest")
     return Plan(changes=build_changes(backend, [action], password, guest),
                 notes=(f"using {backend.name}; {name} logs in and is an {ADMIN_TAG}",))
+
+
+# -- uninstall --delete-db: the stackbill user's removal -------------------------------------------------
+def removal_backend(ctx: "Context") -> tuple[Ctl | HttpAdmin | None, str]:
+    """Who may delete users: rabbitmqctl on this host first (it does not depend on the user being deleted,
+    and works once the credentials file is gone), else the management API as stackbill when it is an
+    administrator. (None, why) when neither works."""
+    from sbops.errors import NeedsCredentials
+
+    backend: Ctl | HttpAdmin | None
+    backend, why_ctl = admin_via_ctl(ctx)
+    if backend is not None:
+        return backend, ""
+    try:
+        backend, why_api = admin_via_api(ctx)
+    except NeedsCredentials as exc:
+        why_api = f"management API: {exc}"
+    if backend is not None:
+        return backend, ""
+    return None, f"{why_ctl}; {why_api}"
+
+
+def delete_user_change(backend: Ctl | HttpAdmin, name: str) -> Change:
+    """The change that deletes `name` through `backend` (no password involved)."""
+    return build_changes(backend, [Action("delete_user", name)], Secret(""), UserState(name, True))[0]
