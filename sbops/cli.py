@@ -47,6 +47,13 @@ def _add_exporter_app() -> None:
 _add_exporter_app()
 
 
+def _add_uninstall_command() -> None:
+    """Defined in sbops/uninstall_cli.py, which imports the shared options below: called once they exist."""
+    from sbops.uninstall_cli import uninstall
+
+    app.command("uninstall")(uninstall)
+
+
 class Output(str, Enum):
     text = "text"
     json = "json"
@@ -236,6 +243,9 @@ def config_show(
     for key, value, source in rows:
         shown = value or '""'
         typer.echo(f"{key:<{width}}  {shown:<48} {source}")
+
+
+_add_uninstall_command()
 
 
 def _run() -> int:
