@@ -48,10 +48,10 @@ _add_exporter_app()
 
 
 def _add_uninstall_command() -> None:
-    """Defined in sbops/uninstall_cli.py, which imports the shared options below: called once they exist."""
-    from sbops.uninstall_cli import uninstall
+    """Defined in sbops/uninstall_cli.py with the shared options below: called once they exist."""
+    from sbops.uninstall_cli import register
 
-    app.command("uninstall")(uninstall)
+    register(app)
 
 
 class Output(str, Enum):

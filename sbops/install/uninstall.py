@@ -106,7 +106,7 @@ class _Builder:
         self.gone.append(Item(level, what, why))
 
     def keep(self, level: str, what: str, why: str = "") -> None:
-        self.kept.append(Item(level, what, why or f"kept: add {LEVEL_FLAGS[level]} to delete it"))
+        self.kept.append(Item(level, what, why or f"add {LEVEL_FLAGS[level]} to delete it"))
 
     def item(self, level: str, what: str, present: bool, kind: str, target: tuple[str, ...], description: str,
              *commands: str, why_gone: str = "does not exist", size: str = "") -> None:
@@ -211,7 +211,7 @@ def _plan_namespace_level(b: _Builder, inv: Inventory) -> None:
             continue
         if obj.exists and obj.used_by:
             b.keep("namespace", f"{obj.kind} {obj.namespace}/{obj.name}",
-                   f"kept: {', '.join(obj.used_by)} uses it too")
+                   f"{', '.join(obj.used_by)} uses it too")
             continue
         _object_item(b, "namespace", obj)
     others = [r["name"] for r in kube.releases if r["name"] != inv.release]
@@ -226,6 +226,18 @@ def _plan_namespace_level(b: _Builder, inv: Inventory) -> None:
 
 def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def mysql_size(entry: dict[str, Any]) -> str:
+    """"1 table, about 800 rows, 9.4 MB on disk" (the tablespace files), else InnoDB's data + index estimate."""
+    parts = [plural(entry["tables"], "table")]
+    if entry.get("rows"):
+        parts.append(f"about {entry['rows']} rows")
+    if entry.get("disk_bytes") is not None:
+        parts.append(f"{human_bytes(entry['disk_bytes'])} on disk")
+    else:
+        parts.append(f"{human_bytes(entry.get('bytes'))} of data and indexes")
+    return ", ".join(parts)
 
 
 def size_text(entry: dict[str, Any], unit: str = "") -> str:
@@ -261,7 +273,7 @@ def _plan_databases(b: _Builder, inv: Inventory) -> None:
         for name in my.wanted:
             entry = sizes.get(name)
             what = f"MySQL database {name}"
-            size = f"{size_text(entry)} in {plural(entry['tables'], 'table')}" if entry else ""
+            size = mysql_size(entry) if entry else ""
             b.item("db", what, entry is not None, "drop-mysql-database", (name,), f"drop {what} ({size})",
                    mysql.drop_database_sql(name), size=size)
         if not my.hosts:

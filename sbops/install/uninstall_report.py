@@ -14,7 +14,8 @@ def render_plan(inv: Inventory, plan: UninstallPlan, levels: Levels, colour: boo
     lines = [f"sbops uninstall: release {inv.release} in namespace {inv.namespace} "
              f"(levels: {', '.join(levels.names)})"]
     if plan.steps:
-        lines.append(paint("will delete:", "1", colour))
+        heading = "would delete, once the problems below are solved:" if plan.blockers else "will delete:"
+        lines.append(paint(heading, "1", colour))
         number = 0
         for level in LEVELS:
             steps = [s for s in plan.steps if s.level == level]
@@ -29,7 +30,7 @@ def render_plan(inv: Inventory, plan: UninstallPlan, levels: Levels, colour: boo
         lines.append(paint("already gone (nothing to do):", "1", colour))
         lines.extend(f"  - {item.what}: {item.why}" for item in plan.gone)
     if plan.kept:
-        lines.append(paint("kept:", "1", colour))
+        lines.append(paint("kept (not at the chosen levels, or still in use):", "1", colour))
         lines.extend(f"  - {item.what}: {item.why}" for item in plan.kept)
     for blocker in plan.blockers:
         lines.append(paint(f"cannot run: {blocker}", "31", colour))

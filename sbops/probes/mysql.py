@@ -989,18 +989,52 @@ def probe_connections(ctx: "Context") -> Result:
 # ======================================================================================================
 # uninstall --delete-db: what exists (with sizes) and the statements that drop it
 # ======================================================================================================
-def observe_database_sizes(session: Session, names: Sequence[str]) -> dict[str, dict[str, int]]:
-    """{name: {"bytes", "tables"}} for those of `names` that exist: data + index length from
-    information_schema (InnoDB's estimate, as `SHOW TABLE STATUS` gives it); 0 tables for an empty one."""
+def observe_database_sizes(session: Session, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """{name: {"tables", "rows", "bytes", "disk_bytes"}} for those of `names` that exist.
+
+    bytes: data + index length from information_schema.TABLES (InnoDB's statistics: an estimate that lags
+    behind recent writes); rows: its TABLE_ROWS estimate; disk_bytes: the tables' tablespace files from
+    information_schema.INNODB_(SYS_)TABLESPACES, what DROP DATABASE frees, or None when that is not readable.
+    """
     if not names:
         return {}
     marks = ", ".join(["%s"] * len(names))
     rows = session.rows(
-        "SELECT s.SCHEMA_NAME AS name, COUNT(t.TABLE_NAME) AS tables, "
+        "SELECT s.SCHEMA_NAME AS name, COUNT(t.TABLE_NAME) AS tables, COALESCE(SUM(t.TABLE_ROWS), 0) AS table_rows, "
         "COALESCE(SUM(t.DATA_LENGTH), 0) + COALESCE(SUM(t.INDEX_LENGTH), 0) AS bytes "
         "FROM information_schema.SCHEMATA s LEFT JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = s.SCHEMA_NAME "
         f"WHERE s.SCHEMA_NAME IN ({marks}) GROUP BY s.SCHEMA_NAME", tuple(names))
-    return {str(r["name"]): {"bytes": int(r["bytes"] or 0), "tables": int(r["tables"] or 0)} for r in rows}
+    found = {str(r["name"]): {"tables": int(r["tables"] or 0), "rows": int(r["table_rows"] or 0),
+                              "bytes": int(r["bytes"] or 0)} for r in rows}
+    disk = observe_tablespace_sizes(session, list(found))
+    for name, entry in found.items():
+        entry["disk_bytes"] = None if disk is None else disk.get(name, 0)
+    return found
+
+
+def observe_tablespace_sizes(session: Session, names: Sequence[str]) -> dict[str, int] | None:
+    """Bytes of each database's InnoDB file-per-table tablespaces (named "<db>/<table>"); None when the view
+    cannot be read (it needs the PROCESS privilege)."""
+    if not names:
+        return {}
+    view = "INNODB_SYS_TABLESPACES" if session.is_mariadb else "INNODB_TABLESPACES"
+    try:
+        rows = session.rows(f"SELECT NAME AS name, FILE_SIZE AS size FROM information_schema.{view}")
+    except Exception as exc:  # noqa: BLE001 - 1227 without PROCESS, or an engine without the view
+        if error_code(exc) is None:
+            raise
+        return None
+    return tablespace_totals([(str(r["name"]), int(r["size"] or 0)) for r in rows], names)
+
+
+def tablespace_totals(tablespaces: Iterable[tuple[str, int]], names: Sequence[str]) -> dict[str, int]:
+    """Pure: sum tablespace sizes by their database part ("stackbill/account#P#p0" counts for stackbill)."""
+    totals = {name: 0 for name in names}
+    for space, size in tablespaces:
+        db = space.split("/", 1)[0] if "/" in space else ""
+        if db in totals:
+            totals[db] += size
+    return totals
 
 
 def observe_account_hosts(session: Session, user: str) -> list[str]:

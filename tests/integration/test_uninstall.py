@@ -158,7 +158,7 @@ def test_default_level_uninstalls_a_real_helm_release_and_the_objects_around_it(
     # what the default level keeps, and says it keeps: the PVC (with its size and class), the TLS secret, the
     # namespace, the other release in it
     kept = {k["what"]: k["why"] for k in doc["plan"]["kept"]}
-    assert kept[f"PVC {NS}/sb-data (10Gi, {lab.STORAGE_CLASS})"] == "kept: add --delete-pvc to delete it"
+    assert kept[f"PVC {NS}/sb-data (10Gi, {lab.STORAGE_CLASS})"] == "add --delete-pvc to delete it"
     assert f"secret {lab.ISTIO_NAMESPACE}/{lab.TLS_SECRET}" in kept and f"namespace {NS}" in kept
     assert exists(core.read_namespaced_persistent_volume_claim, "sb-data", NS)
     assert exists(core.read_namespaced_secret, lab.TLS_SECRET, lab.ISTIO_NAMESPACE)
@@ -261,7 +261,8 @@ def test_full_uninstall_drops_everything_then_a_second_run_is_a_no_op(
                            "delete-object", "delete-namespace", "drop-mongodb-database", "drop-mysql-database",
                            "drop-mysql-database", "drop-mysql-user", "drop-mysql-user", "drop-mongodb-user",
                            "delete-rabbitmq-user", "remove-credentials"]
-    assert any(d.startswith("drop MySQL database stackbill (") and "in 1 table)" in d for d in described)
+    assert any(d.startswith("drop MySQL database stackbill (1 table, ") and d.endswith(" on disk)")
+               for d in described)
     assert any(d.startswith("drop MongoDB database usage (") and "kB on disk)" in d for d in described)
     assert "drop MySQL account 'stackbill'@'%' and its grants" in described
     assert plan["inventory"]["mongodb"]["databases"][0]["bytes"] > 10_000
@@ -353,3 +354,21 @@ def test_credentials_file_is_kept_when_the_drops_cannot_be_verified(
     assert env.credentials_path.exists()
     assert "stackbill" not in mongo.users(login=(LAB_ADMIN, MONGO_ADMIN_PASSWORD))  # the drop itself did happen
     assert mysql_state(mysql) == (set(), set()) and "stackbill" not in rabbit.users()
+
+
+def test_no_at_the_prompt_changes_nothing(kube: lab.KubeLab, core: Any, helm_bin: str, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """In-process, so the confirmation can be answered (a subprocess's stdin is never a terminal)."""
+    from sbops.install.uninstall import Levels
+    from sbops.install.uninstall_flow import run
+    from sbops.uninstall_cli import context
+
+    env = kube_env(tmp_path / "env", kube, helm_bin).write()
+    ctx = context(str(env.config_path), str(env.credentials_path), None, None, None, None)
+    asked: list[str] = []
+    code = run(ctx, "stackbill", Levels(pvc=True), yes=False, dry_run=False,
+               confirm=lambda question: asked.append(question) or False)
+    assert code == 3 and asked == ["Delete these 5 item(s)? This cannot be undone."]
+    assert capsys.readouterr().out.rstrip().endswith("aborted: nothing was changed")
+    assert helm_records(core, "stackbill") == [lab.HELM_SECRET]
+    assert exists(core.read_namespaced_persistent_volume_claim, "sb-data", NS)

@@ -36,8 +36,9 @@ def installed() -> Inventory:
         KubeInventory(NS, "Active", (), (RELEASE,), objects(), (CLAIM,), helm="/usr/local/bin/helm",
                       kubeconfig="/etc/rancher/k3s/k3s.yaml"),
         MysqlInventory("stackbill", ("stackbill", "configuration"),
-                       ({"name": "configuration", "bytes": 49152, "tables": 3},
-                        {"name": "stackbill", "bytes": 5_300_000, "tables": 120}), ("%", "localhost"), "admin root"),
+                       ({"name": "configuration", "bytes": 49152, "tables": 3, "rows": 0, "disk_bytes": None},
+                        {"name": "stackbill", "bytes": 5_300_000, "tables": 120, "rows": 41000,
+                         "disk_bytes": 9_437_184}), ("%", "localhost"), "admin root"),
         MongoInventory("stackbill", True, ({"name": "usage", "bytes": 519500, "empty": False},), "as stackbill itself"),
         RabbitInventory("stackbill", True, "rabbitmqctl", ("rabbitmqctl delete_user stackbill",)),
         HostInventory(("/etc/systemd/system/sbops-ecr-refresh.timer", "/etc/systemd/system/sbops-ecr-refresh.service"),
@@ -75,12 +76,12 @@ def test_default_level_deletes_the_release_and_what_surrounds_it_and_lists_the_r
     assert steps(p) == RELEASE_LEVEL and not p.blockers
     assert [k.what for k in p.kept] == [
         f"PVC {NS}/sb-data (10Gi, nfs-client)", "secret istio-system/istio-ingressgateway-certs", f"namespace {NS}",
-        "MongoDB database usage (519.5 kB on disk)", "MySQL database stackbill (5.3 MB in 120 tables)",
-        "MySQL database configuration (49.2 kB in 3 tables)", "MySQL account 'stackbill'@'%'",
+        "MongoDB database usage (519.5 kB on disk)", "MySQL database stackbill (120 tables, about 41000 rows, 9.4 MB on disk)",
+        "MySQL database configuration (3 tables, 49.2 kB of data and indexes)", "MySQL account 'stackbill'@'%'",
         "MySQL account 'stackbill'@'localhost'", "MongoDB user stackbill", "RabbitMQ user stackbill",
         "credentials file /root/stackbill-credentials.txt"]
-    assert p.kept[0].why == "kept: add --delete-pvc to delete it"
-    assert p.kept[4].why == "kept: add --delete-db to delete it"
+    assert p.kept[0].why == "add --delete-pvc to delete it"
+    assert p.kept[4].why == "add --delete-db to delete it"
     assert p.steps[1].change.commands == (
         "/usr/local/bin/helm uninstall stackbill -n sb-apps --kubeconfig /etc/rancher/k3s/k3s.yaml --timeout 300s",)
     assert p.steps[1].change.description.startswith("uninstall Helm release stackbill (chart stackbill-1.0.0, revision 3, deployed)")
@@ -182,7 +183,7 @@ def test_tls_secret_another_gateway_uses_is_kept_even_with_delete_namespace():
     inv = replace(installed(), kube=replace(installed().kube, objects=objects(tls_users=("Gateway other/web",))))
     p = plan(inv, Levels(namespace=True))
     assert ("delete-object", ("secret", "istio-system", "istio-ingressgateway-certs")) not in steps(p)
-    assert any(k.why == "kept: Gateway other/web uses it too" for k in p.kept)
+    assert any(k.why == "Gateway other/web uses it too" for k in p.kept)
 
 
 def test_other_releases_and_a_terminating_namespace_are_described():
@@ -249,7 +250,7 @@ def test_renderers_show_sizes_levels_and_what_is_never_removed():
     text = render_plan(inv, p, ALL)
     assert "(levels: release, pvc, namespace, mongo-data, db)" in text
     assert "  --delete-db: databases, users and the credentials file" in text
-    assert "drop MySQL database stackbill (5.3 MB in 120 tables)" in text
+    assert "drop MySQL database stackbill (120 tables, about 41000 rows, 9.4 MB on disk)" in text
     assert "$ DROP USER IF EXISTS 'stackbill'@'localhost'" in text
     assert text.rstrip().splitlines()[-1].startswith("never removed: K3s; Istio")
     outcome = Outcome("not-finished", remaining=[(p.steps[5], "Terminating: mounted by pod(s) x")])

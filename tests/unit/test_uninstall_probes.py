@@ -90,6 +90,9 @@ def test_mysql_drop_statements_take_any_account_name_as_parameters():
         "DROP USER IF EXISTS 'stackbill'@'10.42.0.0/255.255.0.0'")
     assert mysql.drop_user_statement("o'brien", "%")[2] == "DROP USER IF EXISTS 'o\\'brien'@'%'"
     assert mysql.drop_database_sql("configuration") == "DROP DATABASE IF EXISTS `configuration`"
+    assert mysql.tablespace_totals([("stackbill/account", 9437184), ("stackbill/usage#P#p0", 65536),
+                                    ("stackbillx/t", 1), ("mysql/innodb_table_stats", 2), ("innodb_system", 3)],
+                                   ["stackbill", "configuration"]) == {"stackbill": 9502720, "configuration": 0}
     with pytest.raises(ValueError):
         mysql.drop_database_sql("x`; DROP DATABASE mysql; --")
 
