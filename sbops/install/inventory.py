@@ -143,16 +143,23 @@ def failure(ctx: "Context", exc: BaseException) -> str:
     return mask_text(one_line(exc) or type(exc).__name__, ctx.secrets())
 
 
+def tcp_unreachable(ctx: "Context", service: str, label: str) -> str:
+    """Why `service`'s address does not accept connections, or "" when it does."""
+    from sbops.model import Reason
+    from sbops.probes.net import tcp_probe
+
+    host, port = ctx.endpoint(service)
+    reason, error = tcp_probe(host, port, ctx.net_timeout)
+    return "" if reason is Reason.NONE else f"{label} at {host}:{port} is not reachable ({reason.value}: {error})"
+
+
 def mongo_failure(ctx: "Context", exc: BaseException) -> str:
     """pymongo's server-selection errors run to a paragraph: say what the socket says instead."""
-    from sbops.model import Reason
-    from sbops.probes.net import one_line, tcp_probe
+    from sbops.probes.net import one_line
 
     host, port = ctx.endpoint("mongodb")
-    reason, error = tcp_probe(host, port, ctx.net_timeout)
-    if reason is not Reason.NONE:
-        return f"MongoDB at {host}:{port} is not reachable ({reason.value}: {error})"
-    return mask_text(f"MongoDB at {host}:{port}: {one_line(exc)}", ctx.secrets())
+    return tcp_unreachable(ctx, "mongodb", "MongoDB") or mask_text(f"MongoDB at {host}:{port}: {one_line(exc)}",
+                                                                    ctx.secrets())
 
 
 def guarded(ctx: "Context", empty: Callable[[str], T], observer: Callable[[], T]) -> T:
@@ -228,6 +235,10 @@ def observe_mysql(ctx: "Context") -> MysqlInventory:
     wanted = mysql.wanted_databases(ctx)
 
     def read() -> MysqlInventory:
+        if "unix_socket" not in mysql.admin_target(ctx):  # both logins go to the same address: look once
+            unreachable = tcp_unreachable(ctx, "mysql", "MySQL")
+            if unreachable:
+                return MysqlInventory(user, wanted, error=unreachable)
         access = mysql.any_session(ctx, prefer_admin=True)
         if access.session is None:
             return MysqlInventory(user, wanted, error=f"no MySQL login works ({access.why})")

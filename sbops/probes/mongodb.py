@@ -919,7 +919,10 @@ def observe_user_presence(ctx: "Context") -> UserPresence:
     """The StackBill user's existence through the first access that works (find_admin_access's order).
     With no credentials file its own login is simply not tried; the localhost exception being in effect
     means mongod has no user at all, so the StackBill user is gone too."""
-    host, _ = ctx.endpoint("mongodb")
+    host, port = ctx.endpoint("mongodb")
+    reason, error = tcp_probe(host, port, ctx.net_timeout)
+    if reason is not Reason.NONE:  # one timeout, not one per login tried below
+        return UserPresence(None, f"MongoDB at {host}:{port} is not reachable ({reason.value}: {error})")
     username = ctx.service("mongodb").username
     try:
         own = app_login(ctx)
