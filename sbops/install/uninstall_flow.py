@@ -62,7 +62,7 @@ def run(ctx: "Context", release: str, levels: Levels, *, yes: bool, dry_run: boo
     if not yes and not ask(len(plan.steps), confirm):
         return finish("aborted")
     apply_steps(ctx, plan, wait, outcome, emit)
-    after = inventory.observe(fresh(ctx), release, refresher_dir)
+    after = observe_again(ctx, release, refresher_dir)
     if outcome.failed is None:
         after = remove_credentials(ctx, plan, after, outcome, wait)
     outcome.remaining = uninstall.leftovers(plan.steps, after)
@@ -70,6 +70,15 @@ def run(ctx: "Context", release: str, levels: Levels, *, yes: bool, dry_run: boo
     if outcome.failed is not None:
         return finish("failed")
     return finish("not-finished" if outcome.remaining else "uninstalled")
+
+
+def observe_again(ctx: "Context", release: str, refresher_dir: Path) -> Inventory:
+    """The inventory through new logins: the ones used to drop users may be those very users."""
+    check = fresh(ctx)
+    try:
+        return inventory.observe(check, release, refresher_dir)
+    finally:
+        check.close()
 
 
 def ask(count: int, confirm: Callable[[str], bool] | None) -> bool:

@@ -106,6 +106,15 @@ def kinds(doc: dict[str, Any]) -> list[str]:
     return [s["kind"] for s in doc["plan"]["steps"]]
 
 
+@pytest.fixture
+def chart(kube: lab.KubeLab, core: Any, helm_bin: str, helm_env: dict[str, str]) -> str:
+    """The demo chart installed by real Helm as release `stackbill` (an upgrade of the seeded record to revision
+    2, with a real manifest); returns the name of the ConfigMap it made, which uninstalling must remove."""
+    helm(helm_bin, helm_env, kube, "upgrade", "--install", "stackbill", str(CHART))
+    assert exists(core.read_namespaced_config_map, "stackbill-settings", NS)
+    return "stackbill-settings"
+
+
 @contextmanager
 def namespace_controller(kube: lab.KubeLab, name: str) -> Iterator[None]:
     """Stands in for kube-controller-manager's namespace controller (see the module docstring)."""
@@ -201,6 +210,7 @@ def test_refuses_to_apply_without_yes_when_stdin_is_not_a_terminal(kube: lab.Kub
 
 # -- PVCs and the namespace ----------------------------------------------------------------------------------
 def test_pvc_held_by_a_pod_is_reported_then_removed_once_the_pod_is_gone(kube: lab.KubeLab, core: Any, helm_bin: str,
+                                                                          helm_env: dict[str, str], chart: str,
                                                                           tmp_path: Path) -> None:
     core.create_namespaced_pod(NS, {"metadata": {"name": "sb-worker"}, "spec": {
         "nodeName": lab.NODE, "containers": [{"name": "w", "image": "busybox"}],
@@ -208,9 +218,10 @@ def test_pvc_held_by_a_pod_is_reported_then_removed_once_the_pod_is_gone(kube: l
     core.patch_namespaced_pod_status("sb-worker", NS, {"status": {"phase": "Running"}})
     env = kube_env(tmp_path / "env", kube, helm_bin)
 
-    code, doc, _ = uninstall(env, "--delete-pvc", "--yes", "--wait", "1")
+    code, doc, _ = uninstall(env, "--delete-pvc", "--yes", "--wait", "1", extra_env=helm_env)
 
     assert code == 3 and doc["outcome"] == "failed", doc
+    assert not exists(core.read_namespaced_config_map, chart, NS)  # the release went first
     assert doc["failed"] == {"what": f"PVC {NS}/sb-data",
                              "error": f"PVC {NS}/sb-data is still Terminating after 1s: pod(s) sb-worker still mount it"}
     assert "mounted by pod(s) sb-worker" in " ".join(doc["plan"]["notes"])
@@ -225,10 +236,12 @@ def test_pvc_held_by_a_pod_is_reported_then_removed_once_the_pod_is_gone(kube: l
 
 
 def test_namespace_still_terminating_is_reported_and_a_rerun_converges(kube: lab.KubeLab, core: Any, helm_bin: str,
+                                                                        helm_env: dict[str, str], chart: str,
                                                                         tmp_path: Path) -> None:
     env = kube_env(tmp_path / "env", kube, helm_bin)
-    code, doc, _ = uninstall(env, "--delete-namespace", "--yes", "--wait", "1")
+    code, doc, _ = uninstall(env, "--delete-namespace", "--yes", "--wait", "1", extra_env=helm_env)
     assert code == 3 and doc["outcome"] == "failed"
+    assert not exists(core.read_namespaced_config_map, chart, NS) and helm_records(core, "stackbill") == []
     assert doc["failed"]["error"].startswith(f"namespace {NS} is still Terminating after 1s: the namespace controller")
     assert kinds(doc)[-3:] == ["delete-pvc", "delete-object", "delete-namespace"]  # PVCs go first, explicitly
     assert not exists(core.read_namespaced_persistent_volume_claim, "sb-data", NS)
@@ -247,8 +260,8 @@ def test_namespace_still_terminating_is_reported_and_a_rerun_converges(kube: lab
 
 # -- everything, with the databases --------------------------------------------------------------------------
 def test_full_uninstall_drops_everything_then_a_second_run_is_a_no_op(
-        kube: lab.KubeLab, core: Any, custom: Any, helm_bin: str, helm_env: dict[str, str], mariadb_factory: Any,
-        mongo_factory: Any, rabbitmq_healthy: Any, tmp_path: Path) -> None:
+        kube: lab.KubeLab, core: Any, custom: Any, helm_bin: str, helm_env: dict[str, str], chart: str,
+        mariadb_factory: Any, mongo_factory: Any, rabbitmq_healthy: Any, tmp_path: Path) -> None:
     mysql, mongo, rabbit = mariadb_factory(), mongo_factory(), rabbitmq_healthy
     seed_data(mysql, mongo)
     env = full_env(tmp_path / "env", kube, helm_bin, mysql, mongo, rabbit)
@@ -257,6 +270,7 @@ def test_full_uninstall_drops_everything_then_a_second_run_is_a_no_op(
     code, plan, _ = uninstall(env, *ALL_LEVELS, "--dry-run")
     assert code == 0 and plan["outcome"] == "dry-run"
     described = [s["description"] for s in plan["plan"]["steps"]]
+    assert described[0].startswith("uninstall Helm release stackbill (chart sbops-demo-0.1.0, revision 2, deployed)")
     assert kinds(plan) == ["helm-uninstall", "delete-object", "delete-object", "delete-object", "delete-pvc",
                            "delete-object", "delete-namespace", "drop-mongodb-database", "drop-mysql-database",
                            "drop-mysql-database", "drop-mysql-user", "drop-mysql-user", "drop-mongodb-user",
@@ -283,6 +297,7 @@ def test_full_uninstall_drops_everything_then_a_second_run_is_a_no_op(
     assert "stackbill" not in rabbit.users()
     assert not env.credentials_path.exists()
     assert helm_records(core, "stackbill") == [] and not exists(core.read_namespace, NS)
+    assert not exists(core.read_namespaced_config_map, chart, NS)
     assert not exists(core.read_namespaced_secret, lab.TLS_SECRET, lab.ISTIO_NAMESPACE)
     # what it never removes is still there
     assert exists(core.read_namespace, lab.ISTIO_NAMESPACE) and mysql.running and mongo.running and rabbit.running
