@@ -36,7 +36,6 @@ LEVEL_TITLES = {"release": "the release and what was made around it", "pvc": "--
 NEVER_REMOVED = ("K3s", "Istio (istiod, the ingress gateway and its NodePorts)",
                  "the MySQL/MariaDB, MongoDB, RabbitMQ and NFS packages, their services and configuration",
                  "the NFS export and /data/stackbill (volume directories follow their reclaim policy)")
-DB_KINDS = frozenset({"drop-mysql-database", "drop-mysql-user", "drop-mongodb-user", "delete-rabbitmq-user"})
 
 
 @dataclass(frozen=True)
@@ -374,16 +373,9 @@ def _db_still_there(kind: str, target: tuple[str, ...], after: Inventory) -> str
     raise ValueError(f"unknown step kind {kind}")
 
 
-def leftovers(steps: tuple[Step, ...], after: Inventory, kinds: frozenset[str] | None = None) -> list[tuple[Step, str]]:
-    """(step, what is left) for every step (of `kinds`) whose target is not gone."""
-    out = []
-    for step in steps:
-        if kinds is not None and step.kind not in kinds:
-            continue
-        left = still_there(step, after)
-        if left:
-            out.append((step, left))
-    return out
+def leftovers(steps: tuple[Step, ...], after: Inventory) -> list[tuple[Step, str]]:
+    """(step, what is left) for every step whose target is not gone in `after`."""
+    return [(step, left) for step in steps if (left := still_there(step, after))]
 
 
 def databases_confirmed_gone(after: Inventory) -> list[str]:

@@ -93,13 +93,15 @@ def delete_claim(ctx: "Context", namespace: str, name: str, wait: float) -> None
     api = kc.api(ctx)
     api.delete(k8s.claim_path(namespace, name), ignore_missing=True)
     deadline = time.monotonic() + wait
+    attempts = 0
     while True:
         obj = api.get_or_none(k8s.claim_path(namespace, name))
         if obj is None:
             return
         claim = k8s.claim_facts(obj)
         users = k8s.claim_users(api.list(kc.path(namespace=namespace, plural="pods")), name)
-        if not users and k8s.PVC_PROTECTION in claim["finalizers"]:
+        if not users and k8s.PVC_PROTECTION in claim["finalizers"] and attempts < 5:
+            attempts += 1
             try:
                 k8s.release_claim(ctx, namespace, claim)
             except Exception as exc:  # noqa: BLE001 - 409: the controller got there first; 404: gone
