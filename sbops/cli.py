@@ -38,6 +38,15 @@ def _add_ecr_app() -> None:
 _add_ecr_app()
 
 
+def _add_install_command() -> None:
+    from sbops.install_cli import install
+
+    app.command("install")(install)
+
+
+_add_install_command()
+
+
 class Output(str, Enum):
     text = "text"
     json = "json"

@@ -1,0 +1,189 @@
+"""`sbops install` from parsed flags to exit code: settings, credentials, validation, the plan and its
+confirmation, the run with its log and resume state, the recap. The typer layer (sbops/install_cli.py)
+only parses flags.
+
+Exit codes: 0 installed (or nothing to do, or a plan that can run); 2 usage or validation error (nothing
+changed); 3 a step failed, the plan has a step that cannot run, or the confirmation was declined;
+130 interrupted (`sbops install --resume` continues).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from sbops import __version__
+from sbops.errors import UsageError
+from sbops.install import report, steps as st
+from sbops.install.run import Options, Reporter, Run
+from sbops.runner import HostRunner
+from sbops.secret import mask_text
+
+EXIT_OK, EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
+
+
+def list_steps() -> str:
+    from sbops.install import catalog
+
+    rows = [(st.VALIDATE, "always", "root, distribution, ports, domain, certificate, artifacts; changes nothing")]
+    rows += [(s.name, s.group, s.title) for s in catalog.steps()]
+    return "\n".join(f"{name:<17} {group:<11} {title}" for name, group, title in rows) + "\n"
+
+
+def load_settings(options: Options) -> Any:
+    from sbops.settings import Settings
+
+    return Settings.load(options.config or None, flags={"domain": options.domain or None,
+                                                        "kubeconfig": options.kubeconfig or None})
+
+
+def resolve_options(given: dict[str, Any], resume: bool) -> tuple[Options, Any, Any]:
+    """(options, settings, state): on --resume, the interrupted run's options with the given flags on top."""
+    from sbops.install.state import State
+
+    options = Options.from_state({}, given)
+    settings = load_settings(options)
+    state_path = Path(str(settings["install.state_file"]))
+    state = State.load(state_path)
+    if not resume:
+        return options, settings, state or State(state_path)
+    if state is None:
+        raise UsageError(f"--resume: nothing to resume (no install state at {state_path})")
+    if state.finished or not state.resume_point():
+        raise UsageError(f"--resume: nothing to resume: the install of {state.started_at} finished; run `sbops install` "
+                         "to converge again")
+    options = Options.from_state(state.options, given)
+    return options, load_settings(options), state
+
+
+def build_run(options: Options, settings: Any, *, runner: HostRunner, fetcher: Any, reporter: Reporter,
+              env: dict[str, str] | None, ask: Callable[[str], str] | None) -> Run:
+    """Credentials (kept, or generated where missing), artifacts, and the Run. `ask` prompts for a missing
+    domain on a terminal; None when prompting is not allowed."""
+    from sbops import credentials as creds_mod
+    from sbops.context import primary_ip
+    from sbops.install import creds
+    from sbops.install.artifacts import Artifacts
+
+    path = creds.default_path(options.credentials or None)
+    existing = creds_mod.load(path) if path.exists() else None
+    domain = options.domain or str(settings["domain"]) or (existing.domain if existing else "")
+    if not domain and ask is not None:
+        domain = ask("The portal's domain (e.g. portal.example.com)").strip()
+        if domain:
+            options = Options.from_state(options.as_state(), {"domain": domain})
+            settings = load_settings(options)
+    server_ip = str(settings["server_ip"]) or (existing.server_ip if existing else "") or primary_ip()
+    ports = {name: int(settings[f"{name}.port"]) for name in creds.SERVICES}
+    plan = creds.plan_credentials(existing, path, domain=domain, server_ip=server_ip,
+                                  nfs_path=str(settings["nfs.path"]), ports=ports)
+    directory = None
+    if options.artifacts_dir:
+        directory = Path(options.artifacts_dir)
+        if not directory.is_dir():
+            raise UsageError(f"--artifacts-dir {directory}: not a directory")
+    artifacts = Artifacts(directory, Path(str(settings["install.download_dir"])), fetcher)
+    return Run(settings, options, runner, artifacts, plan, reporter=reporter, env=env)
+
+
+def execute(given: dict[str, Any], *, plan_only: bool, yes: bool, resume: bool, log_file: str = "",
+            json_output: bool = False, colour: bool = False, runner: HostRunner | None = None, fetcher: Any = None,
+            env: dict[str, str] | None = None, interactive: bool | None = None,
+            confirm: Callable[[str], bool] | None = None, ask: Callable[[str], str] | None = None,
+            out: Any = None, err: Any = None) -> int:
+    from sbops.install import catalog
+    from sbops.install.artifacts import HttpFetcher
+    from sbops.install.flow import run_install
+    from sbops.install.runlog import RunLog, default_path
+    from sbops.install.validation import validate
+    from sbops.runner import SubprocessRunner
+
+    out, err = out or sys.stdout, err or sys.stderr
+    interactive = sys.stdin.isatty() if interactive is None else interactive
+    if not plan_only and not yes and not interactive:
+        raise UsageError("install: standard input is not a terminal: pass --yes to install, or --plan to see the plan")
+    prompting = interactive and not yes and not json_output
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    began = time.monotonic()
+
+    options, settings, state = resolve_options(given, resume)
+    if resume and not json_output:
+        out.write(f"resuming the install of {state.started_at} at step {state.resume_point()} "
+                  "(the steps before it are probed again)\n")
+    reporter = report.make_reporter(json_output, plan_only, colour)
+    run = build_run(options, settings, runner=runner or SubprocessRunner(), fetcher=fetcher or HttpFetcher(),
+                    reporter=reporter, env=env, ask=(ask or _ask) if prompting else None)
+    steps = catalog.steps()
+    selection = st.select(steps, only=run.options.only, skip=run.options.skip, skip_infra=run.options.skip_infra,
+                          skip_db=run.options.skip_db)
+
+    findings = validate(run, steps, selection, plan_only=plan_only)
+    if findings.errors:
+        if json_output:
+            out.write(json.dumps(report.document(run, findings, [], plan_only=plan_only, started_at=started_at,
+                                                 duration=time.monotonic() - began), indent=2) + "\n")
+        for line in findings.errors:
+            err.write(f"sbops: error: {line}\n")
+        for line in findings.warnings:
+            err.write(f"sbops: warning: {line}\n")
+        err.write("sbops: install: nothing was changed\n")
+        return EXIT_USAGE
+    if not json_output:
+        out.write("\n".join(report.validation_lines(findings, colour)) + "\n")
+
+    if not plan_only or log_file:
+        path = Path(log_file) if log_file else default_path(str(settings["install.log_dir"]))
+        run.log = RunLog(path, run.secrets).open()
+        run.say(f"sbops {__version__} install: {'plan' if plan_only else 'apply'}; options "
+                f"{json.dumps(run.options.as_state())}")
+        for line in findings.passed + [f"warning: {w}" for w in findings.warnings]:
+            run.say(f"validate: {line}")
+    try:
+        if not plan_only and not yes:
+            run.reporter = report.make_reporter(json_output, True, colour)
+            preview = run_install(run, steps, selection, plan_only=True)
+            if any(o.status == st.BLOCKED for o in preview):
+                out.write("\n".join(report.recap_lines(report.recap_facts(run, preview, True), colour)) + "\n")
+                return EXIT_FAILED
+            wanted = sum(len(o.changes) for o in preview) + sum(o.status == st.DEFERRED for o in preview)
+            if wanted and not (confirm or _confirm)(f"Apply these changes ({wanted})?"):
+                out.write("aborted: nothing was changed\n")
+                return EXIT_FAILED
+            run.reporter = report.make_reporter(json_output, False, colour)
+        if not plan_only:
+            state.begin(run.options.as_state(), str(run.log.path) if run.log else "")
+        outcomes = run_install(run, steps, selection, plan_only=plan_only, state=None if plan_only else state)
+        failed = any(o.status in (st.FAILED, st.BLOCKED) for o in outcomes)
+        if not plan_only:
+            state.end(finished=not failed)
+        facts = report.recap_facts(run, outcomes, plan_only)
+        run.say(f"result: {facts['result']}: {json.dumps(facts['counts'])}")
+        if json_output:
+            doc = report.document(run, findings, outcomes, plan_only=plan_only, started_at=started_at,
+                                  duration=time.monotonic() - began)
+            out.write(mask_text(json.dumps(doc, indent=2), run.secrets()) + "\n")
+        else:
+            out.write("\n".join(report.recap_lines(facts, colour)) + "\n")
+        return EXIT_FAILED if failed else EXIT_OK
+    except KeyboardInterrupt:
+        err.write("\nsbops: install interrupted: `sbops install --resume` continues from the interrupted step\n")
+        return EXIT_INTERRUPTED
+    finally:
+        if run.log is not None:
+            run.log.close()
+
+
+def _confirm(question: str) -> bool:
+    import typer
+
+    return typer.confirm(question, default=False)
+
+
+def _ask(question: str) -> str:
+    import typer
+
+    return str(typer.prompt(question, default="", show_default=False))
