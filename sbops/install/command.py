@@ -10,6 +10,7 @@ changed); 3 a step failed, the plan has a step that cannot run, or the confirmat
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -70,7 +71,10 @@ def build_run(options: Options, settings: Any, *, runner: HostRunner, fetcher: A
     from sbops.install.artifacts import Artifacts
 
     path = creds.default_path(options.credentials or None)
-    existing = creds_mod.load(path) if path.exists() else None
+    try:
+        existing = creds_mod.load(path) if path.exists() else None
+    except PermissionError as exc:
+        raise UsageError(f"{path}: cannot read the credentials file: {exc.strerror}") from None
     domain = options.domain or str(settings["domain"]) or (existing.domain if existing else "")
     if not domain and ask is not None:
         domain = ask("The portal's domain (e.g. portal.example.com)").strip()
@@ -99,7 +103,7 @@ def execute(given: dict[str, Any], *, plan_only: bool, yes: bool, resume: bool, 
     from sbops.install.artifacts import HttpFetcher
     from sbops.install.flow import run_install
     from sbops.install.runlog import RunLog, default_path
-    from sbops.install.validation import validate
+    from sbops.install.validation import judge_root, validate
     from sbops.runner import SubprocessRunner
 
     out, err = out or sys.stdout, err or sys.stderr
@@ -110,6 +114,10 @@ def execute(given: dict[str, Any], *, plan_only: bool, yes: bool, resume: bool, 
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     began = time.monotonic()
 
+    root_error, _ = judge_root(os.geteuid(), plan_only)
+    if root_error:  # before anything else: a non-root run cannot even read what it would check
+        err.write(f"sbops: error: {root_error}\nsbops: install: nothing was changed\n")
+        return EXIT_USAGE
     options, settings, state = resolve_options(given, resume)
     if resume and not json_output:
         out.write(f"resuming the install of {state.started_at} at step {state.resume_point()} "
@@ -142,6 +150,7 @@ def execute(given: dict[str, Any], *, plan_only: bool, yes: bool, resume: bool, 
                 f"{json.dumps(run.options.as_state())}")
         for line in findings.passed + [f"warning: {w}" for w in findings.warnings]:
             run.say(f"validate: {line}")
+    applying = False
     try:
         if not plan_only and not yes:
             run.reporter = report.make_reporter(json_output, True, colour)
@@ -156,6 +165,7 @@ def execute(given: dict[str, Any], *, plan_only: bool, yes: bool, resume: bool, 
             run.reporter = report.make_reporter(json_output, False, colour)
         if not plan_only:
             state.begin(run.options.as_state(), str(run.log.path) if run.log else "")
+            applying = True
         outcomes = run_install(run, steps, selection, plan_only=plan_only, state=None if plan_only else state)
         failed = any(o.status in (st.FAILED, st.BLOCKED) for o in outcomes)
         if not plan_only:
@@ -170,7 +180,9 @@ def execute(given: dict[str, Any], *, plan_only: bool, yes: bool, resume: bool, 
             out.write("\n".join(report.recap_lines(facts, colour)) + "\n")
         return EXIT_FAILED if failed else EXIT_OK
     except KeyboardInterrupt:
-        err.write("\nsbops: install interrupted: `sbops install --resume` continues from the interrupted step\n")
+        where = state.resume_point() if applying else ""
+        err.write(f"\nsbops: install interrupted{' during step ' + where if where else ''}: "
+                  f"{'`sbops install --resume` continues from there' if where else 'nothing more was changed'}\n")
         return EXIT_INTERRUPTED
     finally:
         if run.log is not None:

@@ -16,6 +16,7 @@ from sbops.model import Plan, Status
 from sbops.secret import mask_text
 
 if TYPE_CHECKING:
+    from sbops.context import Context
     from sbops.install.run import Run
     from sbops.install.state import State
 
@@ -25,18 +26,16 @@ def one_line(run: "Run", exc: BaseException) -> str:
     return mask_text(text, run.secrets())[:500]
 
 
-def plan_resource(run: "Run", resource: st.Resource) -> tuple[Plan | None, str]:
+def plan_resource(run: "Run", resource: st.Resource, ctx: "Context") -> tuple[Plan | None, str]:
     """(plan, error): a probe that cannot run for want of credentials or a cluster becomes a blocker;
-    any other exception is the step's error."""
-    ctx = run.context()
+    any other exception is the step's error. The changes' appliers use `ctx`'s clients: the caller
+    closes it after applying them."""
     try:
         return resource.plan(run, ctx), ""
     except (NeedsCredentials, NoKubeconfig) as exc:
         return Plan(blockers=(str(exc),)), ""
     except Exception as exc:  # noqa: BLE001 - reported as the step's failure, in one line
         return None, f"{resource.name}: {type(exc).__name__}: {one_line(run, exc)}"
-    finally:
-        ctx.close()
 
 
 def verify(run: "Run", step: st.Step) -> list[st.CheckOutcome]:
@@ -60,6 +59,43 @@ def verify(run: "Run", step: st.Step) -> list[st.CheckOutcome]:
     return out
 
 
+def _resource(run: "Run", step: st.Step, resource: st.Resource, result: st.ResourceOutcome, ctx: "Context",
+              pending: set[str], plan_only: bool) -> tuple[bool, bool]:
+    """Plan one resource and (unless plan_only) apply its changes; returns (failed, blocked)."""
+    waiting = [n for n in resource.needs if n in pending]
+    plan, error = plan_resource(run, resource, ctx)
+    if plan_only and waiting and (plan is None or plan.blockers):
+        # what it needs is not there yet: only applying the earlier changes can tell
+        why = error or "; ".join(plan.blockers if plan else ())
+        result.deferred = f"decided at apply time, after {', '.join(waiting)} (now: {why})"
+        pending.update({resource.name, step.name})
+        run.say(f"  {resource.name}: {result.deferred}")
+        return False, False
+    if plan is None:
+        result.error = error
+        return True, False
+    result.plan = plan
+    _log_plan(run, resource.name, plan)
+    if plan.blockers:
+        result.error = "; ".join(plan.blockers)
+        return True, True
+    if plan_only:
+        if plan.changes:
+            pending.update({resource.name, step.name})
+        return False, False
+    for change in plan.changes:
+        run.activity(change.description)
+        try:
+            if change.apply is not None:
+                change.apply()
+        except Exception as exc:  # noqa: BLE001 - the step fails, naming the change
+            result.error = f"{change.description}: {one_line(run, exc)}"
+            return True, False
+        result.applied.append(change.description)
+        run.say(f"  applied: {change.description}")
+    return False, False
+
+
 def run_step(run: "Run", step: st.Step, pending: set[str], plan_only: bool) -> st.StepOutcome:
     began = time.monotonic()
     outcome = st.StepOutcome(step, st.UNCHANGED)
@@ -67,39 +103,11 @@ def run_step(run: "Run", step: st.Step, pending: set[str], plan_only: bool) -> s
     for resource in step.resources:
         result = st.ResourceOutcome(resource.name)
         outcome.resources.append(result)
-        waiting = [n for n in resource.needs if n in pending]
-        plan, error = plan_resource(run, resource)
-        if plan_only and waiting and (plan is None or plan.blockers):
-            # what it needs is not there yet: only applying the earlier changes can tell
-            why = error or "; ".join(plan.blockers if plan else ())
-            result.deferred = f"decided at apply time, after {', '.join(waiting)} (now: {why})"
-            pending.update({resource.name, step.name})
-            run.say(f"  {resource.name}: {result.deferred}")
-            continue
-        if plan is None:
-            result.error, failed = error, True
-            break
-        result.plan = plan
-        _log_plan(run, resource.name, plan)
-        if plan.blockers:
-            result.error = "; ".join(plan.blockers)
-            failed, blocked = True, True
-            break
-        if plan_only:
-            if plan.changes:
-                pending.update({resource.name, step.name})
-            continue
-        for change in plan.changes:
-            run.activity(change.description)
-            try:
-                if change.apply is not None:
-                    change.apply()
-            except Exception as exc:  # noqa: BLE001 - the step fails, naming the change
-                result.error = f"{change.description}: {one_line(run, exc)}"
-                failed = True
-                break
-            result.applied.append(change.description)
-            run.say(f"  applied: {change.description}")
+        ctx = run.context()
+        try:
+            failed, blocked = _resource(run, step, resource, result, ctx, pending, plan_only)
+        finally:
+            ctx.close()
         if failed:
             break
     if failed:
@@ -160,6 +168,7 @@ def run_install(run: "Run", steps: list[st.Step], selection: dict[str, str], *, 
         try:
             outcome = run_step(run, step, pending, plan_only)
         except KeyboardInterrupt:
+            run.reporter.abort()
             run.say(f"step {step.name}: interrupted")
             if state is not None and not plan_only:
                 state.mark(step.name, st.INTERRUPTED)

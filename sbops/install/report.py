@@ -126,6 +126,14 @@ class TerminalReporter(Reporter):
         with self._lock:
             self._text = text
 
+    def abort(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+
     def step_finished(self, outcome: Any) -> None:
         self._stop.set()
         if self._thread is not None:

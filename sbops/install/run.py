@@ -65,6 +65,9 @@ class Reporter:
 
     def step_finished(self, outcome: Any) -> None: ...
 
+    def abort(self) -> None:
+        """The run stops in the middle of a step (Ctrl-C): stop any spinner."""
+
 
 class Run:
     def __init__(self, settings: Settings, options: Options, runner: HostRunner, artifacts: "Artifacts",

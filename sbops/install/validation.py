@@ -129,7 +129,7 @@ class PortNeed:
 
 def port_needs(run: "Run", selected: Iterable[str]) -> list[PortNeed]:
     """The ports the selected steps will use on this machine, and how to recognise their rightful owner."""
-    from sbops.probes import k8s, mongodb, mysql, rabbitmq
+    from sbops.probes import k8s, mongodb, mysql
 
     ctx = run.context()
     timeout = min(2.0, ctx.net_timeout)
@@ -142,7 +142,7 @@ def port_needs(run: "Run", selected: Iterable[str]) -> list[PortNeed]:
         for name, what, speaks in (
                 ("mysql", "MySQL", lambda p: mysql.greeting("127.0.0.1", p, timeout) is not None),
                 ("mongodb", "MongoDB", lambda p: mongodb.answers_hello("127.0.0.1", p, timeout)),
-                ("rabbitmq", "RabbitMQ", lambda p: _amqp(rabbitmq, p, timeout))):
+                ("rabbitmq", "RabbitMQ", lambda p: speaks_amqp(p, timeout))):
             host, port = ctx.endpoint(name)
             if name in chosen and ctx.is_local(host):
                 needs.append(PortNeed(what, port, speaks))
@@ -161,9 +161,11 @@ def port_needs(run: "Run", selected: Iterable[str]) -> list[PortNeed]:
     return needs
 
 
-def _amqp(rabbitmq_module, port: int, timeout: float) -> bool:
+def speaks_amqp(port: int, timeout: float) -> bool:
+    from sbops.probes import rabbitmq
+
     try:
-        return rabbitmq_module.amqp_handshake("127.0.0.1", port, timeout).kind == "start"
+        return rabbitmq.amqp_handshake("127.0.0.1", port, timeout).kind == "start"
     except OSError:
         return False
 
@@ -231,7 +233,7 @@ def validate(run: "Run", steps: list["Step"], selection: dict[str, str], *, plan
         if not os.access(opts.ecr_token_file, os.R_OK):
             found.errors.append(f"--ecr-token-file {opts.ecr_token_file}: cannot read it")
     kube_selected = [s for s in selected if s in KUBE_STEPS]
-    if kube_selected and "k3s" not in selected and run.context().kubeconfig_path is None:
+    if kube_selected and "k3s" not in selected and kube.find(str(run.settings["kubeconfig"])) is None:
         found.errors.append(f"no Kubernetes cluster for {', '.join(kube_selected)}: no kubeconfig ($KUBECONFIG, "
                             f"~/.kube/config, {kube.K3S_KUBECONFIG}) and the k3s step does not run; give --kubeconfig")
 

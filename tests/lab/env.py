@@ -98,6 +98,17 @@ class LabEnv:
     def fix(self, name: str, *extra: str) -> subprocess.CompletedProcess:
         return self.sbops("fix", name, "--yes", *extra)
 
+    def installer(self) -> "LabEnv":
+        """Keep `sbops install`'s state, logs, downloads and unit files inside this environment."""
+        for key in ("state_file", "log_dir", "download_dir", "unit_dir"):
+            self.settings.setdefault(f"install.{key}", str(self.root / "install" / key.replace("_file", ".json")))
+        return self
+
+    def install(self, *args: str, env: dict[str, str] | None = None, input: str | None = None,
+                timeout: float = 300) -> subprocess.CompletedProcess:
+        """`sbops install ARGS` (add --yes yourself: without it and without a terminal, install refuses)."""
+        return self.installer().sbops("install", *args, env=env, input=input, timeout=timeout)
+
 
 def status(result: dict[str, Any]) -> tuple[str, str]:
     """A check's (status, reason): what tests assert on, rather than message text."""
