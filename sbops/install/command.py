@@ -90,6 +90,10 @@ def build_run(options: Options, settings: Any, *, runner: HostRunner, fetcher: A
         directory = Path(options.artifacts_dir)
         if not directory.is_dir():
             raise UsageError(f"--artifacts-dir {directory}: not a directory")
+    if fetcher is None:
+        from sbops.install.artifacts import HttpFetcher
+
+        fetcher = HttpFetcher()
     artifacts = Artifacts(directory, Path(str(settings["install.download_dir"])), fetcher)
     return Run(settings, options, runner, artifacts, plan, reporter=reporter, env=env)
 
@@ -100,7 +104,6 @@ def execute(given: dict[str, Any], *, plan_only: bool, yes: bool, resume: bool, 
             confirm: Callable[[str], bool] | None = None, ask: Callable[[str], str] | None = None,
             out: Any = None, err: Any = None) -> int:
     from sbops.install import catalog
-    from sbops.install.artifacts import HttpFetcher
     from sbops.install.flow import run_install
     from sbops.install.runlog import RunLog, default_path
     from sbops.install.validation import judge_root, validate
@@ -123,7 +126,7 @@ def execute(given: dict[str, Any], *, plan_only: bool, yes: bool, resume: bool, 
         out.write(f"resuming the install of {state.started_at} at step {state.resume_point()} "
                   "(the steps before it are probed again)\n")
     reporter = report.make_reporter(json_output, plan_only, colour)
-    run = build_run(options, settings, runner=runner or SubprocessRunner(), fetcher=fetcher or HttpFetcher(),
+    run = build_run(options, settings, runner=runner or SubprocessRunner(), fetcher=fetcher,
                     reporter=reporter, env=env, ask=(ask or _ask) if prompting else None)
     steps = catalog.steps()
     selection = st.select(steps, only=run.options.only, skip=run.options.skip, skip_infra=run.options.skip_infra,

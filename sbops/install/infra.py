@@ -92,10 +92,10 @@ def extract(archive: Path, member: str, directory: Path) -> Path:
 def unit_flags(unit: str | None) -> dict[str, list[str]]:
     """Pure: the `--flag value` / `--flag=value` pairs of a unit's `ExecStart=... k3s server ...` line."""
     flags: dict[str, list[str]] = {}
-    for line in (unit or "").splitlines():
+    for line in (unit or "").replace("\\\n", " ").splitlines():  # systemd joins lines ending in a backslash
         if not line.startswith("ExecStart="):
             continue
-        text = line[len("ExecStart="):].replace("\\\n", " ")
+        text = line[len("ExecStart="):]
         try:
             words = shlex.split(text)
         except ValueError:

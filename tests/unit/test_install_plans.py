@@ -163,13 +163,13 @@ UPSTREAM_UNIT = "[Service]\nExecStart=/usr/local/bin/k3s \\\n    server \\\n\t'-
 
 
 def test_unit_flags_of_the_upstream_script_unit() -> None:
-    flags = infra.unit_flags(UPSTREAM_UNIT.replace("\\\n", " "))
+    flags = infra.unit_flags(UPSTREAM_UNIT)
     assert flags["disable"] == ["traefik", "servicelb"] and flags["write-kubeconfig-mode"] == ["644"]
 
 
 @pytest.mark.parametrize("existing, unit, wanted", [
     (None, None, {"write-kubeconfig-mode": "0600", "disable": ["traefik", "servicelb"]}),
-    (None, UPSTREAM_UNIT.replace("\\\n", " "), None),
+    (None, UPSTREAM_UNIT, None),
     ("disable:\n- traefik\n- servicelb\n", None, None),
     ("token: abc\ndisable: traefik\n", None, {"token": "abc", "disable": ["traefik", "servicelb"]}),
     ("node-name: n1\n", "[Service]\nExecStart=/usr/local/bin/k3s server\n", {"node-name": "n1", "disable": ["traefik", "servicelb"]}),
