@@ -84,7 +84,8 @@ def build_run(options: Options, settings: Any, *, runner: HostRunner, fetcher: A
     server_ip = str(settings["server_ip"]) or (existing.server_ip if existing else "") or primary_ip()
     ports = {name: int(settings[f"{name}.port"]) for name in creds.SERVICES}
     plan = creds.plan_credentials(existing, path, domain=domain, server_ip=server_ip,
-                                  nfs_path=str(settings["nfs.path"]), ports=ports)
+                                  nfs_path=str(settings["nfs.path"]), ports=ports,
+                                  management_port=int(settings["rabbitmq.management_port"]))
     directory = None
     if options.artifacts_dir:
         directory = Path(options.artifacts_dir)

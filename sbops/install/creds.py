@@ -57,7 +57,8 @@ class CredentialsPlan:
 
 
 def plan_credentials(existing: Credentials | None, path: Path, *, domain: str, server_ip: str, nfs_path: str,
-                     ports: dict[str, int], make: Callable[[], Secret] = new_password) -> CredentialsPlan:
+                     ports: dict[str, int], management_port: int = 15672,
+                     make: Callable[[], Secret] = new_password) -> CredentialsPlan:
     """Pure (given `make`): keep every password the file has, generate the missing ones, and describe the
     installation (portal URL, server IP, hosts and ports) as the file should record it."""
     base = existing or Credentials()
@@ -70,6 +71,9 @@ def plan_credentials(existing: Credentials | None, path: Path, *, domain: str, s
             password = make()
             generated.append(name)
         services[name] = replace(service, password=password, port=service.port or ports[name])
+    rabbit = services["rabbitmq"]
+    if not rabbit.management:
+        services["rabbitmq"] = replace(rabbit, management=f"http://{rabbit.host or server_ip}:{management_port}")
     desired = Credentials(
         portal_url=f"https://{domain}" if domain else base.portal_url,
         server_ip=server_ip, generated=base.generated, mysql=services["mysql"], mongodb=services["mongodb"],

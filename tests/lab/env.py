@@ -34,6 +34,7 @@ class LabEnv:
         }
         self.services: dict[str, Service] = {}
         self.portal_url = "https://stackbill.example.com"
+        self.credentials_file = True  # False: leave the credentials file as it is (absent, or written by a test)
 
     # -- building the files ------------------------------------------------------------------------
     def set(self, key: str, value: Any) -> "LabEnv":
@@ -68,7 +69,8 @@ class LabEnv:
                 node = node.setdefault(part, {})
             node[parts[-1]] = value
         self.config_path.write_text(yaml.safe_dump(nested, sort_keys=True))
-        creds_mod.save(self.credentials(), self.credentials_path)
+        if self.credentials_file:
+            creds_mod.save(self.credentials(), self.credentials_path)
         return self
 
     # -- running sbops -----------------------------------------------------------------------------
