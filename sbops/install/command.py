@@ -126,7 +126,7 @@ def execute(given: dict[str, Any], *, plan_only: bool, yes: bool, resume: bool, 
     if resume and not json_output:
         out.write(f"resuming the install of {state.started_at} at step {state.resume_point()} "
                   "(the steps before it are probed again)\n")
-    reporter = report.make_reporter(json_output, plan_only, colour)
+    reporter = report.make_reporter(json_output, plan_only, colour, out)
     run = build_run(options, settings, runner=runner or SubprocessRunner(), fetcher=fetcher,
                     reporter=reporter, env=env, ask=(ask or _ask) if prompting else None)
     steps = catalog.steps()
@@ -157,7 +157,7 @@ def execute(given: dict[str, Any], *, plan_only: bool, yes: bool, resume: bool, 
     applying = False
     try:
         if not plan_only and not yes:
-            run.reporter = report.make_reporter(json_output, True, colour)
+            run.reporter = report.make_reporter(json_output, True, colour, out)
             preview = run_install(run, steps, selection, plan_only=True)
             if any(o.status == st.BLOCKED for o in preview):
                 out.write("\n".join(report.recap_lines(report.recap_facts(run, preview, True), colour)) + "\n")
@@ -166,7 +166,7 @@ def execute(given: dict[str, Any], *, plan_only: bool, yes: bool, resume: bool, 
             if wanted and not (confirm or _confirm)(f"Apply these changes ({wanted})?"):
                 out.write("aborted: nothing was changed\n")
                 return EXIT_FAILED
-            run.reporter = report.make_reporter(json_output, False, colour)
+            run.reporter = report.make_reporter(json_output, False, colour, out)
         if not plan_only:
             state.begin(run.options.as_state(), str(run.log.path) if run.log else "")
             applying = True

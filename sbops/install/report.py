@@ -76,11 +76,12 @@ class PlainReporter(Reporter):
         self._last = ""
 
     def step_started(self, name: str, title: str) -> None:
-        self.stream.write(f"  ... {name}: {title}\n")
-        self.stream.flush()
+        if not self.plan_only:  # progress for a log or CI; a plan is quick and its lines say it all
+            self.stream.write(f"  ... {name}: {title}\n")
+            self.stream.flush()
 
     def activity(self, text: str) -> None:
-        if text != self._last:
+        if text != self._last and not self.plan_only:
             self._last = text
             self.stream.write(f"      ... {text}\n")
             self.stream.flush()
@@ -147,12 +148,14 @@ class QuietReporter(Reporter):
     """--output json: nothing until the document."""
 
 
-def make_reporter(json_output: bool, plan_only: bool, colour: bool) -> Reporter:
+def make_reporter(json_output: bool, plan_only: bool, colour: bool, stream: TextIO | None = None) -> Reporter:
+    """A spinner on a terminal, plain lines otherwise, nothing for --output json."""
+    stream = stream or sys.stdout
     if json_output:
         return QuietReporter()
-    if sys.stdout.isatty():
-        return TerminalReporter(sys.stdout, plan_only, colour)
-    return PlainReporter(sys.stdout, plan_only)
+    if getattr(stream, "isatty", lambda: False)():
+        return TerminalReporter(stream, plan_only, colour)
+    return PlainReporter(stream, plan_only)
 
 
 # -- the recap ---------------------------------------------------------------------------------------

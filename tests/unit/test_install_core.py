@@ -344,3 +344,96 @@ def test_listener_names_itself(tmp_path: Path) -> None:
     finally:
         proc.stop()
     assert os.path.exists(tmp_path / "l.log")
+
+
+# -- downloads over real HTTP ------------------------------------------------------------------------------
+def test_http_fetcher_downloads_and_the_checksum_guards_it(tmp_path: Path) -> None:
+    """A local HTTP server (http.server in a thread) serves an artifact and its published sha256 file."""
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "www"
+    served.mkdir()
+    (served / "helm.tgz").write_bytes(b"helm archive")
+    (served / "helm.tgz.sha256sum").write_text(f"{hashlib.sha256(b'helm archive').hexdigest()}  helm.tgz\n")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a: None  # type: ignore[method-assign]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        bag = art.Artifacts(None, tmp_path / "dl", art.HttpFetcher(connect_timeout=2, read_timeout=5))
+        item = Artifact("helm.tgz", f"{base}/helm.tgz", f"{base}/helm.tgz.sha256sum", "Helm")
+        assert bag.get(item).read_bytes() == b"helm archive"
+        (served / "helm.tgz").write_bytes(b"swapped on the server")
+        (tmp_path / "dl" / "helm.tgz").unlink()
+        with pytest.raises(RuntimeError, match=f"{base}/helm.tgz: sha256 .* does not match the published"):
+            bag.get(item)
+        with pytest.raises(RuntimeError, match="cannot get the checksum of Helm: .*: HTTP 404"):
+            bag.get(Artifact("x.tgz", f"{base}/x.tgz", f"{base}/x.tgz.sha256", "Helm"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(art.FetchError, match="ConnectionError"):
+        art.HttpFetcher(connect_timeout=1, read_timeout=1).get(f"{base}/helm.tgz")
+
+
+# -- the interactive flow: plan, confirm, apply ------------------------------------------------------------------
+def test_without_yes_the_plan_is_shown_and_confirmed(tmp_path: Path) -> None:
+    from sbops.install import command
+
+    config = tmp_path / "config.yaml"
+    state = tmp_path / "state.json"
+    config.write_text(f"install:\n  state_file: {state}\n  log_dir: {tmp_path / 'logs'}\n")
+    creds = tmp_path / "creds.txt"
+    given = {"config": str(config), "credentials": str(creds), "only": ("credentials",)}
+    asked: list[str] = []
+
+    def answer(reply: bool):
+        def confirm(question: str) -> bool:
+            asked.append(question)
+            return reply
+        return confirm
+
+    out, err = io.StringIO(), io.StringIO()
+    code = command.execute(given, plan_only=False, yes=False, resume=False, interactive=True, confirm=answer(False),
+                           ask=lambda q: "", out=out, err=err)
+    assert code == 3 and asked == ["Apply these changes (1)?"]
+    assert "+ generate MYSQL, MONGODB, RABBITMQ password(s)" in out.getvalue() and "aborted: nothing was changed" in out.getvalue()
+    assert not creds.exists() and not state.exists()
+
+    out = io.StringIO()
+    code = command.execute(given, plan_only=False, yes=False, resume=False, interactive=True, confirm=answer(True),
+                           ask=lambda q: "", out=out, err=err)
+    assert code == 0 and creds.exists() and len(asked) == 2
+    assert "Install finished" in out.getvalue()
+
+    out = io.StringIO()
+    code = command.execute(given, plan_only=False, yes=False, resume=False, interactive=True, confirm=answer(True),
+                           ask=lambda q: "", out=out, err=err)
+    assert code == 0 and len(asked) == 2  # nothing to change: nothing to confirm
+
+
+def test_a_missing_domain_is_asked_for_on_a_terminal(tmp_path: Path) -> None:
+    from sbops.install import command
+
+    config = tmp_path / "config.yaml"
+    config.write_text(f"install:\n  state_file: {tmp_path / 's.json'}\n  log_dir: {tmp_path / 'logs'}\n")
+    given = {"config": str(config), "credentials": str(tmp_path / "creds.txt"), "only": ("credentials",)}
+    questions: list[str] = []
+    out = io.StringIO()
+    code = command.execute(given, plan_only=False, yes=False, resume=False, interactive=True, confirm=lambda q: True,
+                           ask=lambda q: questions.append(q) or "portal.example.com", out=out, err=io.StringIO())
+    assert code == 0 and questions == ["The portal's domain (e.g. portal.example.com)"]
+    from sbops import credentials as creds_mod
+
+    assert creds_mod.load(tmp_path / "creds.txt").portal_url == "https://portal.example.com"
+
+
+def test_install_help_shows_an_example() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "sbops", "install", "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "Example: sbops install --domain" in proc.stdout
