@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from enum import Enum
 from typing import List, Optional
 
@@ -52,6 +53,9 @@ def install(
              "only": tuple(only) if only else None, "skip": tuple(skip) if skip else None,
              "skip_infra": skip_infra or None, "skip_db": skip_db or None, "force_os": force_os or None,
              "ecr_refresher": False if no_ecr_refresher else None}
+    for key in ("ssl_cert", "ssl_key", "artifacts_dir", "ecr_token_file", "config", "credentials", "kubeconfig"):
+        if flags[key] and flags[key] != "-":  # absolute: --resume may run from another directory
+            flags[key] = os.path.abspath(flags[key])
     given = {k: v for k, v in flags.items() if v is not None}
     code = command.execute(given, plan_only=plan, yes=yes, resume=resume, log_file=log_file or "",
                            json_output=output is Output.json, colour=_colour())

@@ -76,11 +76,8 @@ def build_run(options: Options, settings: Any, *, runner: HostRunner, fetcher: A
     except PermissionError as exc:
         raise UsageError(f"{path}: cannot read the credentials file: {exc.strerror}") from None
     domain = options.domain or str(settings["domain"]) or (existing.domain if existing else "")
-    if not domain and ask is not None:
-        domain = ask("The portal's domain (e.g. portal.example.com)").strip()
-        if domain:
-            options = Options.from_state(options.as_state(), {"domain": domain})
-            settings = load_settings(options)
+    if ask is not None:
+        options, settings, domain = prompt_missing(options, settings, domain, existing is None, ask)
     server_ip = str(settings["server_ip"]) or (existing.server_ip if existing else "") or primary_ip()
     ports = {name: int(settings[f"{name}.port"]) for name in creds.SERVICES}
     plan = creds.plan_credentials(existing, path, domain=domain, server_ip=server_ip,
@@ -97,6 +94,26 @@ def build_run(options: Options, settings: Any, *, runner: HostRunner, fetcher: A
         fetcher = HttpFetcher()
     artifacts = Artifacts(directory, Path(str(settings["install.download_dir"])), fetcher)
     return Run(settings, options, runner, artifacts, plan, reporter=reporter, env=env)
+
+
+def prompt_missing(options: Options, settings: Any, domain: str, fresh: bool,
+                   ask: Callable[[str], str]) -> tuple[Options, Any, str]:
+    """On a terminal: the domain when none is known; on a new install, the certificate and key files
+    (empty answers keep whatever TLS secret there is)."""
+    wanted: dict[str, str] = {}
+    if not domain:
+        domain = ask("The portal's domain (e.g. portal.example.com)").strip()
+        wanted["domain"] = domain
+    if fresh and not (options.ssl_cert or options.ssl_key) and "tls-secret" not in options.skip \
+            and (not options.only or "tls-secret" in options.only):
+        cert = ask("TLS certificate file, full chain (empty: keep the TLS secret there is)").strip()
+        if cert:
+            wanted.update(ssl_cert=os.path.abspath(cert), ssl_key=os.path.abspath(ask("Its private key file").strip()))
+    wanted = {k: v for k, v in wanted.items() if v}
+    if not wanted:
+        return options, settings, domain
+    options = Options.from_state(options.as_state(), wanted)
+    return options, load_settings(options), domain
 
 
 def execute(given: dict[str, Any], *, plan_only: bool, yes: bool, resume: bool, log_file: str = "",

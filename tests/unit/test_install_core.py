@@ -437,3 +437,19 @@ def test_install_help_shows_an_example() -> None:
 
     proc = subprocess.run([sys.executable, "-m", "sbops", "install", "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "Example: sbops install --domain" in proc.stdout
+
+
+def test_a_new_install_asks_for_the_certificate_on_a_terminal(tmp_path: Path) -> None:
+    from sbops.install import command
+
+    config = tmp_path / "config.yaml"
+    config.write_text(f"install:\n  state_file: {tmp_path / 's.json'}\n")
+    answers = iter(["portal.example.com", str(tmp_path / "fullchain.pem"), str(tmp_path / "privkey.pem")])
+    questions: list[str] = []
+    err = io.StringIO()
+    code = command.execute({"config": str(config), "credentials": str(tmp_path / "creds.txt"),
+                            "only": ("credentials", "tls-secret")}, plan_only=True, yes=False, resume=False,
+                           interactive=True, ask=lambda q: questions.append(q) or next(answers), out=io.StringIO(), err=err)
+    assert questions == ["The portal's domain (e.g. portal.example.com)",
+                         "TLS certificate file, full chain (empty: keep the TLS secret there is)", "Its private key file"]
+    assert code == 2 and f"sbops: error: --ssl-cert {tmp_path / 'fullchain.pem'}: cannot read: No such file" in err.getvalue()
