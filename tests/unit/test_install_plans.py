@@ -22,44 +22,10 @@ from sbops.model import Plan, Result, Status, Reason
 from sbops.probes import ecr, helm, k8s, mysql, system
 from sbops.secret import Secret
 
+from tests.unit.test_credentials import ORIGINAL  # the original installer's file, byte for byte
+
 PORTS = {"mysql": 3306, "mongodb": 27017, "rabbitmq": 5672}
 
-ORIGINAL = """============================================================
-STACKBILL POC CREDENTIALS
-Generated: Mon Mar  4 10:12:01 UTC 2024
-============================================================
-
-PORTAL URL: https://portal.example.com
-
-SERVER IP: 192.0.2.10
-
-MYSQL:
-  Host: 192.0.2.10
-  Port: 3306
-  Database: stackbill
-  Username: stackbill
-  Password: Mysq1PassFromBash
-
-MONGODB:
-  Host: 192.0.2.10
-  Port: 27017
-  Database: admin
-  Username: stackbill
-  Password: MongoPassFromBash
-
-RABBITMQ:
-  Host: 192.0.2.10
-  Port: 5672
-  Username: stackbill
-  Password: RabbitPassFromBsh
-  Management: http://192.0.2.10:15672
-
-NFS:
-  Server: 192.0.2.10
-  Path: /data/stackbill
-
-============================================================
-"""
 
 
 def counter():
@@ -96,12 +62,12 @@ def test_original_file_keeps_every_password_and_generates_nothing() -> None:
 
 
 def test_only_the_missing_password_is_generated_and_written_into_the_file_as_it_was() -> None:
-    text = ORIGINAL.replace("  Password: RabbitPassFromBsh\n", "")
+    text = ORIGINAL.replace("  Password: Uv12Wx34Yz56Ab78\n", "")
     existing = creds_mod.parse(text, "c")
     plan = creds.plan_credentials(existing, Path("c"), domain="new.example.com", server_ip="192.0.2.10",
                                   nfs_path="/data/stackbill", ports=PORTS, make=counter())
     assert plan.generated == ("rabbitmq",)
-    assert plan.desired.mysql.password.reveal() == "Mysq1PassFromBash"
+    assert plan.desired.mysql.password.reveal() == "Ab12Cd34Ef56Gh78"
     assert plan.desired.rabbitmq.password.reveal() == "Generated0000001"
     written = creds.with_new_passwords(plan)
     assert written.portal_url == "https://portal.example.com"  # the rest is save-credentials' business
@@ -254,9 +220,9 @@ def test_chart_values_are_the_originals_set_flags() -> None:
     values = chart_values(desired, "portal.example.com")
     assert values == {"global": {
         "domain": "portal.example.com", "nfs": {"server": "192.0.2.10", "path": "/data/stackbill"},
-        "mysql": {"ip": "192.0.2.10", "username": "stackbill", "password": "Mysq1PassFromBash"},
-        "mongo": {"ip": "192.0.2.10", "username": "stackbill", "password": "MongoPassFromBash"},
-        "rabbitmq": {"ip": "192.0.2.10", "username": "stackbill", "password": "RabbitPassFromBsh"}}}
+        "mysql": {"ip": "192.0.2.10", "username": "stackbill", "password": "Ab12Cd34Ef56Gh78"},
+        "mongo": {"ip": "192.0.2.10", "username": "stackbill", "password": "Mn12Op34Qr56St78"},
+        "rabbitmq": {"ip": "192.0.2.10", "username": "stackbill", "password": "Uv12Wx34Yz56Ab78"}}}
 
 
 # -- ECR -----------------------------------------------------------------------------------------
