@@ -123,7 +123,6 @@ def execute(given: dict[str, Any], *, plan_only: bool, yes: bool, resume: bool, 
             out: Any = None, err: Any = None) -> int:
     from sbops.install import catalog
     from sbops.install.flow import run_install
-    from sbops.install.runlog import RunLog, default_path
     from sbops.install.validation import judge_root, validate
     from sbops.runner import SubprocessRunner
 
@@ -152,37 +151,18 @@ def execute(given: dict[str, Any], *, plan_only: bool, yes: bool, resume: bool, 
 
     findings = validate(run, steps, selection, plan_only=plan_only)
     if findings.errors:
-        if json_output:
-            out.write(json.dumps(report.document(run, findings, [], plan_only=plan_only, started_at=started_at,
-                                                 duration=time.monotonic() - began), indent=2) + "\n")
-        for line in findings.errors:
-            err.write(f"sbops: error: {line}\n")
-        for line in findings.warnings:
-            err.write(f"sbops: warning: {line}\n")
-        err.write("sbops: install: nothing was changed\n")
-        return EXIT_USAGE
+        return refuse(run, findings, out, err, json_output=json_output, plan_only=plan_only, started_at=started_at,
+                      duration=time.monotonic() - began)
     if not json_output:
         out.write("\n".join(report.validation_lines(findings, colour)) + "\n")
-
     if not plan_only or log_file:
-        path = Path(log_file) if log_file else default_path(str(settings["install.log_dir"]))
-        run.log = RunLog(path, run.secrets).open()
-        run.say(f"sbops {__version__} install: {'plan' if plan_only else 'apply'}; options "
-                f"{json.dumps(run.options.as_state())}")
-        for line in findings.passed + [f"warning: {w}" for w in findings.warnings]:
-            run.say(f"validate: {line}")
+        open_log(run, findings, log_file, plan_only)
     applying = False
     try:
         if not plan_only and not yes:
-            run.reporter = report.make_reporter(json_output, True, colour, out)
-            preview = run_install(run, steps, selection, plan_only=True)
-            if any(o.status == st.BLOCKED for o in preview):
-                out.write("\n".join(report.recap_lines(report.recap_facts(run, preview, True), colour)) + "\n")
-                return EXIT_FAILED
-            wanted = sum(len(o.changes) for o in preview) + sum(o.status == st.DEFERRED for o in preview)
-            if wanted and not (confirm or _confirm)(f"Apply these changes ({wanted})?"):
-                out.write("aborted: nothing was changed\n")
-                return EXIT_FAILED
+            refusal = preview_and_confirm(run, steps, selection, confirm or _confirm, out, colour)
+            if refusal is not None:
+                return refusal
             run.reporter = report.make_reporter(json_output, False, colour, out)
         if not plan_only:
             state.begin(run.options.as_state(), str(run.log.path) if run.log else "")
@@ -208,6 +188,47 @@ def execute(given: dict[str, Any], *, plan_only: bool, yes: bool, resume: bool, 
     finally:
         if run.log is not None:
             run.log.close()
+
+
+def refuse(run: Run, findings: Any, out: Any, err: Any, *, json_output: bool, plan_only: bool, started_at: str,
+           duration: float) -> int:
+    """Validation failed: each problem on one line (and the JSON document), nothing changed, exit 2."""
+    if json_output:
+        out.write(json.dumps(report.document(run, findings, [], plan_only=plan_only, started_at=started_at,
+                                             duration=duration), indent=2) + "\n")
+    for line in findings.errors:
+        err.write(f"sbops: error: {line}\n")
+    for line in findings.warnings:
+        err.write(f"sbops: warning: {line}\n")
+    err.write("sbops: install: nothing was changed\n")
+    return EXIT_USAGE
+
+
+def open_log(run: Run, findings: Any, log_file: str, plan_only: bool) -> None:
+    from sbops.install.runlog import RunLog, default_path
+
+    path = Path(log_file) if log_file else default_path(str(run.settings["install.log_dir"]))
+    run.log = RunLog(path, run.secrets).open()
+    run.say(f"sbops {__version__} install: {'plan' if plan_only else 'apply'}; options {json.dumps(run.options.as_state())}")
+    for line in findings.passed + [f"warning: {w}" for w in findings.warnings]:
+        run.say(f"validate: {line}")
+
+
+def preview_and_confirm(run: Run, steps: list[st.Step], selection: dict[str, str], confirm: Callable[[str], bool],
+                        out: Any, colour: bool) -> int | None:
+    """Without --yes: the plan, then the question. None to go on, else the exit code (nothing changed)."""
+    from sbops.install.flow import run_install
+
+    run.reporter = report.make_reporter(False, True, colour, out)
+    preview = run_install(run, steps, selection, plan_only=True)
+    if any(o.status == st.BLOCKED for o in preview):
+        out.write("\n".join(report.recap_lines(report.recap_facts(run, preview, True), colour)) + "\n")
+        return EXIT_FAILED
+    wanted = sum(len(o.changes) for o in preview) + sum(o.status == st.DEFERRED for o in preview)
+    if wanted and not confirm(f"Apply these changes ({wanted})?"):
+        out.write("aborted: nothing was changed\n")
+        return EXIT_FAILED
+    return None
 
 
 def _confirm(question: str) -> bool:

@@ -166,12 +166,14 @@ def counts(outcomes: list[st.StepOutcome]) -> dict[str, int]:
     return found
 
 
-def recap_facts(run: "Run", outcomes: list[st.StepOutcome], plan_only: bool) -> dict[str, Any]:
+def recap_facts(run: "Run", outcomes: list[st.StepOutcome], plan_only: bool, invalid: bool = False) -> dict[str, Any]:
     """What the recap says, as data (the JSON output has the same)."""
     http, https = int(run.settings["nodeport_http"]), int(run.settings["nodeport_https"])
     domain = run.credentials.domain
     failed = next((o for o in outcomes if o.status in (st.FAILED, st.BLOCKED)), None)
-    if plan_only:
+    if invalid:
+        result, nxt = "invalid", "sbops install, once the validation errors are fixed (nothing was changed)"
+    elif plan_only:
         result, nxt = ("blocked" if failed else "planned"), "sbops install"
     elif failed:
         result, nxt = "failed", "sbops install --resume (after fixing the cause above)"
@@ -231,6 +233,6 @@ def document(run: "Run", findings: "Findings", outcomes: list[st.StepOutcome], *
         "duration_seconds": round(duration, 3),
         "validation": {"errors": findings.errors, "warnings": findings.warnings, "passed": findings.passed},
         "steps": [o.as_dict() for o in outcomes],
-        **recap_facts(run, outcomes, plan_only),
+        **recap_facts(run, outcomes, plan_only, invalid=bool(findings.errors)),
         "state_file": str(run.settings["install.state_file"]),
     }
