@@ -152,3 +152,13 @@ def test_not_root(tmp_path: Path) -> None:
                           env={**os.environ, "HOME": str(home), "NO_COLOR": "1", "SBOPS_CONFIG": "/dev/null"})
     refused(proc, "must run as root (it installs packages, writes /etc and starts services): use sudo")
     assert not (home / "creds.txt").exists()
+
+
+def test_json_output_of_a_refused_run(env: LabEnv) -> None:
+    import json
+
+    proc = env.install("--yes", "--domain", "bad_domain", "--only", "credentials", "--output", "json")
+    refused(proc, "--domain bad_domain: not a valid DNS name")
+    doc = json.loads(proc.stdout)
+    assert doc["result"] == "invalid" and doc["steps"] == []
+    assert doc["validation"]["errors"][0].startswith("--domain bad_domain: not a valid DNS name")
