@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.test_ecr import NO_AWS, moto_ecr  # noqa: F401 - moto's ECR API, a fixture of test_ecr
 from tests.lab import kube as lab
 from tests.lab.argv_watch import ArgvWatcher
 from tests.lab.env import LabEnv
@@ -177,3 +178,24 @@ def test_wait_pods_fails_naming_the_pods_then_resume_converges(env: LabEnv, core
     assert state["finished"] is True and state["options"]["only"] == ["wait-pods"]
     refused = env.install("--resume", "--yes")
     assert refused.returncode == 2 and "nothing to resume" in refused.stderr
+
+
+def test_token_from_aws_credentials_offers_the_refresher(env: LabEnv, core: Any, moto_ecr: str) -> None:
+    """boto3's credential chain (fake keys in the environment) against moto's ECR API: the plan takes the
+    token from AWS and offers the refresher timer; applied, the step's verification catches that moto's
+    token expired in 2015 (its fixed expiresAt) instead of reporting success."""
+    core.delete_namespaced_secret("awscred", lab.NAMESPACE)
+    env.set("ecr.endpoint_url", moto_ecr)
+    aws = {**NO_AWS, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    plan = env.install("--plan", *only("ecr-secret"), env=aws)
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "+ create secret sb-apps/awscred" in plan.stdout
+    assert "note: token from AWS ECR API (region ap-south-1)" in plan.stdout
+    assert "+ install sbops-ecr-refresh.timer: `sbops fix ecr-refresh --yes` every 6 hours" in plan.stdout
+    assert core.list_namespaced_secret(lab.NAMESPACE, field_selector="metadata.name=awscred").items == []
+
+    proc = env.install("--yes", "--no-ecr-refresher", *only("ecr-secret"), env=aws)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "verify: ecr.expiry fail (expired)" in proc.stdout
+    assert "the ECR refresher is not wanted (--no-ecr-refresher" in proc.stdout
+    assert core.read_namespaced_secret("awscred", lab.NAMESPACE).metadata.annotations["sbops.io/expires-at"].startswith("2015-01-01")
