@@ -23,7 +23,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
-    help="Diagnose and repair a StackBill POC server.\n\nExample: sbops doctor --layer mysql",
+    help="Install, diagnose, repair and monitor a StackBill POC server.\n\nExample: sbops doctor --layer mysql",
 )
 config_app = typer.Typer(no_args_is_help=True, help="Inspect sbops's effective configuration.")
 app.add_typer(config_app, name="config")
@@ -52,6 +52,15 @@ def _add_uninstall_command() -> None:
     from sbops.uninstall_cli import register
 
     register(app)
+
+
+def _add_install_command() -> None:
+    from sbops.install_cli import install
+
+    app.command("install")(install)
+
+
+_add_install_command()
 
 
 class Output(str, Enum):
@@ -88,7 +97,7 @@ def _version(value: bool) -> None:
 def root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="print the version and exit"),
 ) -> None:
-    """Diagnose and repair a StackBill POC server."""
+    """Install, diagnose, repair and monitor a StackBill POC server."""
 
 
 @app.command()

@@ -97,6 +97,18 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "exporter.web_config": ("", "exporter-toolkit web-config file: TLS and basic auth (empty: plain HTTP, no auth)"),
     "exporter.timeout": (10.0, "seconds a scrape may take at most (Prometheus's scrape timeout header lowers it)"),
     "exporter.timeout_offset": (0.5, "seconds kept free of Prometheus's scrape timeout for sending the answer"),
+    # install
+    "install.state_file": ("/var/lib/sbops/install-state.json", "where `sbops install` records its progress, for --resume"),
+    "install.log_dir": ("/var/log/sbops", "where `sbops install` writes one log per run (--log-file overrides)"),
+    "install.download_dir": ("/var/lib/sbops/downloads", "downloaded artifacts (sha256-verified), reused by later runs"),
+    "install.bin_dir": ("/usr/local/bin", "where the installer puts k3s, helm and istioctl"),
+    "install.unit_dir": ("/etc/systemd/system", "where the installer writes systemd units (k3s, the ECR refresher)"),
+    "install.chart": ("oci://public.ecr.aws/p0g2c5k8/stackbill", "the StackBill Helm chart: an OCI or repository reference, a chart directory or a .tgz"),
+    "install.chart_version": ("", "chart version to install (empty: the newest the reference gives)"),
+    "install.pod_timeout": (600.0, "seconds the wait-pods step waits for every pod to be Ready"),
+    "install.api_timeout": (300.0, "seconds to wait for the K3s API, its node and istiod after installing them"),
+    "install.mysql_flavour": ("auto", "packages when MySQL must be installed: mysql, mariadb, or auto (mysql on Ubuntu, mariadb on Debian)"),
+    "install.ecr_refresher": (True, "install the ECR refresher timer when the token comes from AWS credentials (not a supplied token)"),
 }
 
 SECRET_KEYS = frozenset({"mysql.admin_password", "mongodb.admin_password"})

@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.lab.nfs",
     "tests.lab.kube",
     "tests.lab.https",
+    "tests.lab.helm",
 ]

@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from sbops.probes import kubecommon
 from sbops.model import Change, Plan, Reason, Result, Status, fail, ok, warn
@@ -374,7 +374,37 @@ def get_token(ctx: "Context", env: Mapping[str, str] | None = None, stdin: Any =
 
 
 # -- the plan ----------------------------------------------------------------------------------------
-def plan_refresh(ctx: "Context", opts: "FixOptions | None" = None) -> Plan:
+def refresh_needed(state: SecretState, registry: str, now: datetime, warn_hours: float) -> str:
+    """Pure: "" when the secret already holds a token for `registry` with more than `warn_hours` left,
+    else why it needs a new one (the judgements of ecr.secret and ecr.expiry; workloads are not looked at)."""
+    for verdict in (judge_secret(state, registry, []), judge_expiry(state, registry, now, warn_hours)):
+        if verdict.status is not Status.OK:
+            return verdict.summary.split(": run `sbops fix ecr-refresh`")[0]
+    return ""
+
+
+def plan_ensure(ctx: "Context", opts: "FixOptions | None" = None, source: "Callable[[], Token] | None" = None) -> Plan:
+    """The installer's pull secret: left alone while its token is valid (so a second install changes
+    nothing), else what ecr-refresh does. `source`, when given, is called for the token instead of
+    get_token (the installer fetches it once per run: a token on stdin can be read only once)."""
+    from sbops.probes import kubecommon
+
+    registry = str(ctx.settings["ecr.registry"])
+    try:
+        state = read_secret(ctx)
+    except Exception as exc:  # noqa: BLE001
+        if kubecommon.is_api_error(exc):
+            return Plan(blockers=(kubecommon.api_failure("read the pull secret", exc)[1],))
+        raise
+    why = refresh_needed(state, registry, datetime.now(timezone.utc), float(ctx.settings["ecr.warn_hours"]))
+    if not why:
+        verdict = judge_expiry(state, registry, datetime.now(timezone.utc), float(ctx.settings["ecr.warn_hours"]))
+        return Plan(nothing_to_do=f"{verdict.summary} (`sbops fix ecr-refresh` renews it)")
+    plan = plan_refresh(ctx, opts, source)
+    return Plan(plan.changes, plan.blockers, (f"a new token is needed: {why}", *plan.notes), plan.nothing_to_do)
+
+
+def plan_refresh(ctx: "Context", opts: "FixOptions | None" = None, source: "Callable[[], Token] | None" = None) -> Plan:
     """Replace the pull secret with a fresh token, annotate its expiry, delete pods stuck pulling images.
 
     Deleting those pods is safe: they are not Ready (a container waits for its image), so they serve
@@ -392,7 +422,7 @@ def plan_refresh(ctx: "Context", opts: "FixOptions | None" = None) -> Plan:
             return Plan(blockers=(kubecommon.api_failure("read the pull secret and pods", exc)[1],))
         raise
     try:
-        token = get_token(ctx, opts=opts)
+        token = source() if source is not None else get_token(ctx, opts=opts)
     except TokenError as exc:
         return Plan(blockers=(f"no ECR token: {exc} (configure AWS credentials for boto3, set ecr.profile, "
                               f"or give a token with ecr.token_file / {TOKEN_ENV})",))

@@ -224,3 +224,128 @@ def list_releases(ctx: "Context", namespace: str) -> dict[str, list[dict[str, An
 def uninstall_argv(helm: str, release: str, namespace: str, kubeconfig: str) -> list[str]:
     """`helm uninstall`: runs the chart's delete hooks, deletes its objects and its release records."""
     return [helm, "uninstall", release, "-n", namespace, "--kubeconfig", kubeconfig, "--timeout", f"{UNINSTALL_TIMEOUT}s"]
+
+
+# -- the installer's release -----------------------------------------------------------------------
+def latest_record(ctx: "Context", namespace: str, release: str) -> dict[str, Any] | None:
+    """The decoded record of the release's newest revision (info.status filled from the label when the
+    record lacks it), None when the release has no revision at all."""
+    secrets = kc.api(ctx).list(kc.path(namespace=namespace, plural="secrets"), label_selector=f"owner=helm,name={release}")
+    secrets = [s for s in secrets if (s.get("metadata") or {}).get("name", "").startswith(SECRET_PREFIX)]
+    if not secrets:
+        return None
+    newest = max(secrets, key=revision_of)
+    try:
+        record = decode_secret_field((newest.get("data") or {}).get("release") or "")
+    except ValueError:
+        record = {}
+    record.setdefault("version", revision_of(newest))
+    info = record.setdefault("info", {})
+    info.setdefault("status", ((newest.get("metadata") or {}).get("labels") or {}).get("status", ""))
+    return record
+
+
+def chart_identity(ref: str) -> tuple[str, str]:
+    """(name, version) of a chart directory or .tgz from its Chart.yaml; for a repository or OCI reference
+    the name is its last path segment and the version unknown until Helm pulls it."""
+    import tarfile
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(ref)
+    try:
+        if path.is_dir():
+            meta = yaml.safe_load((path / "Chart.yaml").read_text()) or {}
+        elif path.is_file():
+            with tarfile.open(path) as tar:
+                member = next(m for m in tar.getmembers() if m.name.count("/") == 1 and m.name.endswith("/Chart.yaml"))
+                meta = yaml.safe_load(tar.extractfile(member).read()) or {}  # type: ignore[union-attr]
+        else:
+            return ref.rstrip("/").rsplit("/", 1)[-1].split(":")[0], ""
+    except (OSError, StopIteration, tarfile.TarError, yaml.YAMLError, AttributeError) as exc:
+        raise ValueError(f"{ref}: not a readable Helm chart ({type(exc).__name__})") from None
+    return str(meta.get("name", "")), str(meta.get("version", ""))
+
+
+def value_differences(deployed: Any, wanted: Any, prefix: str = "") -> list[str]:
+    """Pure: the dotted keys whose values differ (names only: the values may be passwords)."""
+    if isinstance(deployed, dict) and isinstance(wanted, dict):
+        out = []
+        for key in sorted(set(deployed) | set(wanted), key=str):
+            out += value_differences(deployed.get(key), wanted.get(key), f"{prefix}{key}.")
+        return out
+    return [] if deployed == wanted else [prefix.rstrip(".")]
+
+
+def release_changes(record: dict[str, Any] | None, chart_name: str, chart_version: str,
+                    values: dict[str, Any]) -> tuple[str, list[str]]:
+    """Pure: ("", []) when the deployed release already is the wanted one, else ("install" | "upgrade" |
+    "blocked", reasons). A pending revision blocks: Helm refuses to upgrade over it."""
+    if record is None:
+        return "install", ["the release does not exist"]
+    info = record.get("info") or {}
+    meta = (record.get("chart") or {}).get("metadata") or {}
+    revision, status = record.get("version", "?"), info.get("status", "")
+    if status in PENDING:
+        return "blocked", [f"revision {revision} is {status}: an earlier Helm run was interrupted; "
+                           "`sbops fix helm-rollback` returns to the last deployed revision"]
+    reasons = []
+    if status != "deployed":
+        reasons.append(f"revision {revision} is {status or 'of unknown status'}")
+    if chart_name and meta.get("name") and meta.get("name") != chart_name:
+        reasons.append(f"chart {meta.get('name')} -> {chart_name}")
+    if chart_version and meta.get("version") != chart_version:
+        reasons.append(f"chart version {meta.get('version') or '?'} -> {chart_version}")
+    changed = value_differences(record.get("config") or {}, values)
+    if changed:
+        reasons.append("values differ: " + ", ".join(changed))
+    return ("upgrade", reasons) if reasons else ("", [])
+
+
+def upgrade_argv(helm: str, release: str, chart: str, namespace: str, kubeconfig: str, version: str = "") -> list[str]:
+    """`helm upgrade --install` with the values on standard input (`-f -`), never --set: values on a command
+    line show up in `ps`. No --wait: the installer waits for pods itself, by their Ready condition."""
+    argv = [helm, "upgrade", "--install", release, chart, "-n", namespace, "-f", "-", "--timeout", "10m",
+            "--kubeconfig", kubeconfig]
+    return argv + (["--version", version] if version else [])
+
+
+def plan_release(ctx: "Context", helm: str, chart: str, version: str, values: dict[str, Any]) -> Plan:
+    """Install or upgrade the release so its chart and values are the wanted ones; nothing when they are."""
+    import yaml
+
+    from sbops.runner import display
+    from sbops.secret import Secret, mask_text
+
+    ns = kc.namespace(ctx)
+    release = str(ctx.settings["release"])
+    try:
+        name, found_version = chart_identity(chart)
+    except ValueError as exc:
+        return Plan(blockers=(str(exc),))
+    version = version or ""
+    try:
+        record = latest_record(ctx, ns, release)
+    except Exception as exc:  # noqa: BLE001
+        return Plan(blockers=(kc.api_failure_summary(f"read Helm release secrets in {ns}", exc),))
+    action, reasons = release_changes(record, name, version or found_version, values)
+    if action == "blocked":
+        return Plan(blockers=tuple(reasons))
+    if not action:
+        meta = ((record or {}).get("chart") or {}).get("metadata") or {}
+        return Plan(nothing_to_do=f"release {release} revision {(record or {}).get('version')} "
+                    f"({meta.get('name')}-{meta.get('version')}) is deployed with the wanted values")
+    if ctx.kubeconfig_path is None:
+        return Plan(blockers=("no kubeconfig for helm (use --kubeconfig FILE)",))
+    argv = upgrade_argv(helm, release, chart, ns, str(ctx.kubeconfig_path), version)
+    document = Secret(yaml.safe_dump(values, sort_keys=True))
+
+    def apply() -> None:
+        result = ctx.runner.run(argv, input=document, timeout=900)
+        if not result.ok:
+            raise RuntimeError(f"helm {action} failed: {mask_text(result.one_line_error(), ctx.secrets())}")
+
+    shown_chart = f"{chart}{' ' + (version or found_version) if (version or found_version) else ''}"
+    return Plan(changes=(Change(f"{action} release {release} in {ns} from {shown_chart}: {'; '.join(reasons)}",
+                                (display(argv) + "   # values (with the passwords) on standard input",), apply),))

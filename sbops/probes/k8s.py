@@ -123,20 +123,45 @@ def check_namespace(ctx: "Context") -> Result:
     return judge_namespace(name, ns)
 
 
-def namespace_changes(name: str, ns: dict[str, Any] | None) -> list[tuple[str, str, dict[str, Any]]]:
-    """(description, kubectl equivalent, action) for what k8s-namespace must do; pure."""
-    label = f"{INJECTION_LABEL}={INJECTION_VALUE}"
+def helm_ownership(release: str, namespace: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The labels and annotations by which Helm adopts an existing object into a release (the original
+    installer put them on the namespace so a chart that also declares it can install over it)."""
+    return ({"app.kubernetes.io/managed-by": "Helm"},
+            {"meta.helm.sh/release-name": release, "meta.helm.sh/release-namespace": namespace})
+
+
+def namespace_changes(name: str, ns: dict[str, Any] | None, labels: dict[str, str] | None = None,
+                      annotations: dict[str, str] | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+    """(description, kubectl equivalent, action) for what k8s-namespace must do; pure.
+
+    `labels`/`annotations` are wanted in addition to istio-injection=enabled (the installer's Helm ownership).
+    """
+    wanted = {INJECTION_LABEL: INJECTION_VALUE, **(labels or {})}
+    notes = dict(annotations or {})
+    shown = ",".join(f"{k}={v}" for k, v in wanted.items())
     if ns is None:
-        return [(f"create namespace {name} labelled {label}", f"kubectl create namespace {name} && "
-                 f"kubectl label namespace {name} {label}", {"create": name})]
-    labels = (ns.get("metadata") or {}).get("labels") or {}
-    if labels.get(INJECTION_LABEL) != INJECTION_VALUE:
-        return [(f"label namespace {name} {label}", f"kubectl label namespace {name} {label} --overwrite",
-                 {"label": name})]
-    return []
+        extra = f" and annotated {','.join(f'{k}={v}' for k, v in notes.items())}" if notes else ""
+        return [(f"create namespace {name} labelled {shown}{extra}", f"kubectl create namespace {name} && "
+                 f"kubectl label namespace {name} {' '.join(f'{k}={v}' for k, v in wanted.items())}",
+                 {"create": name, "labels": wanted, "annotations": notes})]
+    meta = ns.get("metadata") or {}
+    have_labels, have_notes = meta.get("labels") or {}, meta.get("annotations") or {}
+    labels_missing = {k: v for k, v in wanted.items() if have_labels.get(k) != v}
+    notes_missing = {k: v for k, v in notes.items() if have_notes.get(k) != v}
+    out = []
+    if labels_missing:
+        text = " ".join(f"{k}={v}" for k, v in labels_missing.items())
+        out.append((f"label namespace {name} {text}", f"kubectl label namespace {name} {text} --overwrite",
+                    {"label": name, "labels": labels_missing}))
+    if notes_missing:
+        text = " ".join(f"{k}={v}" for k, v in notes_missing.items())
+        out.append((f"annotate namespace {name} {text}", f"kubectl annotate namespace {name} {text} --overwrite",
+                    {"annotate": name, "annotations": notes_missing}))
+    return out
 
 
-def plan_namespace(ctx: "Context") -> Plan:
+def plan_namespace(ctx: "Context", helm_release: str = "") -> Plan:
+    """The namespace with istio-injection=enabled; with `helm_release`, also Helm's ownership metadata."""
     name = kc.namespace(ctx)
     try:
         ns = read_namespace(ctx, name)
@@ -144,25 +169,52 @@ def plan_namespace(ctx: "Context") -> Plan:
         return Plan(blockers=(kc.api_failure_summary(f"read namespace {name}", exc),))
     if ns is not None and (ns.get("status") or {}).get("phase") == "Terminating":
         return Plan(blockers=(f"namespace {name} is being deleted (Terminating): wait for it to go, then re-run",))
+    labels, annotations = helm_ownership(helm_release, name) if helm_release else ({}, {})
     changes = []
-    for description, command, action in namespace_changes(name, ns):
+    for description, command, action in namespace_changes(name, ns, labels, annotations):
         changes.append(Change(description, (command,), apply=_namespace_applier(ctx, action)))
     if not changes:
-        return Plan(nothing_to_do=f"namespace {name} exists with {INJECTION_LABEL}={INJECTION_VALUE}")
+        owned = f" and Helm's ownership of release {helm_release}" if helm_release else ""
+        return Plan(nothing_to_do=f"namespace {name} exists with {INJECTION_LABEL}={INJECTION_VALUE}{owned}")
     return Plan(changes=tuple(changes))
 
 
 def _namespace_applier(ctx: "Context", action: dict[str, Any]) -> Any:
     def apply() -> None:
         api = kc.api(ctx)
-        labels = {INJECTION_LABEL: INJECTION_VALUE}
+        meta = {"labels": action.get("labels") or {}}
+        if action.get("annotations"):
+            meta["annotations"] = action["annotations"]
         if "create" in action:
-            body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": action["create"], "labels": labels}}
+            body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": action["create"], **meta}}
             api.create(kc.path(plural="namespaces"), body)
         else:
-            api.patch(kc.path(plural="namespaces", name=action["label"]), {"metadata": {"labels": labels}})
+            target = action.get("label") or action["annotate"]
+            api.patch(kc.path(plural="namespaces", name=target), {"metadata": meta})
 
     return apply
+
+
+def answers_kube_api(host: str, port: int, timeout: float) -> bool:
+    """Whether what listens on host:port is a Kubernetes API server: GET /version over TLS (certificate not
+    checked: this only identifies the listener) answers its version, or an API Status for anonymous users."""
+    import http.client
+    import json
+    import ssl
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+    try:
+        conn.request("GET", "/version")
+        body = conn.getresponse().read(65536)
+        doc = json.loads(body)
+    except (OSError, ValueError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+    return isinstance(doc, dict) and ("gitVersion" in doc or doc.get("kind") == "Status")
 
 
 # -- k8s.storage -----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from sbops.errors import NeedsCredentials
+from sbops.install.versions import MONGODB_SERIES
 from sbops.model import Change, Plan, Reason, Result, fail, ok, skip, warn
 from sbops.probes.net import tcp_probe
 from sbops.runner import display, service_restart_argv
@@ -32,7 +33,7 @@ AUTH_DB = "admin"
 MECHANISM = "SCRAM-SHA-256"
 WILDCARDS = frozenset({"0.0.0.0", "::", "*"})
 WANTED_BIND = "0.0.0.0"  # what the original installer writes
-SUPPORTED_MAJOR = 7  # the installer pins mongodb-org 7.0
+SUPPORTED_MAJOR = int(MONGODB_SERIES.split(".")[0])  # the installer pins mongodb-org 7.0 (install/versions.py)
 MIN_VERSION = (5, 0)  # below this StackBill's driver and features are not supported
 
 # Keys of ctx.shared() this layer uses; forgotten after a fix so the re-check observes afresh.
@@ -157,6 +158,19 @@ def judge_reachable(address: str, tcp: tuple[Reason, str], hello: dict[str, Any]
     role = "primary" if hello.get("isWritablePrimary") or hello.get("ismaster") else "not primary"
     return ok(f"MongoDB answers at {address} (wire version {hello.get('maxWireVersion', '?')}, {role})",
               address=address, **evidence)
+
+
+def answers_hello(host: str, port: int, timeout: float) -> bool:
+    """Whether what listens on host:port answers MongoDB's hello (the installer's port validation)."""
+    from pymongo.errors import PyMongoError
+
+    client = make_client(host, port, timeout)
+    try:
+        return "maxWireVersion" in client.admin.command("hello")
+    except PyMongoError:
+        return False
+    finally:
+        client.close()
 
 
 def observe_hello(ctx: "Context") -> dict[str, Any]:
@@ -749,14 +763,18 @@ def apply_edits(text: str, edits: list[ConfigEdit]) -> str:
     return text
 
 
-def running_differs(doc: Any, authz_enforced: bool | None, listeners: list[str] | None, server_ip: str) -> list[str]:
+CONFIG_KEYS = frozenset({"bindIp", "authorization"})
+
+
+def running_differs(doc: Any, authz_enforced: bool | None, listeners: list[str] | None, server_ip: str,
+                    keys: frozenset[str] = CONFIG_KEYS) -> list[str]:
     """Ways the running server differs from a config file that is already right (a restart is pending)."""
     why = []
     security = (doc or {}).get("security") if isinstance(doc, dict) else None
     file_authz = isinstance(security, dict) and str(security.get("authorization", "")).lower() == "enabled"
-    if file_authz and authz_enforced is False:
+    if "authorization" in keys and file_authz and authz_enforced is False:
         why.append("the running server does not enforce authorization")
-    if listeners and exposure(listeners, server_ip) == "loopback" and \
+    if "bindIp" in keys and listeners and exposure(listeners, server_ip) == "loopback" and \
             exposure(bind_from_config(doc), server_ip) in ("all", "server"):
         why.append(f"the running server listens only on {','.join(listeners)}")
     return why
@@ -771,7 +789,9 @@ def wait_for_port(host: str, port: int, seconds: float, step: float = 0.2) -> bo
     return False
 
 
-def plan_config(ctx: "Context", opts: "FixOptions") -> Plan:
+def plan_config(ctx: "Context", opts: "FixOptions", keys: frozenset[str] = CONFIG_KEYS) -> Plan:
+    """bindIp and authorization in mongod.conf, then a restart. `keys` limits it to one of the two: the
+    installer binds first, creates the user while authorization is off, then enables authorization."""
     from pymongo.errors import PyMongoError
 
     path = Path(ctx.settings["mongodb.config_file"])
@@ -787,7 +807,7 @@ def plan_config(ctx: "Context", opts: "FixOptions") -> Plan:
         return Plan(blockers=(f"{path}: invalid YAML: {_first_line(exc)}; fix it by hand first",))
     if not isinstance(doc, dict):
         return Plan(blockers=(f"{path}: not a YAML mapping; fix it by hand first",))
-    edits = config_edits(doc, ctx.server_ip)
+    edits = [e for e in config_edits(doc, ctx.server_ip) if e.key in keys]
     reachable = tcp_probe(host, port, ctx.net_timeout)[0] is Reason.NONE
     authz_enforced: bool | None = None
     if reachable:
@@ -797,9 +817,10 @@ def plan_config(ctx: "Context", opts: "FixOptions") -> Plan:
         except PyMongoError:
             authz_enforced = None
     listeners = observe_listeners(port)
-    pending = running_differs(doc, authz_enforced, listeners, ctx.server_ip)
+    pending = running_differs(doc, authz_enforced, listeners, ctx.server_ip, keys)
     if not edits and not pending:
-        return Plan(nothing_to_do=f"{path} has bindIp {','.join(bind_from_config(doc))} and authorization enabled, "
+        settled = {"bindIp": f"bindIp {','.join(bind_from_config(doc))}", "authorization": "authorization enabled"}
+        return Plan(nothing_to_do=f"{path} has {' and '.join(settled[k] for k in settled if k in keys)}, "
                     f"and the running server matches it")
 
     if any(e.key == "authorization" for e in edits) or "the running server does not enforce authorization" in pending:

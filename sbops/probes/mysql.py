@@ -151,6 +151,42 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in match.groups()) if match else (0, 0, 0)
 
 
+def parse_greeting(data: bytes) -> str | None:
+    """Pure: the server version of a MySQL/MariaDB initial handshake packet, "" for an error packet a MySQL
+    server sends instead (blocked host, too many connections), None when the bytes are not MySQL's."""
+    if len(data) < 5:
+        return None
+    length = int.from_bytes(data[:3], "little")
+    payload = data[4:4 + length]
+    if not payload or length > 0xFFFF:
+        return None
+    if payload[0] == 0xFF and len(payload) >= 3:
+        return ""
+    if payload[0] != 10 or b"\0" not in payload[1:]:
+        return None
+    try:
+        return strip_version(payload[1:payload.index(b"\0", 1)].decode("ascii"))
+    except UnicodeDecodeError:
+        return None
+
+
+def greeting(host: str, port: int, timeout: float) -> str | None:
+    """Read the greeting of whatever listens on host:port (parse_greeting's answer; None on silence).
+
+    Only used on loopback addresses, which MySQL leaves out of its host cache: a connection that hangs up
+    after the greeting counts as a connection error (max_connect_errors) for any other client address.
+    """
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            data = sock.recv(512)
+    except OSError:
+        return None
+    return parse_greeting(data)
+
+
 # ======================================================================================================
 # Sessions
 # ======================================================================================================

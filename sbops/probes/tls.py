@@ -333,6 +333,43 @@ def validate_pair(cert_pem: bytes, key_pem: bytes, domain: str, now: datetime, w
     return []
 
 
+def not_before(cert: Any) -> datetime:
+    value = getattr(cert, "not_valid_before_utc", None)
+    return value if value is not None else cert.not_valid_before.replace(tzinfo=timezone.utc)
+
+
+def pair_problems(cert_pem: bytes, key_pem: bytes, domain: str, now: datetime) -> list[str]:
+    """Every reason this certificate/key pair cannot serve `domain` now, one line each (the installer's
+    validation shows them all at once, where the tls.certificate check names the most basic one)."""
+    try:
+        chain = load_chain(cert_pem)
+    except PemError as exc:
+        return [str(exc).replace("tls.crt", "the certificate file")]
+    problems = []
+    try:
+        key = load_key(key_pem)
+    except PemError as exc:
+        key = None
+        problems.append(str(exc).replace("tls.key", "the key file"))
+    leaf = chain[0]
+    if key is not None and not key_matches(leaf, key):
+        others = [i for i, c in enumerate(chain) if key_matches(c, key)]
+        problems.append(f"the key is the key of certificate {others[0] + 1} of the chain, not of the first: put the "
+                        "server certificate first" if others else "the key does not belong to the certificate")
+    names = san_names(leaf)
+    if domain and not covers(names, domain):
+        problems.append(f"the certificate does not cover {domain} (its names: {', '.join(names) or 'none'})")
+    expires, starts = not_after(leaf), not_before(leaf)
+    if expires <= now:
+        problems.append(f"the certificate expired on {expires:%Y-%m-%d}")
+    elif starts > now:
+        problems.append(f"the certificate is not valid before {starts:%Y-%m-%d %H:%M} UTC (check the clock)")
+    order = chain_problem(chain)
+    if order:
+        problems.append(f"the chain is out of order: {order}")
+    return problems
+
+
 def plan_secret(ctx: "Context", opts: Any) -> Plan:
     """Create/replace the kubernetes.io/tls secret in tls.namespace from files, or copy a valid misplaced one."""
     from sbops.probes import kubecommon

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -20,24 +19,12 @@ from typing import Any
 import pytest
 
 from tests.lab import kube as lab
-from tests.lab.env import REPO, LabEnv, fix_json, status
+from tests.lab.env import LabEnv, fix_json, status
+from tests.lab.helm import DEMO_CHART
 
 NS = lab.NAMESPACE
-CHART = REPO / "tests" / "lab" / "charts" / "sbops-demo"
+CHART = DEMO_CHART
 DEMO = "sbops-demo"
-
-
-@pytest.fixture(scope="session")
-def helm_bin() -> str:
-    proc = subprocess.run([str(REPO / "scripts" / "get-helm")], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"scripts/get-helm failed (the helm tests must not skip):\n{proc.stderr}"
-    return proc.stdout.strip().splitlines()[-1]
-
-
-@pytest.fixture
-def helm_env(tmp_path: Path) -> dict[str, str]:
-    homes = {k: str(tmp_path / "helm" / k.lower()) for k in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME")}
-    return {**os.environ, **homes}
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ class ArgvWatcher:
         self.secrets = [s for s in secrets if s]
         self.interval = interval
         self.hits: list[str] = []
+        self.seen: set[str] = set()  # every distinct command line (to check secrets known only afterwards)
         self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -28,6 +29,7 @@ class ArgvWatcher:
                     argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
                 except OSError:
                     continue
+                self.seen.add(argv)
                 if any(s in argv for s in self.secrets):
                     self.hits.append(argv)
             self.samples += 1

@@ -34,6 +34,7 @@ class LabEnv:
         }
         self.services: dict[str, Service] = {}
         self.portal_url = "https://stackbill.example.com"
+        self.credentials_file = True  # False: leave the credentials file as it is (absent, or written by a test)
 
     # -- building the files ------------------------------------------------------------------------
     def set(self, key: str, value: Any) -> "LabEnv":
@@ -68,7 +69,8 @@ class LabEnv:
                 node = node.setdefault(part, {})
             node[parts[-1]] = value
         self.config_path.write_text(yaml.safe_dump(nested, sort_keys=True))
-        creds_mod.save(self.credentials(), self.credentials_path)
+        if self.credentials_file:
+            creds_mod.save(self.credentials(), self.credentials_path)
         return self
 
     # -- running sbops -----------------------------------------------------------------------------
@@ -97,6 +99,17 @@ class LabEnv:
 
     def fix(self, name: str, *extra: str) -> subprocess.CompletedProcess:
         return self.sbops("fix", name, "--yes", *extra)
+
+    def installer(self) -> "LabEnv":
+        """Keep `sbops install`'s state, logs, downloads and unit files inside this environment."""
+        for key in ("state_file", "log_dir", "download_dir", "unit_dir"):
+            self.settings.setdefault(f"install.{key}", str(self.root / "install" / key.replace("_file", ".json")))
+        return self
+
+    def install(self, *args: str, env: dict[str, str] | None = None, input: str | None = None,
+                timeout: float = 300) -> subprocess.CompletedProcess:
+        """`sbops install ARGS` (add --yes yourself: without it and without a terminal, install refuses)."""
+        return self.installer().sbops("install", *args, env=env, input=input, timeout=timeout)
 
 
 def status(result: dict[str, Any]) -> tuple[str, str]:

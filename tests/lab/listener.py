@@ -1,7 +1,9 @@
 """A stand-in TCP listener process: binds HOST:PORT, accepts and closes connections until SIGTERM.
 
 Host tests use it in place of mysqld/mongod/rabbitmq/nfsd ports (those services' own tests belong to
-their layers): `python tests/lab/listener.py 0.0.0.0 3306`, or `ListenerProc(host, port).start()`.
+their layers): `python tests/lab/listener.py 0.0.0.0 3306 [NAME]`, or `ListenerProc(host, port).start()`.
+NAME, when given, becomes the process's name (as `ps -o comm` and psutil show it): the NFS lab's
+stand-in is called nfsd, the name the installer's port validation accepts on the NFS port.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ class ListenerProc:
     host: str
     port: int
     log: Path | None = None
+    name: str = ""
     proc: object = field(default=None, repr=False)
 
     def start(self) -> "ListenerProc":
@@ -30,7 +33,8 @@ class ListenerProc:
         from tests.lab.common import Proc, wait_port
 
         log = self.log or Path(tempfile.mkstemp(prefix="listener.", suffix=".log")[1])
-        self.proc = Proc([sys.executable, str(HERE), self.host, str(self.port)], log).start()
+        argv = [sys.executable, str(HERE), self.host, str(self.port), *([self.name] if self.name else [])]
+        self.proc = Proc(argv, log).start()
         probe = "::1" if ":" in self.host and self.host != "::" else "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         wait_port(probe, self.port, timeout=10, proc=self.proc.popen, log=log)  # type: ignore[attr-defined]
         return self
@@ -48,6 +52,14 @@ class ListenerProc:
                 wait_closed("127.0.0.1", self.port, timeout=10)
 
 
+def set_name(name: str) -> None:
+    """prctl(PR_SET_NAME): the name the kernel reports for this process (15 bytes at most)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(15, name.encode()[:15], 0, 0, 0)
+
+
 def serve(host: str, port: int) -> None:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -63,4 +75,6 @@ def serve(host: str, port: int) -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 3:
+        set_name(sys.argv[3])
     serve(sys.argv[1], int(sys.argv[2]))

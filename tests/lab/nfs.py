@@ -9,7 +9,7 @@ written. sbops is pointed at the wrapper with the setting nfs.exportfs_command.
 What cannot run here: the kernel NFS server. This kernel has no `nfsd` filesystem (not in
 /proc/filesystems, no modules to load: `mount -t nfsd nfsd /proc/fs/nfsd` fails with "unknown filesystem
 type"), so `rpc.nfsd` cannot start and nothing serves NFS on 2049. The server's port is therefore a
-stand-in TCP listener process (tests/lab/listener.py) on a free port, set as nfs.port. exportfs works
+stand-in TCP listener process (tests/lab/listener.py, named nfsd) on a free port, set as nfs.port. exportfs works
 without the kernel server: it maintains etab, which is what `exportfs -v` lists.
 
 Needs: root, util-linux (`unshare`, `mount`), Debian package nfs-kernel-server (for /usr/sbin/exportfs
@@ -89,7 +89,7 @@ class NfsLab:
     def start_server(self) -> None:
         """The NFS port: nfsd listens on all addresses."""
         if self.listener is None:
-            self.listener = ListenerProc("0.0.0.0", self.port, self.root / "listener.log").start()
+            self.listener = ListenerProc("0.0.0.0", self.port, self.root / "listener.log", name="nfsd").start()
 
     def stop(self) -> None:
         if self.listener is not None:

@@ -1,0 +1,16 @@
+"""The installer's steps in the original script's order (ARCHITECTURE.md, "Installation Script Flow")."""
+
+from __future__ import annotations
+
+from sbops.install.steps import Step
+
+ORDER = ("credentials", "k3s", "helm", "istio", "mysql", "mongodb", "rabbitmq", "nfs", "namespace", "ecr-secret",
+         "tls-secret", "helm-release", "istio-gateway", "wait-pods", "save-credentials")
+
+
+def steps() -> list[Step]:
+    from sbops.install import creds, databases, infra, kubernetes
+
+    found = {**creds.STEPS, **infra.STEPS, **databases.STEPS, **kubernetes.STEPS}
+    assert set(found) == set(ORDER), sorted(set(found) ^ set(ORDER))
+    return [found[name] for name in ORDER]

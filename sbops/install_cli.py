@@ -1,0 +1,62 @@
+"""`sbops install`: flags only; the work is in sbops.install.command (wired into sbops/cli.py by one hook)."""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from typing import List, Optional
+
+import typer
+
+
+class Output(str, Enum):
+    text = "text"
+    json = "json"
+
+
+def install(
+    domain: Optional[str] = typer.Option(None, "--domain", metavar="NAME", help="the portal's DNS name (default: the credentials file's PORTAL URL)"),
+    ssl_cert: Optional[str] = typer.Option(None, "--ssl-cert", metavar="FILE", help="TLS certificate, full chain, server certificate first"),
+    ssl_key: Optional[str] = typer.Option(None, "--ssl-key", metavar="FILE", help="its private key (unencrypted PEM)"),
+    skip_infra: bool = typer.Option(False, "--skip-infra", help="skip K3s, Helm and Istio (they are installed already)"),
+    skip_db: bool = typer.Option(False, "--skip-db", help="skip MySQL, MongoDB, RabbitMQ and NFS"),
+    plan: bool = typer.Option(False, "--plan", help="print what every step would change, and change nothing"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="non-interactive: no prompts, no confirmation"),
+    only: Optional[List[str]] = typer.Option(None, "--only", metavar="STEP", help="run only this step (repeatable; see --list-steps)"),
+    skip: Optional[List[str]] = typer.Option(None, "--skip", metavar="STEP", help="skip this step (repeatable)"),
+    resume: bool = typer.Option(False, "--resume", help="continue the last run from the step that failed, with its options"),
+    artifacts_dir: Optional[str] = typer.Option(None, "--artifacts-dir", metavar="DIR", help="air-gapped: take K3s, its images, Helm, istioctl and the chart from DIR (checked against DIR/SHA256SUMS)"),
+    log_file: Optional[str] = typer.Option(None, "--log-file", metavar="FILE", help="this run's log (default: /var/log/sbops/install-<time>.log)"),
+    ecr_token_file: Optional[str] = typer.Option(None, "--ecr-token-file", metavar="FILE", help="ECR token or get-login-password output ('-': stdin; default: $AWS_ECR_TOKEN, else AWS credentials)"),
+    no_ecr_refresher: bool = typer.Option(False, "--no-ecr-refresher", help="do not install the ECR token refresher timer"),
+    force_os: bool = typer.Option(False, "--force-os", help="install on a distribution other than Ubuntu 22.04/24.04 or Debian 12"),
+    output: Output = typer.Option(Output.text, "--output", "-o", help="text or json"),
+    config: Optional[str] = typer.Option(None, "--config", metavar="FILE", help="YAML settings (default: $SBOPS_CONFIG, /etc/sbops/config.yaml)"),
+    credentials: Optional[str] = typer.Option(None, "--credentials", metavar="FILE", help="credentials file read and written (default: /root/stackbill-credentials.txt)"),
+    kubeconfig: Optional[str] = typer.Option(None, "--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, /etc/rancher/k3s/k3s.yaml)"),
+    list_steps: bool = typer.Option(False, "--list-steps", help="list the steps and exit"),
+) -> None:
+    """Install StackBill on this server, or bring an installation back to what it should be.
+
+    Every step probes, plans, applies and verifies; a second run changes nothing and says why.
+
+    Example: sbops install --domain portal.example.com --ssl-cert fullchain.pem --ssl-key privkey.pem --plan
+    """
+    from sbops.cli import _colour
+    from sbops.install import command
+
+    if list_steps:
+        typer.echo(command.list_steps(), nl=False)
+        return
+    flags = {"domain": domain, "ssl_cert": ssl_cert, "ssl_key": ssl_key, "artifacts_dir": artifacts_dir,
+             "ecr_token_file": ecr_token_file, "config": config, "credentials": credentials, "kubeconfig": kubeconfig,
+             "only": tuple(only) if only else None, "skip": tuple(skip) if skip else None,
+             "skip_infra": skip_infra or None, "skip_db": skip_db or None, "force_os": force_os or None,
+             "ecr_refresher": False if no_ecr_refresher else None}
+    for key in ("ssl_cert", "ssl_key", "artifacts_dir", "ecr_token_file", "config", "credentials", "kubeconfig"):
+        if flags[key] and flags[key] != "-":  # absolute: --resume may run from another directory
+            flags[key] = os.path.abspath(flags[key])
+    given = {k: v for k, v in flags.items() if v is not None}
+    code = command.execute(given, plan_only=plan, yes=yes, resume=resume, log_file=log_file or "",
+                           json_output=output is Output.json, colour=_colour())
+    raise typer.Exit(code)

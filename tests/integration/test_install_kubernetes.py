@@ -1,0 +1,201 @@
+"""The Kubernetes steps of `sbops install` against the lab's real kube-apiserver, with the real Helm 3:
+namespace, ECR pull secret, TLS secret, the Helm release of the local demo chart (values on stdin, never
+in argv), Gateway and VirtualService, the ingress Service patched to NodePort, and the wait for pods
+(a timeout fails the step naming each pod and why). Nothing reconciles in the lab: tests set pod states.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import secrets
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.test_ecr import NO_AWS, moto_ecr  # noqa: F401 - moto's ECR API, a fixture of test_ecr
+from tests.lab import kube as lab
+from tests.lab.argv_watch import ArgvWatcher
+from tests.lab.env import LabEnv
+from tests.lab.helm import DEMO_CHART
+
+PASSWORDS = {"mysql": "KubeStepsMysql01", "mongodb": "KubeStepsMongo01", "rabbitmq": "KubeStepsRabbit1"}
+STEPS = ("namespace", "ecr-secret", "tls-secret", "helm-release", "istio-gateway")
+
+
+def only(*steps: str) -> list[str]:
+    return [a for s in steps for a in ("--only", s)]
+
+
+@pytest.fixture
+def env(kube: lab.KubeLab, tmp_path: Path, helm_bin: str) -> LabEnv:
+    made = LabEnv(tmp_path / "env").set("kubeconfig", str(kube.kubeconfig)).set("helm.command", helm_bin)
+    made.set("install.chart", str(DEMO_CHART))
+    for name, password in PASSWORDS.items():
+        made.service(name, port=1, password=password)
+    return made.installer()
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("tls")
+    cert, key, ca = lab.make_cert(lab.DOMAIN, days=200)
+    (root / "fullchain.pem").write_text(cert + ca)
+    (root / "privkey.pem").write_text(key)
+    return root / "fullchain.pem", root / "privkey.pem"
+
+
+def token(hours: float = 11) -> str:
+    return lab.ecr_token(dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=hours))
+
+
+def helm_json(helm_bin: str, helm_env: dict, kube: lab.KubeLab, *args: str) -> Any:
+    proc = subprocess.run([helm_bin, *args, "--kubeconfig", str(kube.kubeconfig), "-o", "json"], capture_output=True,
+                          text=True, timeout=60, env=helm_env)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_kubernetes_steps_create_everything_then_a_rerun_changes_nothing(
+        env: LabEnv, kube: lab.KubeLab, core: Any, custom: Any, helm_bin: str, helm_env: dict, pair) -> None:
+    ns = f"sb-install-{secrets.token_hex(3)}"
+    env.set("namespace", ns)
+    ingress = core.read_namespaced_service("istio-ingressgateway", lab.ISTIO_NAMESPACE)
+    ingress.spec.type = "ClusterIP"
+    for port in ingress.spec.ports:
+        port.node_port = None
+    core.replace_namespaced_service("istio-ingressgateway", lab.ISTIO_NAMESPACE, ingress)
+    ecr = token()
+    cert, key = pair
+    extra = {**helm_env, "AWS_ECR_TOKEN": ecr}
+    with ArgvWatcher([*PASSWORDS.values(), lab.ecr_password(ecr)]) as watch:
+        proc = env.install("--yes", "--ssl-cert", str(cert), "--ssl-key", str(key), *only(*STEPS), env=extra)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert watch.samples > 10 and watch.hits == [], watch.hits[:1]
+    out = proc.stdout
+    for text in (f"create namespace {ns} labelled istio-injection=enabled,app.kubernetes.io/managed-by=Helm",
+                 f"create secret {ns}/awscred (kubernetes.io/dockerconfigjson", "replace secret istio-system/istio-ingressgateway-certs",
+                 f"install release stackbill in {ns} from {DEMO_CHART} 0.1.0: the release does not exist",
+                 f"create Gateway {ns}/stackbill-gateway", f"create VirtualService {ns}/stackbill-vs",
+                 "patch Service istio-system/istio-ingressgateway: type ClusterIP -> NodePort"):
+        assert text in out, (text, out)
+    for secret in PASSWORDS.values():
+        assert secret not in out + proc.stderr
+
+    namespace = core.read_namespace(ns)
+    assert namespace.metadata.labels["istio-injection"] == "enabled"
+    assert namespace.metadata.annotations["meta.helm.sh/release-name"] == "stackbill"
+    pull = core.read_namespaced_secret("awscred", ns)
+    assert pull.type == "kubernetes.io/dockerconfigjson"
+    stored = json.loads(base64.b64decode(pull.data[".dockerconfigjson"]))["auths"][lab.REGISTRY]["password"]
+    assert stored == lab.ecr_password(ecr)
+    tls = core.read_namespaced_secret(lab.TLS_SECRET, lab.ISTIO_NAMESPACE)
+    assert base64.b64decode(tls.data["tls.crt"]) == cert.read_bytes()
+    values = helm_json(helm_bin, helm_env, kube, "get", "values", "stackbill", "-n", ns)
+    assert values["global"]["mysql"] == {"ip": "127.0.0.1", "username": "stackbill", "password": PASSWORDS["mysql"]}
+    assert values["global"]["domain"] == lab.DOMAIN
+    assert core.read_namespaced_config_map("stackbill-settings", ns).data["chartVersion"] == "0.1.0"
+    gateway = custom.get_namespaced_custom_object("networking.istio.io", "v1beta1", ns, "gateways", "stackbill-gateway")
+    assert gateway["spec"]["servers"][0]["tls"] == {"mode": "SIMPLE", "credentialName": lab.TLS_SECRET}
+    service = core.read_namespaced_service("istio-ingressgateway", lab.ISTIO_NAMESPACE)
+    assert service.spec.type == "NodePort"
+    assert {p.name: p.node_port for p in service.spec.ports if p.name in ("http2", "https")} == {"http2": 31443, "https": 31882}
+    checks = env.doctor("k8s.namespace", "ecr.*", "tls.*", "helm.release", "istio.gateway", "istio.ingress")
+    assert {cid: c["status"] for cid, c in checks.items()} == dict.fromkeys(checks, "ok"), checks
+
+    again = env.install("--yes", "--ssl-cert", str(cert), "--ssl-key", str(key), *only(*STEPS), "--output", "json",
+                        env=extra)
+    assert again.returncode == 0, again.stderr
+    doc = json.loads(again.stdout)
+    ran = [s for s in doc["steps"] if s["status"] != "skipped"]
+    assert [s["status"] for s in ran] == ["unchanged"] * 5, [(s["name"], s["status"]) for s in ran]
+    assert all(r["nothing_to_do"] for s in ran for r in s["resources"])
+    assert doc["result"] == "finished" and doc["next"] == "sbops doctor"
+
+    env.service("mysql", port=1, password="AnotherMysqlPass")
+    proc = env.install("--yes", *only("credentials", "helm-release", "save-credentials"), env=extra)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "upgrade release stackbill" in proc.stdout and "values differ: global.mysql.password" in proc.stdout
+    history = helm_json(helm_bin, helm_env, kube, "history", "stackbill", "-n", ns)
+    assert [h["status"] for h in history] == ["superseded", "deployed"]
+
+
+def test_an_expired_pull_secret_is_renewed(env: LabEnv, core: Any) -> None:
+    old = token(hours=-1)
+    core.delete_namespaced_secret("awscred", lab.NAMESPACE)
+    core.create_namespaced_secret(lab.NAMESPACE, {"metadata": {"name": "awscred"}, "type": "kubernetes.io/dockerconfigjson",
+                                                   "data": {".dockerconfigjson": base64.b64encode(lab.dockerconfigjson(old).encode()).decode()}})
+    assert env.check("ecr.expiry")["status"] == "fail"
+    token_file = env.root / "token"
+    fresh = token()
+    token_file.write_text(lab.ecr_password(fresh) + "\n")
+    proc = env.install("--yes", "--ecr-token-file", str(token_file), *only("ecr-secret"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "a new token is needed: the ECR token in sb-apps/awscred expired" in proc.stdout
+    assert "the ECR token was supplied by hand" in proc.stdout  # so the refresher cannot be offered
+    assert env.check("ecr.expiry")["status"] == "ok"
+
+
+def set_ready(core: Any, app: str, ready: bool) -> str:
+    """As a kubelet would report the app's container: crash-looping, or running and Ready."""
+    pod = lab.pod_name(app)
+    current = core.read_namespaced_pod_status(pod, lab.NAMESPACE)
+    statuses = []
+    for cs in current.status.container_statuses:
+        item = core.api_client.sanitize_for_serialization(cs)
+        if cs.name == app:
+            item.update(ready=ready, restartCount=0 if ready else 4, state={"running": {"startedAt": "2026-01-01T00:00:00Z"}}
+                        if ready else {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s"}},
+                        lastState={} if ready else {"terminated": {"exitCode": 1, "reason": "Error",
+                                                                   "startedAt": "2026-01-01T00:00:00Z",
+                                                                   "finishedAt": "2026-01-01T00:00:01Z"}})
+        statuses.append(item)
+    flag = "True" if ready else "False"
+    core.patch_namespaced_pod_status(pod, lab.NAMESPACE, {"status": {"containerStatuses": statuses, "conditions": [
+        {"type": "Ready", "status": flag}, {"type": "ContainersReady", "status": flag}]}})
+    return pod
+
+
+def test_wait_pods_fails_naming_the_pods_then_resume_converges(env: LabEnv, core: Any) -> None:
+    env.set("install.pod_timeout", 2)
+    pod = set_ready(core, "sb-core", False)
+    proc = env.install("--yes", *only("wait-pods"))
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert f"not every pod is Ready after 2s: {pod}: crash_loop (CrashLoopBackOff: last exit 1 (Error), 4 restarts)" \
+        in proc.stdout
+    assert "Install failed at step wait-pods" in proc.stdout and "sbops install --resume" in proc.stdout
+    state = json.loads((env.root / "install" / "state.json").read_text())
+    assert state["steps"]["wait-pods"]["status"] == "failed" and state["finished"] is False
+
+    set_ready(core, "sb-core", True)
+    proc = env.install("--resume", "--yes")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "at step wait-pods" in proc.stdout and "= pods.ready: all 10 pod(s) in sb-apps are Ready" in proc.stdout
+    state = json.loads((env.root / "install" / "state.json").read_text())
+    assert state["finished"] is True and state["options"]["only"] == ["wait-pods"]
+    refused = env.install("--resume", "--yes")
+    assert refused.returncode == 2 and "nothing to resume" in refused.stderr
+
+
+def test_token_from_aws_credentials_offers_the_refresher(env: LabEnv, core: Any, moto_ecr: str) -> None:
+    """boto3's credential chain (fake keys in the environment) against moto's ECR API: the plan takes the
+    token from AWS and offers the refresher timer; applied, the step's verification catches that moto's
+    token expired in 2015 (its fixed expiresAt) instead of reporting success."""
+    core.delete_namespaced_secret("awscred", lab.NAMESPACE)
+    env.set("ecr.endpoint_url", moto_ecr)
+    aws = {**NO_AWS, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    plan = env.install("--plan", *only("ecr-secret"), env=aws)
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "+ create secret sb-apps/awscred" in plan.stdout
+    assert "note: token from AWS ECR API (region ap-south-1)" in plan.stdout
+    assert "+ install sbops-ecr-refresh.timer: `sbops fix ecr-refresh --yes` every 6 hours" in plan.stdout
+    assert core.list_namespaced_secret(lab.NAMESPACE, field_selector="metadata.name=awscred").items == []
+
+    proc = env.install("--yes", "--no-ecr-refresher", *only("ecr-secret"), env=aws)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "verify: ecr.expiry fail (expired)" in proc.stdout
+    assert "the ECR refresher is not wanted (--no-ecr-refresher" in proc.stdout
+    assert core.read_namespaced_secret("awscred", lab.NAMESPACE).metadata.annotations["sbops.io/expires-at"].startswith("2015-01-01")
