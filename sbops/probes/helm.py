@@ -134,9 +134,16 @@ def last_deployed(older: list[dict[str, Any]]) -> int | None:
     return None
 
 
+def release_secrets(ctx: "Context", namespace: str, release: str = "") -> list[dict[str, Any]]:
+    """Helm 3's release records in `namespace` (one Secret per revision), of one release or of all: the one
+    observer the doctor check, the rollback fix, the installer and the uninstaller read releases through."""
+    selector = f"owner=helm,name={release}" if release else "owner=helm"
+    secrets = kc.api(ctx).list(kc.path(namespace=namespace, plural="secrets"), label_selector=selector)
+    return [s for s in secrets if (s.get("metadata") or {}).get("name", "").startswith(SECRET_PREFIX)]
+
+
 def list_revisions(ctx: "Context", namespace: str, release: str) -> list[dict[str, Any]]:
-    secrets = kc.api(ctx).list(kc.path(namespace=namespace, plural="secrets"), label_selector=f"owner=helm,name={release}")
-    return [summarize(s) for s in secrets if (s.get("metadata") or {}).get("name", "").startswith(SECRET_PREFIX)]
+    return [summarize(s) for s in release_secrets(ctx, namespace, release)]
 
 
 def check_release(ctx: "Context") -> Result:
@@ -217,8 +224,7 @@ def latest(revisions: list[dict[str, Any]]) -> dict[str, Any]:
 
 def list_releases(ctx: "Context", namespace: str) -> dict[str, list[dict[str, Any]]]:
     """Every Helm 3 release recorded in `namespace` with its revisions."""
-    secrets = kc.api(ctx).list(kc.path(namespace=namespace, plural="secrets"), label_selector="owner=helm")
-    return group_releases(secrets)
+    return group_releases(release_secrets(ctx, namespace))
 
 
 def uninstall_argv(helm: str, release: str, namespace: str, kubeconfig: str) -> list[str]:
@@ -230,8 +236,7 @@ def uninstall_argv(helm: str, release: str, namespace: str, kubeconfig: str) -> 
 def latest_record(ctx: "Context", namespace: str, release: str) -> dict[str, Any] | None:
     """The decoded record of the release's newest revision (info.status filled from the label when the
     record lacks it), None when the release has no revision at all."""
-    secrets = kc.api(ctx).list(kc.path(namespace=namespace, plural="secrets"), label_selector=f"owner=helm,name={release}")
-    secrets = [s for s in secrets if (s.get("metadata") or {}).get("name", "").startswith(SECRET_PREFIX)]
+    secrets = release_secrets(ctx, namespace, release)
     if not secrets:
         return None
     newest = max(secrets, key=revision_of)
