@@ -29,6 +29,7 @@ def install(
     log_file: Optional[str] = typer.Option(None, "--log-file", metavar="FILE", help="this run's log (default: /var/log/sbops/install-<time>.log)"),
     ecr_token_file: Optional[str] = typer.Option(None, "--ecr-token-file", metavar="FILE", help="ECR token or get-login-password output ('-': stdin; default: $AWS_ECR_TOKEN, else AWS credentials)"),
     no_ecr_refresher: bool = typer.Option(False, "--no-ecr-refresher", help="do not install the ECR token refresher timer"),
+    no_exporter: bool = typer.Option(False, "--no-exporter", help="do not install the sbops exporter service (the checks as Prometheus metrics)"),
     force_os: bool = typer.Option(False, "--force-os", help="install on a distribution other than Ubuntu 22.04/24.04 or Debian 12"),
     output: Output = typer.Option(Output.text, "--output", "-o", help="text or json"),
     config: Optional[str] = typer.Option(None, "--config", metavar="FILE", help="YAML settings (default: $SBOPS_CONFIG, /etc/sbops/config.yaml)"),
@@ -52,7 +53,7 @@ def install(
              "ecr_token_file": ecr_token_file, "config": config, "credentials": credentials, "kubeconfig": kubeconfig,
              "only": tuple(only) if only else None, "skip": tuple(skip) if skip else None,
              "skip_infra": skip_infra or None, "skip_db": skip_db or None, "force_os": force_os or None,
-             "ecr_refresher": False if no_ecr_refresher else None}
+             "ecr_refresher": False if no_ecr_refresher else None, "exporter": False if no_exporter else None}
     for key in ("ssl_cert", "ssl_key", "artifacts_dir", "ecr_token_file", "config", "credentials", "kubeconfig"):
         if flags[key] and flags[key] != "-":  # absolute: --resume may run from another directory
             flags[key] = os.path.abspath(flags[key])

@@ -109,6 +109,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "install.api_timeout": (300.0, "seconds to wait for the K3s API, its node and istiod after installing them"),
     "install.mysql_flavour": ("auto", "packages when MySQL must be installed: mysql, mariadb, or auto (mysql on Ubuntu, mariadb on Debian)"),
     "install.ecr_refresher": (True, "install the ECR refresher timer when the token comes from AWS credentials (not a supplied token)"),
+    "install.exporter": (True, "install and start `sbops exporter` as a systemd service (exporter.listen, 127.0.0.1:29100 by default)"),
 }
 
 SECRET_KEYS = frozenset({"mysql.admin_password", "mongodb.admin_password"})

@@ -95,6 +95,7 @@ class HostInventory:
     credentials: str = ""  # the credentials file's path ("" when none is known)
     credentials_exists: bool = False
     credentials_backup: bool = False  # <file>.bak, which write_atomic keeps and which holds the same passwords
+    exporter_units: tuple[str, ...] = ()  # the unit file of the installer's `sbops exporter` service
 
 
 @dataclass(frozen=True)
@@ -291,6 +292,9 @@ def observe_host(ctx: "Context", refresher_dir: Path = REFRESHER_DIR) -> HostInv
 
     units = tuple(str(refresher_dir / f"{UNIT}.{kind}") for kind in ("timer", "service")
                   if (refresher_dir / f"{UNIT}.{kind}").exists())
+    from sbops.install.monitoring import UNIT as EXPORTER_UNIT
+
+    exporter = tuple(str(refresher_dir / EXPORTER_UNIT) for _ in (0,) if (refresher_dir / EXPORTER_UNIT).exists())
     path = ctx.credentials_path
     return HostInventory(units, str(refresher_dir), str(path or ""), bool(path and path.exists()),
-                         bool(path and path.with_name(path.name + ".bak").exists()))
+                         bool(path and path.with_name(path.name + ".bak").exists()), exporter)

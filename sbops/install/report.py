@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any, TextIO
 
 from sbops import __version__
-from sbops.install import steps as st
+from sbops.install import monitoring, steps as st
 from sbops.install.run import Reporter
 
 if TYPE_CHECKING:
@@ -188,6 +188,10 @@ def recap_facts(run: "Run", outcomes: list[st.StepOutcome], plan_only: bool, inv
     if ecr is not None:
         refresher = next((r.plan.nothing_to_do or (r.applied[0] if r.applied else "")
                           for r in ecr.resources if r.name == "ecr.refresher" and r.plan), "")
+    exporter = ""
+    ran = next((o for o in outcomes if o.step.name == "exporter" and o.status not in (st.SKIPPED, st.NOT_RUN)), None)
+    if ran is not None and not monitoring.wanted(run):
+        exporter = f"http://{run.settings['exporter.listen']}/metrics ({monitoring.UNIT}; alert rules: sbops exporter print-rules)"
     return {
         "result": result, "failed_step": failed.step.name if failed else "",
         "counts": counts(outcomes),
@@ -197,6 +201,7 @@ def recap_facts(run: "Run", outcomes: list[st.StepOutcome], plan_only: bool, inv
         "firewall": {"open": [http, https], "keep_closed": closed},
         "credentials_file": str(run.credentials_path),
         "ecr_refresher": refresher,
+        "exporter": exporter,
         "log_file": str(run.log.path) if run.log else "",
         "next": nxt,
     }
@@ -220,6 +225,8 @@ def recap_lines(facts: dict[str, Any], colour: bool = False) -> list[str]:
     lines.append(f"  Credentials: {facts['credentials_file']} (mode 0600; passwords are not shown)")
     if facts["ecr_refresher"]:
         lines.append(f"  ECR token:   {facts['ecr_refresher']}")
+    if facts["exporter"]:
+        lines.append(f"  Metrics:     {facts['exporter']}")
     if facts["log_file"]:
         lines.append(f"  Log:         {facts['log_file']}")
     lines.append(f"  Next:        {facts['next']}")

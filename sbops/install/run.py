@@ -36,6 +36,7 @@ class Options:
     artifacts_dir: str = ""
     ecr_token_file: str = ""
     ecr_refresher: bool = True
+    exporter: bool = True
     force_os: bool = False
     config: str = ""
     credentials: str = ""

@@ -2,8 +2,8 @@
 second Inventory to what is still there.
 
 Levels (the original uninstall.sh's flags):
-  release    always: the ECR refresher timer, the Helm release, the Istio VirtualService and Gateway, the
-             ECR pull secret
+  release    always: the ECR refresher timer, the installer's exporter service, the Helm release, the Istio
+             VirtualService and Gateway, the ECR pull secret
   pvc        --delete-pvc (and --delete-namespace, which would delete them anyway): the namespace's PVCs
   namespace  --delete-namespace: the TLS secret in istio-system (unless another Gateway uses it), the namespace
   mongo-data --delete-mongo-data: the MongoDB databases other than admin, config and local
@@ -145,6 +145,13 @@ def _plan_release_level(b: _Builder, inv: Inventory) -> None:
                "stop and remove the ECR refresher timer (it would recreate the pull secret)", *commands)
     else:
         b.absent("release", "ECR refresher timer", f"not installed (no sbops-ecr-refresh units in {host.refresher_dir})")
+    if host.exporter_units:
+        unit = host.exporter_units[0].rsplit("/", 1)[-1]
+        b.step("release", "exporter", host.exporter_units, "sbops exporter service",
+               "stop and remove the sbops exporter service (it would report the removed installation as failing)",
+               f"systemctl disable --now {unit}", f"rm -f {' '.join(host.exporter_units)}", "systemctl daemon-reload")
+    else:
+        b.absent("release", "sbops exporter service", f"not installed (no sbops-exporter.service in {host.refresher_dir})")
     if kube.error:
         b.blockers.append(f"cannot read the cluster: {kube.error}")
         return
@@ -320,8 +327,8 @@ def _unmeasured(b: _Builder, why: str) -> None:
 def still_there(step: Step, after: Inventory) -> str:
     """'' when the step's target is gone in `after`, else what is left (or why it cannot be told). Pure."""
     kube, kind, target = after.kube, step.kind, step.target
-    if kind == "refresher":
-        left = [u for u in target if u in after.host.refresher_units]
+    if kind in ("refresher", "exporter"):
+        left = [u for u in target if u in after.host.refresher_units + after.host.exporter_units]
         return f"unit files remain: {', '.join(left)}" if left else ""
     if kind == "remove-credentials":
         return f"{target[0]} remains" if after.host.credentials_exists else ""

@@ -35,7 +35,8 @@ class StepFailed(Exception):
 def bind(ctx: "Context", step: Step, wait: float) -> Change:
     """The step's Change with its `apply`; `wait` bounds how long a deletion may take to finish."""
     appliers: dict[str, Callable[[], None]] = {
-        "refresher": lambda: remove_refresher(ctx, step.target),
+        "refresher": lambda: remove_units(ctx, step.target, ".timer"),
+        "exporter": lambda: remove_units(ctx, step.target, ".service"),
         "helm-uninstall": lambda: helm_uninstall(ctx, step.target[0]),
         "delete-object": lambda: delete_object(ctx, *step.target),
         "delete-pvc": lambda: delete_claim(ctx, step.target[0], step.target[1], wait),
@@ -51,10 +52,11 @@ def bind(ctx: "Context", step: Step, wait: float) -> Change:
 
 
 # -- host ------------------------------------------------------------------------------------------------
-def remove_refresher(ctx: "Context", units: tuple[str, ...]) -> None:
-    """Stop the timer (a missing or already stopped unit is fine), delete the unit files, reload systemd."""
+def remove_units(ctx: "Context", units: tuple[str, ...], started: str) -> None:
+    """Stop the unit that is enabled (the refresher's .timer, the exporter's .service; a missing or already
+    stopped one is fine), delete the unit files, reload systemd."""
     for unit in units:
-        if unit.endswith(".timer"):
+        if unit.endswith(started):
             ctx.runner.run(["systemctl", "disable", "--now", Path(unit).name], timeout=60)
     remove_files(units)
     result = ctx.runner.run(["systemctl", "daemon-reload"], timeout=60)

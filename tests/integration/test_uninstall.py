@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.integration.test_helm import CHART, DEMO, helm, helm_bin, helm_env  # noqa: F401 - fixtures
+from tests.integration.test_helm import CHART, DEMO, helm  # helm_bin, helm_env: fixtures of tests/lab/helm.py
 from tests.lab import kube as lab
 from tests.lab.argv_watch import ArgvWatcher
 from tests.lab.env import REPO, LabEnv

@@ -104,6 +104,8 @@ class LabEnv:
         """Keep `sbops install`'s state, logs, downloads and unit files inside this environment."""
         for key in ("state_file", "log_dir", "download_dir", "unit_dir"):
             self.settings.setdefault(f"install.{key}", str(self.root / "install" / key.replace("_file", ".json")))
+        # no systemd here to run the exporter's service: its step is tested through the recording runner
+        self.settings.setdefault("install.exporter", False)
         return self
 
     def install(self, *args: str, env: dict[str, str] | None = None, input: str | None = None,

@@ -80,6 +80,7 @@ def up() -> LabEnv:
     env.set("rabbitmq.ctl_command", rabbit.ctl_command).set("rabbitmq.plugins_command", rabbit.plugins_command)
 
     say("NFS export table")
+    stop_pid_file(LAB / "nfs" / "listener.pid")  # a second `up` must not leave the first one's listener behind
     nfs = NfsLab(LAB / "nfs")
     nfs.start()
     nfs.seed_stackbill()
@@ -95,9 +96,20 @@ def up() -> LabEnv:
     say("the portal's HTTPS endpoint (a stand-in answering / and the cloudconfiguration API)")
     env.set("app.url", f"https://127.0.0.1:{start_portal(LAB / 'portal')}")
 
+    env.set("helm.command", helm_binary())  # for helm-rollback and uninstall, as /usr/local/bin/helm would be
     env.set("journal", str(LAB / "journal.log"))
     env.write()
     return env
+
+
+def helm_binary() -> str:
+    """The cached static Helm 3 (scripts/get-helm prints its path, downloading it the first time)."""
+    import subprocess
+
+    proc = subprocess.run([str(REPO / "scripts" / "get-helm")], capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"scripts/get-helm failed: {proc.stderr.strip()}")
+    return proc.stdout.strip().splitlines()[-1]
 
 
 def start_portal(root: Path) -> int:
@@ -133,25 +145,23 @@ def down(purge: bool = False) -> None:
         MongoLab(LAB / "mongodb").stop()
     if (LAB / "rabbitmq" / "lab.json").exists():
         RabbitMQ.load(LAB / "rabbitmq").stop()
-    pid_file = LAB / "nfs" / "listener.pid"
-    if pid_file.exists() and pid_file.read_text().strip():
-        try:
-            os.kill(int(pid_file.read_text()), 15)
-        except (ProcessLookupError, ValueError):
-            pass
-        pid_file.unlink()
-    portal_pid = LAB / "portal" / "pid"
-    if portal_pid.exists():
-        try:
-            os.kill(int(portal_pid.read_text()), 15)
-        except (ProcessLookupError, ValueError):
-            pass
-        portal_pid.unlink()
+    stop_pid_file(LAB / "nfs" / "listener.pid")
+    stop_pid_file(LAB / "portal" / "pid")
     from tests.lab.kube import stop_detached as stop_kube
 
     stop_kube(LAB / "kube")
     if purge and LAB.exists():
         shutil.rmtree(LAB)
+
+
+def stop_pid_file(pid_file: Path) -> None:
+    """Stop the process a pid file names (gone already is fine), then remove the file."""
+    if pid_file.exists():
+        try:
+            os.kill(int(pid_file.read_text().strip()), 15)
+        except (ProcessLookupError, ValueError):
+            pass
+        pid_file.unlink()
 
 
 def say(what: str) -> None:

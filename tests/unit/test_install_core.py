@@ -313,14 +313,16 @@ def test_recap_lines() -> None:
              "portal_url": "https://p.example.com:31882", "portal_by_ip": "https://10.0.0.5:31882",
              "nodeports": {"http": 31443, "https": 31882},
              "firewall": {"open": [31443, 31882], "keep_closed": [2049, 3306]},
-             "credentials_file": "/root/stackbill-credentials.txt", "ecr_refresher": "", "log_file": "/var/log/x.log",
-             "next": "sbops doctor"}
+             "credentials_file": "/root/stackbill-credentials.txt", "ecr_refresher": "",
+             "exporter": "http://127.0.0.1:29100/metrics (sbops-exporter.service; alert rules: sbops exporter print-rules)",
+             "log_file": "/var/log/x.log", "next": "sbops doctor"}
     assert report.recap_lines(facts) == [
         "", "Install finished (3 skipped, 12 unchanged)",
         "  Portal:      https://p.example.com:31882  (admin UI under /admin; by address: https://10.0.0.5:31882)",
         "  NodePorts:   HTTPS 31882, HTTP 31443 (redirects to HTTPS)",
         "  Firewall:    open TCP 31443, 31882 to the portal's users; keep 2049, 3306 closed to the outside (pods reach them on the host)",
         "  Credentials: /root/stackbill-credentials.txt (mode 0600; passwords are not shown)",
+        "  Metrics:     http://127.0.0.1:29100/metrics (sbops-exporter.service; alert rules: sbops exporter print-rules)",
         "  Log:         /var/log/x.log",
         "  Next:        sbops doctor"]
 

@@ -42,7 +42,8 @@ def installed() -> Inventory:
         MongoInventory("stackbill", True, ({"name": "usage", "bytes": 519500, "empty": False},), "as stackbill itself"),
         RabbitInventory("stackbill", True, "rabbitmqctl", ("rabbitmqctl delete_user stackbill",)),
         HostInventory(("/etc/systemd/system/sbops-ecr-refresh.timer", "/etc/systemd/system/sbops-ecr-refresh.service"),
-                      "/etc/systemd/system", "/root/stackbill-credentials.txt", True, True),
+                      "/etc/systemd/system", "/root/stackbill-credentials.txt", True, True,
+                      ("/etc/systemd/system/sbops-exporter.service",)),
     )
 
 
@@ -57,6 +58,11 @@ def removed() -> Inventory:
     )
 
 
+def step_of(p, kind: str, n: int = 0):
+    """The plan's n-th step of a kind (indices would shift with every new step)."""
+    return [s for s in p.steps if s.kind == kind][n]
+
+
 def steps(p) -> list[tuple[str, tuple[str, ...]]]:
     return [(s.kind, s.target) for s in p.steps]
 
@@ -64,6 +70,7 @@ def steps(p) -> list[tuple[str, tuple[str, ...]]]:
 ALL = Levels(pvc=True, namespace=True, db=True, mongo_data=True)
 RELEASE_LEVEL = [
     ("refresher", ("/etc/systemd/system/sbops-ecr-refresh.timer", "/etc/systemd/system/sbops-ecr-refresh.service")),
+    ("exporter", ("/etc/systemd/system/sbops-exporter.service",)),
     ("helm-uninstall", ("stackbill",)),
     ("delete-object", ("virtualservice", NS, "stackbill-vs")),
     ("delete-object", ("gateway", NS, "stackbill-gateway")),
@@ -82,9 +89,9 @@ def test_default_level_deletes_the_release_and_what_surrounds_it_and_lists_the_r
         "credentials file /root/stackbill-credentials.txt"]
     assert p.kept[0].why == "add --delete-pvc to delete it"
     assert p.kept[4].why == "add --delete-db to delete it"
-    assert p.steps[1].change.commands == (
+    assert step_of(p, "helm-uninstall").change.commands == (
         "/usr/local/bin/helm uninstall stackbill -n sb-apps --kubeconfig /etc/rancher/k3s/k3s.yaml --timeout 300s",)
-    assert p.steps[1].change.description.startswith("uninstall Helm release stackbill (chart stackbill-1.0.0, revision 3, deployed)")
+    assert step_of(p, "helm-uninstall").change.description.startswith("uninstall Helm release stackbill (chart stackbill-1.0.0, revision 3, deployed)")
 
 
 def test_every_level_in_the_safe_order():
@@ -136,6 +143,7 @@ def test_nothing_left_is_nothing_to_do_with_a_reason_for_each_item():
     assert p.empty and not p.blockers and p.kept == ()
     assert {(g.what, g.why) for g in p.gone} == {
         ("ECR refresher timer", "not installed (no sbops-ecr-refresh units in /etc/systemd/system)"),
+        ("sbops exporter service", "not installed (no sbops-exporter.service in /etc/systemd/system)"),
         ("Helm release stackbill", f"no release record in namespace {NS}"),
         (f"virtualservice {NS}/stackbill-vs", "does not exist"),
         (f"gateway {NS}/stackbill-gateway", "does not exist"),
@@ -198,7 +206,7 @@ def test_other_releases_and_a_terminating_namespace_are_described():
 
 def test_uninstalled_with_history_is_purged():
     inv = replace(installed(), kube=replace(installed().kube, releases=(dict(RELEASE, status="uninstalled"),)))
-    assert plan(inv, Levels()).steps[1].change.description.startswith("purge the history of Helm release stackbill")
+    assert step_of(plan(inv, Levels()), "helm-uninstall").change.description.startswith("purge the history of Helm release stackbill")
 
 
 def test_a_mounted_claim_is_noted():
@@ -240,7 +248,7 @@ def test_what_is_still_there_and_why():
     (lambda i: i, ""),
 ])
 def test_helm_release_verification(after, expected):
-    step = plan(installed(), Levels()).steps[1]
+    step = step_of(plan(installed(), Levels()), "helm-uninstall")
     assert step.kind == "helm-uninstall" and still_there(step, after(removed())) == expected
 
 
@@ -253,6 +261,6 @@ def test_renderers_show_sizes_levels_and_what_is_never_removed():
     assert "drop MySQL database stackbill (120 tables, about 41000 rows, 9.4 MB on disk)" in text
     assert "$ DROP USER IF EXISTS 'stackbill'@'localhost'" in text
     assert text.rstrip().splitlines()[-1].startswith("never removed: K3s; Istio")
-    outcome = Outcome("not-finished", remaining=[(p.steps[5], "Terminating: mounted by pod(s) x")])
+    outcome = Outcome("not-finished", remaining=[(step_of(p, "delete-pvc"), "Terminating: mounted by pod(s) x")])
     verify = render_verify(p, outcome)
     assert f"✘ PVC {NS}/sb-data: Terminating: mounted by pod(s) x" in verify and "✔ Helm release stackbill: gone" in verify

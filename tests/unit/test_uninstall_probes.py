@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sbops.context import Context
-from sbops.install.uninstall_apply import remove_refresher
+from sbops.install.uninstall_apply import remove_units
 from sbops.probes import helm, k8s, mongodb, mysql
 from sbops.runner import CommandResult, RecordingRunner
 from sbops.settings import Settings
@@ -104,14 +104,14 @@ def test_refresher_removal_stops_the_timer_then_deletes_the_units(tmp_path: Path
         Path(unit).write_text("[Unit]\n")
     runner = RecordingRunner()
     ctx = Context(Settings.load(env={}), runner=runner)
-    remove_refresher(ctx, units)
+    remove_units(ctx, units, ".timer")
     assert runner.commands == [("systemctl", "disable", "--now", "sbops-ecr-refresh.timer"),
                                ("systemctl", "daemon-reload")]
     assert not any(Path(u).exists() for u in units)
 
     failing = RecordingRunner(responses={"systemctl daemon-reload": CommandResult(("systemctl",), 1, "", "Failed to reload")})
     with pytest.raises(Exception, match="systemctl daemon-reload: Failed to reload"):
-        remove_refresher(Context(Settings.load(env={}), runner=failing), units)
+        remove_units(Context(Settings.load(env={}), runner=failing), units, ".timer")
 
 
 # -- the command line ----------------------------------------------------------------------------------
@@ -142,3 +142,13 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
     proc = sbops("uninstall", *args)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_exporter_removal_stops_the_service_then_deletes_its_unit(tmp_path: Path):
+    """systemd cannot run here: the recording runner takes the commands, the unit file is a real file."""
+    unit = tmp_path / "sbops-exporter.service"
+    unit.write_text("[Unit]\n")
+    runner = RecordingRunner()
+    remove_units(Context(Settings.load(env={}), runner=runner), (str(unit),), ".service")
+    assert runner.commands == [("systemctl", "disable", "--now", "sbops-exporter.service"), ("systemctl", "daemon-reload")]
+    assert not unit.exists()
