@@ -77,7 +77,7 @@ def test_healthy_lab_every_check_passes_and_promtool_accepts_the_scrape(healthy:
     samples = parse(text)
     success = by_check(samples, "sbops_check_success")
     registry = load_all()
-    assert set(success) == set(registry.checks), "one sbops_check_success per check, none skipped"
+    assert set(success) == set(registry.checks), f"one sbops_check_success per check, none skipped: {reasons(samples)}"
     assert {cid for cid, v in success.items() if v != 1} == FIXTURE_FAILURES, reasons(samples)
     current = reasons(samples)
     assert {cid for cid, r in current.items() if r != "none"} == LAB_WARNINGS | FIXTURE_FAILURES

@@ -760,8 +760,12 @@ class KubeLab:
                 (self._delete_services, ns, {}),
                 (self._delete_pvcs, ns, {}),
             ]
+        # Istio objects in every namespace, not only the lab's: a Gateway a test left in a namespace of its own
+        # would still name the TLS secret and change what other tests see (sbops reads gateways cluster-wide)
+        for other in {item["metadata"]["namespace"] for plural, _, _ in CRDS for item in custom.list_cluster_custom_object(
+                ISTIO_GROUP, ISTIO_VERSION_API, plural)["items"]} | set(NAMESPACES):
             for plural, _, _ in CRDS:
-                jobs.append((custom.delete_collection_namespaced_custom_object, ns, {
+                jobs.append((custom.delete_collection_namespaced_custom_object, other, {
                     "group": ISTIO_GROUP, "version": ISTIO_VERSION_API, "plural": plural}))
         jobs += [
             (self._delete_cluster, None, {"lister": core.list_persistent_volume, "deleter": core.delete_persistent_volume,
