@@ -326,11 +326,9 @@ def files_from(ctx: "Context", opts: Any) -> tuple[str, str]:
 
 
 def validate_pair(cert_pem: bytes, key_pem: bytes, domain: str, now: datetime, what: str) -> list[str]:
-    """Blockers for installing this pair: unparsable, expired, not for the domain, mismatched, bad chain."""
-    result = judge_certificate(cert_pem, key_pem, domain, now, 0.0, what)
-    if result.status is Status.FAIL:
-        return [result.summary.split(": run `sbops fix tls-secret`")[0]]
-    return []
+    """Blockers for installing this pair (the tls-secret fix; `sbops install` validates with the same
+    pair_problems): unparsable, mismatched, not for the domain, expired or not yet valid, bad chain."""
+    return [f"{what}: {problem}" for problem in pair_problems(cert_pem, key_pem, domain, now)]
 
 
 def not_before(cert: Any) -> datetime:
