@@ -245,7 +245,7 @@ def observe_mysql(ctx: "Context") -> MysqlInventory:
             return MysqlInventory(user, wanted, error=f"no MySQL login works ({access.why})")
         sizes = mysql.observe_database_sizes(access.session, wanted)
         databases = tuple({"name": name, **sizes[name]} for name in sorted(sizes))
-        hosts = tuple(mysql.observe_account_hosts(access.session, user))
+        hosts = tuple(sorted(mysql.observe_accounts(access.session, user)[0]))
         return MysqlInventory(user, wanted, databases, hosts, access.session.label)
 
     return guarded(ctx, lambda why: MysqlInventory(user, wanted, error=why), read)

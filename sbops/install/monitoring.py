@@ -105,7 +105,8 @@ def _systemctl(run: "Run", *args: str) -> None:
 def healthy(listen: str, timeout: float) -> tuple[bool, str]:
     """Whether the exporter answers GET /-/healthy at `listen` (HOST:PORT), over HTTP or HTTPS."""
     import http.client
-    import ssl
+
+    from sbops.probes.net import tls_context
 
     host, _, port = listen.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"
@@ -115,9 +116,7 @@ def healthy(listen: str, timeout: float) -> tuple[bool, str]:
     for secure in (False, True):
         conn: http.client.HTTPConnection
         if secure:  # a liveness probe of our own service on this host: the certificate is not the question
-            context = ssl.create_default_context()
-            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-            conn = http.client.HTTPSConnection(host, int(port), timeout=timeout, context=context)
+            conn = http.client.HTTPSConnection(host, int(port), timeout=timeout, context=tls_context(False))
         else:
             conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
         try:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from sbops.model import Reason, Result, Status, fail, ok
+from sbops.probes.net import tls_context
 
 if TYPE_CHECKING:
     from sbops.context import Context
@@ -91,14 +92,6 @@ def base_url(app_url: str, server_ip: str, https_port: int) -> str:
     return f"https://{host}:{https_port}"
 
 
-def _tls_context(verify: bool) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    if not verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 def http_get(url: str, *, domain: str, verify: bool, timeout: float) -> Answer:
     """GET `url` with Host (and TLS SNI) = domain; never follows redirects; never raises."""
     import http.client
@@ -117,7 +110,7 @@ def http_get(url: str, *, domain: str, verify: bool, timeout: float) -> Answer:
     try:
         if parts.scheme == "https":
             conn: http.client.HTTPConnection = SNIConnection(host, parts.port or 443, timeout=timeout,
-                                                            context=_tls_context(verify))
+                                                            context=tls_context(verify))
         else:
             conn = http.client.HTTPConnection(host, parts.port or 80, timeout=timeout)
         try:

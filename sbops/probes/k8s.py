@@ -200,12 +200,10 @@ def answers_kube_api(host: str, port: int, timeout: float) -> bool:
     checked: this only identifies the listener) answers its version, or an API Status for anonymous users."""
     import http.client
     import json
-    import ssl
 
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+    from sbops.probes.net import tls_context
+
+    conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=tls_context(False))
     try:
         conn.request("GET", "/version")
         body = conn.getresponse().read(65536)

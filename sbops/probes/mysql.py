@@ -1073,11 +1073,6 @@ def tablespace_totals(tablespaces: Iterable[tuple[str, int]], names: Sequence[st
     return totals
 
 
-def observe_account_hosts(session: Session, user: str) -> list[str]:
-    """Every host part of `user`'s accounts (the installer makes '%' and 'localhost'; others may exist)."""
-    return sorted(str(r["host"]) for r in session.rows("SELECT Host FROM mysql.user WHERE User = %s", (user,)))
-
-
 def drop_database_sql(name: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_$-]+", name):
         raise ValueError(f"unsafe database name {name!r}")

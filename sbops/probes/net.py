@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import socket
+from typing import Any
 
 from sbops.model import Reason
 
@@ -63,3 +64,15 @@ def tcp_probe(host: str, port: int, timeout: float) -> tuple[Reason, str]:
             return Reason.NONE, ""
     except OSError as exc:
         return socket_reason(exc), str(exc) or type(exc).__name__
+
+
+def tls_context(verify: bool) -> Any:
+    """A client TLS context; verify=False for probes that identify or time a listener rather than trust it
+    (the portal's self-signed certificate by default, a K3s API on a port, our own exporter's liveness)."""
+    import ssl
+
+    context = ssl.create_default_context()
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
