@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable
 from sbops.install import versions as v
 from sbops.install.steps import DB, Resource, Step, Verify
 from sbops.model import Change, Plan, Reason
-from sbops.probes.net import tcp_probe
+from sbops.probes.net import tcp_probe, wait_for_port
 from sbops.probes.system import (ServiceFacts, apt_install_argv, apt_update_argv, enable_now_argv, installed_packages,
                                  os_release, service_actions)
 from sbops.registry import FixOptions
@@ -49,13 +49,8 @@ def answers(host: str, port: int, local: bool, timeout: float) -> bool:
 
 
 def wait_port(port: int, seconds: float) -> None:
-    import time
-
-    end = time.monotonic() + seconds
-    while tcp_probe("127.0.0.1", port, 1.0)[0] is not Reason.NONE:
-        if time.monotonic() > end:
-            raise RuntimeError(f"nothing listens on port {port} {seconds:g}s after the start")
-        time.sleep(0.5)
+    if not wait_for_port("127.0.0.1", port, seconds, step=0.5):
+        raise RuntimeError(f"nothing listens on port {port} {seconds:g}s after the start")
 
 
 def plan_server(run: "Run", ctx: "Context", server: Server) -> Plan:

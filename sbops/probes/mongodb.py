@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from sbops.errors import NeedsCredentials
 from sbops.install.versions import MONGODB_SERIES
 from sbops.model import Change, Plan, Reason, Result, fail, ok, skip, warn
-from sbops.probes.net import tcp_probe
+from sbops.probes.net import tcp_probe, wait_for_port
 from sbops.runner import display, service_restart_argv
 from sbops.secret import MASK, Secret
 
@@ -778,15 +777,6 @@ def running_differs(doc: Any, authz_enforced: bool | None, listeners: list[str] 
             exposure(bind_from_config(doc), server_ip) in ("all", "server"):
         why.append(f"the running server listens only on {','.join(listeners)}")
     return why
-
-
-def wait_for_port(host: str, port: int, seconds: float, step: float = 0.2) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if tcp_probe(host, port, min(1.0, step * 5))[0] is Reason.NONE:
-            return True
-        time.sleep(step)
-    return False
 
 
 def plan_config(ctx: "Context", opts: "FixOptions", keys: frozenset[str] = CONFIG_KEYS) -> Plan:

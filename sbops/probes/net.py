@@ -76,3 +76,15 @@ def tls_context(verify: bool) -> Any:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def wait_for_port(host: str, port: int, seconds: float, step: float = 0.2) -> bool:
+    """Whether something accepts connections on host:port within `seconds` (after a service start)."""
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if tcp_probe(host, port, min(1.0, step * 5))[0] is Reason.NONE:
+            return True
+        time.sleep(step)
+    return False
