@@ -174,6 +174,8 @@ def render(creds: Credentials) -> str:
             service = replace(service, management=f"http://{service.host or ip}:15672")
         lines.append(f"{name}:")
         for key in SECTION_KEYS[name]:
+            if key == "Password" and not service.password:
+                continue  # an empty Password line is refused when read: leave it out, as it was
             lines.append(f"  {key}: {val(service, key)}")
         lines.append("")
     lines += ["NFS:", f"  Server: {creds.nfs_server or ip}", f"  Path: {creds.nfs_path}", "", BANNER]

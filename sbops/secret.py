@@ -9,6 +9,7 @@ is escaped by the serializer and so never found. `mask_value` therefore masks th
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any, Iterable
 
@@ -79,7 +80,8 @@ def mask_text(text: str, secrets: "Iterable[Secret | str | None]") -> str:
 def mask_value(value: Any, secrets: "Iterable[Secret | str | None]") -> Any:
     """A copy of plain data (dicts, lists, tuples, strings, numbers, booleans, None) with every string
     leaf and every string key masked. Numbers, booleans and None stay what they are: the NFS port 2049 is
-    evidence, not the password that happens to be `2049`. A Secret becomes the mask; any other object
+    evidence, not the password that happens to be `2049` (NaN and infinities, which JSON cannot hold,
+    become their names as text). A Secret becomes the mask; any other object
     becomes its masked str() (what `json.dumps(default=str)` would have printed)."""
     pattern = _pattern(_values(secrets))
     return _mask_data(value, pattern)
@@ -90,6 +92,8 @@ def _mask_data(value: Any, pattern: "re.Pattern[str] | None") -> Any:
         return MASK
     if isinstance(value, str):
         return _mask_with(str.__str__(value), pattern)  # a str Enum serializes as its value, not its name
+    if isinstance(value, float) and not math.isfinite(value):
+        return _mask_with(json.dumps(value), pattern)  # NaN and Infinity are not JSON: their names, as text
     if value is None or isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, dict):

@@ -1,9 +1,10 @@
 """Where a secret could show in sbops's output, in any form: the test oracle of the masking tests.
 
-In JSON text a secret can appear raw, JSON-escaped (`\\"`, `\\\\`, `\\t`) or ASCII-escaped (`\\u00fc`), and only
-inside string literals: a password `2049` beside the number 2049, or `": "` beside the document's own
-punctuation, is not a leak. So the oracle looks at each string literal of the document, in its escaped
-form as written and in its decoded form.
+In JSON text a secret can appear only inside string literals: a password `2049` beside the number 2049, or
+`": "` beside the document's own punctuation, is not a leak. Inside a literal it can appear raw (which JSON
+writes escaped: `\\"`, `\\\\`, `\\t`, `\\u00fc`) or, when text that was already serialized is embedded
+(JSON in JSON, the old way of masking), in its escaped form. So the oracle decodes each string literal of
+the document and looks for the secret and its escaped forms in it.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ def json_leaks(text: str, secrets: list[str]) -> list[tuple[str, str]]:
     """(secret, literal) for every string literal of JSON `text` that shows a secret in any form."""
     found = []
     for literal in STRING_LITERAL.findall(text):
-        written, decoded = literal[1:-1], json.loads(literal)
+        decoded = json.loads(literal)
         for secret in secrets:
-            if any(form in written for form in forms(secret)) or secret in decoded:
+            if any(form in decoded for form in forms(secret)):
                 found.append((secret, literal))
     return found
 

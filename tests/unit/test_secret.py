@@ -121,3 +121,9 @@ def test_results_without_secrets_are_left_alone():
 
     result = Result(Status.OK, Reason.NONE, "fine", {"port": 2049})
     assert _masked(Context(Settings.load(env={})), result) is result
+
+
+def test_nan_and_infinity_become_text_so_the_document_stays_json():
+    masked = mask_value({"a": float("nan"), "b": float("inf"), "c": -float("inf")}, ["Infinity"])
+    assert masked == {"a": "NaN", "b": MASK, "c": f"-{MASK}"}
+    json.dumps(masked, allow_nan=False)
