@@ -7,6 +7,7 @@ escaped by json.dumps and so never found.
 
 import json
 from enum import Enum
+from pathlib import Path
 
 import pytest
 
@@ -127,3 +128,16 @@ def test_nan_and_infinity_become_text_so_the_document_stays_json():
     masked = mask_value({"a": float("nan"), "b": float("inf"), "c": -float("inf")}, ["Infinity"])
     assert masked == {"a": "NaN", "b": MASK, "c": f"-{MASK}"}
     json.dumps(masked, allow_nan=False)
+
+
+def test_no_code_masks_serialized_json():
+    """The defect's shape, anywhere in sbops: masking text produced by json.dumps."""
+    import re
+
+    import sbops
+
+    root = Path(sbops.__file__).parent
+    shape = re.compile(r"mask_text\(\s*json\.dumps")
+    found = [f"{p.relative_to(root)}:{n}" for p in root.rglob("*.py")
+             for n, line in enumerate(p.read_text().splitlines(), 1) if shape.search(line)]
+    assert found == [], f"mask the data with mask_value, then serialize: {found}"
