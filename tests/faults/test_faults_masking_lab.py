@@ -77,3 +77,18 @@ def test_fix_json_with_a_password_of_quote_colon_quote(mariadb_factory, tmp_path
     for line in Path(env.settings["journal"]).read_text().splitlines():
         assert json_leaks(line, [password]) == [] and strict(line)["fix"] == "mysql-user"
     assert status(env.check("mysql.auth")) == ("ok", "none")  # MariaDB really took the password `": "`
+
+
+def test_exporter_keeps_collecting_with_a_password_equal_to_a_port(mariadb_factory, tmp_path: Path) -> None:
+    """The issue: exporter layers stopped collecting (the engine's masking raised on every scrape)."""
+    from tests.lab.exporter import ExporterProc, by_check, parse
+
+    server: MariaDB = mariadb_factory()
+    password = str(server.port)
+    server.seed_stackbill(password)
+    env = LabEnv(tmp_path / "env").service("mysql", port=server.port, password=password)
+    env.set("mysql.admin_socket", str(server.socket)).set("mysql.config_dir", str(server.conf_d))
+    with ExporterProc(env) as exporter:
+        text = exporter.scrape("/probe?module=mysql")
+    samples = by_check(parse(text), "sbops_check_success")
+    assert samples.get("mysql.reachable") == 1.0 and samples.get("mysql.auth") == 1.0, text[-2000:]
