@@ -19,6 +19,7 @@ from sbops.errors import UsageError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_FAILED, EXIT_WARN, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
+
 class _Interrupted(BaseException):
     """Ctrl-C that no command handled. Typer turns a KeyboardInterrupt leaving a command into a silent
     exit 130; this one passes through it to `_run`, which says so."""
