@@ -1,7 +1,7 @@
 """The command line: parse flags, build a Context, call in, render, choose the exit code. No logic here.
 
 Exit codes: 0 all passed, 4 warnings only, 3 a failure or error (or a fix that did not fix),
-2 usage error, 1 internal error.
+2 usage error, 1 internal error, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -12,13 +12,29 @@ from enum import Enum
 from typing import List, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from sbops import __version__
 from sbops.errors import UsageError
 
-EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_FAILED, EXIT_WARN = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_FAILED, EXIT_WARN, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+
+
+class _Interrupted(BaseException):
+    """Ctrl-C that no command handled. Typer turns a KeyboardInterrupt leaving a command into a silent
+    exit 130; this one passes through it to `_run`, which says so."""
+
+
+class _Group(TyperGroup):
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _Interrupted() from None
+
 
 app = typer.Typer(
+    cls=_Group,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -266,9 +282,9 @@ def _run() -> int:
     except UsageError as exc:
         typer.echo(f"sbops: error: {exc}", err=True)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        typer.echo("sbops: interrupted", err=True)
-        return 130
+    except (KeyboardInterrupt, _Interrupted):
+        typer.echo("\nsbops: interrupted", err=True)
+        return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback only with SBOPS_DEBUG
         if debug:
             raise

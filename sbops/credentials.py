@@ -6,8 +6,9 @@ Format (ORIGINAL-INSTALLER.md): a banner, `STACKBILL POC CREDENTIALS`, `Generate
 
 from __future__ import annotations
 
+import locale
 import os
-import shutil
+import stat
 import tempfile
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -173,6 +174,8 @@ def render(creds: Credentials) -> str:
             service = replace(service, management=f"http://{service.host or ip}:15672")
         lines.append(f"{name}:")
         for key in SECTION_KEYS[name]:
+            if key == "Password" and not service.password:
+                continue  # an empty Password line is refused when read: leave it out, as it was
             lines.append(f"  {key}: {val(service, key)}")
         lines.append("")
     lines += ["NFS:", f"  Server: {creds.nfs_server or ip}", f"  Path: {creds.nfs_path}", "", BANNER]
@@ -192,37 +195,131 @@ def find(explicit: str | Path | None, env: Mapping[str, str] | None = None) -> P
     return None
 
 
-def load(path: Path) -> Credentials:
+MAX_BYTES = 64 * 1024  # the installers write well under 1 KiB; anything this big is not a credentials file
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _not_regular(info: os.stat_result) -> str:
+    """What a non-regular file is, for the error message ('' for a regular file, or /dev/null: the
+    usual way to say "no credentials", which reads nothing and never blocks)."""
+    if stat.S_ISREG(info.st_mode) or _is_devnull(info):
+        return ""
+    return next((kind for test, kind in _KINDS if test(info.st_mode)), "not a regular file")
+
+
+def _is_devnull(info: os.stat_result) -> bool:
     try:
-        text = path.read_text()
+        return os.path.samestat(info, os.stat(os.devnull))
+    except OSError:
+        return False
+
+
+def read_text_limited(path: Path, limit: int = MAX_BYTES, what: str = "credentials file") -> str:
+    """The text of a regular file of at most `limit` bytes. A FIFO would block the read forever and a
+    device (/dev/zero) would never end: both are refused before they are opened, and again after (the
+    name could have been swapped in between), in one line naming the file."""
+    def refuse(why: str) -> UsageError:
+        return UsageError(f"{path}: cannot read {what}: {why}")
+
+    try:
+        kind = _not_regular(os.stat(path))
+        if kind:
+            raise refuse(f"{kind}, not a regular file")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise UsageError(f"{path}: credentials file not found") from None
+        raise UsageError(f"{path}: {what} not found") from None
     except OSError as exc:
-        raise UsageError(f"{path}: cannot read credentials file: {exc.strerror or exc}") from None
+        raise refuse(exc.strerror or str(exc)) from None
+    try:
+        info = os.fstat(fd)
+        kind = _not_regular(info)
+        if kind:
+            raise refuse(f"{kind}, not a regular file")
+        if info.st_size > limit:
+            raise refuse(f"{info.st_size} bytes, over the limit of {limit}")
+        with os.fdopen(fd, "r", closefd=False) as handle:
+            text = handle.read(limit + 1)  # a file still growing is cut here, not read without end
     except UnicodeDecodeError:
-        raise UsageError(f"{path}: credentials file is not text") from None
-    return parse(text, path)
+        raise UsageError(f"{path}: {what} is not text") from None
+    except OSError as exc:
+        raise refuse(exc.strerror or str(exc)) from None
+    finally:
+        os.close(fd)
+    if len(text) > limit:
+        raise refuse(f"over the limit of {limit} bytes")
+    return text
 
 
-def write_atomic(path: Path, text: str, mode: int = 0o600, backup: bool = True) -> None:
-    """Write `text` to `path` atomically at `mode`; keep the previous file as `<path>.bak` (same mode)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def load(path: Path) -> Credentials:
+    return parse(read_text_limited(Path(path)), path)
+
+
+def _temp_with(path: Path, data: bytes, mode: int) -> str:
+    """A new file in `path`'s directory holding `data` at `mode`: created 0600 by mkstemp (O_EXCL, so never
+    an existing file or a planted symlink), narrowed or widened only once the data is in, and synced."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         os.fchmod(fd, mode)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        if backup and path.exists():
-            bak = path.with_name(path.name + ".bak")
-            shutil.copy2(path, bak)
-            os.chmod(bak, mode)
+    except BaseException:
+        _unlink(tmp)
+        raise
+    return tmp
+
+
+def _previous(path: Path) -> "tuple[bytes, os.stat_result] | None":
+    """The current file's bytes and status, when it is a regular file (what its backup keeps)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read(), info
+    finally:
+        os.close(fd)
+
+
+def _unlink(name: str | None) -> None:
+    if name is not None:
+        try:
+            os.unlink(name)
+        except FileNotFoundError:
+            pass
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o600, backup: bool = True) -> None:
+    """Write `text` to `path` atomically at `mode`; keep the previous file as `<path>.bak`.
+
+    The backup is written the way the file is: a new temporary file in the same directory, then
+    os.replace. An existing `.bak` is never opened, so a symlink planted there, a file another user owns
+    (or a hard link to one) or a root-owned file is replaced, never written into or chmod-ed; and the
+    backup is never readable by others, not even briefly. Its mode is `mode` narrowed by the previous
+    file's (a 0600 file's old passwords stay 0600 even when the new file is 0644)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_with(path, text.encode(locale.getpreferredencoding(False)), mode)
+    bak_tmp = None
+    try:
+        previous = _previous(path) if backup else None
+        if previous is not None:
+            data, info = previous
+            bak_tmp = _temp_with(path, data, mode & stat.S_IMODE(info.st_mode))
+            os.utime(bak_tmp, ns=(info.st_atime_ns, info.st_mtime_ns))
+            os.replace(bak_tmp, path.with_name(path.name + ".bak"))
+            bak_tmp = None
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        _unlink(tmp)
+        _unlink(bak_tmp)
         raise
     dir_fd = os.open(path.parent, os.O_DIRECTORY)
     try:

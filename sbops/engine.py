@@ -6,7 +6,6 @@ as a timeout and the process can still exit.
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 from sbops.errors import NeedsCredentials
 from sbops.kube import NoKubeconfig
 from sbops.model import Reason, Result, Status, fail, skip
-from sbops.secret import mask_text
+from sbops.secret import mask_text, mask_value
 
 if TYPE_CHECKING:
     from sbops.context import Context
@@ -45,12 +44,14 @@ def call_probe(ctx: "Context", item: "Check") -> Result:
 
 
 def _masked(ctx: "Context", result: Result) -> Result:
-    """Belt and braces: strip any secret value a server may have echoed into the summary or evidence."""
+    """Belt and braces: strip any secret value a server may have echoed into the summary or evidence.
+
+    The evidence is masked leaf by leaf, never as serialized JSON: a password `2049` beside the NFS port
+    2049 would otherwise turn the number into an unquoted mask and the report into invalid JSON."""
     secrets = ctx.secrets()
     if not secrets:
         return result
-    details = json.loads(mask_text(json.dumps(result.details, default=str), secrets))
-    return replace(result, summary=mask_text(result.summary, secrets), details=details)
+    return replace(result, summary=mask_text(result.summary, secrets), details=mask_value(result.details, secrets))
 
 
 def preload_clients(checks: list["Check"]) -> None:

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from sbops.engine import Outcome, run_checks
 from sbops.errors import NeedsCredentials, UsageError
 from sbops.kube import NoKubeconfig
 from sbops.model import Plan, Reason, Status
 from sbops.registry import Check, Fix, FixOptions, Registry
-from sbops.secret import mask_text
+from sbops.secret import mask_text, mask_value
 
 if TYPE_CHECKING:
     from sbops.context import Context
 
-EXIT_FIXED, EXIT_NOT_FIXED = 0, 3
+EXIT_FIXED, EXIT_NOT_FIXED, EXIT_INTERRUPTED = 0, 3, 130
 
 
 def list_fixes(registry: Registry, json_output: bool = False) -> str:
@@ -56,16 +58,21 @@ def render_plan(spec: Fix, plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def journal(ctx: "Context", spec: Fix, outcome: str, plan: Plan) -> None:
-    """Append one JSON line: time, fix, outcome, changes. Never secrets (descriptions are masked)."""
+def journal(ctx: "Context", spec: Fix, outcome: str, plan: Plan, applied: int | None = None) -> None:
+    """Append one JSON line: time, fix, outcome, changes (and, once applying began, which were applied).
+    Never secrets: the entry's strings are masked before it is serialized."""
     path = Path(ctx.settings["journal"])
-    entry = {
+    descriptions = [c.description for c in plan.changes]
+    entry: dict[str, Any] = {
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "fix": spec.name,
         "outcome": outcome,
-        "changes": [c.description for c in plan.changes],
+        "changes": descriptions,
     }
-    line = mask_text(json.dumps(entry), ctx.secrets())
+    if applied is not None:
+        entry["applied"] = descriptions[:applied]
+        entry["not_applied"] = descriptions[applied:]
+    line = json.dumps(mask_value(entry, ctx.secrets()))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a") as handle:
@@ -117,7 +124,8 @@ def run_fix(
         "blockers": list(plan.blockers), "notes": list(plan.notes), "nothing_to_do": plan.nothing_to_do,
         "changes": [{"description": c.description, "commands": list(c.commands)} for c in plan.changes],
     }
-    emit = (lambda text: None) if json_output else (lambda text: sys.stdout.write(text))
+    secrets = ctx.secrets()
+    emit = (lambda text: None) if json_output else (lambda text: _write(mask_text(text, secrets)))
     emit(render_plan(spec, plan))
 
     def finish(outcome: str, code: int, outcomes: list[Outcome] | None = None) -> int:
@@ -126,12 +134,17 @@ def run_fix(
             out["checks"] = [{"id": o.check.id, "status": o.result.status.value, "reason": o.result.reason.value,
                               "summary": o.result.summary} for o in outcomes]
         if json_output:
-            sys.stdout.write(mask_text(json.dumps(out, indent=2), ctx.secrets()) + "\n")
+            _write(json.dumps(mask_value(out, secrets), indent=2) + "\n")
         ctx.close()
         return code
 
+    def record(outcome: str, applied: int | None = None) -> None:
+        """The journal line; a dry run changes nothing, so it leaves no line either."""
+        if not dry_run:
+            journal(ctx, spec, outcome, plan, applied)
+
     if plan.blockers:
-        journal(ctx, spec, "blocked", Plan())
+        record("blocked")
         emit("not fixed: the fix cannot run (nothing was changed)\n")
         return finish("blocked", EXIT_NOT_FIXED)
     if dry_run:
@@ -142,32 +155,104 @@ def run_fix(
             raise UsageError("fix: standard input is not a terminal; pass --yes to apply, or --dry-run")
         import typer
 
-        if not typer.confirm(f"Apply {len(plan.changes)} change(s)?", default=False):
+        try:
+            confirmed = typer.confirm(f"Apply {len(plan.changes)} change(s)?", default=False)
+        except (typer.Abort, KeyboardInterrupt, EOFError):
+            confirmed = False
+            emit("\n")
+        if not confirmed:
             emit("aborted: nothing was changed\n")
             return finish("aborted", EXIT_NOT_FIXED)
-    for number, change in enumerate(plan.changes, start=1):
-        try:
-            if change.apply is not None:
-                change.apply()
-        except Exception as exc:  # noqa: BLE001 - report which step failed, in one line
-            text = mask_text(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, ctx.secrets())
-            emit(f"  step {number} failed: {change.description}: {text}\n")
-            journal(ctx, spec, f"failed at step {number}", plan)
-            outcomes = recheck(ctx, registry, spec)
-            emit(_render_recheck(outcomes))
-            return finish(f"failed at step {number}", EXIT_NOT_FIXED, outcomes)
-        emit(f"  applied {number}/{len(plan.changes)}: {change.description}\n")
+
+    def interrupted(applied: int, step: int) -> int:
+        """Ctrl-C during `step` (0: during the re-check): say what was applied and what was not, journal
+        it, emit the JSON document."""
+        with _shielded():
+            during = f"during step {step}" if step else "during the re-check"
+            emit(_render_interrupted(plan, applied, step, during))
+            if json_output:
+                sys.stderr.write(f"sbops: fix {spec.name} interrupted {during}: {applied} of {len(plan.changes)} "
+                                 "change(s) applied (see the JSON document)\n")
+            out["steps"] = _steps(plan, applied, interrupted=step)
+            record(f"interrupted {during}", applied)
+            return finish("interrupted", EXIT_INTERRUPTED)
+
+    applied, failed = 0, 0
+    try:
+        for number, change in enumerate(plan.changes, start=1):
+            try:
+                if change.apply is not None:
+                    change.apply()
+            except Exception as exc:  # noqa: BLE001 - report which step failed, in one line
+                text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                emit(f"  step {number} failed: {change.description}: {text}\n")
+                out["error"] = f"step {number}: {text}"
+                failed = number
+                break
+            applied = number
+            emit(f"  applied {number}/{len(plan.changes)}: {change.description}\n")
+    except KeyboardInterrupt:
+        return interrupted(applied, applied + 1)
+    out["steps"] = _steps(plan, applied, failed=failed)
+    if failed:
+        record(f"failed at step {failed}", applied)
     ctx.close()
-    outcomes = recheck(ctx, registry, spec)
+    try:
+        outcomes = recheck(ctx, registry, spec)
+    except KeyboardInterrupt:
+        if failed:
+            with _shielded():
+                emit("interrupted during the re-check\n")
+                return finish(f"failed at step {failed}", EXIT_INTERRUPTED)
+        return interrupted(applied, 0)
     emit(_render_recheck(outcomes))
+    if failed:
+        return finish(f"failed at step {failed}", EXIT_NOT_FIXED, outcomes)
     if is_fixed(outcomes, spec.repairs):
         outcome = "fixed" if not plan.empty else "nothing-to-do"
-        journal(ctx, spec, outcome, plan)
+        record(outcome, applied)
         emit("fixed\n" if not plan.empty else "nothing to do: the checks it repairs pass\n")
         return finish(outcome, EXIT_FIXED, outcomes)
-    journal(ctx, spec, "not fixed", plan)
+    record("not fixed", applied)
     emit("not fixed: see the checks above\n")
     return finish("not fixed", EXIT_NOT_FIXED, outcomes)
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _steps(plan: Plan, applied: int, *, failed: int = 0, interrupted: int = 0) -> list[dict[str, Any]]:
+    """Each change's fate: applied, failed, interrupted (may be partly applied) or not applied."""
+    states = []
+    for number, change in enumerate(plan.changes, start=1):
+        state = ("applied" if number <= applied else "failed" if number == failed
+                 else "interrupted" if number == interrupted else "not applied")
+        states.append({"number": number, "description": change.description, "state": state})
+    return states
+
+
+def _render_interrupted(plan: Plan, applied: int, step: int, during: str) -> str:
+    lines = [f"interrupted {during}: {applied} of {len(plan.changes)} change(s) applied"]
+    for step in _steps(plan, applied, interrupted=step):
+        note = " (may be partly applied)" if step["state"] == "interrupted" else ""
+        lines.append(f"  {step['state']}{note}: {step['number']}. {step['description']}")
+    return "\n".join(lines) + "\n"
+
+
+@contextmanager
+def _shielded() -> Iterator[None]:
+    """Ignore further Ctrl-C while the outcome of an interrupted fix is reported and journaled."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: nothing to shield
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _render_recheck(outcomes: list[Outcome]) -> str:

@@ -1,6 +1,7 @@
 """Host commands and file writes, behind one small interface shared by fixes and the installer.
 
-Secrets never go into argv: pass them through `input` (stdin) or write them to a 0600 file.
+Secrets never go into argv: pass them through `input` (stdin) or write them to a 0600 file. Nor into a
+child's environment: children get `child_env()`, without the variables that hold sbops's secrets.
 `SubprocessRunner` runs for real; `RecordingRunner` records what would run (dry-run, tests).
 """
 
@@ -12,10 +13,11 @@ import shlex
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 from sbops.credentials import write_atomic
 from sbops.secret import Secret
+from sbops.settings import SECRET_KEYS, env_name
 
 log = logging.getLogger("sbops.runner")
 
@@ -55,6 +57,24 @@ def display(argv: Sequence[str]) -> str:
     return shlex.join(argv)
 
 
+# Variables that hold a secret sbops reads (its admin passwords, the ECR token) or that a client would take
+# one from; no program sbops runs (systemctl, helm, exportfs, rabbitmqctl, apt-get, a restart command)
+# needs them, so children never inherit them.
+SECRET_ENV = frozenset({env_name(key) for key in SECRET_KEYS} | {
+    "AWS_ECR_TOKEN", "MYSQL_PWD",
+    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "RABBITMQ_DEFAULT_PASS",
+})
+SECRET_ENV_WORDS = ("PASSWORD", "PASSWD", "SECRET", "TOKEN")
+
+
+def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child process: this process's, minus every variable that holds a secret
+    (those named in SECRET_ENV, and any whose name says password, secret or token)."""
+    env = os.environ if env is None else env
+    return {k: v for k, v in env.items()
+            if k not in SECRET_ENV and not any(word in k.upper() for word in SECRET_ENV_WORDS)}
+
+
 class SubprocessRunner:
     """Runs commands for real, with a timeout; a missing program is a failed result, not an exception."""
 
@@ -63,7 +83,7 @@ class SubprocessRunner:
         log.info("run: %s", display(args))
         data = input.reveal() if isinstance(input, Secret) else input
         try:
-            proc = subprocess.run(args, input=data, capture_output=True, text=True, timeout=timeout)
+            proc = subprocess.run(args, input=data, capture_output=True, text=True, timeout=timeout, env=child_env())
         except FileNotFoundError:
             return CommandResult(args, 127, "", f"{args[0]}: command not found")
         except PermissionError:

@@ -22,7 +22,7 @@ from sbops.errors import UsageError
 from sbops.install import report, steps as st
 from sbops.install.run import Options, Reporter, Run
 from sbops.runner import HostRunner
-from sbops.secret import mask_text
+from sbops.secret import mask_value
 
 EXIT_OK, EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
 
@@ -176,7 +176,7 @@ def execute(given: dict[str, Any], *, plan_only: bool, yes: bool, resume: bool, 
         if json_output:
             doc = report.document(run, findings, outcomes, plan_only=plan_only, started_at=started_at,
                                   duration=time.monotonic() - began)
-            out.write(mask_text(json.dumps(doc, indent=2), run.secrets()) + "\n")
+            out.write(json.dumps(mask_value(doc, run.secrets()), indent=2) + "\n")
         else:
             out.write("\n".join(report.recap_lines(facts, colour)) + "\n")
         return EXIT_FAILED if failed else EXIT_OK

@@ -19,7 +19,7 @@ from sbops.install.inventory import REFRESHER_DIR, Inventory
 from sbops.install.uninstall import Levels, UninstallPlan
 from sbops.install.uninstall_apply import bind
 from sbops.install.uninstall_report import Outcome, document, render_plan, render_verify, summary_line
-from sbops.secret import mask_text
+from sbops.secret import mask_text, mask_value
 
 if TYPE_CHECKING:
     from sbops.context import Context
@@ -48,8 +48,8 @@ def run(ctx: "Context", release: str, levels: Levels, *, yes: bool, dry_run: boo
         outcome.name = name
         emit(summary_line(outcome, plan) + "\n")
         if json_output:
-            text = json.dumps(document(inv, plan, levels, outcome), indent=2, default=str)
-            sys.stdout.write(mask_text(text, ctx.secrets()) + "\n")
+            text = json.dumps(mask_value(document(inv, plan, levels, outcome), ctx.secrets()), indent=2)
+            sys.stdout.write(text + "\n")
         ctx.close()
         return EXIT_DONE if name in ("uninstalled", "nothing-to-do", "dry-run") else EXIT_NOT_DONE
 
