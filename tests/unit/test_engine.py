@@ -1,6 +1,7 @@
 """The runner: parallelism, per-check timeouts, the overall deadline, blocked-by, crash isolation."""
 
 import socket
+import threading
 import time
 
 from sbops.context import Context
@@ -20,11 +21,12 @@ def ctx(**flags):
 
 
 def test_checks_run_in_parallel():
-    checks = [make(f"t.sleep{i}", lambda c: (time.sleep(0.5), ok("slept"))[1]) for i in range(8)]
-    began = time.monotonic()
-    outcomes = run_checks(ctx(), checks)
-    assert time.monotonic() - began < 1.5
-    assert all(o.result.status is Status.OK for o in outcomes)
+    """Eight probes wait for each other at a barrier: only a parallel run lets all of them through.
+    (How long a parallel run takes is measured by bench/engine.py, not asserted here.)"""
+    barrier = threading.Barrier(8, timeout=10)
+    checks = [make(f"t.meet{i}", lambda c: (barrier.wait(), ok("met"))[1]) for i in range(8)]
+    outcomes = run_checks(ctx(), checks, timeout=20)
+    assert [o.result.status for o in outcomes] == [Status.OK] * 8, [o.result.summary for o in outcomes]
 
 
 def test_a_crashing_check_becomes_error_and_the_rest_still_run():
@@ -45,9 +47,8 @@ def test_a_probe_stuck_on_a_blackholed_host_times_out():
         return ok("connected?")
 
     try:
-        began = time.monotonic()
+        # the probe itself would wait 30 s and then crash (error/internal): fail/timeout proves it was abandoned
         [outcome] = run_checks(ctx(), [make("t.hang", connect)], timeout=0.5)
-        assert time.monotonic() - began < 1.5
         assert (outcome.result.status, outcome.result.reason) == (Status.FAIL, Reason.TIMEOUT)
     finally:
         hole.close()
@@ -70,10 +71,14 @@ def test_requirements_outside_the_selection_are_not_waited_for():
 
 
 def test_overall_deadline_bounds_the_run():
-    checks = [make(f"t.slow{i}", lambda c: (time.sleep(3), ok("late"))[1]) for i in range(3)]
-    began = time.monotonic()
-    outcomes = run_checks(ctx(), checks, timeout=10, deadline=0.6)
-    assert time.monotonic() - began < 1.5
+    """Each probe would answer ok after waiting on an event that is only set once the run is over, and the
+    per-check timeout is long: timeout results for all of them prove the deadline, not the timeout, ended it."""
+    release = threading.Event()
+    checks = [make(f"t.slow{i}", lambda c: (release.wait(30), ok("late"))[1]) for i in range(3)]
+    try:
+        outcomes = run_checks(ctx(), checks, timeout=20, deadline=0.6)
+    finally:
+        release.set()
     assert all(o.result.reason is Reason.TIMEOUT for o in outcomes)
 
 

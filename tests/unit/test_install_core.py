@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -295,13 +296,21 @@ def test_step_lines() -> None:
 
 
 def test_terminal_reporter_spins_then_prints_the_step() -> None:
-    stream = io.StringIO()
+    class SignallingStream(io.StringIO):
+        """Tells the test when the spinner has drawn the activity, instead of a sleep that hopes it has."""
+
+        drawn = threading.Event()
+
+        def write(self, text: str) -> int:
+            if "waiting for port 3306" in text:
+                self.drawn.set()
+            return super().write(text)
+
+    stream = SignallingStream()
     reporter = report.TerminalReporter(stream, colour=False)
     reporter.step_started("mysql", "MySQL")
     reporter.activity("waiting for port 3306")
-    import time
-
-    time.sleep(0.35)
+    assert stream.drawn.wait(10), "the spinner never drew the activity"
     reporter.step_finished(outcome(st.UNCHANGED, Plan(nothing_to_do="ok")))
     text = stream.getvalue()
     assert "waiting for port 3306" in text and any(frame in text for frame in report.TerminalReporter.FRAMES)
