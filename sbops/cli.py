@@ -136,7 +136,7 @@ def doctor(
     if sys.stderr.isatty() and output is Output.text:
         sys.stderr.write(f"running {len(selected)} checks...\r")
         sys.stderr.flush()
-    outcomes = run_checks(ctx, selected)
+    outcomes = run_checks(ctx, selected, registry=registry)
     if sys.stderr.isatty() and output is Output.text:
         sys.stderr.write(" " * 40 + "\r")
     duration = time.monotonic() - began

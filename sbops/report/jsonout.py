@@ -27,6 +27,7 @@ def outcome_dict(o: Outcome, runbook_url: str) -> dict[str, Any]:
         "runbook": runbook_url.format(id=o.check.id),
         "duration_seconds": o.duration,
         "expires_at": r.expires_at.isoformat() if r.expires_at else None,
+        "added_as_related": o.added,
     }
 
 

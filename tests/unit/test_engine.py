@@ -6,7 +6,7 @@ import time
 
 from sbops.context import Context
 from sbops.engine import run_checks
-from sbops.model import Reason, Severity, Status, fail, ok
+from sbops.model import Reason, Result, Severity, Status, fail, ok
 from sbops.registry import Check
 from sbops.settings import Settings
 from tests.lab.common import Blackhole
@@ -89,3 +89,29 @@ def test_secrets_echoed_by_a_probe_are_masked():
     c = Context(Settings.load(env={}), Credentials(mysql=Service(password=Secret("S3cretPassw0rd"))))
     [outcome] = run_checks(c, [make("t.echo", lambda _: fail(Reason.AUTH_FAILED, "denied for S3cretPassw0rd", raw="x S3cretPassw0rd"))])
     assert "S3cretPassw0rd" not in outcome.result.summary + str(outcome.result.details)
+
+
+def test_related_checks_join_the_run_once_and_the_post_pass_names_the_cause():
+    """With the registry, the checks a selected check relates to run in the same run (marked added), each
+    once, and the failure is correlated with their outcomes."""
+    from sbops.registry import Registry
+
+    calls = []
+
+    def database(c):
+        calls.append("t.db")
+        return fail(Reason.REFUSED, "nothing listens")
+
+    registry = Registry()
+    registry.add_check(make("t.db", database))
+    registry.add_check(Check("t.portal", "host", "portal", Severity.CRITICAL,
+                             lambda c: Result(Status.FAIL, Reason.DEGRADED, "HTTP 500", {}, causes=(("t.db", "database"),)),
+                             no_fix="test", relates=("t.db",)))
+    outcomes = run_checks(ctx(), [registry.checks["t.portal"]], registry=registry)
+    by_id = {o.check.id: o for o in outcomes}
+    assert calls == ["t.db"] and by_id["t.db"].added and not by_id["t.portal"].added
+    portal = by_id["t.portal"].result
+    assert portal.details["likely_cause"]["check"] == "t.db" and portal.fix is None  # t.db declares no fix
+
+    both = run_checks(ctx(), registry.ordered(), registry=registry)
+    assert [o.added for o in both] == [False, False] and len(calls) == 2
