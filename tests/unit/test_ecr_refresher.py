@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sbops import ecr_cli
-from sbops.runner import CommandResult, RecordingRunner
+from sbops.runner import CommandResult, RecordingRunner, succeeds
 
 
 def parse(text: str) -> configparser.ConfigParser:
@@ -53,7 +53,7 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
 
 
 def test_install_writes_units_and_enables_timer(units: dict[str, str], tmp_path: Path) -> None:
-    runner = RecordingRunner()
+    runner = RecordingRunner(responses=succeeds("systemctl"))
     assert ecr_cli.install(runner, tmp_path, units) == []
     assert sorted(runner.files) == [str(tmp_path / "sbops-ecr-refresh.service"), str(tmp_path / "sbops-ecr-refresh.timer")]
     assert all(mode == 0o644 for _, mode in runner.writes)
@@ -75,7 +75,7 @@ def test_cli_dry_run_prints_units_and_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_cli_install_uses_unit_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    runner = RecordingRunner()
+    runner = RecordingRunner(responses=succeeds("systemctl"))
     monkeypatch.setattr("sbops.runner.SubprocessRunner", lambda: runner)
     result = CliRunner().invoke(ecr_cli.ecr_app, ["install-refresher", "--unit-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
