@@ -208,7 +208,8 @@ def explain(
 
     Example: sbops explain mysql.host-blocked
     """
-    from sbops.registry import load_all, runbooks_dir
+    from sbops.registry import load_all
+    from sbops.shipped import runbooks_dir
 
     registry = load_all()
     if id in registry.fixes:

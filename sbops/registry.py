@@ -7,7 +7,6 @@ import importlib
 import pkgutil
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from sbops.errors import UsageError
@@ -201,18 +200,3 @@ def load_all() -> Registry:
                 importlib.import_module(f"{package_name}.{info.name}")
         _loaded = True
     return REGISTRY
-
-
-def runbooks_dir() -> Path:
-    """runbooks/ of a checkout, else the copy installed under <prefix>/share/sbops/runbooks."""
-    return shared_dir("runbooks")
-
-
-def shared_dir(name: str) -> Path:
-    """<name>/ of a checkout (runbooks, monitoring, deploy), else the copy installed under <prefix>/share/sbops."""
-    import sys
-
-    here = Path(__file__).resolve().parent.parent / name
-    if here.is_dir():
-        return here
-    return Path(sys.prefix) / "share" / "sbops" / name

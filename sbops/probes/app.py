@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from sbops.model import Reason, Result, Status, fail, ok
+from sbops.model import Reason, Result, fail, ok
 from sbops.probes import net
 
 if TYPE_CHECKING:

@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from sbops.install import catalog, databases, flow, steps as st, versions as v
+from sbops import versions as v
+from sbops.install import catalog, databases, flow, steps as st
 from sbops.install.command import build_run, load_settings
 from sbops.install.kubernetes import plan_refresher
 from sbops.install.run import Options, Reporter, Run

@@ -7,7 +7,7 @@ import ssl
 
 import pytest
 
-from sbops.model import Reason, Result, Status, fail, ok
+from sbops.model import Reason, Status
 from sbops.probes import app
 
 URL = "https://10.0.0.10:31882" + app.CLOUDCONFIG_PATH

@@ -2,7 +2,6 @@
 
 import socket
 import threading
-import time
 
 from sbops.context import Context
 from sbops.engine import run_checks

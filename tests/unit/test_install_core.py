@@ -19,7 +19,7 @@ from sbops.install import report, steps as st, validation as val
 from sbops.install.run import Options
 from sbops.install.runlog import RunLog
 from sbops.install.state import State
-from sbops.install.versions import Artifact
+from sbops.versions import Artifact
 from sbops.model import Change, Plan
 from sbops.probes.host import Listener
 from sbops.probes.tls import pair_problems

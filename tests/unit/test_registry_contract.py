@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sbops.registry import LAYERS, load_all, runbooks_dir
+from sbops.registry import LAYERS, load_all
+from sbops.shipped import runbooks_dir
 
 REGISTRY = load_all()
 CHECKS = sorted(REGISTRY.checks.values(), key=lambda c: c.id)
