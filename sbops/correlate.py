@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Mapping, NamedTuple, Sequence
 
+from sbops.messages import engine as messages
 from sbops.model import Reason, Result, Status
 
 
@@ -30,12 +31,15 @@ def likely_cause(related: Sequence[Related]) -> dict[str, Any] | None:
     for item in related:
         if item.result.status in (Status.FAIL, Status.ERROR):
             return {"check": item.check, "cause": item.cause, "reason": item.result.reason.value,
-                    "summary": item.result.summary, "fix": item.fix}
+                    "code": item.result.code, "summary": item.result.summary, "fix": item.fix}
     return None
 
 
 def attach_cause(result: Result, related: Sequence[Related], note: str = "") -> Result:
-    """Name the likely cause in the summary and details; the cause's fix becomes the result's fix."""
+    """Name the likely cause in the summary and details; the cause's fix becomes the result's fix.
+
+    The result keeps its own code (what failed); the summary's addition comes from the engine's messages
+    (SB0010 LikelyCause, SB0011 NoRelatedCheckFailed), and details.likely_cause carries the cause's code."""
     if result.status.passed:
         return result
     details = dict(result.details)
@@ -45,11 +49,9 @@ def attach_cause(result: Result, related: Sequence[Related], note: str = "") -> 
         details["related_note"] = note
     cause = likely_cause(related)
     if cause is None:
-        summary = result.summary + "; no related check failed: read sb-core's logs (kubectl logs -n sb-apps " \
-                                   "<sb-core-pod> -c sb-core)"
-        return replace(result, summary=summary, details=details)
+        return replace(result, summary=messages.NO_CAUSE_FOUND.render({"summary": result.summary}), details=details)
     details["likely_cause"] = cause
-    summary = f"{result.summary}; likely cause: {cause['cause']} ({cause['check']}: {cause['reason']})"
+    summary = messages.LIKELY_CAUSE.render({**cause, "summary": result.summary})
     return replace(result, summary=summary, details=details, fix=cause["fix"])
 
 

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Callable, Iterable
 from sbops.correlate import correlate
 from sbops.errors import NeedsCredentials
 from sbops.kube import NoKubeconfig
-from sbops.model import Reason, Result, Status, fail, skip
+from sbops.messages import engine as msg
+from sbops.model import Result
 from sbops.secret import mask_text
 
 if TYPE_CHECKING:
@@ -65,10 +66,10 @@ def call_probe(ctx: "Context", item: "Check") -> Result:
             raise TypeError(f"probe returned {type(result).__name__}, not Result")
         return result
     except (NeedsCredentials, NoKubeconfig) as exc:
-        return fail(Reason.MISSING, str(exc))
+        return msg.NEEDS_ACCESS.result(why=str(exc))
     except Exception as exc:  # noqa: BLE001 - a crashing check must not crash the run
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return Result(Status.ERROR, Reason.INTERNAL, f"check crashed: {type(exc).__name__}: {text}"[:300])
+        return msg.CRASHED.result(error=f"{type(exc).__name__}: {text}"[:280])
 
 
 def _masked(ctx: "Context", result: Result) -> Result:
@@ -147,11 +148,11 @@ def run_checks(
             blockers = [r for r in needs if not done[r].result.status.passed]
             if blockers:
                 pending.remove(item)
-                finish(item, skip(Reason.BLOCKED, f"blocked by {', '.join(blockers)}", blocked_by=blockers), 0.0)
+                finish(item, msg.BLOCKED.result(blockers=", ".join(blockers), details={"blocked_by": blockers}), 0.0)
                 continue
             if now >= end:
                 pending.remove(item)
-                finish(item, Result(Status.ERROR, Reason.TIMEOUT, f"not run: the run's deadline of {deadline:g}s passed"), 0.0)
+                finish(item, msg.DEADLINE.result(deadline=deadline), 0.0)
                 continue
             if len(running) >= max_workers:
                 break
@@ -161,7 +162,7 @@ def run_checks(
         if not running:
             if pending and not any(all(r in done for r in p.requires if r in selected) for p in pending):
                 for item in pending:  # a requirement cycle: report instead of spinning
-                    finish(item, Result(Status.ERROR, Reason.INTERNAL, "requirement cycle among checks"), 0.0)
+                    finish(item, msg.CYCLE.result(), 0.0)
                 pending.clear()
             continue
         wait_until = min(started + budget for _, started, budget in running.values())
@@ -176,6 +177,6 @@ def run_checks(
         for cid, (item, started, budget) in list(running.items()):
             if now >= started + budget:
                 running.pop(cid)
-                finish(item, fail(Reason.TIMEOUT, f"no answer within {budget:.1f}s"), now - started)
+                finish(item, msg.TIMED_OUT.result(budget=budget), now - started)
     outcomes = [done[c.id] for c in checks]
     return correlated(ctx, registry, outcomes) if registry is not None else outcomes

@@ -21,6 +21,7 @@ def outcome_dict(o: Outcome, runbook_url: str) -> dict[str, Any]:
         "status": r.status.value,
         "severity": o.check.severity.value,
         "reason": r.reason.value,
+        "code": r.code,
         "summary": r.summary,
         "details": r.details,
         "fix": r.fix or o.check.fix,
