@@ -152,7 +152,7 @@ def doctor(
     if sys.stderr.isatty() and output is Output.text:
         sys.stderr.write(f"running {len(selected)} checks...\r")
         sys.stderr.flush()
-    outcomes = run_checks(ctx, selected)
+    outcomes = run_checks(ctx, selected, registry=registry)
     if sys.stderr.isatty() and output is Output.text:
         sys.stderr.write(" " * 40 + "\r")
     duration = time.monotonic() - began
@@ -224,7 +224,8 @@ def explain(
 
     Example: sbops explain mysql.host-blocked
     """
-    from sbops.registry import load_all, runbooks_dir
+    from sbops.registry import load_all
+    from sbops.shipped import runbooks_dir
 
     registry = load_all()
     if id in registry.fixes:

@@ -153,20 +153,65 @@ def _close(value: Any) -> None:
             pass
 
 
+def default_route_interfaces(route_table: str) -> list[str]:
+    """The interfaces of the IPv4 default routes in `/proc/net/route`'s text, lowest metric first.
+
+    Pure parser: columns are Iface, Destination, Gateway, Flags, RefCnt, Use, Metric, Mask, ...; a default
+    route has destination and mask 00000000 and the RTF_UP flag (0x1).
+    """
+    routes: list[tuple[int, str]] = []
+    for line in route_table.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        iface, destination, _gateway, flags, _refcnt, _use, metric, mask = fields[:8]
+        try:
+            up = int(flags, 16) & 0x1
+            metric_value = int(metric)
+        except ValueError:
+            continue
+        if destination == "00000000" and mask == "00000000" and up:
+            routes.append((metric_value, iface))
+    return [iface for _, iface in sorted(routes)]
+
+
+def choose_primary_ip(route_interfaces: list[str], addresses: dict[str, list[str]]) -> str:
+    """The first IPv4 address of the default route's interface; without a default route, the first
+    non-loopback address of an interface that is not a bridge or overlay of the container network
+    (a K3s host's `cni0`, `flannel.1`, `veth*`); finally loopback. Pure: tested from tables."""
+    for iface in route_interfaces:
+        usable = [a for a in addresses.get(iface, []) if not a.startswith("127.")]
+        if usable:
+            return usable[0]
+    container_nets = ("cni", "flannel", "veth", "docker", "kube-", "cali", "vxlan", "tunl", "podman")
+    for iface, addrs in addresses.items():
+        if iface == "lo" or iface.startswith(container_nets):
+            continue
+        for addr in addrs:
+            if not addr.startswith("127."):
+                return addr
+    return "127.0.0.1"
+
+
 def primary_ip() -> str:
-    """The address of the default route's interface (like the installer's `hostname -I | awk '{print $1}'`)."""
+    """The address of the default route's interface, read from the kernel's routing table (as
+    `ip route get` would pick it), not the first address psutil happens to list: on a K3s host that can be
+    `cni0` or `flannel.1`. Close to the installer's `hostname -I | awk '{print $1}'` on a plain host."""
+    try:
+        with open("/proc/net/route") as handle:
+            interfaces = default_route_interfaces(handle.read())
+    except OSError:
+        interfaces = []
     try:
         import psutil
 
-        for name, addrs in psutil.net_if_addrs().items():
-            if name == "lo":
-                continue
-            for addr in addrs:
-                if addr.family == socket.AF_INET and not addr.address.startswith("127."):
-                    return addr.address
+        addresses = {
+            name: [a.address for a in addrs if a.family == socket.AF_INET]
+            for name, addrs in psutil.net_if_addrs().items()
+        }
     except Exception:  # noqa: BLE001 - fall back to loopback
-        pass
-    return "127.0.0.1"
+        addresses = {}
+    return choose_primary_ip(interfaces, addresses)
 
 
 def local_addresses() -> set[str]:

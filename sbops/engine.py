@@ -1,4 +1,5 @@
-"""Runs checks in parallel: per-check timeouts, an overall deadline, `requires` (blocked-by), crash isolation.
+"""Runs checks in parallel: per-check timeouts, an overall deadline, `requires` (blocked-by), crash isolation,
+and, after collection, correlation (the likely cause of a failure, from the same run's outcomes).
 
 Probes run in daemon threads, so a probe stuck on a blackholed host can be abandoned: the run reports it
 as a timeout and the process can still exit.
@@ -12,14 +13,16 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Iterable
 
+from sbops.correlate import correlate
 from sbops.errors import NeedsCredentials
 from sbops.kube import NoKubeconfig
-from sbops.model import Reason, Result, Status, fail, skip
+from sbops.messages import engine as msg
+from sbops.model import Result
 from sbops.secret import mask_text, mask_value
 
 if TYPE_CHECKING:
     from sbops.context import Context
-    from sbops.registry import Check
+    from sbops.registry import Check, Registry
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,31 @@ class Outcome:
     check: "Check"
     result: Result
     duration: float
+    added: bool = False  # not selected: run because a selected check relates to it (correlation)
+
+
+def can_look(ctx: "Context", item: "Check") -> bool:
+    """Whether sbops has what `item` needs to say anything about the server: the password of a data service,
+    a kubeconfig for the cluster's layers. A check without it fails for want of sbops's own access."""
+    from sbops.registry import NEEDS_KUBECONFIG, NEEDS_PASSWORD
+
+    if item.layer in NEEDS_PASSWORD:
+        return bool(ctx.service(item.layer).password)
+    if item.layer in NEEDS_KUBECONFIG:
+        return ctx.kubeconfig_path is not None
+    return True
+
+
+def correlated(ctx: "Context", registry: "Registry", outcomes: list[Outcome]) -> list[Outcome]:
+    """The post-pass: attach likely causes from this run's own outcomes (sbops.correlate, pure)."""
+    able = {
+        o.check.id: tuple(r for r in o.check.relates if r in registry.checks and can_look(ctx, registry.checks[r]))
+        for o in outcomes if o.check.relates
+    }
+    if not able:
+        return outcomes
+    changed = correlate([(o.check.id, o.result, o.check.fix) for o in outcomes], able)
+    return [replace(o, result=changed[o.check.id]) if o.check.id in changed else o for o in outcomes]
 
 
 def call_probe(ctx: "Context", item: "Check") -> Result:
@@ -37,10 +65,10 @@ def call_probe(ctx: "Context", item: "Check") -> Result:
             raise TypeError(f"probe returned {type(result).__name__}, not Result")
         return result
     except (NeedsCredentials, NoKubeconfig) as exc:
-        return fail(Reason.MISSING, str(exc))
+        return msg.NEEDS_ACCESS.result(why=str(exc))
     except Exception as exc:  # noqa: BLE001 - a crashing check must not crash the run
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return Result(Status.ERROR, Reason.INTERNAL, f"check crashed: {type(exc).__name__}: {text}"[:300])
+        return msg.CRASHED.result(error=f"{type(exc).__name__}: {text}"[:280])
 
 
 def _masked(ctx: "Context", result: Result) -> Result:
@@ -79,13 +107,19 @@ def run_checks(
     deadline: float | None = None,
     max_workers: int = 16,
     execute: "Callable[[Context, Check], Result] | None" = None,
+    registry: "Registry | None" = None,
 ) -> list[Outcome]:
     """Run `checks`, honouring `requires` among them; returns outcomes in the order given.
 
     `execute` runs one probe (default: call_probe). The exporter passes one that lets concurrent scrapes
     share a single execution of the same check and reuse cached results; it must never raise.
+    With `registry`, the checks the selected ones relate to run too (outcomes marked `added`, everything in
+    report order), and a post-pass over the outcomes attaches likely causes.
     """
     checks = list(checks)
+    chosen = {c.id for c in checks}
+    if registry is not None:
+        checks = registry.with_related(checks)
     timeout = timeout or ctx.timeout
     deadline = deadline or float(ctx.settings["deadline"])
     start = time.monotonic()
@@ -104,7 +138,7 @@ def run_checks(
         results.put((item.id, result, time.monotonic() - began))
 
     def finish(item: "Check", result: Result, duration: float) -> None:
-        done[item.id] = Outcome(item, _masked(ctx, result), round(duration, 3))
+        done[item.id] = Outcome(item, _masked(ctx, result), round(duration, 3), added=item.id not in chosen)
 
     while pending or running:
         now = time.monotonic()
@@ -115,11 +149,11 @@ def run_checks(
             blockers = [r for r in needs if not done[r].result.status.passed]
             if blockers:
                 pending.remove(item)
-                finish(item, skip(Reason.BLOCKED, f"blocked by {', '.join(blockers)}", blocked_by=blockers), 0.0)
+                finish(item, msg.BLOCKED.result(blockers=", ".join(blockers), details={"blocked_by": blockers}), 0.0)
                 continue
             if now >= end:
                 pending.remove(item)
-                finish(item, Result(Status.ERROR, Reason.TIMEOUT, f"not run: the run's deadline of {deadline:g}s passed"), 0.0)
+                finish(item, msg.DEADLINE.result(deadline=deadline), 0.0)
                 continue
             if len(running) >= max_workers:
                 break
@@ -129,7 +163,7 @@ def run_checks(
         if not running:
             if pending and not any(all(r in done for r in p.requires if r in selected) for p in pending):
                 for item in pending:  # a requirement cycle: report instead of spinning
-                    finish(item, Result(Status.ERROR, Reason.INTERNAL, "requirement cycle among checks"), 0.0)
+                    finish(item, msg.CYCLE.result(), 0.0)
                 pending.clear()
             continue
         wait_until = min(started + budget for _, started, budget in running.values())
@@ -144,5 +178,6 @@ def run_checks(
         for cid, (item, started, budget) in list(running.items()):
             if now >= started + budget:
                 running.pop(cid)
-                finish(item, fail(Reason.TIMEOUT, f"no answer within {budget:.1f}s"), now - started)
-    return [done[c.id] for c in checks]
+                finish(item, msg.TIMED_OUT.result(budget=budget), now - started)
+    outcomes = [done[c.id] for c in checks]
+    return correlated(ctx, registry, outcomes) if registry is not None else outcomes

@@ -14,35 +14,13 @@ from typing import Callable, Optional
 import typer
 
 from sbops.errors import UsageError
+from sbops.shipped import MONITORING_FILES, asset, exporter_unit_file
 
 exporter_app = typer.Typer(
     rich_markup_mode=None,
     invoke_without_command=True,
     help="Serve every check as Prometheus metrics.\n\nExample: sbops exporter --listen 127.0.0.1:29100",
 )
-
-MONITORING_FILES = {"rules": "alerts.yml", "rules-test": "alerts_test.yml", "dashboard": "dashboard.json"}
-UNIT_FILE = ("systemd", "sbops-exporter.service")
-
-
-def asset(name: str) -> Path:
-    """A shipped file under monitoring/ (a checkout's, else the installed copy)."""
-    from sbops.registry import shared_dir
-
-    path = shared_dir("monitoring") / name
-    if not path.is_file():
-        raise UsageError(f"{path}: shipped file missing (is sbops installed completely?)")
-    return path
-
-
-def unit_file() -> Path:
-    from sbops.registry import shared_dir
-
-    path = shared_dir("deploy") / UNIT_FILE[0] / UNIT_FILE[1]
-    if not path.is_file():
-        raise UsageError(f"{path}: shipped file missing (is sbops installed completely?)")
-    return path
-
 
 @exporter_app.callback()
 def exporter(
@@ -119,4 +97,4 @@ def print_unit() -> None:
 
     Example: sbops exporter print-unit > /etc/systemd/system/sbops-exporter.service
     """
-    typer.echo(unit_file().read_text(), nl=False)
+    typer.echo(exporter_unit_file().read_text(), nl=False)

@@ -69,6 +69,11 @@ class Result:
     details: dict[str, Any] = field(default_factory=dict)
     expires_at: datetime | None = None
     fix: str | None = None  # overrides the check's declared fix when the right repair depends on the finding
+    # The checks that could explain this failure, most likely first, each with the cause it stands for
+    # (("mysql.auth", "database"), ...). The engine's post-pass (sbops.correlate) reads them after the run.
+    causes: tuple[tuple[str, str], ...] = ()
+    code: str = ""  # the catalog message (sbops.messages) this result reports, e.g. SB2101
+    args: dict[str, Any] = field(default_factory=dict)  # the message's named arguments (masked like details)
 
 
 def ok(summary: str, **details: Any) -> Result:

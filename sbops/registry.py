@@ -7,7 +7,6 @@ import importlib
 import pkgutil
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from sbops.errors import UsageError
@@ -39,6 +38,13 @@ CLIENT_MODULES: dict[str, tuple[str, ...]] = {
 }
 
 
+# What sbops itself needs to run a layer's checks: the credentials file's password for the data services, a
+# kubeconfig for the cluster's layers. Without it such a check fails for want of sbops's own access, which
+# says nothing about the portal, so correlation never names it as a likely cause.
+NEEDS_PASSWORD = ("mysql", "mongodb", "rabbitmq")
+NEEDS_KUBECONFIG = ("kubernetes", "ecr", "tls", "istio", "workloads", "helm")
+
+
 class Risk(str, Enum):
     SAFE = "safe"  # changes settings or objects; nothing restarts, no data changes
     RESTARTS_SERVICE = "restarts-service"
@@ -58,6 +64,9 @@ class Check:
     # How long a long-running caller (the exporter) may reuse a result instead of probing again. Set it on
     # checks whose probe is costly or rate-limited (anything calling AWS must); 0 = probe on every run.
     cache_seconds: float = 0.0
+    # Checks whose results may explain this check's failure. The engine runs them in the same run (when it is
+    # given the registry) and its post-pass attaches the likely cause (sbops.correlate); never run from a probe.
+    relates: tuple[str, ...] = ()
 
     @property
     def runbook(self) -> str:
@@ -129,6 +138,13 @@ class Registry:
             chosen.append(item)
         return chosen
 
+    def with_related(self, checks: list[Check]) -> list[Check]:
+        """`checks` plus the checks they relate to, in report order (each once)."""
+        wanted = {c.id for c in checks}
+        wanted.update(r for c in checks for r in c.relates if r in self.checks)
+        extra = [c for c in checks if c.id not in self.checks]  # checks of another registry (tests)
+        return extra + [c for c in self.ordered() if c.id in wanted]
+
     def fix_for(self, name: str) -> Fix:
         if name not in self.fixes:
             raise UsageError(f"unknown fix '{name}' (see `sbops fix --list`)")
@@ -148,9 +164,11 @@ def check(
     fix: str | None = None,
     no_fix: str = "",
     cache_seconds: float = 0.0,
+    relates: tuple[str, ...] = (),
 ) -> Callable[[Callable[["Context"], Result]], Callable[["Context"], Result]]:
     def register(probe: Callable[["Context"], Result]) -> Callable[["Context"], Result]:
-        REGISTRY.add_check(Check(id, layer, title, severity, probe, tuple(requires), fix, no_fix, cache_seconds))
+        REGISTRY.add_check(Check(id, layer, title, severity, probe, tuple(requires), fix, no_fix, cache_seconds,
+                                 tuple(relates)))
         return probe
 
     return register
@@ -182,18 +200,3 @@ def load_all() -> Registry:
                 importlib.import_module(f"{package_name}.{info.name}")
         _loaded = True
     return REGISTRY
-
-
-def runbooks_dir() -> Path:
-    """runbooks/ of a checkout, else the copy installed under <prefix>/share/sbops/runbooks."""
-    return shared_dir("runbooks")
-
-
-def shared_dir(name: str) -> Path:
-    """<name>/ of a checkout (runbooks, monitoring, deploy), else the copy installed under <prefix>/share/sbops."""
-    import sys
-
-    here = Path(__file__).resolve().parent.parent / name
-    if here.is_dir():
-        return here
-    return Path(sys.prefix) / "share" / "sbops" / name

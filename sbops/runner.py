@@ -103,22 +103,35 @@ class SubprocessRunner:
             return None
 
 
+class UnexpectedCommand(AssertionError):
+    """A RecordingRunner was asked to run a command nobody told it how to answer: in a test, a failure."""
+
+
 @dataclass
 class RecordingRunner:
-    """Records commands and writes instead of performing them; `responses` answers run() by program name."""
+    """Records commands and writes instead of performing them; `responses` answers run() by program name or by
+    the whole command line.
+
+    It never invents an answer: a command without a response raises UnexpectedCommand, so a test cannot pass
+    on a success the machine never gave. It never reads the machine either: read_file() answers from `files`,
+    and from disk only under `read_roots` (a test's temp dir), never the real home or /etc.
+    """
 
     responses: dict[str, CommandResult | Callable[[tuple[str, ...]], CommandResult]] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    read_roots: tuple[Path, ...] = ()
     commands: list[tuple[str, ...]] = field(default_factory=list)
     writes: list[tuple[str, int]] = field(default_factory=list)
 
     def run(self, argv: Sequence[str], *, input: str | Secret | None = None, timeout: float = 60) -> CommandResult:
         args = _check_argv(argv)
         self.commands.append(args)
-        answer = self.responses.get(args[0]) or self.responses.get(display(args))
+        answer = self.responses.get(display(args)) or self.responses.get(args[0])
+        if answer is None:
+            raise UnexpectedCommand(f"RecordingRunner: no response for `{display(args)}` (give one in responses=)")
         if callable(answer):
             return answer(args)
-        return answer or CommandResult(args, 0, "", "")
+        return answer
 
     def write_file(self, path: Path, content: str, mode: int = 0o644) -> None:
         self.files[str(path)] = content
@@ -127,10 +140,18 @@ class RecordingRunner:
     def read_file(self, path: Path) -> str | None:
         if str(path) in self.files:
             return self.files[str(path)]
+        resolved = Path(path).resolve()
+        if not any(resolved.is_relative_to(Path(root).resolve()) for root in self.read_roots):
+            return None
         try:
-            return Path(path).read_text()
+            return resolved.read_text()
         except FileNotFoundError:
             return None
+
+
+def succeeds(*commands: str) -> dict[str, CommandResult]:
+    """Responses for a RecordingRunner: each program (or whole command line) succeeds with no output."""
+    return {command: CommandResult((command,), 0, "", "") for command in commands}
 
 
 def service_restart_argv(service: str, restart_command: str) -> list[str]:

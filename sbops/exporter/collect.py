@@ -209,8 +209,11 @@ class Scraper:
             return run.result
 
         try:
+            # related checks of other layers run through the same shared executions (flights), so a failing
+            # portal never probes mysql.auth a second time; only this layer's own checks become its metrics
             outcomes = run_checks(lease.ctx, self.checks_by_layer[layer], timeout=lease.ctx.timeout,
-                                  deadline=deadline, execute=execute)
+                                  deadline=deadline, execute=execute, registry=self.registry)
+            outcomes = [o for o in outcomes if not o.added]
         except Exception:  # noqa: BLE001 - a bug in sbops: report the layer as not collected, keep serving
             self.count_error("collector")
             return LayerRun(layer, (), time.monotonic() - began, False)

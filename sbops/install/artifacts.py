@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from sbops.errors import UsageError
-from sbops.install.versions import Artifact
+from sbops.versions import Artifact
 
 MANIFEST = "SHA256SUMS"
 _LINE = re.compile(r"^([0-9a-fA-F]{64})\s+\*?(.+?)\s*$")

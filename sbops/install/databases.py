@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from sbops.install import versions as v
+from sbops import versions as v
 from sbops.install.steps import DB, Resource, Step, Verify
 from sbops.model import Change, Plan, Reason
 from sbops.probes.net import tcp_probe, wait_for_port

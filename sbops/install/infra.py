@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sbops.install import versions as v
+from sbops import versions as v
 from sbops.install.run import wait_for
 from sbops.install.steps import INFRA, Resource, Step, Verify
 from sbops.kube import K3S_KUBECONFIG

@@ -288,10 +288,10 @@ def observe_rabbitmq(ctx: "Context") -> RabbitInventory:
 
 
 def observe_host(ctx: "Context", refresher_dir: Path = REFRESHER_DIR) -> HostInventory:
-    from sbops.ecr_cli import UNIT
+    from sbops.shipped import REFRESHER_UNIT
 
-    units = tuple(str(refresher_dir / f"{UNIT}.{kind}") for kind in ("timer", "service")
-                  if (refresher_dir / f"{UNIT}.{kind}").exists())
+    units = tuple(str(refresher_dir / f"{REFRESHER_UNIT}.{kind}") for kind in ("timer", "service")
+                  if (refresher_dir / f"{REFRESHER_UNIT}.{kind}").exists())
     from sbops.install.monitoring import UNIT as EXPORTER_UNIT
 
     exporter = tuple(str(refresher_dir / EXPORTER_UNIT) for _ in (0,) if (refresher_dir / EXPORTER_UNIT).exists())

@@ -41,10 +41,10 @@ def plan_pull_secret(run: "Run", ctx: "Context") -> Plan:
 def plan_refresher(run: "Run", ctx: "Context") -> Plan:
     """The offer of `sbops ecr install-refresher`: a token lasts 12 hours, so a host that gets it from AWS
     credentials renews it with a systemd timer; a token typed in by hand cannot be renewed unattended."""
-    from sbops import ecr_cli
+    from sbops import shipped
 
     unit_dir = Path(str(run.settings["install.unit_dir"]))
-    timer = unit_dir / f"{ecr_cli.UNIT}.timer"
+    timer = unit_dir / f"{shipped.REFRESHER_UNIT}.timer"
     if run.runner.read_file(timer) is not None:
         return Plan(nothing_to_do=f"the ECR refresher {timer} is installed")
     manual = "run `sbops ecr install-refresher` once the host has AWS credentials, or renew the token by hand " \
@@ -54,17 +54,17 @@ def plan_refresher(run: "Run", ctx: "Context") -> Plan:
     if not (run.options.ecr_refresher and run.settings["install.ecr_refresher"]):
         return Plan(nothing_to_do=f"the ECR refresher is not wanted (--no-ecr-refresher / install.ecr_refresher): {manual}")
     config = str(Path(run.options.config).resolve()) if run.options.config else ""
-    units = ecr_cli.render_units(ecr_cli.default_sbops(), config)
+    units = shipped.render_refresher_units(shipped.default_sbops(), config)
 
     def apply() -> None:
-        problems = ecr_cli.install(run.runner, unit_dir, units)
+        problems = shipped.install_refresher_units(run.runner, unit_dir, units)
         if problems:
             raise RuntimeError("; ".join(problems))
 
     return Plan(changes=(Change(f"install {timer.name}: `sbops fix ecr-refresh --yes` every 6 hours, as the token "
                                 "lasts 12 (sbops ecr install-refresher)",
                                 (*(f"write {unit_dir / n}" for n in units), "systemctl daemon-reload",
-                                 f"systemctl enable --now {ecr_cli.UNIT}.timer"), apply),))
+                                 f"systemctl enable --now {shipped.REFRESHER_UNIT}.timer"), apply),))
 
 
 # -- TLS ------------------------------------------------------------------------------------------

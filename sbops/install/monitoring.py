@@ -63,8 +63,7 @@ def wanted(run: "Run") -> str:
 
 
 def plan_unit(run: "Run", ctx: "Context") -> Plan:
-    from sbops import ecr_cli
-    from sbops.exporter_cli import unit_file
+    from sbops import shipped
     from sbops.probes import system
 
     why_not = wanted(run)
@@ -73,7 +72,7 @@ def plan_unit(run: "Run", ctx: "Context") -> Plan:
                                   "its unit for a later install")
     path = Path(str(run.settings["install.unit_dir"])) / UNIT
     config = str(Path(run.options.config).resolve()) if run.options.config else ""
-    desired = render_unit(unit_file().read_text(), ecr_cli.default_sbops(), config)
+    desired = render_unit(shipped.exporter_unit_file().read_text(), shipped.default_sbops(), config)
     state = system.unit_state(run.runner, UNIT)
     actions = unit_actions(run.runner.read_file(path), desired, state)
     listen = run.settings["exporter.listen"]

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
-from sbops.install import versions as v
+from sbops import versions as v
 
 if TYPE_CHECKING:
     from sbops.install.run import Run

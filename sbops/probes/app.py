@@ -5,25 +5,22 @@ setting app.url) with the Host header AND the TLS server name set to the domain,
 them, so the ingress gateway picks the StackBill server even when sbops connects to an IP address.
 Certificate verification is off unless app.verify_tls is set. Redirects are never followed.
 
-When the API fails, the probe names the likely cause from the related checks' results: for a wrong HTTP
-answer ARCHITECTURE.md's white-page causes (database, configuration, Kong routing), for no answer the
-ingress gateway, for a TLS failure the certificate and Gateway. They run through the engine after the
-request, in parallel with each other, within what is left of the check's time, sharing the run's logins
-(ctx.shared); checks sbops cannot run here (no password, no kubeconfig) are left out and named.
+When the API fails, the judgement lists the checks that could explain it, most likely first (`Result.causes`):
+for a wrong HTTP answer ARCHITECTURE.md's white-page causes (database, configuration, Kong routing), for no
+answer the ingress gateway, for a TLS failure the certificate and Gateway. The probe never runs them: the app
+checks declare them (`RELATED`), the engine runs them in the same run, and its post-pass (sbops.correlate)
+names the likely cause from their outcomes.
 """
 
 from __future__ import annotations
 
 import json
-import ssl
-import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from sbops.model import Reason, Result, Status, fail, ok
-from sbops.probes.net import tls_context
+from sbops.model import Reason, Result, fail, ok
+from sbops.probes import net
 
 if TYPE_CHECKING:
     from sbops.context import Context
@@ -63,10 +60,9 @@ TLS_CAUSES: tuple[tuple[str, str], ...] = (
     ("tls.certificate", "certificate"),
     ("istio.gateway", "Istio routing"),
 )
-# Areas whose checks need the credentials file's password, and those that need a kubeconfig: without them
-# those checks fail for want of sbops's own access, which says nothing about the portal.
-DATA_AREAS = ("mysql", "mongodb", "rabbitmq")
-KUBE_AREAS = ("pods", "istio", "tls", "k8s", "ecr", "helm")
+# Every check the app checks may name as a likely cause: the engine runs these beside them.
+RELATED: tuple[str, ...] = tuple(dict.fromkeys(cid for group in (CAUSES, ROUTING_CAUSES, NETWORK_CAUSES, TLS_CAUSES)
+                                               for cid, _ in group))
 
 
 @dataclass(frozen=True)
@@ -110,7 +106,7 @@ def http_get(url: str, *, domain: str, verify: bool, timeout: float) -> Answer:
     try:
         if parts.scheme == "https":
             conn: http.client.HTTPConnection = SNIConnection(host, parts.port or 443, timeout=timeout,
-                                                            context=tls_context(verify))
+                                                            context=net.tls_context(verify))
         else:
             conn = http.client.HTTPConnection(host, parts.port or 80, timeout=timeout)
         try:
@@ -139,6 +135,8 @@ def is_json(answer: Answer) -> bool:
 
 def error_reason(exc: BaseException) -> tuple[Reason, str]:
     """(reason, hint) for a request that got no HTTP answer."""
+    import ssl
+
     from sbops.probes.net import socket_reason
 
     if isinstance(exc, ssl.SSLCertVerificationError):
@@ -209,6 +207,8 @@ def judge_portal(answer: Answer) -> Result:
 
 def cause_group(answer: Answer) -> tuple[tuple[str, str], ...]:
     """Which related checks can explain this failure: network, TLS, or a wrong HTTP answer."""
+    import ssl
+
     if answer.error is None:
         if answer.status == 404 or (answer.status == 200 and not is_json(answer)):
             return ROUTING_CAUSES
@@ -218,117 +218,17 @@ def cause_group(answer: Answer) -> tuple[tuple[str, str], ...]:
     return NETWORK_CAUSES
 
 
-def can_look(check_id: str, has_password: Any, has_kubeconfig: bool) -> bool:
-    """Whether sbops has what the related check needs (has_password(area) for the data services)."""
-    area = check_id.split(".", 1)[0]
-    if area in DATA_AREAS:
-        return bool(has_password(area))
-    if area in KUBE_AREAS:
-        return has_kubeconfig
-    return True
-
-
-def likely_cause(results: list[tuple[str, str, Result, str | None]]) -> dict[str, Any] | None:
-    """The first failed related check, in the group's order: {check, cause, reason, summary, fix}; None if none.
-
-    `results`: (check id, cause, result, its fix name) for each related check that ran.
-    """
-    for check_id, cause, result, fix in results:
-        if result.status in (Status.FAIL, Status.ERROR):
-            return {"check": check_id, "cause": cause, "reason": result.reason.value, "summary": result.summary,
-                    "fix": fix}
-    return None
-
-
-def with_cause(result: Result, related: list[tuple[str, str, Result, str | None]], note: str = "") -> Result:
-    """Name the likely cause in the summary and details; the cause's fix becomes the result's fix."""
+def judge_with_causes(answer: Answer, judge: Any) -> Result:
+    """The judgement, plus the checks that could explain a failure (for the engine's post-pass)."""
+    result = judge(answer)
     if result.status.passed:
         return result
-    details = dict(result.details)
-    details["related_checks"] = {cid: f"{r.status.value}/{r.reason.value}" for cid, _, r, _ in related}
-    details["failed_related"] = [cid for cid, _, r, _ in related if r.status in (Status.FAIL, Status.ERROR)]
-    if note:
-        details["related_note"] = note
-    cause = likely_cause(related)
-    if cause is None:
-        summary = result.summary + "; no related check failed: read sb-core's logs (kubectl logs -n sb-apps " \
-                                   "<sb-core-pod> -c sb-core)"
-        return Result(result.status, result.reason, summary, details)
-    details["likely_cause"] = cause
-    summary = f"{result.summary}; likely cause: {cause['cause']} ({cause['check']}: {cause['reason']})"
-    return Result(result.status, result.reason, summary, details, fix=cause["fix"])
+    return replace(result, causes=cause_group(answer))
 
 
 # ======================================================================================================
-# Related checks, run in the background while the request is under way
+# The probes
 # ======================================================================================================
-class RelatedRun:
-    """Runs each registered related check through the engine in its own daemon thread.
-
-    Waiting stops as soon as the likely cause is known (every check before the first failed one, in
-    CAUSES order, has finished), so a slow unrelated check (a blackholed MongoDB) does not hold it up.
-    """
-
-    def __init__(self, ctx: "Context", group: tuple[tuple[str, str], ...], budget: float) -> None:
-        from sbops.registry import REGISTRY
-
-        self.ctx = ctx
-
-        def has_password(area: str) -> bool:
-            return bool(ctx.service(area).password)
-
-        known = [cid for cid, _ in group if cid in REGISTRY.checks]
-        self.unable = [cid for cid in known if not can_look(cid, has_password, ctx.kubeconfig_path is not None)]
-        self.checks = [REGISTRY.checks[cid] for cid in known if cid not in self.unable]
-        self.causes = dict(group)
-        self.budget = max(0.2, budget)
-        self.done: dict[str, Result] = {}
-        self._changed = threading.Condition()
-
-    def start(self) -> "RelatedRun":
-        for item in self.checks:
-            threading.Thread(target=self._run, args=(item,), name=f"app-related-{item.id}", daemon=True).start()
-        return self
-
-    def _run(self, item: Any) -> None:
-        from sbops.engine import run_checks
-
-        outcome = run_checks(self.ctx, [item], timeout=self.budget, deadline=self.budget)[0]
-        with self._changed:
-            self.done[item.id] = outcome.result
-            self._changed.notify_all()
-
-    def _decided(self) -> bool:
-        for item in self.checks:
-            result = self.done.get(item.id)
-            if result is None:
-                return False
-            if not result.status.passed:
-                return True
-        return True
-
-    def results(self, wait: float) -> tuple[list[tuple[str, str, Result, str | None]], str]:
-        """The related checks that finished (in CAUSES order) once the cause is decided or `wait` passed."""
-        if not self.checks:
-            return [], "no related check can run here" + (f" (no access for {', '.join(self.unable)})"
-                                                            if self.unable else "")
-        end = time.monotonic() + max(0.0, wait)
-        with self._changed:
-            while not self._decided() and time.monotonic() < end:
-                self._changed.wait(max(0.0, end - time.monotonic()))
-            done = dict(self.done)
-            decided = self._decided()
-        pending = [c.id for c in self.checks if c.id not in done]
-        found = [(c.id, self.causes[c.id], done[c.id], done[c.id].fix or c.fix) for c in self.checks if c.id in done]
-        notes = []
-        if pending:
-            why = "still running when the likely cause was known" if decided else "not finished in time"
-            notes.append(f"{why}: {', '.join(pending)}")
-        if self.unable:
-            notes.append(f"not run (sbops lacks the password or kubeconfig they need): {', '.join(self.unable)}")
-        return found, "; ".join(notes)
-
-
 def _target(ctx: "Context") -> tuple[str, str, bool]:
     from sbops.probes import kubecommon
 
@@ -337,17 +237,9 @@ def _target(ctx: "Context") -> tuple[str, str, bool]:
 
 
 def _run(ctx: "Context", path: str, judge: Any) -> Result:
-    began = time.monotonic()
-    budget = ctx.timeout - 0.3  # the engine's budget for this check, less a margin to report
     base, domain, verify = _target(ctx)
     answer = http_get(base + path, domain=domain, verify=verify, timeout=ctx.net_timeout)
-    result = judge(answer)
-    if result.status.passed:
-        return result
-    left = budget - (time.monotonic() - began)
-    related = RelatedRun(ctx, cause_group(answer), left - 0.1).start()
-    found, note = related.results(left)
-    return with_cause(result, found, note)
+    return judge_with_causes(answer, judge)
 
 
 def probe_cloudconfiguration(ctx: "Context") -> Result:

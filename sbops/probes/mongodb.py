@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from sbops.errors import NeedsCredentials
-from sbops.install.versions import MONGODB_SERIES
+from sbops.versions import MONGODB_SERIES
 from sbops.model import Change, Plan, Reason, Result, fail, ok, skip, warn
 from sbops.probes.net import tcp_probe, wait_for_port
 from sbops.runner import display, service_restart_argv
@@ -32,7 +32,7 @@ AUTH_DB = "admin"
 MECHANISM = "SCRAM-SHA-256"
 WILDCARDS = frozenset({"0.0.0.0", "::", "*"})
 WANTED_BIND = "0.0.0.0"  # what the original installer writes
-SUPPORTED_MAJOR = int(MONGODB_SERIES.split(".")[0])  # the installer pins mongodb-org 7.0 (install/versions.py)
+SUPPORTED_MAJOR = int(MONGODB_SERIES.split(".")[0])  # the installer pins mongodb-org 7.0 (sbops/versions.py)
 MIN_VERSION = (5, 0)  # below this StackBill's driver and features are not supported
 
 # Keys of ctx.shared() this layer uses; forgotten after a fix so the re-check observes afresh.

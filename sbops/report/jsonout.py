@@ -21,12 +21,14 @@ def outcome_dict(o: Outcome, runbook_url: str) -> dict[str, Any]:
         "status": r.status.value,
         "severity": o.check.severity.value,
         "reason": r.reason.value,
+        "code": r.code,
         "summary": r.summary,
         "details": r.details,
         "fix": r.fix or o.check.fix,
         "runbook": runbook_url.format(id=o.check.id),
         "duration_seconds": o.duration,
         "expires_at": r.expires_at.isoformat() if r.expires_at else None,
+        "added_as_related": o.added,
     }
 
 

@@ -19,8 +19,11 @@ from sbops.install import flow, monitoring, steps as st
 from sbops.install.command import build_run, load_settings
 from sbops.install.run import Options, Reporter, Run
 from sbops.runner import CommandResult, RecordingRunner
-from tests.lab.common import free_port
+from tests.lab.common import free_port, private_home  # noqa: F401 - a fixture
 from tests.lab.env import REPO, LabEnv
+
+# The recording runner and the installer never see the machine's real home or ~/.kube/config.
+pytestmark = pytest.mark.usefixtures("private_home")
 
 UNIT = "sbops-exporter.service"
 

@@ -19,15 +19,19 @@ from typing import Any
 
 import pytest
 
-from sbops.install import catalog, databases, flow, steps as st, versions as v
+from sbops import versions as v
+from sbops.install import catalog, databases, flow, steps as st
 from sbops.install.command import build_run, load_settings
 from sbops.install.kubernetes import plan_refresher
 from sbops.install.run import Options, Reporter, Run
-from sbops.runner import CommandResult, RecordingRunner
+from sbops.runner import CommandResult, RecordingRunner, succeeds
 from tests.lab import kube as lab
-from tests.lab.common import free_port
+from tests.lab.common import free_port, private_home  # noqa: F401 - a fixture
 from tests.lab.env import LabEnv
 from tests.lab.listener import ListenerProc
+
+# The recording runner and the installer never see the machine's real home or ~/.kube/config.
+pytestmark = pytest.mark.usefixtures("private_home")
 
 UBUNTU = 'NAME="Ubuntu"\nVERSION_ID="22.04"\nID=ubuntu\nVERSION_CODENAME=jammy\nPRETTY_NAME="Ubuntu 22.04.4 LTS"\n'
 DEBIAN = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nVERSION_ID="12"\nID=debian\nVERSION_CODENAME=bookworm\n'
@@ -116,7 +120,7 @@ def test_k3s_from_artifacts_on_a_fresh_machine_then_nothing_to_do(kube: lab.Kube
     bin_dir.mkdir()
     units: dict[str, tuple[str, str]] = {}
     runner = RecordingRunner(responses={str(bin_dir / "k3s"): CommandResult((), 127, "", "not found"),
-                                        "systemctl": systemctl(units)})
+                                        "systemctl": systemctl(units), **succeeds("install", "ln")})
     run = make_run(tmp_path, runner, artifacts=art, settings={"kubeconfig": str(kube.kubeconfig),
                                                                "install.unit_dir": str(tmp_path / "units")})
     outcome = run_one(run, step("k3s"))
@@ -179,7 +183,7 @@ def test_helm_from_the_published_archive(tmp_path: Path) -> None:
     archive = v.helm_archive(CPU)
     data = tarball(v.helm_member(CPU), b"#!/bin/sh\necho v3.17.1\n")
     fetcher = Fetcher({archive.url: data, archive.checksum_url: f"{hashlib.sha256(data).hexdigest()}  {archive.name}\n".encode()})
-    runner = RecordingRunner()
+    runner = RecordingRunner(responses=succeeds("install"))
     target = str(tmp_path / "bin" / "helm")
     run = make_run(tmp_path, runner, fetcher=fetcher, settings={"helm.command": target})
     missing = CommandResult((), 127, "", "not found")
@@ -220,7 +224,7 @@ def test_istio_with_istioctl_from_artifacts(kube: lab.KubeLab, core: Any, apps: 
                        ports=[("grpc-xds", 15010, 15010, None)], ip="10.42.0.240")
         return CommandResult(argv, 0, "✔ Installation complete", "")
 
-    runner = RecordingRunner()
+    runner = RecordingRunner(responses=succeeds("install"))
     runner.responses[istioctl] = lambda argv: install_istio(argv) if argv[1] == "install" else CommandResult(argv, 127, "", "")
     run = make_run(tmp_path, runner, artifacts=art, settings={"kubeconfig": str(kube.kubeconfig)})
     outcome = run_one(run, step("istio"))
@@ -261,7 +265,7 @@ def started(runner: RecordingRunner, port: int, procs: list[ListenerProc]):
 def test_server_packages_on_a_fresh_machine(tmp_path: Path, os_release: str, service: str, key: str,
                                             expected: list[list[str]]) -> None:
     runner = RecordingRunner(files={"/etc/os-release": os_release},
-                             responses={"dpkg-query": CommandResult((), 1, "", "no packages found")})
+                             responses={"dpkg-query": CommandResult((), 1, "", "no packages found"), **succeeds("env")})
     armored = b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n...\n-----END PGP PUBLIC KEY BLOCK-----\n"
     run = make_run(tmp_path, runner, fetcher=Fetcher({v.MONGODB_KEY_URL: armored}))
     port = run.credentials_plan.desired.__getattribute__(key).port
@@ -315,7 +319,7 @@ def test_mongodb_on_an_unknown_distribution_is_refused(tmp_path: Path) -> None:
 
 # -- the ECR refresher ---------------------------------------------------------------------------------------
 def test_refresher_is_installed_when_the_token_comes_from_aws_credentials(tmp_path: Path) -> None:
-    runner = RecordingRunner()
+    runner = RecordingRunner(responses=succeeds("systemctl"))
     units = tmp_path / "units"
     run = make_run(tmp_path, runner, settings={"install.unit_dir": str(units)})
     item = st.Step("refresher", "refresher", st.KUBERNETES, (st.Resource("ecr.refresher", plan_refresher),))

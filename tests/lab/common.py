@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import pytest
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port free on `host` right now (the kernel picks it)."""
@@ -119,3 +121,13 @@ class Blackhole:
         for sock in self.fillers:
             sock.close()
         self.listener.close()
+
+
+@pytest.fixture
+def private_home(tmp_path_factory, monkeypatch) -> Path:
+    """HOME and KUBECONFIG pointed at an empty temp dir, so code under test (kubeconfig discovery, ~/.kube)
+    never reads or writes the real home of the machine running the tests."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    return home

@@ -137,7 +137,7 @@ def nfs_lab(tmp_path: Path) -> Iterator[NfsLab]:
     """A fresh private NFS lab, seeded as the installer would (but exported to the pod network)."""
     why = unavailable()
     if why:
-        pytest.skip(f"NFS lab unavailable: {why}")
+        pytest.fail(f"NFS lab cannot start: {why} (scripts/setup installs what it needs; the lab must run as root)", pytrace=False)
     lab = NfsLab(tmp_path / "nfs").start()
     try:
         lab.seed_stackbill()

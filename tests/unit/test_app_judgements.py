@@ -1,4 +1,4 @@
-"""Pure app judgements from tables: HTTP answers and errors to reasons, the likely white-page cause."""
+"""Pure app judgements from tables: HTTP answers and errors to reasons, and which checks could explain them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import ssl
 
 import pytest
 
-from sbops.model import Reason, Result, Status, fail, ok
+from sbops.model import Reason, Status
 from sbops.probes import app
 
 URL = "https://10.0.0.10:31882" + app.CLOUDCONFIG_PATH
@@ -58,43 +58,6 @@ def test_judge_portal(ans: app.Answer, expected: tuple) -> None:
     assert (result.status, result.reason) == expected
 
 
-def related(*items: tuple[str, Result, str | None]) -> list[tuple[str, str, Result, str | None]]:
-    causes = dict(app.CAUSES)
-    return [(cid, causes[cid], result, fix) for cid, result, fix in items]
-
-
-@pytest.mark.parametrize("items,cause", [
-    ([], None),
-    ([("mysql.auth", ok("fine"), "mysql-user")], None),
-    ([("mysql.auth", fail(Reason.REFUSED, "down"), "mysql-user"),
-      ("istio.virtualservice", fail(Reason.MISCONFIGURED, "x"), "istio-gateway")], ("mysql.auth", "database", "mysql-user")),
-    ([("mysql.auth", ok("fine"), "mysql-user"), ("mysql.schema", fail(Reason.MISSING, "no db"), "mysql-schema")],
-     ("mysql.schema", "configuration", "mysql-schema")),
-    ([("pods.ready", ok("fine"), None), ("istio.virtualservice", fail(Reason.MISCONFIGURED, "x"), "istio-gateway")],
-     ("istio.virtualservice", "Kong routing", "istio-gateway")),
-])
-def test_likely_cause(items: list, cause: tuple | None) -> None:
-    found = app.likely_cause(related(*items))
-    assert (None if found is None else (found["check"], found["cause"], found["fix"])) == cause
-
-
-def test_with_cause_names_it_and_takes_its_fix() -> None:
-    base = fail(Reason.DEGRADED, "API answers HTTP 500")
-    result = app.with_cause(base, related(("mysql.auth", fail(Reason.AUTH_FAILED, "denied"), "mysql-user"),
-                                          ("rabbitmq.auth", ok("fine"), "rabbitmq-user")))
-    assert result.fix == "mysql-user"
-    assert "likely cause: database (mysql.auth: auth_failed)" in result.summary
-    assert result.details["failed_related"] == ["mysql.auth"]
-    assert result.details["related_checks"] == {"mysql.auth": "fail/auth_failed", "rabbitmq.auth": "ok/none"}
-
-
-def test_with_cause_without_failures_points_at_the_logs_and_keeps_passing_results() -> None:
-    result = app.with_cause(fail(Reason.DEGRADED, "HTTP 500"), related(("mysql.auth", ok("fine"), "mysql-user")))
-    assert result.fix is None and "sb-core" in result.summary
-    passing = ok("fine")
-    assert app.with_cause(passing, []) is passing
-
-
 @pytest.mark.parametrize("ans,first", [
     (answer(500), "mysql.auth"),
     (answer(503), "mysql.auth"),
@@ -109,13 +72,13 @@ def test_cause_group_depends_on_what_failed(ans: app.Answer, first: str) -> None
     assert app.cause_group(ans)[0][0] == first
 
 
-@pytest.mark.parametrize("check_id,password,kubeconfig,expected", [
-    ("mysql.auth", True, False, True),
-    ("mysql.auth", False, True, False),
-    ("rabbitmq.auth", False, True, False),
-    ("pods.ready", True, False, False),
-    ("istio.virtualservice", False, True, True),
-    ("tls.secret", False, True, True),
-])
-def test_can_look(check_id: str, password: bool, kubeconfig: bool, expected: bool) -> None:
-    assert app.can_look(check_id, lambda area: password, kubeconfig) is expected
+def test_a_failed_judgement_carries_its_causes_and_a_passing_one_none() -> None:
+    failed = app.judge_with_causes(answer(500), app.judge_cloudconfiguration)
+    assert failed.status is Status.FAIL and failed.causes == app.CAUSES
+    passing = app.judge_with_causes(answer(200, b"{}"), app.judge_cloudconfiguration)
+    assert passing.status is Status.OK and passing.causes == ()
+
+
+def test_related_covers_every_cause_group() -> None:
+    for group in (app.CAUSES, app.ROUTING_CAUSES, app.NETWORK_CAUSES, app.TLS_CAUSES):
+        assert {cid for cid, _ in group} <= set(app.RELATED)

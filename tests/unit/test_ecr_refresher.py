@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sbops import ecr_cli
-from sbops.runner import CommandResult, RecordingRunner
+from sbops import ecr_cli, shipped
+from sbops.runner import CommandResult, RecordingRunner, succeeds
 
 
 def parse(text: str) -> configparser.ConfigParser:
@@ -24,7 +24,7 @@ def parse(text: str) -> configparser.ConfigParser:
 
 @pytest.fixture
 def units() -> dict[str, str]:
-    return ecr_cli.render_units(["/usr/local/bin/sbops"], config="/etc/sbops/config.yaml")
+    return shipped.render_refresher_units(["/usr/local/bin/sbops"], config="/etc/sbops/config.yaml")
 
 
 def test_unit_contents(units: dict[str, str]) -> None:
@@ -43,9 +43,8 @@ def test_unit_contents(units: dict[str, str]) -> None:
 
 
 def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
-    if shutil.which("systemd-analyze") is None:
-        pytest.skip("systemd-analyze not installed (the parse test above still checks the files)")
-    for name, content in ecr_cli.render_units([str(Path(shutil.which("true") or "/bin/true"))]).items():
+    assert shutil.which("systemd-analyze"), "systemd-analyze is missing: scripts/setup installs the systemd package"
+    for name, content in shipped.render_refresher_units([str(Path(shutil.which("true") or "/bin/true"))]).items():
         (tmp_path / name).write_text(content)
     proc = subprocess.run(["systemd-analyze", "verify", "--man=no", str(tmp_path / "sbops-ecr-refresh.timer"),
                            str(tmp_path / "sbops-ecr-refresh.service")], capture_output=True, text=True, timeout=60)
@@ -54,8 +53,8 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
 
 
 def test_install_writes_units_and_enables_timer(units: dict[str, str], tmp_path: Path) -> None:
-    runner = RecordingRunner()
-    assert ecr_cli.install(runner, tmp_path, units) == []
+    runner = RecordingRunner(responses=succeeds("systemctl"))
+    assert shipped.install_refresher_units(runner, tmp_path, units) == []
     assert sorted(runner.files) == [str(tmp_path / "sbops-ecr-refresh.service"), str(tmp_path / "sbops-ecr-refresh.timer")]
     assert all(mode == 0o644 for _, mode in runner.writes)
     assert runner.commands == [("systemctl", "daemon-reload"), ("systemctl", "enable", "--now", "sbops-ecr-refresh.timer")]
@@ -63,7 +62,7 @@ def test_install_writes_units_and_enables_timer(units: dict[str, str], tmp_path:
 
 def test_install_reports_systemctl_failure(units: dict[str, str], tmp_path: Path) -> None:
     runner = RecordingRunner(responses={"systemctl": CommandResult(("systemctl",), 1, "", "System has not been booted with systemd")})
-    problems = ecr_cli.install(runner, tmp_path, units)
+    problems = shipped.install_refresher_units(runner, tmp_path, units)
     assert problems == ["systemctl daemon-reload: System has not been booted with systemd"]
     assert runner.commands == [("systemctl", "daemon-reload")]
 
@@ -76,7 +75,7 @@ def test_cli_dry_run_prints_units_and_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_cli_install_uses_unit_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    runner = RecordingRunner()
+    runner = RecordingRunner(responses=succeeds("systemctl"))
     monkeypatch.setattr("sbops.runner.SubprocessRunner", lambda: runner)
     result = CliRunner().invoke(ecr_cli.ecr_app, ["install-refresher", "--unit-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output

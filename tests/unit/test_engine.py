@@ -1,11 +1,11 @@
 """The runner: parallelism, per-check timeouts, the overall deadline, blocked-by, crash isolation."""
 
 import socket
-import time
+import threading
 
 from sbops.context import Context
 from sbops.engine import run_checks
-from sbops.model import Reason, Severity, Status, fail, ok
+from sbops.model import Reason, Result, Severity, Status, fail, ok
 from sbops.registry import Check
 from sbops.settings import Settings
 from tests.lab.common import Blackhole
@@ -20,11 +20,12 @@ def ctx(**flags):
 
 
 def test_checks_run_in_parallel():
-    checks = [make(f"t.sleep{i}", lambda c: (time.sleep(0.5), ok("slept"))[1]) for i in range(8)]
-    began = time.monotonic()
-    outcomes = run_checks(ctx(), checks)
-    assert time.monotonic() - began < 1.5
-    assert all(o.result.status is Status.OK for o in outcomes)
+    """Eight probes wait for each other at a barrier: only a parallel run lets all of them through.
+    (How long a parallel run takes is measured by bench/engine.py, not asserted here.)"""
+    barrier = threading.Barrier(8, timeout=10)
+    checks = [make(f"t.meet{i}", lambda c: (barrier.wait(), ok("met"))[1]) for i in range(8)]
+    outcomes = run_checks(ctx(), checks, timeout=20)
+    assert [o.result.status for o in outcomes] == [Status.OK] * 8, [o.result.summary for o in outcomes]
 
 
 def test_a_crashing_check_becomes_error_and_the_rest_still_run():
@@ -45,9 +46,8 @@ def test_a_probe_stuck_on_a_blackholed_host_times_out():
         return ok("connected?")
 
     try:
-        began = time.monotonic()
+        # the probe itself would wait 30 s and then crash (error/internal): fail/timeout proves it was abandoned
         [outcome] = run_checks(ctx(), [make("t.hang", connect)], timeout=0.5)
-        assert time.monotonic() - began < 1.5
         assert (outcome.result.status, outcome.result.reason) == (Status.FAIL, Reason.TIMEOUT)
     finally:
         hole.close()
@@ -70,10 +70,14 @@ def test_requirements_outside_the_selection_are_not_waited_for():
 
 
 def test_overall_deadline_bounds_the_run():
-    checks = [make(f"t.slow{i}", lambda c: (time.sleep(3), ok("late"))[1]) for i in range(3)]
-    began = time.monotonic()
-    outcomes = run_checks(ctx(), checks, timeout=10, deadline=0.6)
-    assert time.monotonic() - began < 1.5
+    """Each probe would answer ok after waiting on an event that is only set once the run is over, and the
+    per-check timeout is long: timeout results for all of them prove the deadline, not the timeout, ended it."""
+    release = threading.Event()
+    checks = [make(f"t.slow{i}", lambda c: (release.wait(30), ok("late"))[1]) for i in range(3)]
+    try:
+        outcomes = run_checks(ctx(), checks, timeout=20, deadline=0.6)
+    finally:
+        release.set()
     assert all(o.result.reason is Reason.TIMEOUT for o in outcomes)
 
 
@@ -84,3 +88,29 @@ def test_secrets_echoed_by_a_probe_are_masked():
     c = Context(Settings.load(env={}), Credentials(mysql=Service(password=Secret("S3cretPassw0rd"))))
     [outcome] = run_checks(c, [make("t.echo", lambda _: fail(Reason.AUTH_FAILED, "denied for S3cretPassw0rd", raw="x S3cretPassw0rd"))])
     assert "S3cretPassw0rd" not in outcome.result.summary + str(outcome.result.details)
+
+
+def test_related_checks_join_the_run_once_and_the_post_pass_names_the_cause():
+    """With the registry, the checks a selected check relates to run in the same run (marked added), each
+    once, and the failure is correlated with their outcomes."""
+    from sbops.registry import Registry
+
+    calls = []
+
+    def database(c):
+        calls.append("t.db")
+        return fail(Reason.REFUSED, "nothing listens")
+
+    registry = Registry()
+    registry.add_check(make("t.db", database))
+    registry.add_check(Check("t.portal", "host", "portal", Severity.CRITICAL,
+                             lambda c: Result(Status.FAIL, Reason.DEGRADED, "HTTP 500", {}, causes=(("t.db", "database"),)),
+                             no_fix="test", relates=("t.db",)))
+    outcomes = run_checks(ctx(), [registry.checks["t.portal"]], registry=registry)
+    by_id = {o.check.id: o for o in outcomes}
+    assert calls == ["t.db"] and by_id["t.db"].added and not by_id["t.portal"].added
+    portal = by_id["t.portal"].result
+    assert portal.details["likely_cause"]["check"] == "t.db" and portal.fix is None  # t.db declares no fix
+
+    both = run_checks(ctx(), registry.ordered(), registry=registry)
+    assert [o.added for o in both] == [False, False] and len(calls) == 2

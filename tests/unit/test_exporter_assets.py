@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from sbops.exporter_cli import MONITORING_FILES, UNIT_FILE
+from sbops.shipped import EXPORTER_UNIT_FILE as UNIT_FILE, MONITORING_FILES
 from sbops.registry import LAYERS
 from tests.lab.env import REPO
 from tests.lab.exporter import run_promtool

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from sbops.install import report, steps as st, validation as val
 from sbops.install.run import Options
 from sbops.install.runlog import RunLog
 from sbops.install.state import State
-from sbops.install.versions import Artifact
+from sbops.versions import Artifact
 from sbops.model import Change, Plan
 from sbops.probes.host import Listener
 from sbops.probes.tls import pair_problems
@@ -295,13 +296,21 @@ def test_step_lines() -> None:
 
 
 def test_terminal_reporter_spins_then_prints_the_step() -> None:
-    stream = io.StringIO()
+    class SignallingStream(io.StringIO):
+        """Tells the test when the spinner has drawn the activity, instead of a sleep that hopes it has."""
+
+        drawn = threading.Event()
+
+        def write(self, text: str) -> int:
+            if "waiting for port 3306" in text:
+                self.drawn.set()
+            return super().write(text)
+
+    stream = SignallingStream()
     reporter = report.TerminalReporter(stream, colour=False)
     reporter.step_started("mysql", "MySQL")
     reporter.activity("waiting for port 3306")
-    import time
-
-    time.sleep(0.35)
+    assert stream.drawn.wait(10), "the spinner never drew the activity"
     reporter.step_finished(outcome(st.UNCHANGED, Plan(nothing_to_do="ok")))
     text = stream.getvalue()
     assert "waiting for port 3306" in text and any(frame in text for frame in report.TerminalReporter.FRAMES)

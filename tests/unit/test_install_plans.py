@@ -16,7 +16,8 @@ import yaml
 from sbops import credentials as creds_mod
 from sbops.credentials import Credentials, Service
 from sbops.errors import UsageError
-from sbops.install import creds, infra, steps as st, versions
+from sbops import versions
+from sbops.install import creds, infra, steps as st
 from sbops.install.kubernetes import chart_values, not_ready_lines
 from sbops.model import Plan, Result, Status, Reason
 from sbops.probes import ecr, helm, k8s, mysql, system

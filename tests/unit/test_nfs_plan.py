@@ -8,7 +8,7 @@ import pytest
 
 from sbops.context import Context
 from sbops.probes.nfs import plan_directory, plan_export
-from sbops.runner import CommandResult, RecordingRunner
+from sbops.runner import CommandResult, RecordingRunner, succeeds
 from sbops.settings import Settings
 
 POD = "10.42.0.0/16"
@@ -18,7 +18,8 @@ def make(tmp_path: Path, exports: str | None, active: str = "", exportfs: str = 
     data = tmp_path / "data"
     data.mkdir(exist_ok=True)
     exports_file = tmp_path / "exports"
-    runner = RecordingRunner(responses={exportfs: lambda argv: CommandResult(argv, 0, active if "-v" in argv else "", "")})
+    runner = RecordingRunner(responses={exportfs: lambda argv: CommandResult(argv, 0, active if "-v" in argv else "", ""),
+                                        **succeeds("mkdir", "chmod")})
     if exports is not None:
         runner.files[str(exports_file)] = exports.format(d=data)
     settings = Settings.load(env={}, flags={"nfs.path": str(data), "nfs.exports_file": str(exports_file),

@@ -12,7 +12,7 @@ import pytest
 from sbops.context import Context
 from sbops.install.uninstall_apply import remove_units
 from sbops.probes import helm, k8s, mongodb, mysql
-from sbops.runner import CommandResult, RecordingRunner
+from sbops.runner import CommandResult, RecordingRunner, succeeds
 from sbops.settings import Settings
 from tests.lab.kube import helm_release_secret
 
@@ -102,14 +102,15 @@ def test_refresher_removal_stops_the_timer_then_deletes_the_units(tmp_path: Path
     units = tuple(str(tmp_path / f"sbops-ecr-refresh.{kind}") for kind in ("timer", "service"))
     for unit in units:
         Path(unit).write_text("[Unit]\n")
-    runner = RecordingRunner()
+    runner = RecordingRunner(responses=succeeds("systemctl"))
     ctx = Context(Settings.load(env={}), runner=runner)
     remove_units(ctx, units, ".timer")
     assert runner.commands == [("systemctl", "disable", "--now", "sbops-ecr-refresh.timer"),
                                ("systemctl", "daemon-reload")]
     assert not any(Path(u).exists() for u in units)
 
-    failing = RecordingRunner(responses={"systemctl daemon-reload": CommandResult(("systemctl",), 1, "", "Failed to reload")})
+    failing = RecordingRunner(responses={**succeeds("systemctl"),
+                                         "systemctl daemon-reload": CommandResult(("systemctl",), 1, "", "Failed to reload")})
     with pytest.raises(Exception, match="systemctl daemon-reload: Failed to reload"):
         remove_units(Context(Settings.load(env={}), runner=failing), units, ".timer")
 
@@ -148,7 +149,7 @@ def test_exporter_removal_stops_the_service_then_deletes_its_unit(tmp_path: Path
     """systemd cannot run here: the recording runner takes the commands, the unit file is a real file."""
     unit = tmp_path / "sbops-exporter.service"
     unit.write_text("[Unit]\n")
-    runner = RecordingRunner()
+    runner = RecordingRunner(responses=succeeds("systemctl"))
     remove_units(Context(Settings.load(env={}), runner=runner), (str(unit),), ".service")
     assert runner.commands == [("systemctl", "disable", "--now", "sbops-exporter.service"), ("systemctl", "daemon-reload")]
     assert not unit.exists()
