@@ -79,7 +79,8 @@ def _masked(ctx: "Context", result: Result) -> Result:
     secrets = ctx.secrets()
     if not secrets:
         return result
-    return replace(result, summary=mask_text(result.summary, secrets), details=mask_value(result.details, secrets))
+    return replace(result, summary=mask_text(result.summary, secrets), details=mask_value(result.details, secrets),
+                   args=mask_value(result.args, secrets))
 
 
 def preload_clients(checks: list["Check"]) -> None:

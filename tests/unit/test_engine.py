@@ -114,3 +114,15 @@ def test_related_checks_join_the_run_once_and_the_post_pass_names_the_cause():
 
     both = run_checks(ctx(), registry.ordered(), registry=registry)
     assert [o.added for o in both] == [False, False] and len(calls) == 2
+
+
+def test_a_messages_arguments_are_masked_like_its_evidence():
+    """A finding's arguments (kept on the Result for tools) hold what a server said, as its evidence does."""
+    from sbops.credentials import Credentials, Service
+    from sbops.messages import engine as msg
+    from sbops.secret import Secret
+
+    c = Context(Settings.load(env={}), Credentials(mysql=Service(password=Secret("S3cretPassw0rd"))))
+    [outcome] = run_checks(c, [make("t.echo", lambda _: msg.NEEDS_ACCESS.result(why="denied for S3cretPassw0rd"))])
+    assert "S3cretPassw0rd" not in outcome.result.summary + str(outcome.result.args)
+    assert outcome.result.code == "SB0001"
