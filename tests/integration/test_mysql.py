@@ -205,14 +205,20 @@ def test_server_without_stackbill_cnf(bare: MariaDB, tmp_path: Path) -> None:
     assert status(result) == ("fail", "misconfigured")
     bad = {f["variable"] for f in result["details"]["findings"]}
     assert bad == {"skip_name_resolve", "bind_address", "max_connections", "sql_mode", "connect_timeout",
-                   "interactive_timeout", "log_bin_trust_function_creators"}
+                   "interactive_timeout", "log_bin_trust_function_creators", "skip_host_cache"}
+    sql_mode = next(f for f in result["details"]["findings"] if f["variable"] == "sql_mode")
+    assert sql_mode["missing"] == ["NO_ENGINE_SUBSTITUTION", "STRICT_TRANS_TABLES"] and sql_mode["extra"] == []
+    assert result["details"]["files"]["read"] == [str(bare.root / "my.cnf")]  # found from its --defaults-file
     cnf = bare.conf_d / "stackbill.cnf"
 
-    assert env.sbops("fix", "mysql-config", "--dry-run").returncode == 0
+    dry = env.sbops("fix", "mysql-config", "--dry-run")
+    assert dry.returncode == 0 and f"+++ {cnf} (new)" in dry.stdout and "+skip-host-cache" in dry.stdout
     assert not cnf.exists()
 
     code, out = fix_json(env, "mysql-config")  # no --restart: online part only, restart pending
     assert code == 3
+    (written,) = [f for c in out["plan"]["changes"] for f in c["files"]]
+    assert written["path"] == str(cnf) and written["before"] is None and "skip-host-cache" in written["after"]
     assert any("restart pending" in n for n in out["plan"]["notes"])
     assert cnf.exists() and oct(cnf.stat().st_mode & 0o777) == "0o644"
     still = {f["variable"] for f in env.check("mysql.config")["details"]["findings"]}
