@@ -463,6 +463,13 @@ def no_access_result(access: Access, what: str) -> Result:
     return skip(Reason.NO_ACCESS, f"cannot {what}: no MySQL login works ({access.why})", logins=logins)
 
 
+def login_notes(access: Access) -> tuple[str, ...]:
+    """A plan's note when it writes through the stackbill login because the admin login failed (or reached
+    another server): the statements run with that user's grants."""
+    err = access.errors.get("admin")
+    return (f"using the stackbill login itself ({err})",) if access.session is not None and err is not None else ()
+
+
 def no_access_blocker(access: Access, hint: str = "") -> str:
     """A plan's blocker when no login reaches the right server: a wrong server is refused, changing nothing."""
     if wrong_server(access) is not None:
@@ -1148,13 +1155,14 @@ def plan_schema(ctx: "Context") -> Plan:
     session = access.session
     wanted = wanted_databases(ctx)
     missing = missing_databases(observe_databases(session), wanted)
+    notes = login_notes(access)
     if not missing:
-        return Plan(nothing_to_do=f"databases present: {', '.join(wanted)}")
+        return Plan(notes=notes, nothing_to_do=f"databases present: {', '.join(wanted)}")
     changes = []
     for name in missing:
         sql = create_database_sql(name)
         changes.append(Change(f"create database {name}", (sql,), lambda sql=sql: session.execute(sql)))
-    return Plan(changes=tuple(changes))
+    return Plan(changes=tuple(changes), notes=notes)
 
 
 # ======================================================================================================
@@ -1356,9 +1364,9 @@ def plan_user(ctx: "Context") -> Plan:
     if login is not None and login.code == ER_ACCESS_DENIED_ERROR and not findings:
         # The stored hashes were not readable (or matched another path): a failed login proves a wrong password.
         findings = [UserFinding(h, "password", "login failed (1045)") for h in accounts]
+    notes = login_notes(access)
     if not findings:
-        return Plan(nothing_to_do=f"{user}@'%' and @'localhost' already match (plugin, password, grants)")
-    notes = [f"using the stackbill login itself ({access.errors['admin']})"] if "admin" in access.errors else []
+        return Plan(notes=notes, nothing_to_do=f"{user}@'%' and @'localhost' already match (plugin, password, grants)")
     changes = []
     for description, statements in user_statements(findings, user, session.is_mariadb):
         def apply(statements: list[Statement] = statements) -> None:
