@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from sbops.diff import file_diff
 from sbops.errors import NeedsCredentials
 from sbops.install.versions import MONGODB_SERIES
 from sbops.model import Change, Plan, Reason, Result, fail, ok, skip, warn
@@ -828,7 +829,7 @@ def plan_config(ctx: "Context", opts: "FixOptions", keys: frozenset[str] = CONFI
             ctx.runner.write_file(path, new_text, mode)
 
         changes.append(Change(f"edit {path}: " + "; ".join(e.describe() for e in edits) + f" (backup {path}.bak)",
-                              tuple(f"set {e.section}.{e.key}: {e.value} in {path}" for e in edits), write))
+                              (), write, (file_diff(str(path), text, new_text, ctx.secrets()),)))
     argv = service_restart_argv(str(ctx.settings["mongodb.service"]), str(ctx.settings["mongodb.restart_command"]))
     why_restart = "to apply the new config" if edits else "because " + " and ".join(pending)
     if opts.allow_restart:
