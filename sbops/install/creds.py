@@ -167,7 +167,7 @@ def plan_file(run: "Run", ctx: "Context") -> Plan:
     elif stat.S_IMODE(path.stat().st_mode) != FILE_MODE:
         mode = oct(stat.S_IMODE(path.stat().st_mode))
         changes.append(Change(f"chmod 0600 {path} (it is {mode}: the passwords must be readable by root only)",
-                              (f"chmod 0600 {path}",), lambda: os.chmod(path, FILE_MODE)))
+                              (), lambda: os.chmod(path, FILE_MODE)))
     if not changes:
         return Plan(nothing_to_do=f"{path} records this installation (mode 0600)")
     return Plan(changes=tuple(changes))

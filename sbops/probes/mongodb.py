@@ -625,7 +625,8 @@ def plan_user(ctx: "Context", opts: "FixOptions") -> Plan:
             forget(ctx)
 
         change = Change(f"create user {username} in admin with roles {fmt_roles(REQUIRED_ROLES)} and the "
-                        f"credentials file's password", (user_statement(username, roles, create=True),), create)
+                        f"credentials file's password, via the MongoDB driver (the createUser command; in mongosh: "
+                        f"{user_statement(username, roles, create=True)})", (), create)
         return Plan(changes=(change,), notes=notes)
 
     set_password = "password" in actions
@@ -646,7 +647,8 @@ def plan_user(ctx: "Context", opts: "FixOptions") -> Plan:
         forget(ctx)
 
     statement = user_statement(username, roles, set_password=set_password, set_roles=set_roles)
-    return Plan(changes=(Change(f"{username}: {' and '.join(what)}", (statement,), update),), notes=notes)
+    return Plan(changes=(Change(f"{username}: {' and '.join(what)}, via the MongoDB driver (the updateUser command; "
+                                f"in mongosh: {statement})", (), update),), notes=notes)
 
 
 # ---------------------------------------------------------------------------------------------------

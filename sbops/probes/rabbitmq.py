@@ -729,7 +729,9 @@ def build_changes(backend: Ctl | HttpAdmin, actions: list[Action], password: Sec
         if isinstance(backend, Ctl):
             changes.append(Change(action.describe(), backend.commands(action), backend.applier(action, password)))
         else:
-            changes.append(Change(action.describe(), backend.commands(action, password, state.tags),
+            # an HTTP request is not a command anyone runs: the description names it instead
+            request = backend.commands(action, password, state.tags)[0]
+            changes.append(Change(f"{action.describe()}, via the RabbitMQ management API: {request}", (),
                                   backend.applier(action, password, state.tags)))
     return tuple(changes)
 

@@ -153,7 +153,7 @@ def test_restart_workload_restarts_the_crash_looping_deployment(env: LabEnv, cor
     assert status(env.check("pods.ready")) == ("fail", "crash_loop")
 
     proc = env.fix("restart-workload", "--dry-run")
-    assert proc.returncode == 0 and "kubectl rollout restart deployment/sb-core -n sb-apps" in proc.stdout, proc.stdout
+    assert proc.returncode == 0 and "rollout-restart Deployment sb-core in sb-apps" in proc.stdout, proc.stdout
     assert not (apps.read_namespaced_deployment("sb-core", NS).spec.template.metadata.annotations or {}).get(RESTARTED_AT)
 
     code, doc = fix_json(env, "restart-workload")
