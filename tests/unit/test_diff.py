@@ -49,3 +49,18 @@ def test_render_plan_shows_the_diff() -> None:
     change = Change("write /etc/x.cnf", (), None, (d.file_diff("/etc/x.cnf", "a = 1\n", "a = 2\n"),))
     text = render_plan(spec, Plan(changes=(change,)))
     assert "       --- /etc/x.cnf (current)" in text and "       -a = 1" in text and "       +a = 2" in text
+
+
+def test_install_plan_shows_the_diff_and_json_carries_before_and_after() -> None:
+    from sbops.install import report
+    from sbops.install import steps as st
+
+    diff = d.file_diff("/etc/mysql/mariadb.conf.d/99-stackbill.cnf", "[mysqld]\nsql_mode = A\n",
+                       "[mysqld]\nsql_mode = B\n")
+    change = Change("update the settings in /etc/mysql/mariadb.conf.d/99-stackbill.cnf", (), None, (diff,))
+    step = st.Step("mysql", "MySQL", st.DB, (st.Resource("mysql.config", lambda r, c: Plan()),))
+    outcome = st.StepOutcome(step, st.PLANNED, [st.ResourceOutcome("mysql.config", Plan(changes=(change,)))])
+    lines = report.step_lines(outcome, plan_only=True)
+    assert "          -sql_mode = A" in lines and "          +sql_mode = B" in lines
+    (entry,) = [c for r in outcome.as_dict()["resources"] for c in r["changes"]]
+    assert entry["files"][0]["before"] == "[mysqld]\nsql_mode = A\n" and entry["files"][0]["after"].endswith("B\n")
