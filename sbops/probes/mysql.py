@@ -816,9 +816,10 @@ class Files:
 
     def sets(self, option: str) -> bool:
         """Whether the server read `option` as a flag that is on (files, or its command line)."""
-        flag = "--" + option.replace("_", "-")
-        if any(a == flag or a == flag.replace("-", "_") for a in self.argv):
-            return True
+        for arg in self.argv[1:]:
+            name, eq, value = arg.lstrip("-").partition("=")
+            if arg.startswith("--") and mysql_cnf.normalise(name) == option and (not eq or _truthy(value)):
+                return True
         setting = self.effective().get(option)
         return setting is not None and (setting.value is None or _truthy(setting.value))
 
@@ -827,13 +828,23 @@ class Files:
                 "unread_dropins": list(self.unread), "problems": list(self.chain.problems)}
 
 
+SERVER_PROGRAMS = ("mysqld", "mariadbd", "mysqld-debug")
+
+
 def server_argv(pid_file: str, read: Callable[[Path], str | None]) -> list[str] | None:
-    """The server's command line from its pid file and /proc (None when either is unreadable)."""
-    text = read(Path(pid_file)) if pid_file else None
-    if not text or not text.strip().isdigit():
+    """The server's command line from its pid file and /proc (None when either is unreadable, or when that
+    pid is not a MySQL server here: a server in another pid namespace, a stale pid file)."""
+    try:
+        text = read(Path(pid_file)) if pid_file else None
+        if not text or not text.strip().isdigit():
+            return None
+        raw = read(Path(f"/proc/{text.strip()}/cmdline"))
+    except OSError:
         return None
-    raw = read(Path(f"/proc/{text.strip()}/cmdline"))
-    return [a for a in raw.split("\0") if a] if raw else None
+    argv = [a for a in raw.split("\0") if a] if raw else []
+    if not argv or Path(argv[0]).name not in SERVER_PROGRAMS:
+        return None
+    return argv
 
 
 def dropin_dirs(ctx: "Context") -> list[str]:
@@ -852,10 +863,17 @@ def unread_dropins(chain: mysql_cnf.Chain, dirs: Iterable[str], exists: Callable
     return out
 
 
-def observe_files(ctx: "Context", variables: dict[str, str]) -> Files:
-    """Follow the server's option files from how it was started (its --defaults-file, else the defaults)."""
+def observe_files(ctx: "Context", variables: dict[str, str]) -> Files | None:
+    """Follow the server's option files from how it was started (its --defaults-file, else the defaults).
+    None when one of them cannot be read (not root): then nothing is claimed about what the server reads."""
+    unreadable: list[str] = []
+
     def read(path: str) -> str | None:
-        return ctx.runner.read_file(Path(path))
+        try:
+            return ctx.runner.read_file(Path(path))
+        except OSError:  # PermissionError, IsADirectoryError: it exists, sbops cannot see it
+            unreadable.append(path)
+            return None
 
     chosen = str(ctx.settings["mysql.defaults_file"] or "")
     argv = server_argv(variables.get("pid_file", ""), ctx.runner.read_file) or []
@@ -863,6 +881,8 @@ def observe_files(ctx: "Context", variables: dict[str, str]) -> Files:
     if roots is None:
         roots = list(mysql_cnf.DEFAULT_FILES)
     chain = mysql_cnf.read_chain(roots, read, mysql_cnf.disk_lister)
+    if unreadable or any("not a readable directory" in p for p in chain.problems):
+        return None
     unread = unread_dropins(chain, dropin_dirs(ctx), lambda p: Path(p).is_file())
     version = variables.get("version", "")
     if "mariadb" in variables.get("version_comment", "").lower() and "mariadb" not in version.lower():
@@ -1049,9 +1069,12 @@ def plan_config(ctx: "Context", allow_restart: bool) -> Plan:
     findings = config_findings(observed, ctx.server_ip)
     if not findings and not (files is not None and files.unread):
         return Plan(nothing_to_do="the server's effective settings already match stackbill.cnf")
-    if files is None:
+    if not local:
         return Plan(blockers=(f"MySQL at {host} is not on this machine: run sbops on the database server "
                               "to write stackbill.cnf there",))
+    if files is None:
+        return Plan(blockers=("cannot read the server's option files (run as root, or set mysql.defaults_file): "
+                              "sbops does not write settings where it cannot tell whether the server reads them",))
     target = choose_target(files, str(config_dir(ctx, session.is_mariadb)), lambda d: Path(d).is_dir())
     if target.blocker:
         return Plan(blockers=(target.blocker,))

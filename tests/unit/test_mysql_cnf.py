@@ -160,3 +160,30 @@ def test_with_includedir() -> None:
     assert c.with_includedir("[mysqld]\nport = 1", "/d") == "[mysqld]\nport = 1\n!includedir /d\n"
     chain = c.read_chain(["/my.cnf"], *reader({"/my.cnf": c.with_includedir("", "/d"), "/d/s.cnf": "[mysqld]\n"}))
     assert chain.reads("/d/s.cnf")
+
+
+@pytest.mark.parametrize("argv, on", [
+    (("/usr/sbin/mariadbd", "--skip-host-cache"), True),
+    (("/usr/sbin/mariadbd", "--skip_host_cache"), True),
+    (("/usr/sbin/mariadbd", "--loose-skip-host-cache=1"), True),
+    (("/usr/sbin/mariadbd", "--skip-host-cache=0"), False),
+    (("/usr/sbin/mariadbd", "--skip-name-resolve"), False),
+    (("/usr/sbin/mariadbd",), False),
+])
+def test_flags_on_the_command_line(argv: tuple[str, ...], on: bool) -> None:
+    assert files_of({"/etc/mysql/my.cnf": "[mysqld]\n"}, argv=argv).sets("skip_host_cache") is on
+
+
+@pytest.mark.parametrize("files, argv", [
+    ({"/run/mysqld/mysqld.pid": "42\n", "/proc/42/cmdline": "/usr/sbin/mariadbd\0--defaults-file=/x/my.cnf\0"},
+     ["/usr/sbin/mariadbd", "--defaults-file=/x/my.cnf"]),
+    ({"/run/mysqld/mysqld.pid": "42\n", "/proc/42/cmdline": "/usr/bin/python3\0app.py\0"}, None),  # a reused pid
+    ({"/run/mysqld/mysqld.pid": "not a pid\n"}, None),
+    ({}, None),
+])
+def test_server_argv(files: dict[str, str], argv: list[str] | None) -> None:
+    def denied(path: object) -> str:
+        raise PermissionError(13, "Permission denied")
+
+    assert m.server_argv("/run/mysqld/mysqld.pid", lambda p: files.get(str(p))) == argv
+    assert m.server_argv("/run/mysqld/mysqld.pid", denied) is None
