@@ -362,12 +362,16 @@ def observe_identity(session: Session) -> ServerId:
     return ServerId(str(row["h"]), int(row["p"]), uuid, bind, _truthy(row["sn"]))
 
 
-def identity_mismatch(admin: ServerId, app: ServerId | None, host: str, port: int, host_is_local: bool) -> str:
+def identity_mismatch(admin: ServerId, app: ServerId | None, host: str, port: int, host_is_local: bool,
+                      endpoint_silent: bool = False) -> str:
     """Pure: why the admin login's server is not the one the credentials file names, or '' when it is.
 
     With a working stackbill login both servers describe themselves (server_uuid, else hostname and port,
     which the server reports itself, so a forwarded port still matches). Without one, the socket's server
     must listen on the configured Host:Port: same port, this machine, and a bind address that covers Host.
+    One exception: when nothing at all listens on Host:Port (`endpoint_silent`, connection refused), a server
+    on this machine configured for that port but bound elsewhere (bind-address 127.0.0.1, the very fault
+    mysql-config repairs) is the only server the credentials file can mean.
     """
     named = f"{host}:{port}, which the credentials file names"
     if app is not None:
@@ -383,7 +387,8 @@ def identity_mismatch(admin: ServerId, app: ServerId | None, host: str, port: in
     if not host_is_local:
         return f"it reaches {admin.describe()} on this machine, not the server at {named} (another host)"
     addresses = {a.strip() for a in admin.bind_address.split(",") if a.strip()}
-    if addresses and not addresses & {*ALL_ADDRESSES, host} and not (host == "localhost" and addresses & {"127.0.0.1", "::1"}):
+    if addresses and not addresses & {*ALL_ADDRESSES, host} and not (host == "localhost" and addresses & {"127.0.0.1", "::1"}) \
+            and not endpoint_silent:
         return (f"it reaches {admin.describe()}, which listens on {admin.bind_address} only, not the server at "
                 f"{named}")
     return ""
@@ -394,11 +399,14 @@ def _prove_same_server(ctx: "Context", admin: Session, who: str) -> None:
     host, port = ctx.endpoint("mysql")
     reached = observe_identity(admin)
     app: ServerId | None
+    silent = False
     try:
         app = observe_identity(app_session(ctx))
-    except Exception:  # noqa: BLE001 - the stackbill login is down: compare with Host:Port instead
+    except LoginError as err:  # the stackbill login is down: compare with Host:Port instead
+        app, silent = None, err.reason is Reason.REFUSED
+    except Exception:  # noqa: BLE001 - no credentials file
         app = None
-    why = identity_mismatch(reached, app, host, port, ctx.is_local(host))
+    why = identity_mismatch(reached, app, host, port, ctx.is_local(host), silent)
     if why:
         raise WrongServer(who, why, reached)
 

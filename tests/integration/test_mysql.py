@@ -360,3 +360,17 @@ def test_current_installers_99_stackbill_cnf_is_adopted(mariadb_factory, tmp_pat
     assert status(env.check("mysql.config")) == ("ok", "none")
     server.restart()  # and it survives a restart, because the server reads that file
     assert status(env.check("mysql.config")) == ("ok", "none")
+
+
+def test_loopback_bound_server_is_repaired_through_its_socket(mariadb_factory, tmp_path: Path) -> None:
+    """bind-address 127.0.0.1 while the credentials file names another address of this machine: nothing answers
+    there, so the socket's server (same port) is the one meant, and mysql-config may repair its bind-address."""
+    server = mariadb_factory(bind="127.0.0.1", stackbill_cnf=False).seed_stackbill(LAB_PASSWORD)
+    env = lab_env(tmp_path, server)
+    env.service("mysql", host="127.0.0.2", port=server.port, password=LAB_PASSWORD)
+    assert status(env.check("mysql.reachable")) == ("fail", "refused")
+    code, out = fix_json(env, "mysql-config", "--restart")
+    assert code == 0, out
+    assert any(f["path"] == str(server.conf_d / "stackbill.cnf") for c in out["plan"]["changes"] for f in c["files"])
+    results = env.doctor("mysql.*")
+    assert status(results["mysql.reachable"]) == ("ok", "none") and status(results["mysql.config"]) == ("ok", "none")

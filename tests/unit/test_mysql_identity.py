@@ -38,6 +38,15 @@ def test_identity_mismatch(admin: m.ServerId, app: m.ServerId | None, host: str,
         assert f"port {admin.port}" in why and f"{host}:{port}" in why  # says which server it reached
 
 
+def test_a_loopback_bound_server_is_the_one_when_nothing_listens_on_host_port() -> None:
+    """bind-address 127.0.0.1 and the credentials name the server IP: refused there, so the socket's server,
+    configured for that port, is the only one meant (and mysql-config may repair its bind-address)."""
+    loopback = m.ServerId("db1", 3306, bind_address="127.0.0.1")
+    assert m.identity_mismatch(loopback, None, "10.0.0.5", 3306, True, endpoint_silent=True) == ""
+    assert m.identity_mismatch(loopback, None, "10.0.0.5", 3306, True, endpoint_silent=False) != ""
+    assert m.identity_mismatch(B, None, "10.0.0.5", 3306, True, endpoint_silent=True) != ""  # port still decides
+
+
 def test_wrong_server_is_its_own_reason_and_blocks_plans() -> None:
     err = m.WrongServer("admin root via socket /s", "it reaches the server on db1 port 3307", B)
     access = m.Access(None, {"app": err, "admin": err})
