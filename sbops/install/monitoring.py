@@ -153,8 +153,8 @@ def plan_serving(run: "Run", ctx: "Context") -> Plan:
                                    f"see `journalctl -u {UNIT}`")
             time.sleep(0.5)
 
-    return Plan(changes=(Change(f"wait up to {SERVING_WAIT:g}s for the exporter to answer HTTP GET "
-                                f"http://{listen}/-/healthy (now: {how})", (), wait),))
+    return Plan(changes=(Change(f"wait up to {SERVING_WAIT:g}s for the exporter to answer at {listen} (HTTP GET "
+                                f"/-/healthy; now: {how})", (), wait),))
 
 
 STEPS = {
