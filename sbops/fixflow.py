@@ -10,6 +10,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from sbops.diff import as_json as diff_json
+from sbops.diff import unified
 from sbops.engine import Outcome, run_checks
 from sbops.errors import NeedsCredentials, UsageError
 from sbops.kube import NoKubeconfig
@@ -54,6 +56,8 @@ def render_plan(spec: Fix, plan: Plan) -> str:
     for number, change in enumerate(plan.changes, start=1):
         lines.append(f"  {number}. {change.description}")
         lines.extend(f"       $ {command}" for command in change.commands)
+        for diff in change.files:
+            lines.extend(f"       {line}" for line in unified(diff))
     lines.extend(f"  note: {note}" for note in plan.notes)
     return "\n".join(lines) + "\n"
 
@@ -122,7 +126,8 @@ def run_fix(
     plan = _plan(ctx, spec, options)
     out["plan"] = {
         "blockers": list(plan.blockers), "notes": list(plan.notes), "nothing_to_do": plan.nothing_to_do,
-        "changes": [{"description": c.description, "commands": list(c.commands)} for c in plan.changes],
+        "changes": [{"description": c.description, "commands": list(c.commands),
+                     "files": [diff_json(d) for d in c.files]} for c in plan.changes],
     }
     secrets = ctx.secrets()
     emit = (lambda text: None) if json_output else (lambda text: _write(mask_text(text, secrets)))

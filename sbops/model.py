@@ -55,6 +55,8 @@ class Reason(str, Enum):
     STUCK = "stuck"  # an operation that never finished (a Helm release left pending-*)
     FAILED = "failed"  # an operation that finished and failed (a Helm release in state failed)
     NOT_APPLICABLE = "not_applicable"  # this check does not apply to this server
+    WRONG_SERVER = "wrong_server"  # a login reaches another server than the one the credentials file names
+    NOT_READ = "not_read"  # a configuration file exists where the server never reads it (nothing includes it)
     BLOCKED = "blocked"  # skipped because a check it requires did not pass
     INTERNAL = "internal"  # the check itself crashed: a bug in sbops
 
@@ -93,16 +95,31 @@ def skip(reason: Reason, summary: str, **details: Any) -> Result:
 
 
 @dataclass(frozen=True)
+class FileDiff:
+    """A file a change writes: its current and its new content, both already masked (sbops.diff.file_diff).
+
+    `before` is None when the file does not exist yet; `after` is None when the change deletes it.
+    """
+
+    path: str
+    before: str | None
+    after: str | None
+
+
+@dataclass(frozen=True)
 class Change:
     """One change a fix or installer step would make.
 
     `description` and `commands` are for humans, plans, logs and JSON: they must already be masked.
+    `commands` are only commands that really run; a change made through an API or a driver says so in
+    its description instead. `files` are the files it writes, shown as diffs (Ansible's --diff).
     `apply` performs it; it receives nothing because it closes over what it needs.
     """
 
     description: str
     commands: tuple[str, ...] = ()
     apply: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+    files: tuple[FileDiff, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "mysql.admin_password": ("", "its password (env SBOPS_MYSQL_ADMIN_PASSWORD); empty: socket authentication"),
     "mysql.admin_socket": ("/run/mysqld/mysqld.sock", "unix socket for the admin login"),
     "mysql.config_dir": ("", "where the stackbill.cnf drop-in goes (auto: MySQL or MariaDB layout)"),
+    "mysql.defaults_file": ("", "the server's first option file (auto: its --defaults-file, else /etc/my.cnf, /etc/mysql/my.cnf)"),
     "mysql.service": ("", "systemd unit (auto: mysql or mariadb)"),
     "mysql.restart_command": ("", "command that restarts the server (default: systemctl restart <service>)"),
     "mysql.source_address": ("", "local address sbops's own TCP logins come from (empty: the kernel's choice)"),

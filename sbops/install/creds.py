@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Callable
 
 from sbops import credentials as creds_mod
 from sbops.credentials import Credentials, Service
+from sbops.diff import file_diff
 from sbops.install.steps import ALWAYS, FINAL, Resource, Step
 from sbops.model import Change, Plan
 from sbops.secret import MASK, Secret
@@ -130,10 +131,15 @@ def plan_passwords(run: "Run", ctx: "Context") -> Plan:
     if cp.existing is not None:
         notes += (f"{cp.path} has no password for {names}: the new one replaces whatever the server has",)
 
-    def apply() -> None:
-        creds_mod.write_atomic(cp.path, creds_mod.render(with_new_passwords(cp)), mode=FILE_MODE)
+    new_creds = with_new_passwords(cp)
+    before = creds_mod.render(cp.existing) if cp.existing is not None else None
+    shown = file_diff(str(cp.path), before, creds_mod.render(new_creds),
+                      [*new_creds.secrets(), *(cp.existing.secrets() if cp.existing else [])])
 
-    return Plan(changes=(Change(text, (f"write {cp.path} (0600)",), apply),), notes=notes)
+    def apply() -> None:
+        creds_mod.write_atomic(cp.path, creds_mod.render(new_creds), mode=FILE_MODE)
+
+    return Plan(changes=(Change(text, (), apply, (shown,)),), notes=notes)
 
 
 def plan_file(run: "Run", ctx: "Context") -> Plan:
@@ -154,11 +160,14 @@ def plan_file(run: "Run", ctx: "Context") -> Plan:
             if creds_mod.load(path).secrets() != desired.secrets():
                 raise RuntimeError(f"{path}: written, but reading it back gives other passwords")
 
-        changes.append(Change(f"write {path} (0600): " + "; ".join(differs), (f"write {path} (0600)",), write))
+        before = path.read_text() if on_disk is not None else None
+        secrets = [*desired.secrets(), *(on_disk.secrets() if on_disk is not None else [])]
+        changes.append(Change(f"write {path} (0600): " + "; ".join(differs), (), write,
+                              (file_diff(str(path), before, text, secrets),)))
     elif stat.S_IMODE(path.stat().st_mode) != FILE_MODE:
         mode = oct(stat.S_IMODE(path.stat().st_mode))
         changes.append(Change(f"chmod 0600 {path} (it is {mode}: the passwords must be readable by root only)",
-                              (f"chmod 0600 {path}",), lambda: os.chmod(path, FILE_MODE)))
+                              (), lambda: os.chmod(path, FILE_MODE)))
     if not changes:
         return Plan(nothing_to_do=f"{path} records this installation (mode 0600)")
     return Plan(changes=tuple(changes))

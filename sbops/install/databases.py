@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from sbops import versions as v
+from sbops.diff import file_diff
 from sbops.install.steps import DB, Resource, Step, Verify
 from sbops.model import Change, Plan, Reason
 from sbops.probes.net import tcp_probe, wait_for_port
@@ -158,8 +159,9 @@ def mongodb_repo(run: "Run") -> list[Change]:
         run.runner.write_file(listing, line, 0o644)
         run.apt_updated = False  # the new repository needs an apt-get update
 
-    return [Change(f"add MongoDB's {v.MONGODB_SERIES} apt repository ({line.split()[5]}), key from {v.MONGODB_KEY_URL}",
-                   (f"write {key}", f"write {listing}: {line.strip()}"), apply)]
+    return [Change(f"add MongoDB's {v.MONGODB_SERIES} apt repository ({line.split()[5]}): write {listing}, and {key} "
+                   f"with the key downloaded from {v.MONGODB_KEY_URL} at apply time", (), apply,
+                   (file_diff(str(listing), run.runner.read_file(listing), line),))]
 
 
 MONGODB = Server(

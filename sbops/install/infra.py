@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sbops import versions as v
+from sbops.diff import file_diff
 from sbops.install.run import wait_for
 from sbops.install.steps import INFRA, Resource, Step, Verify
 from sbops.kube import K3S_KUBECONFIG
@@ -190,8 +191,9 @@ def plan_k3s_config(run: "Run", ctx: "Context") -> Plan:
         return Plan(blockers=(str(exc),))
     if text is None:
         return Plan(nothing_to_do=why)
-    changes = [Change(f"write {K3S_CONFIG}: disable {', '.join(DISABLED)} (Istio's gateway serves the ingress)",
-                      (f"write {K3S_CONFIG} (0600)",), lambda: run.runner.write_file(K3S_CONFIG, text, 0o600))]
+    changes = [Change(f"write {K3S_CONFIG} (0600): disable {', '.join(DISABLED)} (Istio's gateway serves the ingress)",
+                      (), lambda: run.runner.write_file(K3S_CONFIG, text, 0o600),
+                      (file_diff(str(K3S_CONFIG), run.runner.read_file(K3S_CONFIG), text),))]
     if unit_state(run.runner, "k3s").active == "active":
         timeout = float(run.settings["install.api_timeout"])
 
@@ -214,8 +216,8 @@ def plan_k3s_service(run: "Run", ctx: "Context") -> Plan:
             run.runner.write_file(unit_path, unit, 0o644)
             run_all(run, [["systemctl", "daemon-reload"]])
 
-        changes.append(Change(f"write the systemd unit {unit_path}", (f"write {unit_path}", "systemctl daemon-reload"),
-                              write_unit))
+        changes.append(Change(f"write the systemd unit {unit_path}", ("systemctl daemon-reload",),
+                              write_unit, (file_diff(str(unit_path), None, unit),)))
     if state.active != "active" or state.enabled != "enabled":
         timeout = float(run.settings["install.api_timeout"])
 

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sbops.diff import file_diff
 from sbops.install.run import wait_for
 from sbops.install.steps import KUBERNETES, Resource, Step, Verify
 from sbops.model import Change, Plan, Reason, Status
@@ -63,8 +64,9 @@ def plan_refresher(run: "Run", ctx: "Context") -> Plan:
 
     return Plan(changes=(Change(f"install {timer.name}: `sbops fix ecr-refresh --yes` every 6 hours, as the token "
                                 "lasts 12 (sbops ecr install-refresher)",
-                                (*(f"write {unit_dir / n}" for n in units), "systemctl daemon-reload",
-                                 f"systemctl enable --now {shipped.REFRESHER_UNIT}.timer"), apply),))
+                                ("systemctl daemon-reload", f"systemctl enable --now {shipped.REFRESHER_UNIT}.timer"), apply,
+                                tuple(file_diff(str(unit_dir / n), run.runner.read_file(unit_dir / n), text)
+                                      for n, text in units.items())),))
 
 
 # -- TLS ------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sbops.diff import file_diff
 from sbops.install.steps import FINAL, Resource, Step
 from sbops.model import Change, Plan
 
@@ -84,8 +85,8 @@ def plan_unit(run: "Run", ctx: "Context") -> Plan:
             run.runner.write_file(path, desired, 0o644)
             _systemctl(run, "daemon-reload")
 
-        changes.append(Change(f"write {path} (`sbops exporter` on {listen})", (f"write {path}", "systemctl daemon-reload"),
-                              write))
+        changes.append(Change(f"write {path} (`sbops exporter` on {listen})", ("systemctl daemon-reload",),
+                              write, (file_diff(str(path), run.runner.read_file(path), desired),)))
     if actions.enable:
         changes.append(Change(f"enable and start {UNIT} (now {state.enabled}, {state.active})",
                               (f"systemctl enable --now {UNIT}",), lambda: _systemctl(run, "enable", "--now", UNIT)))
@@ -151,8 +152,8 @@ def plan_serving(run: "Run", ctx: "Context") -> Plan:
                                    f"see `journalctl -u {UNIT}`")
             time.sleep(0.5)
 
-    return Plan(changes=(Change(f"wait up to {SERVING_WAIT:g}s for the exporter to answer at {listen} (now: {how})",
-                                (f"curl http://{listen}/-/healthy",), wait),))
+    return Plan(changes=(Change(f"wait up to {SERVING_WAIT:g}s for the exporter to answer at {listen} (HTTP GET "
+                                f"/-/healthy; now: {how})", (), wait),))
 
 
 STEPS = {

@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any, TextIO
 
 from sbops import __version__
+from sbops.diff import unified
 from sbops.install import monitoring, steps as st
 from sbops.install.run import Reporter
 
@@ -49,6 +50,7 @@ def step_lines(outcome: st.StepOutcome, *, plan_only: bool, colour: bool = False
                     lines.append(f"      + {change.description}")
                     if plan_only:
                         lines += [f"          $ {cmd}" for cmd in change.commands]
+                        lines += [f"          {line}" for diff in change.files for line in unified(diff)]
             if r.plan.empty and r.plan.nothing_to_do:
                 lines.append(f"      = {r.name}: {r.plan.nothing_to_do}")
             lines += [f"      note: {n}" for n in r.plan.notes]

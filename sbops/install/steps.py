@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from sbops.errors import UsageError
+from sbops.diff import as_json as diff_json
 from sbops.model import Plan, Reason
 
 if TYPE_CHECKING:
@@ -110,7 +111,8 @@ class StepOutcome:
             "duration_seconds": round(self.duration, 3), "error": self.error, "skipped_because": self.why_skipped,
             "resources": [{
                 "name": r.name,
-                "changes": [{"description": c.description, "commands": list(c.commands)} for c in (r.plan.changes if r.plan else ())],
+                "changes": [{"description": c.description, "commands": list(c.commands),
+                             "files": [diff_json(d) for d in c.files]} for c in (r.plan.changes if r.plan else ())],
                 "applied": list(r.applied), "nothing_to_do": r.plan.nothing_to_do if r.plan else "",
                 "notes": list(r.plan.notes) if r.plan else [], "blockers": list(r.plan.blockers) if r.plan else [],
                 "decided_at_apply_time": r.deferred, "error": r.error,

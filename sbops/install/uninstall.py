@@ -140,16 +140,17 @@ def _plan_release_level(b: _Builder, inv: Inventory) -> None:
     if host.refresher_units:
         timer = next((u for u in host.refresher_units if u.endswith(".timer")), "")
         commands = ([f"systemctl disable --now {timer.rsplit('/', 1)[-1]}"] if timer else []) + \
-            [f"rm -f {' '.join(host.refresher_units)}", "systemctl daemon-reload"]
+            ["systemctl daemon-reload"]
         b.step("release", "refresher", host.refresher_units, "ECR refresher timer",
-               "stop and remove the ECR refresher timer (it would recreate the pull secret)", *commands)
+               "stop the ECR refresher timer and remove " + " and ".join(host.refresher_units)
+               + " (it would recreate the pull secret)", *commands)
     else:
         b.absent("release", "ECR refresher timer", f"not installed (no sbops-ecr-refresh units in {host.refresher_dir})")
     if host.exporter_units:
         unit = host.exporter_units[0].rsplit("/", 1)[-1]
         b.step("release", "exporter", host.exporter_units, "sbops exporter service",
-               "stop and remove the sbops exporter service (it would report the removed installation as failing)",
-               f"systemctl disable --now {unit}", f"rm -f {' '.join(host.exporter_units)}", "systemctl daemon-reload")
+               f"stop the sbops exporter service and remove {' and '.join(host.exporter_units)} (it would report the "
+               "removed installation as failing)", f"systemctl disable --now {unit}", "systemctl daemon-reload")
     else:
         b.absent("release", "sbops exporter service", f"not installed (no sbops-exporter.service in {host.refresher_dir})")
     if kube.error:
@@ -181,7 +182,7 @@ def describe_release(release: dict[str, Any]) -> str:
 def _object_item(b: _Builder, level: str, obj: KubeObject) -> None:
     label = f"{obj.kind} {obj.namespace}/{obj.name}"
     b.item(level, label, obj.exists, "delete-object", (obj.kind, obj.namespace, obj.name),
-           f"delete {label} ({obj.role})", f"kubectl delete {obj.kind} {obj.name} -n {obj.namespace}")
+           f"via the Kubernetes API: delete {label} ({obj.role})")
 
 
 def _plan_claims(b: _Builder, inv: Inventory) -> None:
@@ -200,9 +201,8 @@ def _plan_claims(b: _Builder, inv: Inventory) -> None:
             continue
         state = f"{claim['phase']}, Terminating" if claim["terminating"] else claim["phase"]
         b.step("pvc", "delete-pvc", (inv.namespace, claim["name"]), f"PVC {inv.namespace}/{claim['name']}",
-               f"delete PVC {inv.namespace}/{claim['name']} ({claim['capacity']}, "
-               f"{claim['storage_class'] or 'no class'}, {state}): {k8s.data_fate(claim)}",
-               f"kubectl delete pvc {claim['name']} -n {inv.namespace}")
+               f"via the Kubernetes API: delete PVC {inv.namespace}/{claim['name']} ({claim['capacity']}, "
+               f"{claim['storage_class'] or 'no class'}, {state}): {k8s.data_fate(claim)}")
         if claim.get("users"):
             b.notes.append(f"PVC {claim['name']} is mounted by pod(s) {', '.join(claim['users'])}: sbops waits for "
                            "them to go (the release's pods are deleted first) before the claim can go")
@@ -227,7 +227,7 @@ def _plan_namespace_level(b: _Builder, inv: Inventory) -> None:
     if kube.namespace_phase == "Terminating":
         description = f"finish deleting namespace {inv.namespace} (already Terminating)"
     b.item("namespace", f"namespace {inv.namespace}", bool(kube.namespace_phase), "delete-namespace",
-           (inv.namespace,), description, f"kubectl delete namespace {inv.namespace}")
+           (inv.namespace,), f"via the Kubernetes API: {description}")
 
 
 def plural(count: int, noun: str) -> str:
@@ -262,7 +262,8 @@ def _plan_mongo_data(b: _Builder, inv: Inventory) -> None:
     for db in mongo.databases:
         size = size_text(db, " on disk")
         b.item("mongo-data", f"MongoDB database {db['name']}", True, "drop-mongodb-database", (db["name"],),
-               f"drop MongoDB database {db['name']} ({size})", mongodb.drop_database_statement(db["name"]), size=size)
+               f"drop MongoDB database {db['name']} ({size}), via the MongoDB driver (in mongosh: "
+               f"{mongodb.drop_database_statement(db['name'])})", size=size)
     if mongo.databases and not b.levels.mongo_data and b.levels.db:
         b.notes.append("--delete-db drops the MongoDB user but keeps MongoDB's databases: sbops cannot tell which of "
                        "them StackBill wrote (its user had root over all of them); add --delete-mongo-data to drop "
@@ -293,8 +294,9 @@ def _plan_databases(b: _Builder, inv: Inventory) -> None:
         _unmeasured(b, f"MongoDB: cannot tell whether user {mongo.user} exists: {mongo.error}")
     else:
         b.item("db", f"MongoDB user {mongo.user}", mongo.user_exists, "drop-mongodb-user", (mongo.user,),
-               f"drop MongoDB user {mongo.user} (admin); its databases' data stays unless --delete-mongo-data",
-               mongodb.drop_user_statement(mongo.user), why_gone=f"does not exist ({mongo.via})")
+               f"drop MongoDB user {mongo.user} (admin) via the MongoDB driver (in mongosh: "
+               f"{mongodb.drop_user_statement(mongo.user)}); its databases' data stays unless --delete-mongo-data",
+               why_gone=f"does not exist ({mongo.via})")
     if rabbit.exists is None:
         _unmeasured(b, f"RabbitMQ: {rabbit.error}")
     else:
@@ -306,8 +308,7 @@ def _plan_databases(b: _Builder, inv: Inventory) -> None:
     if host.credentials_exists:
         if chosen:
             b.step("db", "remove-credentials", tuple(files), f"credentials file {host.credentials}",
-                   f"remove the credentials file {' and '.join(files)}, only once the databases are confirmed gone",
-                   f"rm {' '.join(files)}")
+                   f"remove the credentials file {' and '.join(files)}, only once the databases are confirmed gone")
         else:
             b.keep("db", f"credentials file {host.credentials}")
     else:

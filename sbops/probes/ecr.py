@@ -459,15 +459,14 @@ def _secret_change(ctx: "Context", state: SecretState, registry: str, token: Tok
 
     verb = "replace" if state.exists else "create"
     expiry = f", expires {format_annotation(token.expires_at)}" if token.expires_at else ""
-    description = f"{verb} secret {state.namespace}/{state.name} ({DOCKERCONFIGJSON} for {registry}, user AWS, password ****{expiry})"
-    command = (f"kubectl -n {state.namespace} create secret docker-registry {state.name} --docker-server={registry} "
-               f"--docker-username=AWS --docker-password='****' --dry-run=client -o yaml | kubectl apply -f -")
+    description = (f"via the Kubernetes API: {verb} secret {state.namespace}/{state.name} ({DOCKERCONFIGJSON} for "
+                   f"{registry}, user AWS, password ****{expiry})")
 
     def apply() -> None:
         body = secret_body(state.name, state.namespace, registry, token)
         kubecommon.put_secret(ctx, body, state.type if state.exists else None)
 
-    return Change(description, (command,), apply)
+    return Change(description, (), apply)
 
 
 def _delete_pods_change(ctx: "Context", namespace: str, names: list[str]) -> Change:
@@ -478,5 +477,5 @@ def _delete_pods_change(ctx: "Context", namespace: str, names: list[str]) -> Cha
         for name in names:  # already gone is fine
             api.delete(kubecommon.path(namespace=namespace, plural="pods", name=name), ignore_missing=True)
 
-    return Change(f"delete {len(names)} pod(s) stuck in ImagePullBackOff/ErrImagePull so their controllers recreate them: "
-                  + ", ".join(names), (f"kubectl -n {namespace} delete pod {' '.join(names)}",), apply)
+    return Change(f"via the Kubernetes API: delete {len(names)} pod(s) in {namespace} stuck in ImagePullBackOff/ErrImagePull "
+                  "so their controllers recreate them: " + ", ".join(names), (), apply)

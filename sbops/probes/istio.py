@@ -548,10 +548,16 @@ def _change_for(ctx: "Context", plural: str, desired: dict[str, Any], observed: 
     change = object_change(desired, observed)
     if change is None:
         return None
+    import yaml
+
+    from sbops.diff import file_diff
+
     verb = "create" if change.action == "create" else "replace the spec of"
-    command = f"kubectl -n {change.namespace} apply -f - # {change.kind} {change.name}"
-    return Change(f"{verb} {change.kind} {change.namespace}/{change.name}", (command, *change.diff),
-                  apply=lambda: apply_custom(ctx, plural, desired))
+    label = f"{change.kind} {change.namespace}/{change.name} spec"
+    before = None if observed is None else yaml.safe_dump(observed.get("spec") or {}, sort_keys=True, default_flow_style=False)
+    after = yaml.safe_dump(desired["spec"], sort_keys=True, default_flow_style=False)
+    return Change(f"via the Kubernetes API: {verb} {change.kind} {change.namespace}/{change.name}", (),
+                  apply=lambda: apply_custom(ctx, plural, desired), files=(file_diff(label, before, after),))
 
 
 def plan_gateway(ctx: "Context") -> Plan:
@@ -651,9 +657,7 @@ def plan_nodeports(ctx: "Context", allow_restart: bool) -> Plan:
     if facts["change_type"]:
         parts.append(f"type {facts['type']} -> NodePort")
     parts += [f"{n} nodePort {old if old is not None else 'none'} -> {new}" for n, old, new in facts["moves"]]
-    command = (f"kubectl -n {ns} patch service {name} -p '{{\"spec\":{{\"type\":\"NodePort\",\"ports\":["
-               f"{{\"port\":80,\"nodePort\":{http}}},{{\"port\":443,\"nodePort\":{https}}}]}}}}'")
-    change = Change(f"patch Service {ns}/{name}: " + ", ".join(parts), (command,),
+    change = Change(f"via the Kubernetes API: patch Service {ns}/{name}: " + ", ".join(parts), (),
                     apply=lambda: patch_nodeports(ctx, ns, name, http, https))
     notes = ("clients must use the new ports: https://<server>:%d (HTTP %d redirects); open them in the firewall"
              % (https, http),)

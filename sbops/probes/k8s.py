@@ -171,8 +171,8 @@ def plan_namespace(ctx: "Context", helm_release: str = "") -> Plan:
         return Plan(blockers=(f"namespace {name} is being deleted (Terminating): wait for it to go, then re-run",))
     labels, annotations = helm_ownership(helm_release, name) if helm_release else ({}, {})
     changes = []
-    for description, command, action in namespace_changes(name, ns, labels, annotations):
-        changes.append(Change(description, (command,), apply=_namespace_applier(ctx, action)))
+    for description, _kubectl, action in namespace_changes(name, ns, labels, annotations):
+        changes.append(Change(f"via the Kubernetes API: {description}", (), apply=_namespace_applier(ctx, action)))
     if not changes:
         owned = f" and Helm's ownership of release {helm_release}" if helm_release else ""
         return Plan(nothing_to_do=f"namespace {name} exists with {INJECTION_LABEL}={INJECTION_VALUE}{owned}")

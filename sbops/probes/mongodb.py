@@ -9,11 +9,13 @@ servers word them differently (mongod "Authentication failed.", SecantusDB "auth
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from sbops.diff import file_diff
 from sbops.errors import NeedsCredentials
 from sbops.versions import MONGODB_SERIES
 from sbops.model import Change, Plan, Reason, Result, fail, ok, skip, warn
@@ -345,6 +347,22 @@ def judge_bind(source: str, ips: list[str] | None, server_ip: str, listeners: li
 
 def observe_cmdline_net(ctx: "Context") -> tuple[Any, str]:
     """parsed.net of getCmdLineOpts (needs a login with clusterMonitor-like rights); (None, why) otherwise."""
+    parsed, source = observe_cmdline(ctx)
+    return (None if parsed is None else parsed.get("net")), source
+
+
+def config_file_mismatch(parsed: dict[str, Any] | None, path: str) -> str:
+    """Pure: why `path` is not the file the mongod at Host:Port was started with, or '' when it is (or when the
+    server does not say: getCmdLineOpts refused, or a server without parsed.config)."""
+    started_with = str((parsed or {}).get("config") or "")
+    if not started_with or os.path.normpath(started_with) == os.path.normpath(path):
+        return ""
+    return (f"the mongod at the credentials file's Host:Port was started with --config {started_with}, not "
+            f"{path} (mongodb.config_file): editing {path} would change another server's file")
+
+
+def observe_cmdline(ctx: "Context") -> tuple[dict[str, Any] | None, str]:
+    """`parsed` of getCmdLineOpts through the first login allowed to run it; (None, why) otherwise."""
     from pymongo.errors import OperationFailure, PyMongoError
 
     for getter in (admin_login, app_login):
@@ -358,7 +376,7 @@ def observe_cmdline_net(ctx: "Context") -> tuple[Any, str]:
             answer = login.client.admin.command("getCmdLineOpts")
         except (OperationFailure, PyMongoError):
             continue
-        return (answer.get("parsed") or {}).get("net"), f"getCmdLineOpts as {login.user}"
+        return dict(answer.get("parsed") or {}), f"getCmdLineOpts as {login.user}"
     return None, "getCmdLineOpts: no login"
 
 
@@ -624,7 +642,8 @@ def plan_user(ctx: "Context", opts: "FixOptions") -> Plan:
             forget(ctx)
 
         change = Change(f"create user {username} in admin with roles {fmt_roles(REQUIRED_ROLES)} and the "
-                        f"credentials file's password", (user_statement(username, roles, create=True),), create)
+                        f"credentials file's password, via the MongoDB driver (the createUser command; in mongosh: "
+                        f"{user_statement(username, roles, create=True)})", (), create)
         return Plan(changes=(change,), notes=notes)
 
     set_password = "password" in actions
@@ -645,7 +664,8 @@ def plan_user(ctx: "Context", opts: "FixOptions") -> Plan:
         forget(ctx)
 
     statement = user_statement(username, roles, set_password=set_password, set_roles=set_roles)
-    return Plan(changes=(Change(f"{username}: {' and '.join(what)}", (statement,), update),), notes=notes)
+    return Plan(changes=(Change(f"{username}: {' and '.join(what)}, via the MongoDB driver (the updateUser command; "
+                                f"in mongosh: {statement})", (), update),), notes=notes)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -788,6 +808,15 @@ def plan_config(ctx: "Context", opts: "FixOptions", keys: frozenset[str] = CONFI
     host, port = ctx.endpoint("mongodb")
     if not ctx.is_local(host):
         return Plan(blockers=(f"MongoDB at {host} is not on this host: run sbops on the MongoDB server to edit {path}",))
+    parsed = None
+    if tcp_probe(host, port, ctx.net_timeout)[0] is Reason.NONE:
+        try:
+            parsed, _ = observe_cmdline(ctx)
+        except PyMongoError:
+            parsed = None
+    other = config_file_mismatch(parsed, str(path))
+    if other:
+        return Plan(blockers=(f"refusing to change anything: {other}; set mongodb.config_file to that file",))
     text, why = read_config(ctx, path)
     if text is None:
         return Plan(blockers=(f"cannot read mongod's config ({why}): set mongodb.config_file",))
@@ -828,7 +857,7 @@ def plan_config(ctx: "Context", opts: "FixOptions", keys: frozenset[str] = CONFI
             ctx.runner.write_file(path, new_text, mode)
 
         changes.append(Change(f"edit {path}: " + "; ".join(e.describe() for e in edits) + f" (backup {path}.bak)",
-                              tuple(f"set {e.section}.{e.key}: {e.value} in {path}" for e in edits), write))
+                              (), write, (file_diff(str(path), text, new_text, ctx.secrets()),)))
     argv = service_restart_argv(str(ctx.settings["mongodb.service"]), str(ctx.settings["mongodb.restart_command"]))
     why_restart = "to apply the new config" if edits else "because " + " and ".join(pending)
     if opts.allow_restart:

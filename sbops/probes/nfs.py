@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sbops.diff import file_diff
 from sbops.model import Change, Plan, Reason, Result, fail, ok, skip, warn
 
 if TYPE_CHECKING:
@@ -489,14 +490,13 @@ def plan_export(ctx: "Context") -> Plan:
         why = _writable(exports_file)
         if why:
             blockers.append(why)
-        line = desired_line(path, pod_network)
 
         def write() -> None:
             ctx.runner.write_file(exports_file, new, 0o644)
 
         changes.append(Change(f"rewrite the entry of {path} in {exports_file} ({verdict.reason.value} now); "
                               f"other lines kept, previous file saved as {exports_file.name}.bak",
-                              (f"write {exports_file}: {line}",), write))
+                              (), write, (file_diff(str(exports_file), old, new, ctx.secrets()),)))
     _, _, active = active_exports(ctx) if not blockers else (False, "", [])
     wanted = sorted({c.host for e in entries_for(parse_exports(new), path) for c in e.clients})
     live = sorted({a.client for a in active if norm_path(a.path) == norm_path(path)})

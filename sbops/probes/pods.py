@@ -281,8 +281,8 @@ def plan_restart(ctx: "Context", opts: Any) -> Plan:
         return Plan(blockers=(kc.api_failure_summary(f"read the workloads in {ns}", exc),))
     if not targets:
         return Plan(notes=tuple(notes), nothing_to_do=f"no Deployment in {ns} has crash-looping or not-Ready pods")
-    changes = tuple(Change(f"rollout-restart Deployment {name} in {ns} (new pods replace the old ones)",
-                           (f"kubectl rollout restart deployment/{name} -n {ns}",),
+    changes = tuple(Change(f"via the Kubernetes API: rollout-restart Deployment {name} in {ns} (new pods replace the "
+                           "old ones)", (),
                            apply=_restart_applier(ctx, ns, name)) for name in targets)
     return Plan(changes=changes, notes=tuple(notes))
 

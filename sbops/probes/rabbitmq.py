@@ -69,6 +69,7 @@ class Handshake:
     version: str = ""
     mechanisms: str = ""
     other_header: str = ""
+    cluster_name: str = ""  # the server properties' cluster_name: which cluster answers at Host:Port
 
 
 def _recv_exact(sock: socket.socket, size: int) -> bytes:
@@ -107,7 +108,7 @@ def decode_start(payload: bytes) -> dict[str, str]:
             return value.decode(errors="replace") if isinstance(value, bytes) else str(value or "")
 
         return {"product": text(props.get("product")), "version": text(props.get("version")),
-                "mechanisms": text(start.mechanisms)}
+                "mechanisms": text(start.mechanisms), "cluster_name": text(props.get("cluster_name"))}
     except Exception:  # noqa: BLE001 - the frame was AMQP; the details are a bonus
         return {}
 
@@ -714,12 +715,51 @@ def admin_via_api(ctx: "Context") -> tuple[HttpAdmin | None, str]:
 
 
 def admin_via_ctl(ctx: "Context") -> tuple[Ctl | None, str]:
+    """rabbitmqctl, once it is proven to manage the node that answers at the credentials file's Host:Port
+    (a wrapper or RABBITMQ_NODENAME can point it at another node on the same machine)."""
     blocker = local_blocker(ctx, "rabbitmqctl")
     if blocker:
         return None, blocker
     ctl = Ctl(ctx)
     why = ctl.probe()
-    return (ctl, "") if not why else (None, why)
+    if why:
+        return None, why
+    try:
+        status = ctl.json("cluster_status")
+    except (RuntimeError, ValueError) as exc:
+        return None, f"rabbitmqctl cluster_status: {exc}"
+    host, port = ctx.endpoint("rabbitmq")
+    try:
+        answer: Handshake | None = amqp_handshake(host, port, ctx.net_timeout)
+    except OSError:
+        answer = None
+    why = ctl_identity_mismatch(status if isinstance(status, dict) else {},
+                                answer.cluster_name if answer is not None else None, host, port)
+    if why:
+        return None, f"refusing rabbitmqctl, which would change another node than the credentials file's: {why}"
+    return ctl, ""
+
+
+def ctl_identity_mismatch(status: dict[str, Any], amqp_cluster: str | None, host: str, port: int) -> str:
+    """Pure: why rabbitmqctl's node is not the one at Host:Port, or '' when it is.
+
+    `status` is `rabbitmqctl cluster_status --formatter json`; `amqp_cluster` the cluster_name the AMQP port
+    announced (None when it did not answer). Users live cluster-wide, so the same cluster is enough; without
+    an AMQP answer, one of the cluster's AMQP listeners must be on the configured port.
+    """
+    cluster = str(status.get("cluster_name") or "")
+    nodes = ", ".join(str(n) for n in status.get("running_nodes") or []) or "no running node"
+    if amqp_cluster:
+        if cluster == amqp_cluster:
+            return ""
+        return (f"rabbitmqctl reaches cluster {cluster or '(unnamed)'} (nodes {nodes}), not cluster {amqp_cluster} "
+                f"that answers at {host}:{port}")
+    ports = sorted({int(li.get("port", 0)) for li in status.get("listeners") or []
+                    if isinstance(li, dict) and str(li.get("protocol", "")) == "amqp"})
+    if port in ports:
+        return ""
+    return (f"rabbitmqctl reaches cluster {cluster or '(unnamed)'} (nodes {nodes}) with AMQP on port(s) "
+            f"{', '.join(map(str, ports)) or 'none'}, and nothing RabbitMQ answers at {host}:{port} to compare")
 
 
 # -- fix: rabbitmq-user ---------------------------------------------------------------------------------
@@ -729,7 +769,9 @@ def build_changes(backend: Ctl | HttpAdmin, actions: list[Action], password: Sec
         if isinstance(backend, Ctl):
             changes.append(Change(action.describe(), backend.commands(action), backend.applier(action, password)))
         else:
-            changes.append(Change(action.describe(), backend.commands(action, password, state.tags),
+            # an HTTP request is not a command anyone runs: the description names it instead
+            request = backend.commands(action, password, state.tags)[0]
+            changes.append(Change(f"{action.describe()}, via the RabbitMQ management API: {request}", (),
                                   backend.applier(action, password, state.tags)))
     return tuple(changes)
 

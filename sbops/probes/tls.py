@@ -447,6 +447,5 @@ def _write_change(ctx: "Context", state: SecretState, cert_pem: bytes, key_pem: 
         body = secret_body(state.name, state.namespace, cert_pem, key_pem)
         kubecommon.put_secret(ctx, body, state.type if state.exists else None)
 
-    return Change(f"{verb} secret {where} (type {TLS_TYPE}, tls.crt + tls.key {origin})",
-                  (f"kubectl -n {state.namespace} create secret tls {state.name} --cert={files[0]} --key={files[1]} "
-                   "--dry-run=client -o yaml | kubectl apply -f -",), apply)
+    return Change(f"via the Kubernetes API: {verb} secret {where} (type {TLS_TYPE}, tls.crt + tls.key {origin})",
+                  (), apply)

@@ -149,6 +149,6 @@ def test_an_exporter_that_never_answers_fails_the_wait(tmp_path: Path, monkeypat
     run = make_run(tmp_path, RecordingRunner(), listen)
     plan = monitoring.plan_serving(run, run.context())
     [change] = plan.changes
-    assert change.description.startswith(f"wait up to 1s for the exporter to answer at {listen} (now: ")
+    assert change.description.startswith(f"wait up to 1s for the exporter to answer at {listen} (HTTP GET /-/healthy; now: ")
     with pytest.raises(RuntimeError, match=f"the exporter does not answer at {listen} after 1s"):
         change.apply()

@@ -189,7 +189,7 @@ def test_token_from_aws_credentials_offers_the_refresher(env: LabEnv, core: Any,
     aws = {**NO_AWS, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
     plan = env.install("--plan", *only("ecr-secret"), env=aws)
     assert plan.returncode == 0, plan.stdout + plan.stderr
-    assert "+ create secret sb-apps/awscred" in plan.stdout
+    assert "+ via the Kubernetes API: create secret sb-apps/awscred" in plan.stdout
     assert "note: token from AWS ECR API (region ap-south-1)" in plan.stdout
     assert "+ install sbops-ecr-refresh.timer: `sbops fix ecr-refresh --yes` every 6 hours" in plan.stdout
     assert core.list_namespaced_secret(lab.NAMESPACE, field_selector="metadata.name=awscred").items == []

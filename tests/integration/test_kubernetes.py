@@ -125,7 +125,7 @@ def test_label_removed_is_misconfigured_and_fix_relabels(env: LabEnv, core: Any)
     core.patch_namespace(NS, {"metadata": {"labels": {"istio-injection": None}}})
     assert status(env.check("k8s.namespace")) == ("fail", "misconfigured")
     proc = env.fix("k8s-namespace", "--dry-run")
-    assert proc.returncode == 0 and "kubectl label namespace sb-apps istio-injection=enabled" in proc.stdout
+    assert proc.returncode == 0 and "via the Kubernetes API: label namespace sb-apps istio-injection=enabled" in proc.stdout
     assert "istio-injection" not in (core.read_namespace(NS).metadata.labels or {})
     code, doc = fix_json(env, "k8s-namespace")
     assert code == 0, doc

@@ -205,14 +205,20 @@ def test_server_without_stackbill_cnf(bare: MariaDB, tmp_path: Path) -> None:
     assert status(result) == ("fail", "misconfigured")
     bad = {f["variable"] for f in result["details"]["findings"]}
     assert bad == {"skip_name_resolve", "bind_address", "max_connections", "sql_mode", "connect_timeout",
-                   "interactive_timeout", "log_bin_trust_function_creators"}
+                   "interactive_timeout", "log_bin_trust_function_creators", "skip_host_cache"}
+    sql_mode = next(f for f in result["details"]["findings"] if f["variable"] == "sql_mode")
+    assert sql_mode["missing"] == ["NO_ENGINE_SUBSTITUTION", "STRICT_TRANS_TABLES"] and sql_mode["extra"] == []
+    assert result["details"]["files"]["read"] == [str(bare.root / "my.cnf")]  # found from its --defaults-file
     cnf = bare.conf_d / "stackbill.cnf"
 
-    assert env.sbops("fix", "mysql-config", "--dry-run").returncode == 0
+    dry = env.sbops("fix", "mysql-config", "--dry-run")
+    assert dry.returncode == 0 and f"+++ {cnf} (new)" in dry.stdout and "+skip-host-cache" in dry.stdout
     assert not cnf.exists()
 
     code, out = fix_json(env, "mysql-config")  # no --restart: online part only, restart pending
     assert code == 3
+    (written,) = [f for c in out["plan"]["changes"] for f in c["files"]]
+    assert written["path"] == str(cnf) and written["before"] is None and "skip-host-cache" in written["after"]
     assert any("restart pending" in n for n in out["plan"]["notes"])
     assert cnf.exists() and oct(cnf.stat().st_mode & 0o777) == "0o644"
     still = {f["variable"] for f in env.check("mysql.config")["details"]["findings"]}
@@ -245,3 +251,126 @@ def test_connections_near_and_at_the_limit(seeded: MariaDB, tmp_path: Path) -> N
     code, out = fix_json(env, "mysql-config")  # raises max_connections back to 1000, online
     assert code == 0, out
     assert status(env.check("mysql.connections")) == ("ok", "none")
+
+
+# -- which server a login reaches (two servers at once) -------------------------------------------------------
+def blocks(server: MariaDB, source: str = "127.0.0.2") -> bool:
+    """Whether `server` turns away a login from `source` with error 1129."""
+    import pymysql
+
+    try:
+        server.connect("stackbill", LAB_PASSWORD, host="127.0.0.1", bind_address=source).close()
+    except pymysql.MySQLError as exc:
+        return exc.args[0] == 1129
+    return False
+
+
+def test_admin_socket_of_another_server_is_refused(mariadb_factory, tmp_path: Path) -> None:
+    """The credentials file names one server; the admin socket leads to a second one (the issue's case)."""
+    named = mariadb_factory(bind="127.0.0.1", stackbill_cnf=False).seed_stackbill(LAB_PASSWORD)
+    other = mariadb_factory(bind="127.0.0.1", stackbill_cnf=False).seed_stackbill(LAB_PASSWORD)
+    named.block_host("127.0.0.2")
+    other.block_host("127.0.0.2")
+    env = lab_env(tmp_path, named)
+    env.set("mysql.admin_socket", str(other.socket))  # never the machine's /run/mysqld/mysqld.sock
+    env.set("mysql.source_address", "127.0.0.2")  # the stackbill login is down: Host:Port decides
+
+    results = env.doctor("mysql.*")
+    assert status(results["mysql.auth"]) == ("fail", "host_blocked")
+    assert status(results["mysql.host-blocked"]) == ("fail", "host_blocked")
+    assert f"port {other.port}" in results["mysql.host-blocked"]["summary"]
+    config = env.check("mysql.config")  # nothing read through the other server is trusted
+    assert status(config) == ("skip", "wrong_server")
+    assert config["details"]["reached"]["port"] == other.port and f"port {other.port}" in config["summary"]
+
+    code, out = fix_json(env, "mysql-blocked-host")
+    assert code == 3 and out["outcome"] == "blocked" and out["plan"]["changes"] == []
+    assert "refusing" in out["plan"]["blockers"][0] and f"port {other.port}" in out["plan"]["blockers"][0]
+    assert blocks(other) and blocks(named)  # neither server was changed
+
+    # the stackbill login works again (another source address): the servers' own identities are compared,
+    # and a fix that prefers the admin login writes through the stackbill login instead
+    env.set("mysql.source_address", "")
+    named.sql("DROP DATABASE configuration")
+    other.sql("DROP DATABASE configuration")
+    code, out = fix_json(env, "mysql-user")
+    assert code == 0 and any(f"port {other.port}" in n for n in out["plan"]["notes"]), out
+    code, out = fix_json(env, "mysql-schema")
+    assert code == 0, out
+    assert named.sql("SHOW DATABASES LIKE 'configuration'") and not other.sql("SHOW DATABASES LIKE 'configuration'")
+
+    # the admin socket of the named server: the fix repairs it, and only it
+    env.set("mysql.admin_socket", str(named.socket))
+    env.set("mysql.source_address", "127.0.0.2")
+    code, out = fix_json(env, "mysql-blocked-host")
+    assert code == 0 and out["outcome"] == "fixed", out
+    assert not blocks(named) and blocks(other)
+    code, out = fix_json(env, "mysql-blocked-host")  # and leaves a working server alone
+    assert code == 0 and out["plan"]["changes"] == [] and out["plan"]["nothing_to_do"]
+
+
+# -- the option files the server really reads ----------------------------------------------------------------
+def test_dropin_that_nothing_includes(mariadb_factory, tmp_path: Path) -> None:
+    """my.cnf has no !includedir: the installer's stackbill.cnf sits in conf.d and is never read."""
+    server = mariadb_factory(bind="127.0.0.1", includedir=False).seed_stackbill(LAB_PASSWORD)
+    env = lab_env(tmp_path, server)
+    dropin, my_cnf = server.conf_d / "stackbill.cnf", server.root / "my.cnf"
+    result = env.check("mysql.config")
+    assert status(result) == ("fail", "not_read")
+    assert result["details"]["files"]["unread_dropins"] == [str(dropin)]
+
+    dry = env.sbops("fix", "mysql-config", "--dry-run", "--restart")
+    assert dry.returncode == 0 and f"+!includedir {server.conf_d}" in dry.stdout
+    assert "survive restarts" not in dry.stdout
+    assert "!includedir" not in my_cnf.read_text()
+
+    code, out = fix_json(env, "mysql-config", "--restart")
+    assert code == 0, out
+    (diff,) = [f for c in out["plan"]["changes"] for f in c["files"]]  # the drop-in itself was already right
+    assert diff["path"] == str(my_cnf) and diff["after"].endswith(f"!includedir {server.conf_d}\n")
+    assert server.running and status(env.check("mysql.config")) == ("ok", "none")
+    assert sorted(p.name for p in server.conf_d.glob("*.cnf")) == ["stackbill.cnf"]
+    code, out = fix_json(env, "mysql-config")
+    assert code == 0 and out["plan"]["changes"] == []
+
+
+def test_current_installers_99_stackbill_cnf_is_adopted(mariadb_factory, tmp_path: Path) -> None:
+    """The current script's 99-stackbill.cnf, edited to add ONLY_FULL_GROUP_BY: the exact-set test sees it,
+    and the fix edits that file instead of writing a second one."""
+    server = mariadb_factory(dropin="99-stackbill.cnf").seed_stackbill(LAB_PASSWORD)
+    dropin = server.conf_d / "99-stackbill.cnf"
+    text = dropin.read_text().replace("sql_mode = NO_ENGINE_SUBSTITUTION,STRICT_TRANS_TABLES",
+                                      "sql_mode = ONLY_FULL_GROUP_BY,NO_ENGINE_SUBSTITUTION,STRICT_TRANS_TABLES")
+    dropin.write_text(text + "\n[client]\ndefault-character-set = utf8mb4\n")
+    server.restart()
+    env = lab_env(tmp_path, server)
+    env.set("mysql.config_dir", "")  # the default layout does not exist here: the chain alone finds the file
+    result = env.check("mysql.config")
+    assert status(result) == ("fail", "misconfigured")
+    (finding,) = result["details"]["findings"]
+    assert (finding["variable"], finding["extra"], finding["missing"]) == ("sql_mode", ["ONLY_FULL_GROUP_BY"], [])
+
+    code, out = fix_json(env, "mysql-config")
+    assert code == 0, out
+    (diff,) = [f for c in out["plan"]["changes"] for f in c["files"]]
+    assert diff["path"] == str(dropin)
+    assert "-sql_mode = ONLY_FULL_GROUP_BY" in diff["diff"] and "+sql_mode = NO_ENGINE_SUBSTITUTION" in diff["diff"]
+    assert sorted(p.name for p in server.conf_d.glob("*.cnf")) == ["99-stackbill.cnf"]  # no second file
+    assert "default-character-set = utf8mb4" in dropin.read_text()  # the rest of the file is kept
+    assert status(env.check("mysql.config")) == ("ok", "none")
+    server.restart()  # and it survives a restart, because the server reads that file
+    assert status(env.check("mysql.config")) == ("ok", "none")
+
+
+def test_loopback_bound_server_is_repaired_through_its_socket(mariadb_factory, tmp_path: Path) -> None:
+    """bind-address 127.0.0.1 while the credentials file names another address of this machine: nothing answers
+    there, so the socket's server (same port) is the one meant, and mysql-config may repair its bind-address."""
+    server = mariadb_factory(bind="127.0.0.1", stackbill_cnf=False).seed_stackbill(LAB_PASSWORD)
+    env = lab_env(tmp_path, server)
+    env.service("mysql", host="127.0.0.2", port=server.port, password=LAB_PASSWORD)
+    assert status(env.check("mysql.reachable")) == ("fail", "refused")
+    code, out = fix_json(env, "mysql-config", "--restart")
+    assert code == 0, out
+    assert any(f["path"] == str(server.conf_d / "stackbill.cnf") for c in out["plan"]["changes"] for f in c["files"])
+    results = env.doctor("mysql.*")
+    assert status(results["mysql.reachable"]) == ("ok", "none") and status(results["mysql.config"]) == ("ok", "none")

@@ -322,3 +322,25 @@ def test_stopped_node_is_refused_and_fixes_are_blocked(node, tmp_path):
         code, out = fix_json(env, name)
         assert code == 3 and out["outcome"] == "blocked", (name, out)
         assert "not running" in " ".join(out["plan"]["blockers"]), (name, out["plan"])
+
+
+# -- which node rabbitmqctl reaches (two nodes at once) ---------------------------------------------------------
+def test_rabbitmqctl_of_another_node_is_refused(node, tmp_path, tmp_path_factory):
+    """rabbitmqctl (a wrapper, or RABBITMQ_NODENAME) manages a second node on this machine: the user fix refuses
+    it and changes neither node; with the credentials file's node it repairs that one."""
+    other = RabbitMQ(tmp_path_factory.mktemp("rabbitmq-other")).start()
+    try:
+        node.ctl("delete_user", "stackbill")  # the API cannot help any more: rabbitmqctl is the only way
+        env = lab_env(tmp_path, node)
+        env.set("rabbitmq.ctl_command", other.ctl_command)
+        code, out = fix_json(env, "rabbitmq-user")
+        assert code == 3 and out["outcome"] == "blocked" and out["plan"]["changes"] == []
+        assert "refusing rabbitmqctl" in out["plan"]["blockers"][0] and other.name in out["plan"]["blockers"][0]
+        assert "stackbill" not in other.users() and "stackbill" not in node.users()
+
+        env.set("rabbitmq.ctl_command", node.ctl_command)
+        code, out = fix_json(env, "rabbitmq-user")
+        assert code == 0 and out["outcome"] == "fixed", out
+        assert "stackbill" in node.users() and "stackbill" not in other.users()
+    finally:
+        other.destroy()

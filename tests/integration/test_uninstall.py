@@ -248,7 +248,7 @@ def test_namespace_still_terminating_is_reported_and_a_rerun_converges(kube: lab
     assert not exists(core.read_namespaced_secret, lab.TLS_SECRET, lab.ISTIO_NAMESPACE)
 
     code, doc, _ = uninstall(env, "--delete-namespace", "--dry-run")
-    assert [s["description"] for s in doc["plan"]["steps"]] == [f"finish deleting namespace {NS} (already Terminating)"]
+    assert [s["description"] for s in doc["plan"]["steps"]] == [f"via the Kubernetes API: finish deleting namespace {NS} (already Terminating)"]
     with namespace_controller(kube, NS):  # the controller finally does its part...
         end = time.monotonic() + 10
         while exists(core.read_namespace, NS) and time.monotonic() < end:

@@ -153,7 +153,7 @@ def test_restart_workload_restarts_the_crash_looping_deployment(env: LabEnv, cor
     assert status(env.check("pods.ready")) == ("fail", "crash_loop")
 
     proc = env.fix("restart-workload", "--dry-run")
-    assert proc.returncode == 0 and "kubectl rollout restart deployment/sb-core -n sb-apps" in proc.stdout, proc.stdout
+    assert proc.returncode == 0 and "rollout-restart Deployment sb-core in sb-apps" in proc.stdout, proc.stdout
     assert not (apps.read_namespaced_deployment("sb-core", NS).spec.template.metadata.annotations or {}).get(RESTARTED_AT)
 
     code, doc = fix_json(env, "restart-workload")
@@ -161,7 +161,7 @@ def test_restart_workload_restarts_the_crash_looping_deployment(env: LabEnv, cor
     # "not fixed" (3); the Deployment's template carries the annotation kubectl rollout restart writes.
     assert doc["outcome"] in ("fixed", "not fixed"), doc
     assert [c["description"] for c in doc["plan"]["changes"]] == [
-        "rollout-restart Deployment sb-core in sb-apps (new pods replace the old ones)"]
+        "via the Kubernetes API: rollout-restart Deployment sb-core in sb-apps (new pods replace the old ones)"]
     annotations = apps.read_namespaced_deployment("sb-core", NS).spec.template.metadata.annotations
     assert dt.datetime.strptime(annotations[RESTARTED_AT], "%Y-%m-%dT%H:%M:%SZ")
     assert not (apps.read_namespaced_deployment("sb-ui", NS).spec.template.metadata.annotations or {}).get(RESTARTED_AT)

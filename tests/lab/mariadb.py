@@ -3,9 +3,13 @@
 Layout of an instance directory D:
     D/data/        the datadir (copied from a template made once per process by mariadb-install-db)
     D/my.cnf       the basics ([mysqld] datadir, socket, port, bind-address, skip-log-bin, user=root, ...)
-                   and `!includedir D/conf.d`, so a drop-in written there (the mysql-config fix with
-                   mysql.config_dir = D/conf.d) really takes effect when the server restarts
-    D/conf.d/      drop-ins (the installer's stackbill.cnf when seeded)
+                   and `!includedir D/conf.d` (unless includedir=False: then nothing reads conf.d, as on a
+                   server whose my.cnf has no includes), so a drop-in written there (the mysql-config fix
+                   with mysql.config_dir = D/conf.d) really takes effect when the server restarts. Written
+                   once: a restart keeps what a fix changed in it. The server runs with
+                   --defaults-file=D/my.cnf, which is how sbops finds this file (/proc/PID/cmdline)
+    D/conf.d/      drop-ins (the installer's stackbill.cnf when seeded; `dropin` names it, e.g. the current
+                   script's 99-stackbill.cnf)
     D/restart.sh   a restart command for the setting mysql.restart_command
     D/lab.json     port and options, so `python -m tests.lab.mariadb restart D` can act on the instance
 
@@ -66,8 +70,11 @@ class MariaDB:
     """One lab server. `bare=True`: no stackbill.cnf drop-in (bind 127.0.0.1, name resolution on)."""
 
     def __init__(self, root: Path, *, port: int | None = None, bind: str = "0.0.0.0",
-                 performance_schema: bool = True, stackbill_cnf: bool = True) -> None:
+                 performance_schema: bool = True, stackbill_cnf: bool = True, includedir: bool = True,
+                 dropin: str = "stackbill.cnf") -> None:
         self.root = Path(root)
+        self.includedir = includedir
+        self.dropin = dropin
         self.port = port or free_port("0.0.0.0")
         self.bind = bind
         self.performance_schema = performance_schema
@@ -106,7 +113,20 @@ class MariaDB:
         if not self.datadir.exists():
             shutil.copytree(template_datadir(), self.datadir, symlinks=True)
         self.conf_d.mkdir(exist_ok=True)
-        (self.root / "my.cnf").write_text(
+        if not (self.root / "my.cnf").exists():  # written once: a restart keeps what a test or a fix changed
+            (self.root / "my.cnf").write_text(self.my_cnf())
+            if self.stackbill_cnf:
+                (self.conf_d / self.dropin).write_text(INSTALLER_CNF)
+        self.restart_script.write_text(
+            f"#!/bin/sh\ncd {REPO} && exec {sys.executable} -m tests.lab.mariadb restart {self.root}\n")
+        self.restart_script.chmod(0o755)
+        (self.root / "lab.json").write_text(json.dumps({
+            "port": self.port, "bind": self.bind, "performance_schema": self.performance_schema,
+            "stackbill_cnf": self.stackbill_cnf, "includedir": self.includedir, "dropin": self.dropin}))
+        return self
+
+    def my_cnf(self) -> str:
+        return (
             "[mysqld]\n"
             f"datadir = {self.datadir}\n"
             f"socket = {self.socket}\n"
@@ -119,17 +139,8 @@ class MariaDB:
             f"performance_schema = {'ON' if self.performance_schema else 'OFF'}\n"
             "innodb_buffer_pool_size = 16M\n"
             "innodb_log_file_size = 8M\n"
-            f"!includedir {self.conf_d}\n"
+            + (f"!includedir {self.conf_d}\n" if self.includedir else "")
         )
-        if self.stackbill_cnf and not (self.conf_d / "stackbill.cnf").exists():
-            (self.conf_d / "stackbill.cnf").write_text(INSTALLER_CNF)
-        self.restart_script.write_text(
-            f"#!/bin/sh\ncd {REPO} && exec {sys.executable} -m tests.lab.mariadb restart {self.root}\n")
-        self.restart_script.chmod(0o755)
-        (self.root / "lab.json").write_text(json.dumps({
-            "port": self.port, "bind": self.bind, "performance_schema": self.performance_schema,
-            "stackbill_cnf": self.stackbill_cnf}))
-        return self
 
     @classmethod
     def load(cls, root: Path) -> "MariaDB":

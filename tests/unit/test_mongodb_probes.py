@@ -307,3 +307,17 @@ def test_client_options_use_the_timeout() -> None:
     options = m.client_options(2.5)
     assert options["directConnection"] is True
     assert options["serverSelectionTimeoutMS"] == options["connectTimeoutMS"] == options["socketTimeoutMS"] == 2500
+
+
+@pytest.mark.parametrize("parsed, path, refused", [
+    (None, "/etc/mongod.conf", False),  # the server does not say: nothing proves a mismatch
+    ({"net": {"port": 27017}}, "/etc/mongod.conf", False),
+    ({"config": "/etc/mongod.conf"}, "/etc/mongod.conf", False),
+    ({"config": "/etc//mongod.conf"}, "/etc/mongod.conf", False),
+    ({"config": "/srv/other/mongod.conf"}, "/etc/mongod.conf", True),  # another mongod's file
+])
+def test_config_file_mismatch(parsed, path, refused) -> None:
+    why = m.config_file_mismatch(parsed, path)
+    assert bool(why) is refused
+    if refused:
+        assert "/srv/other/mongod.conf" in why

@@ -80,7 +80,8 @@ GOOD = {
 @pytest.mark.parametrize("override, bad", [
     ({}, set()),
     ({"max_connections": "4000"}, set()),
-    ({"sql_mode": "ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION"}, set()),
+    ({"sql_mode": "ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION"}, {"sql_mode"}),  # exact set
+    ({"sql_mode": "no_engine_substitution,strict_trans_tables"}, set()),  # order and case do not matter
     ({"bind_address": "10.0.0.5"}, set()),  # the server IP
     ({"bind_address": "*"}, set()),  # MySQL 8's default: every address
     ({"sql_mode": "STRICT_TRANS_TABLES"}, {"sql_mode"}),
@@ -94,6 +95,8 @@ GOOD = {
     ({"skip_name_resolve": "OFF"}, {"skip_name_resolve"}),
     ({"bind_address": "127.0.0.1"}, {"bind_address"}),
     ({"bind_address": "127.0.0.1,0.0.0.0"}, {"bind_address"}),
+    ({"skip_host_cache": "OFF"}, {"skip_host_cache"}),
+    ({"skip_host_cache": "ON"}, set()),
 ])
 def test_config_findings(override: dict[str, str], bad: set[str]) -> None:
     found = m.config_findings({**GOOD, **override}, server_ip="10.0.0.5")
@@ -112,6 +115,29 @@ def test_config_findings_absent_variable() -> None:
     assert finding.observed is None and finding.dynamic
 
 
+def test_skip_host_cache_unseen_is_not_a_finding() -> None:
+    """A remote MariaDB: neither host_cache_size 0 nor its files to read, so nothing is claimed either way."""
+    assert m.config_findings(GOOD) == []
+
+
+@pytest.mark.parametrize("observed, missing, extra", [
+    ("ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION", [], ["ONLY_FULL_GROUP_BY"]),
+    ("STRICT_TRANS_TABLES", ["NO_ENGINE_SUBSTITUTION"], []),
+    ("", ["NO_ENGINE_SUBSTITUTION", "STRICT_TRANS_TABLES"], []),
+    ("STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_AUTO_CREATE_USER,NO_ENGINE_SUBSTITUTION", [],
+     ["ERROR_FOR_DIVISION_BY_ZERO", "NO_AUTO_CREATE_USER"]),  # MariaDB's default
+])
+def test_sql_mode_is_an_exact_set(observed: str, missing: list[str], extra: list[str]) -> None:
+    (finding,) = m.config_findings({**GOOD, "sql_mode": observed})
+    assert (list(finding.missing), list(finding.extra)) == (missing, extra)
+    assert finding.as_dict()["missing"] == missing and finding.as_dict()["extra"] == extra
+
+
+def test_with_file_facts() -> None:
+    assert m.with_file_facts({"host_cache_size": "0"}, None)["skip_host_cache"] == "ON"
+    assert "skip_host_cache" not in m.with_file_facts({"host_cache_size": "279"}, None)
+
+
 def test_static_and_dynamic() -> None:
     assert {r.variable for r in m.RULES if not r.dynamic} == {"skip_name_resolve", "bind_address"}
 
@@ -121,9 +147,10 @@ def test_static_and_dynamic() -> None:
     ("max_connections", "SET GLOBAL max_connections = 1000"),
     ("log_bin_trust_function_creators", "SET GLOBAL log_bin_trust_function_creators = ON"),
     ("connect_timeout", "SET GLOBAL connect_timeout = 36000"),
+    ("skip_host_cache", "SET GLOBAL host_cache_size = 0"),
 ])
 def test_set_global_sql(variable: str, sql: str) -> None:
-    finding = next(f for f in m.config_findings({}) if f.variable == variable)
+    finding = next(f for f in m.config_findings({"skip_host_cache": "OFF"}) if f.variable == variable)
     assert m.set_global_sql(finding) == sql
 
 

@@ -281,18 +281,29 @@ def test_parse_plugin_list(status, enabled, running, want):
 
 
 # -- the user fix's plan, on a recording runner (the API is unreachable, so rabbitmqctl is used) ---------
+LAST_PORT = [0]
+
+
 def ctx_with(runner: RecordingRunner, password: str = "Secret-Pw-123") -> Context:
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         closed = sock.getsockname()[1]
+    LAST_PORT[0] = closed
     creds = Credentials(server_ip="127.0.0.1", rabbitmq=Service(host="127.0.0.1", port=closed, password=Secret(password),
                                                                  management=f"http://127.0.0.1:{closed}"))
     settings = Settings.load(env={"SBOPS_TIMEOUT": "1", "SBOPS_CONFIG": ""})
     return Context(settings, creds, runner=runner)
 
 
-def ctl_responses(users: list, perms: list, auth_rc: int) -> dict:
+def ctl_responses(users: list, perms: list, auth_rc: int, amqp_port: int | None = None) -> dict:
+    """rabbitmqctl's answers; cluster_status lists an AMQP listener on `amqp_port` (default: the port ctx_with
+    configures, which nothing answers on, so the listener is what proves rabbitmqctl's node is that one)."""
     def answer(argv: tuple[str, ...]) -> CommandResult:
+        if "cluster_status" in argv:
+            port = amqp_port if amqp_port is not None else LAST_PORT[0]
+            return CommandResult(argv, 0, json.dumps({"cluster_name": "rabbit@h", "running_nodes": ["rabbit@h"],
+                                                      "listeners": [{"node": "rabbit@h", "protocol": "amqp",
+                                                                     "interface": "[::]", "port": port}]}), "")
         if "list_users" in argv:
             return CommandResult(argv, 0, json.dumps(users), "")
         if "list_permissions" in argv:
@@ -333,6 +344,26 @@ def test_plan_user_nothing_to_do():
         [{"user": "stackbill", "configure": ".*", "write": ".*", "read": ".*"}], auth_rc=0))
     plan = r.plan_user(ctx_with(runner))
     assert plan.empty and plan.nothing_to_do and not plan.blockers
+
+
+def test_plan_user_refuses_rabbitmqctl_of_another_node():
+    """rabbitmqctl answers, but for a cluster whose AMQP listener is not the credentials file's port."""
+    runner = RecordingRunner(responses=ctl_responses([{"user": "guest", "tags": ["administrator"]}], [], auth_rc=0,
+                                                     amqp_port=1))
+    plan = r.plan_user(ctx_with(runner))
+    assert plan.empty and "refusing rabbitmqctl" in plan.blockers[0] and "rabbit@h" in plan.blockers[0]
+
+
+@pytest.mark.parametrize("status, amqp_cluster, port, same", [
+    ({"cluster_name": "rabbit@a"}, "rabbit@a", 5672, True),
+    ({"cluster_name": "rabbit@b", "running_nodes": ["rabbit@b"]}, "rabbit@a", 5672, False),
+    ({"cluster_name": "rabbit@a", "listeners": [{"protocol": "amqp", "port": 5672}]}, None, 5672, True),
+    ({"cluster_name": "rabbit@a", "listeners": [{"protocol": "amqp", "port": 5673}]}, None, 5672, False),
+    ({"cluster_name": "rabbit@a", "listeners": [{"protocol": "http", "port": 5672}]}, None, 5672, False),
+    ({}, None, 5672, False),
+])
+def test_ctl_identity_mismatch(status: dict, amqp_cluster: str | None, port: int, same: bool) -> None:
+    assert (r.ctl_identity_mismatch(status, amqp_cluster, "10.0.0.5", port) == "") is same
 
 
 def test_plan_user_blocked_when_the_node_is_down():
