@@ -131,7 +131,7 @@ def run_fix(
     }
     secrets = ctx.secrets()
     emit = (lambda text: None) if json_output else (lambda text: _write(mask_text(text, secrets)))
-    emit(render_plan(spec, plan))
+    emit(mask_text(render_plan(spec, plan), ctx.secrets()))  # belt and braces: every diff is masked already
 
     def finish(outcome: str, code: int, outcomes: list[Outcome] | None = None) -> int:
         out["outcome"] = outcome

@@ -71,7 +71,7 @@ def test_fix_json_with_a_password_of_quote_colon_quote_is_valid(tmp_path, capsys
     doc = json.loads(out)  # the defect: invalid JSON with exit 0
     assert code == EXIT_FIXED and doc["outcome"] == "fixed"
     assert doc["plan"]["changes"] == [{"description": f"set the password to {MASK} (was {MASK})",
-                                       "commands": [f"echo {MASK}"]}]
+                                       "commands": [f"echo {MASK}"], "files": []}]
     assert_masked(out)
     [line] = journal_lines(tmp_path)
     assert line["outcome"] == "fixed" and line["changes"] == [f"set the password to {MASK} (was {MASK})"]
