@@ -110,9 +110,17 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "install.mysql_flavour": ("auto", "packages when MySQL must be installed: mysql, mariadb, or auto (mysql on Ubuntu, mariadb on Debian)"),
     "install.ecr_refresher": (True, "install the ECR refresher timer when the token comes from AWS credentials (not a supplied token)"),
     "install.exporter": (True, "install and start `sbops exporter` as a systemd service (exporter.listen, 127.0.0.1:29100 by default)"),
+    # read from the credentials file when not set elsewhere (NFS: and CLOUDSTACK SIMULATOR: sections)
+    "nfs.server": ("", "the NFS server's address (NFS Server of the credentials file, else server_ip)"),
+    "cloudstack.url": ("", "the CloudStack simulator's URL (CLOUDSTACK SIMULATOR URL of the credentials file)"),
+    "cloudstack.username": ("", "StackBill's CloudStack user (StackBill User of the credentials file)"),
+    "cloudstack.password": ("", "its password (env SBOPS_CLOUDSTACK_PASSWORD)"),
+    "cloudstack.api_key": ("", "its API key (env SBOPS_CLOUDSTACK_API_KEY)"),
+    "cloudstack.secret_key": ("", "its secret key (env SBOPS_CLOUDSTACK_SECRET_KEY)"),
 }
 
-SECRET_KEYS = frozenset({"mysql.admin_password", "mongodb.admin_password"})
+SECRET_KEYS = frozenset({"mysql.admin_password", "mongodb.admin_password",
+                         "cloudstack.password", "cloudstack.api_key", "cloudstack.secret_key"})
 
 
 def env_name(key: str) -> str:

@@ -333,7 +333,7 @@ def same_clients(wanted: list[str], live: list[str]) -> bool | None:
 
 # -- observing -------------------------------------------------------------------------------------
 def nfs_is_local(ctx: "Context") -> tuple[bool, str]:
-    host = (ctx.credentials.nfs_server if ctx.credentials else "") or ctx.server_ip
+    host = str(ctx.settings["nfs.server"]) or ctx.server_ip
     return ctx.is_local(host), host
 
 
