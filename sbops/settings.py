@@ -23,9 +23,9 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "release": ("stackbill", "Helm release name"),
     "domain": ("", "the portal's domain (PORTAL URL of the credentials file when empty)"),
     "server_ip": ("", "this server's address pods use to reach the databases (SERVER IP of the credentials file, else auto)"),
-    "pod_network": ("10.42.0.0/16", "K3s pod network; the NFS export and database grants target it"),
-    "nodeport_http": (31443, "ingress gateway HTTP NodePort"),
-    "nodeport_https": (31882, "ingress gateway HTTPS NodePort"),
+    "pod_network": ("10.42.0.0/16", "K3s pod network; database grants target it (never the NFS export: the kubelet mounts from node addresses)"),
+    "nodeport_http": (31443, "ingress gateway HTTP NodePort for new installs (a live Service's own ports win)"),
+    "nodeport_https": (31882, "ingress gateway HTTPS NodePort for new installs (a live Service's own ports win)"),
     "ecr.registry": ("730335576030.dkr.ecr.ap-south-1.amazonaws.com", "ECR registry of the StackBill images"),
     "ecr.region": ("ap-south-1", "AWS region of the ECR registry"),
     "ecr.secret": ("awscred", "image pull secret in the namespace"),
@@ -55,7 +55,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "tls.cert_file": ("", "tls-secret: PEM certificate (full chain, leaf first) to install"),
     "tls.key_file": ("", "tls-secret: PEM private key of tls.cert_file"),
     # app
-    "app.url": ("", "base URL of the portal (default https://<server_ip>:<nodeport_https>)"),
+    "app.url": ("", "base URL of the portal (default https://<server_ip>:<the live HTTPS nodePort>)"),
     "app.verify_tls": (False, "verify the portal's certificate in app.* checks"),
     # helm
     "helm.command": ("helm", "helm binary used by helm-rollback"),
