@@ -196,3 +196,24 @@ def test_indented_line_outside_a_section_is_kept_with_a_warning():
     creds = c.parse(text, "/f")
     assert creds.warnings == ("/f:9: indented line outside a section; kept as is",)
     assert c.render(creds) == text
+
+
+def test_the_installers_credentials_steps_keep_the_current_scripts_file():
+    from sbops.install import creds as steps
+
+    existing = c.parse(CURRENT, "/root/stackbill-credentials.txt")
+    plan = steps.plan_credentials(existing, Path("/root/stackbill-credentials.txt"), domain="", server_ip="192.0.2.20",
+                                  nfs_path="/data/stackbill", ports={"mysql": 3306, "mongodb": 27017, "rabbitmq": 5672})
+    assert plan.generated == () and plan.desired.cloudstack == existing.cloudstack
+    assert c.render(plan.desired) == CURRENT  # save-credentials has nothing to change
+    assert steps.file_differences(existing, plan.desired) == []
+    missing = c.parse(CURRENT.replace("  Password: Ra12Bb34It56Mq78\n", ""), "/root/stackbill-credentials.txt")
+    plan = steps.plan_credentials(missing, Path("/x"), domain="", server_ip="192.0.2.20", nfs_path="/data/stackbill",
+                                  ports={"mysql": 3306, "mongodb": 27017, "rabbitmq": 5672},
+                                  make=lambda: Secret("Generated0000003"))
+    written = c.render(steps.with_new_passwords(plan))
+    # the generated password goes at the end of its section; every other byte stays
+    assert written == CURRENT.replace("  Password: Ra12Bb34It56Mq78\n", "").replace(
+        "  Management: http://192.0.2.20:15672\n", "  Management: http://192.0.2.20:15672\n  Password: Generated0000003\n")
+    assert "CLOUDSTACK SIMULATOR:\n  URL:" in written and "    Secret Key: (generate from CloudStack UI)\n" in written
+    assert c.parse(written).rabbitmq.password == Secret("Generated0000003")
