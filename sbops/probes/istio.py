@@ -446,17 +446,39 @@ def object_change(desired: dict[str, Any], observed: dict[str, Any] | None) -> O
 # ======================================================================================================
 # Desired nodePorts (fix istio-nodeports)
 # ======================================================================================================
-def desired_ports(service: dict[str, Any], http: int, https: int) -> list[dict[str, Any]]:
-    """The Service's ports with http2/80 and https/443 set to the configured nodePorts (others untouched)."""
+GATEWAY_TARGETS = {"http2": 8080, "https": 8443}  # where Istio's ingress gateway container listens
+
+
+def desired_ports(service: dict[str, Any], http: int, https: int,
+                  targets: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """The Service's ports with http2/80 and https/443 on the given nodePorts (and `targets`' targetPorts);
+    other ports untouched."""
     ports = [dict(p) for p in (service.get("spec") or {}).get("ports") or []]
     for name, number, want in (("http2", 80, http), ("https", 443, https)):
         port = find_port(ports, name, number)
         if port is None:
-            ports.append({"name": name, "port": number, "protocol": "TCP", "targetPort": 8080 if number == 80 else 8443,
+            ports.append({"name": name, "port": number, "protocol": "TCP", "targetPort": GATEWAY_TARGETS[name],
                           "nodePort": want})
         else:
             port["nodePort"] = want
+            if targets and name in targets:
+                port["targetPort"] = targets[name]
     return ports
+
+
+def retargets(unreached: list[dict[str, Any]], pods: list[dict[str, Any]]) -> tuple[dict[str, int], list[str]]:
+    """Pure: for ports whose targetPort no gateway container declares, Istio's own port when the gateway
+    declares it ({name: port}), else why not (the fix cannot guess where the gateway listens)."""
+    declared = {p.get("containerPort") for pod in pods for c in (pod.get("spec") or {}).get("containers") or []
+                for p in c.get("ports") or []}
+    fixed, unknown = {}, []
+    for item in unreached:
+        if GATEWAY_TARGETS[item["name"]] in declared:
+            fixed[item["name"]] = GATEWAY_TARGETS[item["name"]]
+        else:
+            unknown.append(f"{item['name']} targetPort {item['targetPort']}: the gateway declares neither it nor "
+                           f"{GATEWAY_TARGETS[item['name']]}")
+    return fixed, unknown
 
 
 def target_nodeports(service: dict[str, Any], http: int, https: int, requested: tuple[int | None, int | None] = (None, None),
@@ -655,7 +677,8 @@ def plan_gateway(ctx: "Context") -> Plan:
                 nothing_to_do="" if changes else "the Gateway and VirtualService already match the desired definition")
 
 
-def patch_nodeports(ctx: "Context", namespace: str, name: str, http: int, https: int) -> None:
+def patch_nodeports(ctx: "Context", namespace: str, name: str, http: int, https: int,
+                    targets: dict[str, int] | None = None) -> None:
     """Set type NodePort and the two nodePorts (full port list, strategic merge by port)."""
     from sbops.probes import kubecommon
 
@@ -664,7 +687,7 @@ def patch_nodeports(ctx: "Context", namespace: str, name: str, http: int, https:
     api = kubecommon.api(ctx)
     resource = kubecommon.path(namespace=namespace, plural="services", name=name)
     live = api.get(resource)
-    body = {"spec": {"type": "NodePort", "ports": desired_ports(live, http, https)}}
+    body = {"spec": {"type": "NodePort", "ports": desired_ports(live, http, https, targets)}}
     api.patch(resource, body, STRATEGIC_PATCH)
 
 
@@ -732,7 +755,15 @@ def plan_nodeports(ctx: "Context", allow_restart: bool, requested: tuple[int | N
         return Plan(blockers=(f"HTTP and HTTPS would share nodePort {http}: name two ports with --http-port and "
                               "--https-port",))
     facts = nodeport_plan_facts(service, target)
-    if not facts["change_type"] and not facts["moves"] and not (installer and kind != "NodePort"):
+    try:
+        selector = label_selector((service.get("spec") or {}).get("selector"))
+        pods = [p for p in (list_pods(ctx, ns, selector) if selector else []) if is_gateway_pod(p)]
+    except Exception as exc:  # noqa: BLE001
+        return Plan(blockers=(kubecommon.api_failure_summary(f"list the pods behind {ns}/{name}", exc),))
+    targets, unknown = retargets(unreached_targets(service, pods), pods)
+    if unknown:
+        return Plan(blockers=tuple(unknown))
+    if not facts["change_type"] and not facts["moves"] and not targets and not (installer and kind != "NodePort"):
         return Plan(nothing_to_do=f"{name} is {facts['type']} with http2 {http} and https {https}"
                     + ("" if (http, https) == (cfg["http"], cfg["https"]) else
                        f" (not the configured {cfg['http']}/{cfg['https']}: working ports are kept; name others "
@@ -755,10 +786,15 @@ def plan_nodeports(ctx: "Context", allow_restart: bool, requested: tuple[int | N
     if kind != "NodePort":
         parts.append(f"type {kind} -> NodePort")
     parts += [f"{n} nodePort {old if old is not None else 'none'} -> {new}" for n, old, new in facts["moves"]]
-    command = (f"kubectl -n {ns} patch service {name} -p '{{\"spec\":{{\"type\":\"NodePort\",\"ports\":["
-               f"{{\"port\":80,\"nodePort\":{http}}},{{\"port\":443,\"nodePort\":{https}}}]}}}}'")
+    parts += [f"{n} targetPort -> {port} (where the gateway listens)" for n, port in targets.items()]
+    import json
+
+    shown = [{"port": number, "nodePort": target[pname], **({"targetPort": targets[pname]} if pname in targets else {})}
+             for pname, number in PORTS]
+    body = json.dumps({"spec": {"type": "NodePort", "ports": shown}}, separators=(",", ":"))
+    command = f"kubectl -n {ns} patch service {name} -p '{body}'"
     change = Change(f"patch Service {ns}/{name}: " + ", ".join(parts), (command,),
-                    apply=lambda: patch_nodeports(ctx, ns, name, http, https))
+                    apply=lambda: patch_nodeports(ctx, ns, name, http, https, targets))
     notes = ("clients must use the new ports: https://<server>:%d (HTTP %d redirects); open them in the firewall"
              % (https, http),) if facts["moves"] else ()
     return Plan((change,), notes=notes)

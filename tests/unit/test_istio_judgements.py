@@ -286,3 +286,13 @@ def test_object_change_none_when_equal_and_diff_shows_the_difference() -> None:
     diff = istio.object_change(gateway(), observed).diff
     assert "-    credentialName: stackbill-tls-secret" in diff
     assert "+    credentialName: istio-ingressgateway-certs" in diff
+
+
+def test_retargets_to_where_the_gateway_listens() -> None:
+    unreached = istio.unreached_targets(service(targets=(8080, 9443)), [gw_pod()])
+    assert unreached == [{"name": "https", "nodePort": 31882, "targetPort": 9443}]
+    assert istio.retargets(unreached, [gw_pod()]) == ({"https": 8443}, [])
+    fixed, unknown = istio.retargets(unreached, [gw_pod(ports=(15021, 8080))])
+    assert fixed == {} and "9443" in unknown[0]
+    ports = istio.desired_ports(service(targets=(8080, 9443)), 31443, 31882, {"https": 8443})
+    assert {p["name"]: p["targetPort"] for p in ports} == {"status-port": 15021, "http2": 8080, "https": 8443}
