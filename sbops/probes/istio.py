@@ -677,9 +677,16 @@ def plan_gateway(ctx: "Context") -> Plan:
                 nothing_to_do="" if changes else "the Gateway and VirtualService already match the desired definition")
 
 
+def selector_patch(live: dict[str, str] | None) -> dict[str, str | None]:
+    """Pure: the strategic-merge selector that makes a Service select the ingress gateway (null deletes
+    the live keys that are not the gateway's)."""
+    return {**{k: None for k in live or {} if k not in INGRESS_SELECTOR}, **INGRESS_SELECTOR}
+
+
 def patch_nodeports(ctx: "Context", namespace: str, name: str, http: int, https: int,
-                    targets: dict[str, int] | None = None) -> None:
-    """Set type NodePort and the two nodePorts (full port list, strategic merge by port)."""
+                    targets: dict[str, int] | None = None, reselect: bool = False) -> None:
+    """Set type NodePort and the two nodePorts (full port list, strategic merge by port); with `reselect`,
+    the selector too."""
     from sbops.probes import kubecommon
 
     from sbops.kube import STRATEGIC_PATCH
@@ -687,8 +694,10 @@ def patch_nodeports(ctx: "Context", namespace: str, name: str, http: int, https:
     api = kubecommon.api(ctx)
     resource = kubecommon.path(namespace=namespace, plural="services", name=name)
     live = api.get(resource)
-    body = {"spec": {"type": "NodePort", "ports": desired_ports(live, http, https, targets)}}
-    api.patch(resource, body, STRATEGIC_PATCH)
+    spec: dict[str, Any] = {"type": "NodePort", "ports": desired_ports(live, http, https, targets)}
+    if reselect:
+        spec["selector"] = selector_patch((live.get("spec") or {}).get("selector"))
+    api.patch(resource, {"spec": spec}, STRATEGIC_PATCH)
 
 
 def nodeport_owners(ctx: "Context", ports: Iterable[int], namespace: str, name: str) -> dict[int, str]:
@@ -755,15 +764,21 @@ def plan_nodeports(ctx: "Context", allow_restart: bool, requested: tuple[int | N
         return Plan(blockers=(f"HTTP and HTTPS would share nodePort {http}: name two ports with --http-port and "
                               "--https-port",))
     facts = nodeport_plan_facts(service, target)
+    reselect = False
     try:
         selector = label_selector((service.get("spec") or {}).get("selector"))
-        pods = [p for p in (list_pods(ctx, ns, selector) if selector else []) if is_gateway_pod(p)]
+        selected = list_pods(ctx, ns, selector) if selector else []
+        pods = [p for p in selected if is_gateway_pod(p)]
+        if selected and not pods:  # it routes to other pods: point it back at the gateway when one exists
+            pods = list_pods(ctx, ns, label_selector(INGRESS_SELECTOR))
+            reselect = bool(pods)
     except Exception as exc:  # noqa: BLE001
         return Plan(blockers=(kubecommon.api_failure_summary(f"list the pods behind {ns}/{name}", exc),))
     targets, unknown = retargets(unreached_targets(service, pods), pods)
     if unknown:
         return Plan(blockers=tuple(unknown))
-    if not facts["change_type"] and not facts["moves"] and not targets and not (installer and kind != "NodePort"):
+    if not facts["change_type"] and not facts["moves"] and not targets and not reselect \
+            and not (installer and kind != "NodePort"):
         return Plan(nothing_to_do=f"{name} is {facts['type']} with http2 {http} and https {https}"
                     + ("" if (http, https) == (cfg["http"], cfg["https"]) else
                        f" (not the configured {cfg['http']}/{cfg['https']}: working ports are kept; name others "
@@ -787,14 +802,20 @@ def plan_nodeports(ctx: "Context", allow_restart: bool, requested: tuple[int | N
         parts.append(f"type {kind} -> NodePort")
     parts += [f"{n} nodePort {old if old is not None else 'none'} -> {new}" for n, old, new in facts["moves"]]
     parts += [f"{n} targetPort -> {port} (where the gateway listens)" for n, port in targets.items()]
+    if reselect:
+        parts.append(f"selector {selector} -> {label_selector(INGRESS_SELECTOR)} (it picked pods that are not the "
+                     "ingress gateway)")
     import json
 
     shown = [{"port": number, "nodePort": target[pname], **({"targetPort": targets[pname]} if pname in targets else {})}
              for pname, number in PORTS]
-    body = json.dumps({"spec": {"type": "NodePort", "ports": shown}}, separators=(",", ":"))
+    shown_spec: dict[str, Any] = {"type": "NodePort", "ports": shown}
+    if reselect:
+        shown_spec["selector"] = selector_patch((service.get("spec") or {}).get("selector"))
+    body = json.dumps({"spec": shown_spec}, separators=(",", ":"))
     command = f"kubectl -n {ns} patch service {name} -p '{body}'"
     change = Change(f"patch Service {ns}/{name}: " + ", ".join(parts), (command,),
-                    apply=lambda: patch_nodeports(ctx, ns, name, http, https, targets))
+                    apply=lambda: patch_nodeports(ctx, ns, name, http, https, targets, reselect))
     notes = ("clients must use the new ports: https://<server>:%d (HTTP %d redirects); open them in the firewall"
              % (https, http),) if facts["moves"] else ()
     return Plan((change,), notes=notes)

@@ -179,13 +179,16 @@ def test_a_nodeport_that_leads_nowhere_fails_and_the_fix_retargets_it(kube: Kube
         "http2": (NODEPORT_HTTP, 8080), "https": (NODEPORT_HTTPS, 8443)}
 
 
-def test_a_selector_that_misses_the_gateway_is_misconfigured(kube: KubeLab, tmp_path: Path) -> None:
+def test_a_selector_that_misses_the_gateway_is_misconfigured_and_repaired(kube: KubeLab, tmp_path: Path) -> None:
     env = lab_env(tmp_path, kube)
     api = core(kube)
     svc = api.read_namespaced_service(INGRESS, ISTIO_NAMESPACE)
     svc.spec.selector = {"app": "istiod"}  # routes to istiod's pod, not the gateway
     api.replace_namespaced_service(INGRESS, ISTIO_NAMESPACE, svc)
     assert status(env.check("istio.ingress")) == ("fail", "misconfigured")
+    assert_fixed(env, "istio-nodeports", "istio.ingress")
+    assert api.read_namespaced_service(INGRESS, ISTIO_NAMESPACE).spec.selector == {"istio": "ingressgateway"}
+    assert nodeports(kube) == ("NodePort", {"http2": NODEPORT_HTTP, "https": NODEPORT_HTTPS})
 
 
 def test_ingress_without_ready_pod_then_missing(kube: KubeLab, tmp_path: Path) -> None:

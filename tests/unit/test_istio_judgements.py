@@ -296,3 +296,9 @@ def test_retargets_to_where_the_gateway_listens() -> None:
     assert fixed == {} and "9443" in unknown[0]
     ports = istio.desired_ports(service(targets=(8080, 9443)), 31443, 31882, {"https": 8443})
     assert {p["name"]: p["targetPort"] for p in ports} == {"status-port": 15021, "http2": 8080, "https": 8443}
+
+
+def test_selector_patch_deletes_foreign_keys() -> None:
+    assert istio.selector_patch({"app": "istiod"}) == {"app": None, "istio": "ingressgateway"}
+    assert istio.selector_patch({"istio": "other"}) == {"istio": "ingressgateway"}
+    assert istio.selector_patch(None) == {"istio": "ingressgateway"}
