@@ -272,7 +272,7 @@ NODES = f"{NODE_IP} {SERVER}"
 def kenv(nfs_lab: NfsLab, kube: KubeLab, tmp_path: Path) -> LabEnv:  # noqa: F811
     lab_env = LabEnv(tmp_path / "kenv").set("kubeconfig", str(kube.kubeconfig))
     nfs_lab.configure(lab_env)
-    nfs_lab.seed_stackbill(NODES)
+    nfs_lab.seed_for_kube_lab()  # NODES
     return lab_env
 
 
