@@ -378,8 +378,12 @@ def _render_over(creds: Credentials, source: Source) -> str:
             lines[index] = body[:column] + value + raw[len(body):]
             continue
         section, _, name = key.rpartition(".")
-        if not section or not value:
-            continue  # a top-level field the file lacks, or an empty value: nothing worth adding
+        if not value or key == "GENERATED":
+            continue  # an empty value, or the date of a file that has none: nothing worth adding
+        if not section:  # PORTAL URL / SERVER IP the file lacks: before its first section, as the installers put it
+            first = min((span[0] for span in source.sections.values()), default=len(lines))
+            inserts.setdefault(first, []).append(f"{key}: {value}\n\n")
+            continue
         span = source.sections.get(section)
         if span is not None:
             inserts.setdefault(span[1] + 1, []).append(f"{' ' * span[2]}{name}: {value}\n")

@@ -269,7 +269,7 @@ def judge_export(exports: list[Export] | None, path: str, who: Mounters, exports
         pods = bool(pod_network) and all(covers(pod_network, c.host) for c, _ in clients if client_network(c.host))
         why = (" (the pod network only)" if pods and not named else "")
         summary = (f"{path} is exported to {shown}{why}, which misses {', '.join(missing)}: the kubelet mounts NFS "
-                   "volumes from the node's address, never a pod's, so no volume mounts")
+                   "volumes from the node's address, never a pod's, so volumes cannot be mounted from there")
         if named:
             evidence["not_comparable"] = named
             return _noted(warn(Reason.MISCONFIGURED, f"{summary}, unless the host name(s) {', '.join(named)} "

@@ -217,3 +217,13 @@ def test_the_installers_credentials_steps_keep_the_current_scripts_file():
         "  Management: http://192.0.2.20:15672\n", "  Management: http://192.0.2.20:15672\n  Password: Generated0000003\n")
     assert "CLOUDSTACK SIMULATOR:\n  URL:" in written and "    Secret Key: (generate from CloudStack UI)\n" in written
     assert c.parse(written).rabbitmq.password == Secret("Generated0000003")
+
+
+def test_a_missing_portal_url_is_added_before_the_sections():
+    text = ORIGINAL.replace("PORTAL URL: https://portal.example.com\n\n", "")
+    creds = c.parse(text)
+    assert c.render(creds) == text and creds.portal_url == ""
+    filled = c.render(replace(creds, portal_url="https://portal.example.com"))
+    assert filled == ORIGINAL.replace("PORTAL URL: https://portal.example.com\n\nSERVER IP: 192.0.2.10\n\n",
+                                      "SERVER IP: 192.0.2.10\n\nPORTAL URL: https://portal.example.com\n\n")
+    assert c.parse(filled).portal_url == "https://portal.example.com"
