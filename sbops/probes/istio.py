@@ -726,9 +726,20 @@ def live_ports(ctx: "Context") -> tuple[int, int, str]:
     """(http, https, source) of the portal's nodePorts: the ingress Service's live ones, else (Service
     unreadable or not exposed) the nodeport_http/nodeport_https settings. app.*, the installer's recap and
     whoever builds a portal URL use this: what the server runs wins over the configured defaults."""
+    return ctx.shared("istio.live_ports", lambda: _live_ports(ctx))
+
+
+def _live_ports(ctx: "Context") -> tuple[int, int, str]:
+    from sbops import kube
+    from sbops.probes import kubecommon
+
     cfg = _settings(ctx)
+    # A short budget: the caller (app.*) still has its own HTTP request to make within the check's timeout.
+    quick = min(1.5, ctx.net_timeout / 3)
     try:
-        live = live_nodeports(read_service(ctx, cfg["istio_ns"], cfg["service"]))
+        api = kube.KubeApi(kubecommon.api(ctx).client, (quick, quick))
+        service = api.get_or_none(kubecommon.path(namespace=cfg["istio_ns"], plural="services", name=cfg["service"]))
+        live = live_nodeports(service)
     except Exception:  # noqa: BLE001 - no kubeconfig or API down: istio.ingress reports that; use settings
         live = {}
     if live.get("http2") and live.get("https") and live["http2"] != live["https"]:
