@@ -441,11 +441,11 @@ def observe_mounters(ctx: "Context") -> Mounters:
     try:
         nodes = kubecommon.api(ctx).list(kubecommon.path(plural="nodes"))
     except NoKubeconfig as exc:
-        return mounters(None, ctx.server_ip, f"no kubeconfig: {exc}")
+        return mounters(None, ctx.server_ip, "no kubeconfig")
     except Exception as exc:  # noqa: BLE001 - only API and network errors; anything else is a bug
         if not kubecommon.is_api_error(exc):
             raise
-        return mounters(None, ctx.server_ip, kubecommon.api_failure_summary("list the Nodes", exc))
+        return mounters(None, ctx.server_ip, f"Kubernetes API: {kubecommon.api_reason(exc).value}")
     return mounters(node_internal_ips(nodes), ctx.server_ip)
 
 
@@ -608,7 +608,7 @@ def plan_export(ctx: "Context") -> Plan:
         line = next(t for first, _, t in logical_lines(new) if first in
                     {e.line for e in entries_for(parse_exports(new), path)})
         if who.note:
-            notes += (f"{who.note}: run this fix again when the API answers, to add the other nodes",)
+            notes += (f"{who.note}; run this fix again when the API answers, to add the other nodes",)
 
         def write() -> None:
             ctx.runner.write_file(exports_file, new, 0o644)
