@@ -9,6 +9,7 @@ and ARCHITECTURE.md define them, and a pure differ turns desired vs observed int
 from __future__ import annotations
 
 import difflib
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
@@ -816,8 +817,6 @@ def plan_nodeports(ctx: "Context", allow_restart: bool, requested: tuple[int | N
     if reselect:
         parts.append(f"selector {selector} -> {label_selector(INGRESS_SELECTOR)} (it picked pods that are not the "
                      "ingress gateway)")
-    import json
-
     shown = [{"port": number, "nodePort": target[pname], **({"targetPort": targets[pname]} if pname in targets else {})}
              for pname, number in PORTS]
     shown_spec: dict[str, Any] = {"type": "NodePort", "ports": shown}
