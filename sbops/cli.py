@@ -184,6 +184,8 @@ def fix(
     token_file: Optional[str] = typer.Option(None, "--token-file", metavar="FILE", help="ecr-refresh: ECR token file ('-' for stdin)"),
     profile: Optional[str] = typer.Option(None, "--profile", metavar="NAME", help="ecr-refresh: AWS profile"),
     region: Optional[str] = typer.Option(None, "--region", metavar="REGION", help="ecr-refresh: AWS region"),
+    http_port: Optional[int] = typer.Option(None, "--http-port", metavar="PORT", help="istio-nodeports: move the HTTP nodePort to PORT"),
+    https_port: Optional[int] = typer.Option(None, "--https-port", metavar="PORT", help="istio-nodeports: move the HTTPS nodePort to PORT"),
     output: Output = OutputOpt,
     config: Optional[str] = ConfigOpt,
     credentials: Optional[str] = CredsOpt,
@@ -206,10 +208,16 @@ def fix(
     from sbops.registry import OPTION_FLAGS, FixOptions
 
     spec = registry.fix_for(name)
-    given = {"workload": workload, "cert": cert, "key": key, "token_file": token_file, "profile": profile, "region": region}
+    given = {"workload": workload, "cert": cert, "key": key, "token_file": token_file, "profile": profile, "region": region,
+             "http_port": http_port, "https_port": https_port}
     for field, value in given.items():
         if value is not None and field not in spec.options:
             raise UsageError(f"{OPTION_FLAGS[field]}: does not apply to fix {name}")
+    for flag, port in (("--http-port", http_port), ("--https-port", https_port)):
+        if port is not None and not 30000 <= port <= 32767:
+            raise UsageError(f"{flag}: {port} is outside the NodePort range 30000-32767")
+    if http_port is not None and http_port == https_port:
+        raise UsageError(f"--http-port and --https-port: both are {http_port}; HTTP and HTTPS need two ports")
     ctx = _context(config, credentials, timeout, kubeconfig)
     code = run_fix(ctx, registry, spec, yes=yes, dry_run=dry_run, options=FixOptions(allow_restart=restart, **given),
                    json_output=output is Output.json, colour=_colour())

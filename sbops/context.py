@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -12,7 +13,7 @@ from sbops.credentials import Credentials, Service
 from sbops.errors import NeedsCredentials
 from sbops.runner import HostRunner, SubprocessRunner
 from sbops.secret import Secret
-from sbops.settings import Settings
+from sbops.settings import SECRET_KEYS, Settings
 
 T = TypeVar("T")
 
@@ -35,7 +36,7 @@ class Context:
         runner: HostRunner | None = None,
         kubeconfig_path: Path | None = None,
     ) -> None:
-        self.settings = settings
+        self.settings = with_credentials(settings, credentials)
         self.kubeconfig_path = kubeconfig_path
         self.credentials = credentials
         self.credentials_path = credentials_path
@@ -55,6 +56,8 @@ class Context:
         settings = Settings.load(config, flags=flags)
         path = creds_mod.find(credentials)
         loaded = creds_mod.load(path) if path else None
+        for warning in loaded.warnings if loaded else ():
+            sys.stderr.write(f"warning: {warning}\n")  # never a password: the warnings name keys and lines
         return cls(settings, loaded, path, runner, kube.find(settings["kubeconfig"]))
 
     # -- timeouts ---------------------------------------------------------------------------------
@@ -109,8 +112,8 @@ class Context:
 
     def secrets(self) -> list[Secret]:
         found = list(self.credentials.secrets()) if self.credentials else []
-        for key in ("mysql.admin_password", "mongodb.admin_password"):
-            if self.settings[key]:
+        for key in sorted(SECRET_KEYS):
+            if self.settings[key] and self.settings[key] not in found:
                 found.append(self.settings[key])
         return found
 
@@ -191,6 +194,19 @@ def choose_primary_ip(route_interfaces: list[str], addresses: dict[str, list[str
             if not addr.startswith("127."):
                 return addr
     return "127.0.0.1"
+
+
+def with_credentials(settings: Settings, credentials: Credentials | None) -> Settings:
+    """Settings the credentials file provides (NFS server and path, the CloudStack simulator's URL, user and
+    keys) fill the keys nothing else set: defaults < credentials file < config file < env < flags. Each
+    keeps its file and line as its source, so `sbops config show` can say where it came from."""
+    if credentials is None:
+        return settings
+    for key, (value, line) in creds_mod.settings_values(credentials).items():
+        if settings.source(key) == "default":
+            where = f"{credentials.path}:{line}" if line else str(credentials.path)
+            settings = settings.overridden({key: value}, where)
+    return settings
 
 
 def primary_ip() -> str:

@@ -1,13 +1,22 @@
-"""The original installer's credentials file: parse with line numbers, render byte-compatibly, write safely.
+"""The installers' credentials files, every version: parse with line numbers, render byte-identical, write safely.
 
-Format (ORIGINAL-INSTALLER.md): a banner, `STACKBILL POC CREDENTIALS`, `Generated: <date>`, then
-`PORTAL URL:`, `SERVER IP:` and the sections MYSQL, MONGODB, RABBITMQ, NFS with indented `Key: value` lines.
+Two versions are in the field (ORIGINAL-INSTALLER.md, UPSTREAM-CURRENT.md). Both have a banner of `=`,
+`STACKBILL POC CREDENTIALS`, `Generated: <date>`, `PORTAL URL:`, `SERVER IP:` and the sections MYSQL,
+MONGODB, RABBITMQ and NFS with indented `Key: value` lines. The current script adds, in simulator mode, a
+`CLOUDSTACK SIMULATOR:` section with a four-space `StackBill User:` sub-block, and its banner is 80 `=`.
+
+Reading is tolerant because users arrive with files sbops did not write: a section or nested block it
+does not know is kept, named in a warning, and written back byte for byte. Only a section sbops needs
+(MYSQL, MONGODB, RABBITMQ, NFS) that cannot be read is an error. Rendering a parsed file changes only the
+lines whose values changed (and adds lines for values the file lacked), so an unchanged file renders to
+exactly its own bytes.
 """
 
 from __future__ import annotations
 
 import locale
 import os
+import re
 import stat
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -20,7 +29,10 @@ from sbops.secret import Secret
 
 BANNER = "=" * 60
 TITLE = "STACKBILL POC CREDENTIALS"
-SECTIONS = ("MYSQL", "MONGODB", "RABBITMQ", "NFS")
+SECTIONS = ("MYSQL", "MONGODB", "RABBITMQ", "NFS")  # the sections sbops needs: unreadable is an error
+CLOUDSTACK = "CLOUDSTACK SIMULATOR"
+STACKBILL_USER = "StackBill User"
+TOP_KEYS = ("GENERATED", "PORTAL URL", "SERVER IP")
 DEFAULT_PATHS = (Path("/root/stackbill-credentials.txt"), Path.home() / "stackbill-credentials.txt")
 
 # The keys each section writes, in order; others are kept when read but not required.
@@ -30,6 +42,15 @@ SECTION_KEYS = {
     "RABBITMQ": ("Host", "Port", "Username", "Password", "Management"),
     "NFS": ("Server", "Path"),
 }
+CLOUDSTACK_KEYS = ("URL", "Default Admin")
+STACKBILL_USER_KEYS = ("Username", "Password", "API Key", "Secret Key")
+# What the current script writes when the simulator gave no key: `${CLOUDSTACK_API_KEY:-"(generate from
+# CloudStack UI)"}`. A placeholder, not a key (bash drops the quotes; a hand-made file may keep them).
+PLACEHOLDER = re.compile(r'^"?\(generate from [^)]*\)"?$')
+# The simulator's published default admin password, written literally by the script ("admin / password").
+# It stays a Secret (never printed), but is not used to mask text: masking the dictionary word "password"
+# would garble every message that contains it (mysql_native_password) and hides nothing anyone lacks.
+PUBLISHED_DEFAULTS = frozenset({"password"})
 
 
 @dataclass(frozen=True)
@@ -45,6 +66,37 @@ class Service:
 
 
 @dataclass(frozen=True)
+class CloudStack:
+    """The current script's CLOUDSTACK SIMULATOR section: the simulator's URL, its default admin, and the
+    StackBill user created in it with its API keys (None where the file holds the placeholder)."""
+
+    url: str = ""
+    admin_user: str = ""
+    admin_password: Secret | None = None
+    username: str = ""
+    password: Secret | None = None
+    api_key: Secret | None = None
+    secret_key: Secret | None = None
+
+    def secrets(self) -> list[Secret]:
+        out = [s for s in (self.password, self.api_key, self.secret_key) if s]
+        if self.admin_password and self.admin_password.reveal() not in PUBLISHED_DEFAULTS:
+            out.append(self.admin_password)
+        return out
+
+
+@dataclass(frozen=True)
+class Source:
+    """The file as read: its lines (with their endings), where each understood value sits, and the value
+    each field had (defaults included), so render() can rewrite exactly the lines whose values changed."""
+
+    lines: tuple[str, ...]
+    where: Mapping[str, tuple[int, int]]  # field id -> (line index, column where the value starts)
+    values: Mapping[str, str]  # field id -> value as read (or as derived when the line is absent)
+    sections: Mapping[str, tuple[int, int, str]]  # section -> (header index, last content index, key indent)
+
+
+@dataclass(frozen=True)
 class Credentials:
     portal_url: str = ""
     server_ip: str = ""
@@ -55,6 +107,11 @@ class Credentials:
     nfs_server: str = ""
     nfs_path: str = "/data/stackbill"
     path: Path | None = None
+    cloudstack: CloudStack | None = None
+    # what parse() could not understand (kept in the file as is), one sentence each naming file and line
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+    source: Source | None = field(default=None, compare=False, repr=False)
+    lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)  # field id -> line number
 
     @property
     def domain(self) -> str:
@@ -65,7 +122,9 @@ class Credentials:
         return url.rstrip("/")
 
     def secrets(self) -> list[Secret]:
-        return [s.password for s in (self.mysql, self.mongodb, self.rabbitmq) if s.password]
+        """Every password and key the file holds (for masking): the services', then the CloudStack ones."""
+        found = [s.password for s in (self.mysql, self.mongodb, self.rabbitmq) if s.password]
+        return found + (self.cloudstack.secrets() if self.cloudstack else [])
 
 
 def _parse_port(value: str, where: str) -> int:
@@ -78,108 +137,330 @@ def _parse_port(value: str, where: str) -> int:
     return port
 
 
-def parse(text: str, path: Path | str = "<credentials>") -> Credentials:
-    """Parse the file's text; any malformed line raises UsageError naming the file and line."""
-    top: dict[str, str] = {}
-    sections: dict[str, dict[str, tuple[str, int]]] = {}
-    current: str | None = None
-    for number, raw in enumerate(text.splitlines(), start=1):
-        where = f"{path}:{number}"
-        line = raw.rstrip()
-        stripped = line.strip()
-        if not stripped or stripped == TITLE:
+@dataclass
+class _Reader:
+    """The parser's state while it walks the lines (kept out of parse() so each rule is a small method)."""
+
+    path: str
+    top: dict[str, tuple[str, int]] = field(default_factory=dict)
+    sections: dict[str, dict[str, tuple[str, int]]] = field(default_factory=dict)
+    where: dict[str, tuple[int, int]] = field(default_factory=dict)
+    spans: dict[str, list] = field(default_factory=dict)  # section -> [header index, last index, key indent]
+    warnings: list[str] = field(default_factory=list)
+    current: str | None = None  # a section sbops reads, or None
+    unknown: str | None = None  # a section sbops does not read (its lines are kept silently)
+    block: str | None = None  # a sub-block inside the current section (StackBill User, or unknown)
+    block_indent: int = 0
+
+    def warn(self, number: int, text: str) -> None:
+        self.warnings.append(f"{self.path}:{number}: {text}; kept as is")
+
+    def leave(self) -> None:
+        self.current = self.unknown = self.block = None
+
+
+def _value_column(raw: str) -> int:
+    """Where the value of a `Key: value` line starts (after the colon and its spaces)."""
+    column = raw.index(":") + 1
+    while column < len(raw) and raw[column] in " \t":
+        column += 1
+    return column
+
+
+def _top_line(r: _Reader, index: int, raw: str, stripped: str) -> None:
+    number = index + 1
+    key, colon, value = stripped.partition(":")
+    name = key.strip().upper()
+    if not colon:
+        if stripped.upper() in (*SECTIONS, CLOUDSTACK):
+            raise UsageError(f"{r.path}:{number}: expected '{stripped.upper()}:' (a section header ends with ':')")
+        r.warn(number, f"line {stripped[:40]!r} is not one sbops reads")
+        r.leave()
+        return
+    value = value.strip()
+    if name in TOP_KEYS:
+        r.leave()
+        r.top[name] = (value, number)
+        r.where[name] = (index, _value_column(raw))
+        return
+    if value:
+        r.leave()
+        r.warn(number, f"'{key.strip()}' is not a field sbops reads")
+        return
+    # a section header
+    r.leave()
+    if name in SECTIONS or name == CLOUDSTACK:
+        if name in r.sections:
+            if name in SECTIONS:
+                raise UsageError(f"{r.path}:{number}: section {name} appears twice")
+            r.warn(number, f"a second {name} section is not read")
+            r.unknown = name
+            return
+        r.current = name
+        r.sections[name] = {}
+        r.spans[name] = [index, index, 0]
+        return
+    r.unknown = key.strip()
+    r.warn(number, f"section {key.strip()} is not one sbops reads")
+
+
+def _section_line(r: _Reader, index: int, raw: str, stripped: str, indent: int) -> None:
+    number = index + 1
+    name = r.current
+    assert name is not None
+    span = r.spans[name]
+    needed = name in SECTIONS
+    if not span[2]:
+        span[2] = indent
+    span[1] = index
+    key, colon, value = stripped.partition(":")
+    key, value = key.strip(), value.strip()
+    if indent > span[2]:  # inside a sub-block
+        if r.block == STACKBILL_USER and name == CLOUDSTACK and colon:
+            _field(r, index, raw, f"{CLOUDSTACK}/{STACKBILL_USER}", key, value, STACKBILL_USER_KEYS, needed=False)
+        elif r.block is None:
+            r.block = "?"
+            r.warn(number, f"nested lines in {name} are not read")
+        return
+    r.block = None
+    if not colon:
+        if needed:
+            raise UsageError(f"{r.path}:{number}: expected 'Key: value' in section {name}")
+        r.warn(number, f"line {stripped[:40]!r} in {name} is not one sbops reads")
+        return
+    if not value and name == CLOUDSTACK and key == STACKBILL_USER:
+        r.block = STACKBILL_USER
+        return
+    if not value and not needed:
+        r.block = "?"
+        r.warn(number, f"block {key} in {name} is not one sbops reads")
+        return
+    keys = SECTION_KEYS.get(name, CLOUDSTACK_KEYS)
+    _field(r, index, raw, name, key, value, keys, needed)
+
+
+def _field(r: _Reader, index: int, raw: str, section: str, key: str, value: str, keys: tuple[str, ...],
+           needed: bool) -> None:
+    number = index + 1
+    entries = r.sections.setdefault(section, {})
+    if key in entries:
+        if needed:
+            raise UsageError(f"{r.path}:{number}: {section} has '{key}' twice")
+        r.warn(number, f"a second '{key}' in {section} is not read")
+        return
+    if key not in keys and not (section == "RABBITMQ" and key == "Management"):
+        r.warn(number, f"'{key}' in {section} is not a field sbops reads")
+    entries[key] = (value, number)
+    r.where[f"{section}.{key}"] = (index, _value_column(raw))
+
+
+def _walk(text: str, path: str) -> _Reader:
+    r = _Reader(path)
+    for index, raw in enumerate(text.splitlines(keepends=True)):
+        content = raw.rstrip()
+        stripped = content.strip()
+        if not stripped:
+            continue  # blank lines do not end a section: the CLOUDSTACK one has one inside
+        if stripped == TITLE:
             continue
         if set(stripped) <= {"="}:
-            current = None
+            r.leave()
             continue
-        indented = line[0] in " \t"
-        if not indented:
-            if stripped.endswith(":") and stripped[:-1] in SECTIONS:
-                current = stripped[:-1]
-                if current in sections:
-                    raise UsageError(f"{where}: section {current} appears twice")
-                sections[current] = {}
-                continue
-            if ":" not in stripped:
-                raise UsageError(f"{where}: expected 'KEY: value' or a section header (MYSQL:, MONGODB:, RABBITMQ:, NFS:)")
-            key, _, value = stripped.partition(":")
-            key = key.strip().upper()
-            top[key] = value.strip()
-            current = None
-            continue
-        if current is None:
-            raise UsageError(f"{where}: indented line outside a section (MYSQL:, MONGODB:, RABBITMQ:, NFS:)")
-        if ":" not in stripped:
-            raise UsageError(f"{where}: expected 'Key: value' in section {current}")
-        key, _, value = stripped.partition(":")
-        key = key.strip()
-        if key in sections[current]:
-            raise UsageError(f"{where}: {current} has '{key}' twice")
-        sections[current][key] = (value.strip(), number)
+        indent = len(content) - len(content.lstrip(" \t"))
+        if indent == 0:
+            _top_line(r, index, raw, stripped)
+        elif r.current is not None:
+            _section_line(r, index, raw, stripped, indent)
+        elif r.unknown is None:
+            r.warn(index + 1, "indented line outside a section")
+    return r
 
-    def service(name: str, default_db: str) -> Service:
-        entries = sections.get(name, {})
-        get = lambda k: entries.get(k, ("", 0))[0]  # noqa: E731
-        port = None
-        if "Port" in entries:
-            value, number = entries["Port"]
-            port = _parse_port(value, f"{path}:{number}")
-        if "Password" in entries and not entries["Password"][0]:
-            raise UsageError(f"{path}:{entries['Password'][1]}: {name} Password is empty")
-        password = Secret(get("Password")) if get("Password") else None
-        return Service(
-            host=get("Host"),
-            port=port,
-            username=get("Username") or "stackbill",
-            password=password,
-            database=get("Database") or default_db,
-            management=get("Management"),
-        )
 
-    nfs = sections.get("NFS", {})
-    return Credentials(
-        portal_url=top.get("PORTAL URL", ""),
-        server_ip=top.get("SERVER IP", ""),
-        generated=top.get("GENERATED", ""),
-        mysql=service("MYSQL", "stackbill"),
-        mongodb=service("MONGODB", "admin"),
-        rabbitmq=service("RABBITMQ", ""),
+def _service(r: _Reader, name: str, default_db: str) -> Service:
+    entries = r.sections.get(name, {})
+    get = lambda k: entries.get(k, ("", 0))[0]  # noqa: E731
+    port = None
+    if "Port" in entries:
+        value, number = entries["Port"]
+        port = _parse_port(value, f"{r.path}:{number}")
+    if "Password" in entries and not entries["Password"][0]:
+        raise UsageError(f"{r.path}:{entries['Password'][1]}: {name} Password is empty")
+    password = Secret(get("Password")) if get("Password") else None
+    return Service(host=get("Host"), port=port, username=get("Username") or "stackbill", password=password,
+                   database=get("Database") or default_db, management=get("Management"))
+
+
+def _key(value: str) -> Secret | None:
+    return None if not value or PLACEHOLDER.match(value) else Secret(value)
+
+
+def _cloudstack(r: _Reader) -> CloudStack | None:
+    if CLOUDSTACK not in r.sections:
+        return None
+    top = r.sections[CLOUDSTACK]
+    user = r.sections.get(f"{CLOUDSTACK}/{STACKBILL_USER}", {})
+    admin = top.get("Default Admin", ("", 0))[0]
+    admin_user, _, admin_password = (part.strip() for part in admin.partition("/"))
+    get = lambda entries, k: entries.get(k, ("", 0))[0]  # noqa: E731
+    return CloudStack(url=get(top, "URL"), admin_user=admin_user, admin_password=_key(admin_password),
+                      username=get(user, "Username"), password=_key(get(user, "Password")),
+                      api_key=_key(get(user, "API Key")), secret_key=_key(get(user, "Secret Key")))
+
+
+def parse(text: str, path: Path | str = "<credentials>") -> Credentials:
+    """Parse either version's text. What is not understood is kept and listed in `warnings`; a section sbops
+    needs that cannot be read raises UsageError naming the file and line (never showing a password)."""
+    r = _walk(text, str(path))
+    nfs = r.sections.get("NFS", {})
+    creds = Credentials(
+        portal_url=r.top.get("PORTAL URL", ("", 0))[0],
+        server_ip=r.top.get("SERVER IP", ("", 0))[0],
+        generated=r.top.get("GENERATED", ("", 0))[0],
+        mysql=_service(r, "MYSQL", "stackbill"),
+        mongodb=_service(r, "MONGODB", "admin"),
+        rabbitmq=_service(r, "RABBITMQ", ""),
         nfs_server=nfs.get("Server", ("", 0))[0],
         nfs_path=nfs.get("Path", ("/data/stackbill", 0))[0],
         path=Path(path) if not isinstance(path, Path) else path,
+        cloudstack=_cloudstack(r),
+        warnings=tuple(r.warnings),
     )
+    numbers = {name: v[1] for name, v in r.top.items()}
+    numbers.update({f"{s}.{k}": v[1] for s, entries in r.sections.items() for k, v in entries.items()})
+    sections = {name: (span[0], span[1], span[2] or 2) for name, span in r.spans.items()}
+    source = Source(tuple(text.splitlines(keepends=True)), dict(r.where), field_values(creds), sections)
+    return replace(creds, source=source, lines=numbers)
+
+
+# -- rendering -------------------------------------------------------------------------------------------
+def _reveal(secret: Secret | None) -> str:
+    return secret.reveal() if secret else ""
+
+
+def field_values(creds: Credentials) -> dict[str, str]:
+    """Every field's text as the file writes it (section defaults filled in), keyed `SECTION.Key`."""
+    ip = creds.server_ip
+    out = {"GENERATED": creds.generated, "PORTAL URL": creds.portal_url, "SERVER IP": ip}
+    for name, service in (("MYSQL", creds.mysql), ("MONGODB", creds.mongodb), ("RABBITMQ", creds.rabbitmq)):
+        out.update({f"{name}.Host": service.host or ip, f"{name}.Port": str(service.port) if service.port else "",
+                    f"{name}.Database": service.database, f"{name}.Username": service.username,
+                    f"{name}.Password": _reveal(service.password)})
+    out["RABBITMQ.Management"] = creds.rabbitmq.management
+    out["NFS.Server"] = creds.nfs_server or ip
+    out["NFS.Path"] = creds.nfs_path
+    cs = creds.cloudstack
+    if cs is not None:
+        admin = f"{cs.admin_user} / {_reveal(cs.admin_password)}" if cs.admin_user or cs.admin_password else ""
+        user = f"{CLOUDSTACK}/{STACKBILL_USER}"
+        out.update({f"{CLOUDSTACK}.URL": cs.url, f"{CLOUDSTACK}.Default Admin": admin,
+                    f"{user}.Username": cs.username, f"{user}.Password": _reveal(cs.password),
+                    f"{user}.API Key": _reveal(cs.api_key), f"{user}.Secret Key": _reveal(cs.secret_key)})
+    return out
 
 
 def render(creds: Credentials) -> str:
-    """The file's text, in the original installer's exact layout."""
+    """The file's text. A parsed file keeps its own bytes except the values that changed; a new one gets the
+    original installer's exact layout."""
+    if creds.source is None:
+        return _render_new(creds)
+    return _render_over(creds, creds.source)
+
+
+def _render_over(creds: Credentials, source: Source) -> str:
+    lines = list(source.lines)
+    inserts: dict[int, list[str]] = {}
+    for key, value in field_values(creds).items():
+        if value == source.values.get(key, ""):
+            continue
+        if key in source.where:
+            index, column = source.where[key]
+            raw = lines[index]
+            body = raw.rstrip("\r\n")
+            lines[index] = body[:column] + value + raw[len(body):]
+            continue
+        section, _, name = key.rpartition(".")
+        if not value or key == "GENERATED":
+            continue  # an empty value, or the date of a file that has none: nothing worth adding
+        if not section:  # PORTAL URL / SERVER IP the file lacks: before its first section, as the installers put it
+            first = min((span[0] for span in source.sections.values()), default=len(lines))
+            inserts.setdefault(first, []).append(f"{key}: {value}\n\n")
+            continue
+        span = source.sections.get(section)
+        if span is not None:
+            inserts.setdefault(span[1] + 1, []).append(f"{' ' * span[2]}{name}: {value}\n")
+    for at in sorted(inserts, reverse=True):
+        if at and not lines[at - 1].endswith("\n"):
+            lines[at - 1] += "\n"
+        lines[at:at] = inserts[at]
+    text = "".join(lines)
+    missing = [name for name in SECTIONS if name not in source.sections]
+    if missing:
+        text = _add_sections(text, _render_new(creds), missing)
+    return text
+
+
+def _add_sections(text: str, full: str, missing: list[str]) -> str:
+    """Put the sections a file lacks (as a new file would have them) before its closing banner."""
+    blocks = full.split("\n\n")
+    added = "".join(b + "\n\n" for b in blocks if b.split(":", 1)[0] in missing)
+    body = text.rstrip("\n")
+    last = body.rfind("\n")
+    if last >= 0 and set(body[last + 1:]) == {"="}:
+        return body[:last + 1] + added + body[last + 1:] + "\n"
+    return (text if text.endswith("\n") or not text else text + "\n") + "\n" + added
+
+
+def _render_new(creds: Credentials) -> str:
+    """A new file in the original installer's layout (plus the CLOUDSTACK block when there is one)."""
     ip = creds.server_ip
-
-    def val(service: Service, key: str) -> str:
-        return {
-            "Host": service.host or ip,
-            "Port": str(service.port) if service.port else "",
-            "Database": service.database,
-            "Username": service.username,
-            "Password": service.password.reveal() if service.password else "",
-            "Management": service.management,
-        }[key]
-
+    values = field_values(creds)
     defaults = {"MYSQL": 3306, "MONGODB": 27017, "RABBITMQ": 5672}
-    lines = [BANNER, TITLE, f"Generated: {creds.generated or datetime.now().strftime('%a %b %d %H:%M:%S %Z %Y').replace('  ', ' ')}", BANNER, ""]
+    generated = creds.generated or datetime.now().strftime("%a %b %d %H:%M:%S %Z %Y").replace("  ", " ")
+    lines = [BANNER, TITLE, f"Generated: {generated}", BANNER, ""]
     lines += [f"PORTAL URL: {creds.portal_url}", "", f"SERVER IP: {ip}", ""]
     for name, service in (("MYSQL", creds.mysql), ("MONGODB", creds.mongodb), ("RABBITMQ", creds.rabbitmq)):
-        if service.port is None:
-            service = replace(service, port=defaults[name])
+        if not service.port:
+            values[f"{name}.Port"] = str(defaults[name])
         if name == "RABBITMQ" and not service.management:
-            service = replace(service, management=f"http://{service.host or ip}:15672")
+            values["RABBITMQ.Management"] = f"http://{service.host or ip}:15672"
         lines.append(f"{name}:")
         for key in SECTION_KEYS[name]:
             if key == "Password" and not service.password:
                 continue  # an empty Password line is refused when read: leave it out, as it was
-            lines.append(f"  {key}: {val(service, key)}")
+            lines.append(f"  {key}: {values[f'{name}.{key}']}")
         lines.append("")
-    lines += ["NFS:", f"  Server: {creds.nfs_server or ip}", f"  Path: {creds.nfs_path}", "", BANNER]
+    lines += ["NFS:", f"  Server: {values['NFS.Server']}", f"  Path: {values['NFS.Path']}", ""]
+    if creds.cloudstack is not None:
+        user = f"{CLOUDSTACK}/{STACKBILL_USER}"
+        lines += [f"{CLOUDSTACK}:", f"  URL: {values[f'{CLOUDSTACK}.URL']}",
+                  f"  Default Admin: {values[f'{CLOUDSTACK}.Default Admin']}", "", f"  {STACKBILL_USER}:"]
+        lines += [f"    {key}: {values[f'{user}.{key}'] or '(generate from CloudStack UI)'}" for key in STACKBILL_USER_KEYS]
+        lines.append("")
+    lines.append(BANNER)
     return "\n".join(lines) + "\n"
+
+
+def settings_values(creds: Credentials) -> dict[str, tuple[str, int]]:
+    """The settings the file provides, with the line each comes from: NFS server and path, and the
+    CloudStack simulator's URL, user, password and keys (secrets revealed here only to be stored as
+    Secret settings)."""
+    out: dict[str, tuple[str, int]] = {}
+    where = creds.lines
+    if creds.nfs_server:
+        out["nfs.server"] = (creds.nfs_server, where.get("NFS.Server", 0))
+    if "NFS.Path" in where and creds.nfs_path:
+        out["nfs.path"] = (creds.nfs_path, where["NFS.Path"])
+    cs = creds.cloudstack
+    if cs is not None:
+        user = f"{CLOUDSTACK}/{STACKBILL_USER}"
+        for key, value, line in (("cloudstack.url", cs.url, f"{CLOUDSTACK}.URL"),
+                                 ("cloudstack.username", cs.username, f"{user}.Username"),
+                                 ("cloudstack.password", _reveal(cs.password), f"{user}.Password"),
+                                 ("cloudstack.api_key", _reveal(cs.api_key), f"{user}.API Key"),
+                                 ("cloudstack.secret_key", _reveal(cs.secret_key), f"{user}.Secret Key")):
+            if value:
+                out[key] = (value, where.get(line, 0))
+    return out
 
 
 def find(explicit: str | Path | None, env: Mapping[str, str] | None = None) -> Path | None:

@@ -85,10 +85,12 @@ class FixOptions:
     token_file: str | None = None  # ecr-refresh: a file holding an ECR token ('-': stdin)
     profile: str | None = None  # ecr-refresh: AWS profile
     region: str | None = None  # ecr-refresh: AWS region
+    http_port: int | None = None  # istio-nodeports: the HTTP nodePort the user names (moves a working one)
+    https_port: int | None = None  # istio-nodeports: the HTTPS nodePort the user names
 
 
 OPTION_FLAGS = {"workload": "--workload", "cert": "--cert", "key": "--key", "token_file": "--token-file",
-                "profile": "--profile", "region": "--region"}
+                "profile": "--profile", "region": "--region", "http_port": "--http-port", "https_port": "--https-port"}
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,9 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "release": ("stackbill", "Helm release name"),
     "domain": ("", "the portal's domain (PORTAL URL of the credentials file when empty)"),
     "server_ip": ("", "this server's address pods use to reach the databases (SERVER IP of the credentials file, else auto)"),
-    "pod_network": ("10.42.0.0/16", "K3s pod network; the NFS export and database grants target it"),
-    "nodeport_http": (31443, "ingress gateway HTTP NodePort"),
-    "nodeport_https": (31882, "ingress gateway HTTPS NodePort"),
+    "pod_network": ("10.42.0.0/16", "K3s pod network; database grants target it (never the NFS export: the kubelet mounts from node addresses)"),
+    "nodeport_http": (31443, "ingress gateway HTTP NodePort for new installs (a live Service's own ports win)"),
+    "nodeport_https": (31882, "ingress gateway HTTPS NodePort for new installs (a live Service's own ports win)"),
     "ecr.registry": ("730335576030.dkr.ecr.ap-south-1.amazonaws.com", "ECR registry of the StackBill images"),
     "ecr.region": ("ap-south-1", "AWS region of the ECR registry"),
     "ecr.secret": ("awscred", "image pull secret in the namespace"),
@@ -55,7 +55,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "tls.cert_file": ("", "tls-secret: PEM certificate (full chain, leaf first) to install"),
     "tls.key_file": ("", "tls-secret: PEM private key of tls.cert_file"),
     # app
-    "app.url": ("", "base URL of the portal (default https://<server_ip>:<nodeport_https>)"),
+    "app.url": ("", "base URL of the portal (default https://<server_ip>:<the live HTTPS nodePort>)"),
     "app.verify_tls": (False, "verify the portal's certificate in app.* checks"),
     # helm
     "helm.command": ("helm", "helm binary used by helm-rollback"),
@@ -111,9 +111,17 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "install.mysql_flavour": ("auto", "packages when MySQL must be installed: mysql, mariadb, or auto (mysql on Ubuntu, mariadb on Debian)"),
     "install.ecr_refresher": (True, "install the ECR refresher timer when the token comes from AWS credentials (not a supplied token)"),
     "install.exporter": (True, "install and start `sbops exporter` as a systemd service (exporter.listen, 127.0.0.1:29100 by default)"),
+    # read from the credentials file when not set elsewhere (NFS: and CLOUDSTACK SIMULATOR: sections)
+    "nfs.server": ("", "the NFS server's address (NFS Server of the credentials file, else server_ip)"),
+    "cloudstack.url": ("", "the CloudStack simulator's URL (CLOUDSTACK SIMULATOR URL of the credentials file)"),
+    "cloudstack.username": ("", "StackBill's CloudStack user (StackBill User of the credentials file)"),
+    "cloudstack.password": ("", "its password (env SBOPS_CLOUDSTACK_PASSWORD)"),
+    "cloudstack.api_key": ("", "its API key (env SBOPS_CLOUDSTACK_API_KEY)"),
+    "cloudstack.secret_key": ("", "its secret key (env SBOPS_CLOUDSTACK_SECRET_KEY)"),
 }
 
-SECRET_KEYS = frozenset({"mysql.admin_password", "mongodb.admin_password"})
+SECRET_KEYS = frozenset({"mysql.admin_password", "mongodb.admin_password",
+                         "cloudstack.password", "cloudstack.api_key", "cloudstack.secret_key"})
 
 
 def env_name(key: str) -> str:

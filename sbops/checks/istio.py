@@ -23,7 +23,7 @@ def istiod(ctx: "Context") -> Result:
     return istio.probe_istiod(ctx)
 
 
-@check("istio.ingress", layer=LAYER, title="the ingress gateway Service is NodePort on the configured nodePorts",
+@check("istio.ingress", layer=LAYER, title="the ingress gateway Service exposes distinct HTTP and HTTPS nodePorts that reach the gateway",
        severity=Severity.CRITICAL, requires=("k8s.api",), fix="istio-nodeports")
 def ingress(ctx: "Context") -> Result:
     from sbops.probes import istio

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from sbops.context import Context
 
 
-@check("nfs.export", layer="nfs", title="nfs.path is exported read-write to the pod network only",
+@check("nfs.export", layer="nfs", title="nfs.path is exported read-write to every node's address and the server's (the kubelet mounts from them)",
        severity=Severity.CRITICAL, fix="nfs-export")
 def export(ctx: "Context") -> Result:
     return probe.check_export(ctx)

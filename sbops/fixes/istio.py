@@ -20,11 +20,13 @@ def gateway(ctx: "Context", opts: FixOptions) -> Plan:
 
 
 # RESTARTS_SERVICE: moving a nodePort cuts the connections open on the old port and breaks every client,
-# firewall rule or forwarder that uses it, like a restart on a new port. The plan asks for --restart only
-# when open nodePorts move; turning a ClusterIP Service into NodePort disturbs nothing and needs no consent.
-@fix("istio-nodeports", title="set the ingress gateway Service to NodePort on the configured nodePorts",
-     repairs=("istio.ingress",), risk=Risk.RESTARTS_SERVICE)
+# firewall rule or forwarder that uses it, like a restart on a new port. A working port is never moved
+# unless the user names new ones (--http-port/--https-port), and then only with --restart. Turning a
+# ClusterIP Service into NodePort, or giving a missing port one, disturbs nothing and needs no consent.
+@fix("istio-nodeports", title="make the ingress gateway Service NodePort; keep working nodePorts unless "
+     "--http-port/--https-port name new ones", repairs=("istio.ingress",), risk=Risk.RESTARTS_SERVICE,
+     options=("http_port", "https_port"))
 def nodeports(ctx: "Context", opts: FixOptions) -> Plan:
     from sbops.probes import istio
 
-    return istio.plan_nodeports(ctx, opts.allow_restart)
+    return istio.plan_nodeports(ctx, opts.allow_restart, requested=(opts.http_port, opts.https_port))

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from sbops.context import Context
 
 
-@fix("nfs-export", title="Export nfs.path read-write to the pod network only, then exportfs -ra",
+@fix("nfs-export", title="Export nfs.path read-write to the node addresses (never the pod network), then exportfs -ra",
      repairs=("nfs.export", "nfs.server"), risk=Risk.SAFE)
 def export(ctx: "Context", opts: FixOptions) -> Plan:
     return probe.plan_export(ctx)

@@ -73,6 +73,8 @@ def build_run(options: Options, settings: Any, *, runner: HostRunner, fetcher: A
     path = creds.default_path(options.credentials or None)
     try:
         existing = creds_mod.load(path) if path.exists() else None
+        for warning in existing.warnings if existing else ():
+            sys.stderr.write(f"warning: {warning}\n")
     except PermissionError as exc:
         raise UsageError(f"{path}: cannot read the credentials file: {exc.strerror}") from None
     domain = options.domain or str(settings["domain"]) or (existing.domain if existing else "")
@@ -81,7 +83,7 @@ def build_run(options: Options, settings: Any, *, runner: HostRunner, fetcher: A
     server_ip = str(settings["server_ip"]) or (existing.server_ip if existing else "") or primary_ip()
     ports = {name: int(settings[f"{name}.port"]) for name in creds.SERVICES}
     plan = creds.plan_credentials(existing, path, domain=domain, server_ip=server_ip,
-                                  nfs_path=str(settings["nfs.path"]), ports=ports,
+                                  nfs_path=nfs_path(settings, existing), ports=ports,
                                   management_port=int(settings["rabbitmq.management_port"]))
     directory = None
     if options.artifacts_dir:
@@ -94,6 +96,14 @@ def build_run(options: Options, settings: Any, *, runner: HostRunner, fetcher: A
         fetcher = HttpFetcher()
     artifacts = Artifacts(directory, Path(str(settings["install.download_dir"])), fetcher)
     return Run(settings, options, runner, artifacts, plan, reporter=reporter, env=env)
+
+
+def nfs_path(settings: Any, existing: Any) -> str:
+    """The exported directory: nfs.path when the user set it, else the one the credentials file records
+    (a server installed with another path keeps it), else the default."""
+    if settings.source("nfs.path") == "default" and existing is not None and existing.nfs_path:
+        return str(existing.nfs_path)
+    return str(settings["nfs.path"])
 
 
 def prompt_missing(options: Options, settings: Any, domain: str, fresh: bool,

@@ -75,9 +75,11 @@ def plan_credentials(existing: Credentials | None, path: Path, *, domain: str, s
     rabbit = services["rabbitmq"]
     if not rabbit.management:
         services["rabbitmq"] = replace(rabbit, management=f"http://{rabbit.host or server_ip}:{management_port}")
-    desired = Credentials(
-        portal_url=f"https://{domain}" if domain else base.portal_url,
-        server_ip=server_ip, generated=base.generated, mysql=services["mysql"], mongodb=services["mongodb"],
+    # replace(), not a new Credentials: a file's other sections (CLOUDSTACK SIMULATOR, unknown ones) and its
+    # layout are kept, and save-credentials rewrites only the values that changed
+    desired = replace(
+        base, portal_url=f"https://{domain}" if domain else base.portal_url,
+        server_ip=server_ip, mysql=services["mysql"], mongodb=services["mongodb"],
         rabbitmq=services["rabbitmq"], nfs_server=base.nfs_server or server_ip, nfs_path=nfs_path, path=path)
     return CredentialsPlan(path, existing, desired, tuple(generated))
 

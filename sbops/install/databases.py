@@ -262,7 +262,7 @@ STEPS = {
         Resource("rabbitmq.guest", plan_rabbitmq_guest, needs=("rabbitmq.server", "rabbitmq.user")),
     ), verify=(Verify("rabbitmq.reachable"), Verify("rabbitmq.auth"), Verify("rabbitmq.management"),
                Verify("rabbitmq.permissions"), Verify("rabbitmq.guest"))),
-    "nfs": Step("nfs", "NFS: the export directory, exported to the pod network only", DB, (
+    "nfs": Step("nfs", "NFS: the export directory, exported to the node addresses (the kubelet mounts from them)", DB, (
         server_resource("nfs.server", NFS),
         Resource("nfs.directory", plan_nfs_directory),
         Resource("nfs.export", plan_nfs_export, needs=("nfs.server", "nfs.directory")),

@@ -130,11 +130,12 @@ def plan_gateway(run: "Run", ctx: "Context") -> Plan:
 
 
 def plan_nodeports(run: "Run", ctx: "Context") -> Plan:
-    """The installer sets the configured nodePorts even where that moves open ones (Istio's demo profile
-    gives the gateway random ports): the plan names each move, and the user confirms it."""
+    """On a gateway Service that is not NodePort yet (Istio's demo profile makes it LoadBalancer on random
+    ports) the installer sets the configured nodePorts, naming each move; a NodePort Service that an
+    installer (sbops, or either bash script: 31443/31882 or 31080/31443) already set up keeps its ports."""
     from sbops.probes import istio
 
-    return istio.plan_nodeports(ctx, allow_restart=True)
+    return istio.plan_nodeports(ctx, allow_restart=True, installer=True)
 
 
 # -- waiting for pods ------------------------------------------------------------------------------

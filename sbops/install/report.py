@@ -168,9 +168,24 @@ def counts(outcomes: list[st.StepOutcome]) -> dict[str, int]:
     return found
 
 
+def portal_ports(run: "Run") -> tuple[int, int, str]:
+    """The ingress gateway's live nodePorts (a server set up by another installer keeps its own), else the
+    settings' (no cluster yet, or the Service is not exposed)."""
+    from sbops.probes import istio
+
+    try:
+        ctx = run.context()
+    except Exception:  # noqa: BLE001 - no kubeconfig yet: the configured ports are the plan
+        return int(run.settings["nodeport_http"]), int(run.settings["nodeport_https"]), "settings"
+    try:
+        return istio.live_ports(ctx)
+    finally:
+        ctx.close()
+
+
 def recap_facts(run: "Run", outcomes: list[st.StepOutcome], plan_only: bool, invalid: bool = False) -> dict[str, Any]:
     """What the recap says, as data (the JSON output has the same)."""
-    http, https = int(run.settings["nodeport_http"]), int(run.settings["nodeport_https"])
+    http, https, source = portal_ports(run)
     domain = run.credentials.domain
     failed = next((o for o in outcomes if o.status in (st.FAILED, st.BLOCKED)), None)
     if invalid:
@@ -199,7 +214,7 @@ def recap_facts(run: "Run", outcomes: list[st.StepOutcome], plan_only: bool, inv
         "counts": counts(outcomes),
         "portal_url": f"https://{domain}:{https}" if domain else "",
         "portal_by_ip": f"https://{run.credentials.server_ip}:{https}",
-        "nodeports": {"http": http, "https": https},
+        "nodeports": {"http": http, "https": https, "source": source},
         "firewall": {"open": [http, https], "keep_closed": closed},
         "credentials_file": str(run.credentials_path),
         "ecr_refresher": refresher,

@@ -103,9 +103,11 @@ class Run:
                        kube.find(str(self.settings["kubeconfig"])))
 
     def secrets(self) -> list[Secret]:
+        from sbops.settings import SECRET_KEYS
+
         found = list(self.credentials.secrets())
-        for key in ("mysql.admin_password", "mongodb.admin_password"):
-            if self.settings[key]:
+        for key in sorted(SECRET_KEYS):
+            if self.settings[key] and self.settings[key] not in found:
                 found.append(self.settings[key])
         if self._token is not None:
             found.append(self._token.password)

@@ -81,7 +81,7 @@ class Answer:
 # Where and how to ask
 # ======================================================================================================
 def base_url(app_url: str, server_ip: str, https_port: int) -> str:
-    """Setting app.url, else https://<server_ip>:<nodeport_https> (IPv6 literals bracketed)."""
+    """Setting app.url, else https://<server_ip>:<the live HTTPS nodePort> (IPv6 literals bracketed)."""
     if app_url:
         return app_url.rstrip("/")
     host = f"[{server_ip}]" if ":" in server_ip else server_ip
@@ -229,10 +229,19 @@ def judge_with_causes(answer: Answer, judge: Any) -> Result:
 # ======================================================================================================
 # The probes
 # ======================================================================================================
+def https_port(ctx: "Context") -> int:
+    """The ingress gateway's live HTTPS nodePort (what the server runs wins: the current bash installer uses
+    31443, ARCHITECTURE.md 31882), else setting nodeport_https when the Service cannot be read."""
+    from sbops.probes import istio
+
+    return istio.live_ports(ctx)[1]
+
+
 def _target(ctx: "Context") -> tuple[str, str, bool]:
     from sbops.probes import kubecommon
 
-    base = base_url(str(ctx.settings["app.url"]), ctx.server_ip, int(ctx.settings["nodeport_https"]))
+    app_url = str(ctx.settings["app.url"])
+    base = base_url(app_url, ctx.server_ip, 0 if app_url else https_port(ctx))
     return base, kubecommon.domain(ctx), bool(ctx.settings["app.verify_tls"])
 
 

@@ -9,6 +9,7 @@ and ARCHITECTURE.md define them, and a pure differ turns desired vs observed int
 from __future__ import annotations
 
 import difflib
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
@@ -107,6 +108,19 @@ def find_port(ports: list[dict[str, Any]], name: str, number: int) -> dict[str, 
     return None
 
 
+PORTS = (("http2", 80), ("https", 443))  # the ingress Service's HTTP and HTTPS ports: (name, port)
+
+
+def live_nodeports(service: dict[str, Any] | None) -> dict[str, int | None]:
+    """{"http2": nodePort, "https": nodePort} as the Service has them (None where a port or nodePort is
+    absent, or the Service is not exposed on the nodes)."""
+    spec = (service or {}).get("spec") or {}
+    if spec.get("type") not in ("NodePort", "LoadBalancer"):
+        return {name: None for name, _ in PORTS}
+    ports = spec.get("ports") or []
+    return {name: (find_port(ports, name, number) or {}).get("nodePort") for name, number in PORTS}
+
+
 def nodeport_mismatches(service: dict[str, Any], http: int, https: int) -> list[dict[str, Any]]:
     """[{port name, port, actual nodePort, expected}] for the HTTP/HTTPS ports whose nodePort differs."""
     ports = (service.get("spec") or {}).get("ports") or []
@@ -120,37 +134,85 @@ def nodeport_mismatches(service: dict[str, Any], http: int, https: int) -> list[
     return out
 
 
+def is_gateway_pod(pod: dict[str, Any]) -> bool:
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    return all(labels.get(k) == v for k, v in INGRESS_SELECTOR.items())
+
+
+def unreached_targets(service: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """HTTP/HTTPS ports whose targetPort no container of the pods declares (only judged when the pods
+    declare ports at all: a container may listen without declaring)."""
+    numbers: set[Any] = set()
+    for pod in pods:
+        for container in (pod.get("spec") or {}).get("containers") or []:
+            for declared in container.get("ports") or []:
+                numbers.add(declared.get("containerPort"))
+                if declared.get("name"):
+                    numbers.add(declared["name"])
+    if not numbers:
+        return []
+    out = []
+    ports = (service.get("spec") or {}).get("ports") or []
+    for name, number in PORTS:
+        port = find_port(ports, name, number)
+        if port is None:
+            continue
+        target = port.get("targetPort", port.get("port"))
+        if target not in numbers:
+            out.append({"name": name, "nodePort": port.get("nodePort"), "targetPort": target})
+    return out
+
+
 def judge_ingress(service: dict[str, Any] | None, pods: list[dict[str, Any]], *, name: str, namespace: str,
                   http: int, https: int) -> Result:
-    """missing / misconfigured (type, nodePorts: both pairs in details) / not_ready (no ready pod behind it)."""
+    """What the server runs wins: the live nodePorts pass when they are distinct and reach ready gateway
+    pods, whatever their numbers; ports other than the configured http/https are named in the summary.
+    missing / misconfigured (not exposed, a port without nodePort, both on one, not reaching the gateway) /
+    not_ready (no ready pod behind it)."""
     if service is None:
         return fail(Reason.MISSING, f"the ingress gateway Service {namespace}/{name} does not exist: the portal "
                     "has no way in (reinstall Istio's ingress gateway)", namespace=namespace, service=name)
     spec = service.get("spec") or {}
     kind = spec.get("type", "ClusterIP")
     ports = [{"name": p.get("name"), "port": p.get("port"), "nodePort": p.get("nodePort")} for p in spec.get("ports") or []]
+    live = live_nodeports(service)
     details: dict[str, Any] = {"namespace": namespace, "service": name, "type": kind, "ports": ports,
-                               "expected": {"http2": http, "https": https}}
+                               "live": live, "configured": {"http2": http, "https": https}}
     if kind not in ("NodePort", "LoadBalancer"):
         return fail(Reason.MISCONFIGURED, f"ingress gateway Service {name} is type {kind}, not NodePort: nothing "
-                    f"listens on {http}/{https} (fix istio-nodeports)", **details)
+                    f"listens on the nodes (fix istio-nodeports sets {http}/{https})", **details)
     if kind == "LoadBalancer":
         details["note"] = "type LoadBalancer also allocates the nodePorts, which is what is checked"
-    wrong = nodeport_mismatches(service, http, https)
-    if wrong:
-        pairs = ", ".join(f"{w['name']} {w['actual'] if w['actual'] is not None else 'none'} (want {w['expected']})"
-                          for w in wrong)
-        details["mismatches"] = wrong
-        return fail(Reason.MISCONFIGURED, f"ingress gateway nodePorts differ from the configured ones: {pairs}",
-                    **details)
-    ready = [p for p in pods if pod_ready(p)]
+    absent = [p for p, port in live.items() if port is None]
+    if absent:
+        return fail(Reason.MISCONFIGURED, f"ingress gateway Service {name} has no nodePort for "
+                    f"{' and '.join(absent)}: the portal cannot be reached over "
+                    f"{' and '.join('HTTP' if p == 'http2' else 'HTTPS' for p in absent)}", absent=absent, **details)
+    if live["http2"] == live["https"]:
+        return fail(Reason.MISCONFIGURED, f"ingress gateway Service {name} puts HTTP and HTTPS on one nodePort "
+                    f"({live['https']})", **details)
     details["pods"] = [pod_brief(p) for p in pods]
+    ready = [p for p in pods if pod_ready(p)]
     if not ready:
         what = f"{len(pods)} pod(s), none Ready" if pods else f"no pod matches {label_selector(spec.get('selector'))}"
         result = fail(Reason.NOT_READY, f"no ready ingress gateway pod behind {name} ({what}): the nodePorts "
                       "answer nothing", **details)
         return Result(result.status, result.reason, result.summary, result.details, fix="restart-workload")
-    return ok(f"ingress gateway {kind} {name}: http2 {http}, https {https}, {len(ready)} ready pod(s)", **details)
+    strangers = [p for p in ready if not is_gateway_pod(p)]
+    if len(strangers) == len(ready):
+        return fail(Reason.MISCONFIGURED, f"{name}'s selector {label_selector(spec.get('selector'))} picks pods "
+                    f"that are not the ingress gateway ({label_selector(INGRESS_SELECTOR)})", **details)
+    unreached = unreached_targets(service, [p for p in ready if is_gateway_pod(p)])
+    if unreached:
+        details["unreached"] = unreached
+        which = ", ".join(f"{u['name']} {u['nodePort']} -> targetPort {u['targetPort']}" for u in unreached)
+        return fail(Reason.MISCONFIGURED, f"ingress gateway nodePorts lead nowhere: {which}, which no gateway "
+                    "container declares", **details)
+    summary = f"ingress gateway {kind} {name}: http2 {live['http2']}, https {live['https']}, {len(ready)} ready pod(s)"
+    if (live["http2"], live["https"]) != (http, https):
+        details["differs_from_configured"] = True
+        summary += f" (not the configured {http}/{https}: sbops uses the live ports)"
+    return ok(summary, **details)
 
 
 # ======================================================================================================
@@ -385,24 +447,57 @@ def object_change(desired: dict[str, Any], observed: dict[str, Any] | None) -> O
 # ======================================================================================================
 # Desired nodePorts (fix istio-nodeports)
 # ======================================================================================================
-def desired_ports(service: dict[str, Any], http: int, https: int) -> list[dict[str, Any]]:
-    """The Service's ports with http2/80 and https/443 set to the configured nodePorts (others untouched)."""
+GATEWAY_TARGETS = {"http2": 8080, "https": 8443}  # where Istio's ingress gateway container listens
+
+
+def desired_ports(service: dict[str, Any], http: int, https: int,
+                  targets: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """The Service's ports with http2/80 and https/443 on the given nodePorts (and `targets`' targetPorts);
+    other ports untouched."""
     ports = [dict(p) for p in (service.get("spec") or {}).get("ports") or []]
     for name, number, want in (("http2", 80, http), ("https", 443, https)):
         port = find_port(ports, name, number)
         if port is None:
-            ports.append({"name": name, "port": number, "protocol": "TCP", "targetPort": 8080 if number == 80 else 8443,
+            ports.append({"name": name, "port": number, "protocol": "TCP", "targetPort": GATEWAY_TARGETS[name],
                           "nodePort": want})
         else:
             port["nodePort"] = want
+            if targets and name in targets:
+                port["targetPort"] = targets[name]
     return ports
 
 
-def nodeport_plan_facts(service: dict[str, Any], http: int, https: int) -> dict[str, Any]:
+def retargets(unreached: list[dict[str, Any]], pods: list[dict[str, Any]]) -> tuple[dict[str, int], list[str]]:
+    """Pure: for ports whose targetPort no gateway container declares, Istio's own port when the gateway
+    declares it ({name: port}), else why not (the fix cannot guess where the gateway listens)."""
+    declared = {p.get("containerPort") for pod in pods for c in (pod.get("spec") or {}).get("containers") or []
+                for p in c.get("ports") or []}
+    fixed, unknown = {}, []
+    for item in unreached:
+        if GATEWAY_TARGETS[item["name"]] in declared:
+            fixed[item["name"]] = GATEWAY_TARGETS[item["name"]]
+        else:
+            unknown.append(f"{item['name']} targetPort {item['targetPort']}: the gateway declares neither it nor "
+                           f"{GATEWAY_TARGETS[item['name']]}")
+    return fixed, unknown
+
+
+def target_nodeports(service: dict[str, Any], http: int, https: int, requested: tuple[int | None, int | None] = (None, None),
+                     reset: bool = False) -> dict[str, int]:
+    """Pure: the nodePorts istio-nodeports aims at. Named ports (flags) first; then, unless `reset`, the live
+    ones (what the server runs wins); then the configured ones for a port that has none."""
+    live = {} if reset else live_nodeports(service)
+    configured = {"http2": http, "https": https}
+    asked = {"http2": requested[0], "https": requested[1]}
+    return {name: asked[name] or live.get(name) or configured[name] for name, _ in PORTS}
+
+
+def nodeport_plan_facts(service: dict[str, Any], target: dict[str, int]) -> dict[str, Any]:
     """Pure: what istio-nodeports would change: type, [(name, old, new)], whether open ports move."""
     spec = service.get("spec") or {}
     kind = spec.get("type", "ClusterIP")
-    moves = [(m["name"], m["actual"], m["expected"]) for m in nodeport_mismatches(service, http, https)]
+    moves = [(m["name"], m["actual"], m["expected"])
+             for m in nodeport_mismatches(service, target["http2"], target["https"])]
     exposed = kind in ("NodePort", "LoadBalancer")
     return {"type": kind, "change_type": not exposed, "moves": moves,
             "disruptive": exposed and any(old is not None for _, old, _ in moves)}
@@ -589,8 +684,16 @@ def plan_gateway(ctx: "Context") -> Plan:
                 nothing_to_do="" if changes else "the Gateway and VirtualService already match the desired definition")
 
 
-def patch_nodeports(ctx: "Context", namespace: str, name: str, http: int, https: int) -> None:
-    """Set type NodePort and the two nodePorts (full port list, strategic merge by port)."""
+def selector_patch(live: dict[str, str] | None) -> dict[str, str | None]:
+    """Pure: the strategic-merge selector that makes a Service select the ingress gateway (null deletes
+    the live keys that are not the gateway's)."""
+    return {**{k: None for k in live or {} if k not in INGRESS_SELECTOR}, **INGRESS_SELECTOR}
+
+
+def patch_nodeports(ctx: "Context", namespace: str, name: str, http: int, https: int,
+                    targets: dict[str, int] | None = None, reselect: bool = False) -> None:
+    """Set type NodePort and the two nodePorts (full port list, strategic merge by port); with `reselect`,
+    the selector too."""
     from sbops.probes import kubecommon
 
     from sbops.kube import STRATEGIC_PATCH
@@ -598,8 +701,10 @@ def patch_nodeports(ctx: "Context", namespace: str, name: str, http: int, https:
     api = kubecommon.api(ctx)
     resource = kubecommon.path(namespace=namespace, plural="services", name=name)
     live = api.get(resource)
-    body = {"spec": {"type": "NodePort", "ports": desired_ports(live, http, https)}}
-    api.patch(resource, body, STRATEGIC_PATCH)
+    spec: dict[str, Any] = {"type": "NodePort", "ports": desired_ports(live, http, https, targets)}
+    if reselect:
+        spec["selector"] = selector_patch((live.get("spec") or {}).get("selector"))
+    api.patch(resource, {"spec": spec}, STRATEGIC_PATCH)
 
 
 def nodeport_owners(ctx: "Context", ports: Iterable[int], namespace: str, name: str) -> dict[int, str]:
@@ -624,14 +729,43 @@ def nodeport_owners(ctx: "Context", ports: Iterable[int], namespace: str, name: 
     return owners
 
 
-def plan_nodeports(ctx: "Context", allow_restart: bool) -> Plan:
+def live_ports(ctx: "Context") -> tuple[int, int, str]:
+    """(http, https, source) of the portal's nodePorts: the ingress Service's live ones, else (Service
+    unreadable or not exposed) the nodeport_http/nodeport_https settings. app.*, the installer's recap and
+    whoever builds a portal URL use this: what the server runs wins over the configured defaults."""
+    return ctx.shared("istio.live_ports", lambda: _live_ports(ctx))
+
+
+def _live_ports(ctx: "Context") -> tuple[int, int, str]:
+    from sbops import kube
     from sbops.probes import kubecommon
 
     cfg = _settings(ctx)
-    ns, name, http, https = cfg["istio_ns"], cfg["service"], cfg["http"], cfg["https"]
+    # A short budget: the caller (app.*) still has its own HTTP request to make within the check's timeout.
+    quick = min(1.5, ctx.net_timeout / 3)
+    try:
+        api = kube.KubeApi(kubecommon.api(ctx).client, (quick, quick))
+        service = api.get_or_none(kubecommon.path(namespace=cfg["istio_ns"], plural="services", name=cfg["service"]))
+        live = live_nodeports(service)
+    except Exception:  # noqa: BLE001 - no kubeconfig or API down: istio.ingress reports that; use settings
+        live = {}
+    if live.get("http2") and live.get("https") and live["http2"] != live["https"]:
+        return int(live["http2"]), int(live["https"]), f"Service {cfg['istio_ns']}/{cfg['service']}"
+    return cfg["http"], cfg["https"], "settings nodeport_http/nodeport_https"
+
+
+def plan_nodeports(ctx: "Context", allow_restart: bool, requested: tuple[int | None, int | None] = (None, None),
+                   installer: bool = False) -> Plan:
+    """Make the ingress Service NodePort with two nodePorts. Working ports stay unless `requested` names
+    others (the fix's --http-port/--https-port). The installer (`installer`) also resets the ports of a
+    Service that is not yet NodePort (Istio's demo profile makes it LoadBalancer on random ports) to the
+    configured ones; one that is NodePort was set up by an installer and keeps its ports."""
+    from sbops.probes import kubecommon
+
+    cfg = _settings(ctx)
+    ns, name = cfg["istio_ns"], cfg["service"]
     try:
         service = read_service(ctx, ns, name)
-        owners = nodeport_owners(ctx, (http, https), ns, name) if service else {}
     except Exception as exc:  # noqa: BLE001
         from sbops.kube import NoKubeconfig
 
@@ -641,24 +775,62 @@ def plan_nodeports(ctx: "Context", allow_restart: bool) -> Plan:
     if service is None:
         return Plan(blockers=(f"the ingress gateway Service {ns}/{name} does not exist: reinstall Istio's ingress "
                               "gateway (istioctl install --set profile=demo), then run this fix",))
-    facts = nodeport_plan_facts(service, http, https)
-    if not facts["change_type"] and not facts["moves"]:
-        return Plan(nothing_to_do=f"{name} is {facts['type']} with http2 {http} and https {https}")
+    kind = (service.get("spec") or {}).get("type", "ClusterIP")
+    target = target_nodeports(service, cfg["http"], cfg["https"], requested, reset=installer and kind != "NodePort")
+    http, https = target["http2"], target["https"]
+    if http == https:
+        return Plan(blockers=(f"HTTP and HTTPS would share nodePort {http}: name two ports with --http-port and "
+                              "--https-port",))
+    facts = nodeport_plan_facts(service, target)
+    reselect = False
+    try:
+        selector = label_selector((service.get("spec") or {}).get("selector"))
+        selected = list_pods(ctx, ns, selector) if selector else []
+        pods = [p for p in selected if is_gateway_pod(p)]
+        if selected and not pods:  # it routes to other pods: point it back at the gateway when one exists
+            pods = list_pods(ctx, ns, label_selector(INGRESS_SELECTOR))
+            reselect = bool(pods)
+    except Exception as exc:  # noqa: BLE001
+        return Plan(blockers=(kubecommon.api_failure_summary(f"list the pods behind {ns}/{name}", exc),))
+    targets, unknown = retargets(unreached_targets(service, pods), pods)
+    if unknown:
+        return Plan(blockers=tuple(unknown))
+    if not facts["change_type"] and not facts["moves"] and not targets and not reselect \
+            and not (installer and kind != "NodePort"):
+        return Plan(nothing_to_do=f"{name} is {facts['type']} with http2 {http} and https {https}"
+                    + ("" if (http, https) == (cfg["http"], cfg["https"]) else
+                       f" (not the configured {cfg['http']}/{cfg['https']}: working ports are kept; name others "
+                       "with --http-port/--https-port to move them)"))
+    try:
+        new = {new for _, old, new in facts["moves"]} | ({http, https} if facts["change_type"] else set())
+        owners = nodeport_owners(ctx, new, ns, name) if new else {}
+    except Exception as exc:  # noqa: BLE001
+        return Plan(blockers=(kubecommon.api_failure_summary("list Services", exc),))
     if owners:
         taken = ", ".join(f"{port} (held by {who})" for port, who in sorted(owners.items()))
-        return Plan(blockers=(f"the configured nodePorts are taken by other Services: {taken}; free them or "
-                              "change nodeport_http/nodeport_https",))
+        return Plan(blockers=(f"the nodePorts are taken by other Services: {taken}; free them or name others with "
+                              "--http-port/--https-port",))
     if facts["disruptive"] and not allow_restart:
         moved = ", ".join(f"{n} {old} -> {new}" for n, old, new in facts["moves"])
         return Plan(blockers=(f"moving nodePorts ({moved}) cuts the connections open on the old ports and breaks "
                               "every client, firewall rule and forwarder that uses them: rerun with --restart to "
                               "consent",))
     parts = []
-    if facts["change_type"]:
-        parts.append(f"type {facts['type']} -> NodePort")
+    if kind != "NodePort":
+        parts.append(f"type {kind} -> NodePort")
     parts += [f"{n} nodePort {old if old is not None else 'none'} -> {new}" for n, old, new in facts["moves"]]
-    change = Change(f"via the Kubernetes API: patch Service {ns}/{name}: " + ", ".join(parts), (),
-                    apply=lambda: patch_nodeports(ctx, ns, name, http, https))
+    parts += [f"{n} targetPort -> {port} (where the gateway listens)" for n, port in targets.items()]
+    if reselect:
+        parts.append(f"selector {selector} -> {label_selector(INGRESS_SELECTOR)} (it picked pods that are not the "
+                     "ingress gateway)")
+    shown = [{"port": number, "nodePort": target[pname], **({"targetPort": targets[pname]} if pname in targets else {})}
+             for pname, number in PORTS]
+    shown_spec: dict[str, Any] = {"type": "NodePort", "ports": shown}
+    if reselect:
+        shown_spec["selector"] = selector_patch((service.get("spec") or {}).get("selector"))
+    body = json.dumps({"spec": shown_spec}, separators=(",", ":"))
+    change = Change(f"via the Kubernetes API: patch Service {ns}/{name} with {body}: " + ", ".join(parts), (),
+                    apply=lambda: patch_nodeports(ctx, ns, name, http, https, targets, reselect))
     notes = ("clients must use the new ports: https://<server>:%d (HTTP %d redirects); open them in the firewall"
-             % (https, http),)
+             % (https, http),) if facts["moves"] else ()
     return Plan((change,), notes=notes)

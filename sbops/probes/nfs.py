@@ -1,4 +1,9 @@
-"""NFS layer: the export of nfs.path to the pod network, its directory, and the running server.
+"""NFS layer: the export of nfs.path to the nodes, its directory, and the running server.
+
+Who mounts: an NFS persistent volume is mounted by the kubelet in the node's own network namespace, so
+the NFS server sees the node's address (on a one-node K3s: the server's own), never a pod's. The export's
+clients must therefore cover every Node's InternalIP (read from the API) and the server's own address;
+ARCHITECTURE.md's `10.42.0.0/16` (the pod network) refuses every mount.
 
 Pure parts: the exports(5) parser, the `exportfs -v` parser, the judgements, and the rewrite of the
 exports file (old text -> new text, every other line and comment kept). I/O: reading files, probing
@@ -30,7 +35,7 @@ log = logging.getLogger("sbops.nfs")
 GIB = 1024**3
 # The options the installer uses (and the fix writes). no_root_squash: the nfs-subdir-external-provisioner
 # runs as root and creates/archives/deletes volume directories holding files of any pod's user; squashed to
-# nobody it cannot, and pods that chown their data directory as root fail. Exposure is limited to pods.
+# nobody it cannot, and pods that chown their data directory as root fail. Exposure is limited to the nodes.
 DESIRED_OPTIONS = ("rw", "sync", "no_subtree_check", "no_root_squash")
 # nfs-utils' defaults for options a client entry does not set.
 DEFAULT_OPTIONS = ("ro", "sync", "root_squash", "wdelay", "no_subtree_check")
@@ -180,58 +185,119 @@ def client_network(host: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network |
 
 
 def covers(host: str, pod_network: str) -> bool:
+    """Whether the client `host` covers the whole network `pod_network` (or the one address it names)."""
     net = client_network(host)
     pod = ipaddress.ip_network(pod_network, strict=False)
     return net is not None and net.version == pod.version and pod.subnet_of(net)  # type: ignore[arg-type]
 
 
-def broader(host: str, pod_network: str) -> bool:
-    """Everyone, or a network strictly wider than the pod network."""
-    if host in (WORLD, "<world>"):
-        return True
+def is_world(host: str) -> bool:
+    """Everyone: `*`, `<world>` or a /0 network."""
     net = client_network(host)
-    return covers(host, pod_network) and net != ipaddress.ip_network(pod_network, strict=False)
+    return host in (WORLD, "<world>") or (net is not None and net.prefixlen == 0)
 
 
-def judge_export(exports: list[Export] | None, path: str, pod_network: str, exports_file: str) -> Result:
-    """missing (no entry), misconfigured (pods not covered, or not rw/sync), insecure (wider than pods)."""
+def node_internal_ips(nodes: list[dict[str, Any]]) -> list[str]:
+    """Every Node's InternalIP addresses, in the API's order (a dual-stack node has two)."""
+    out: list[str] = []
+    for node in nodes:
+        for address in (node.get("status") or {}).get("addresses") or []:
+            if address.get("type") == "InternalIP" and address.get("address") and address["address"] not in out:
+                out.append(address["address"])
+    return out
+
+
+@dataclass(frozen=True)
+class Mounters:
+    """The addresses NFS mounts come from: the nodes' InternalIPs and the server's own address. `note` says
+    why the node list is missing (then only the server's address is known) and is '' when it was read."""
+
+    addresses: tuple[str, ...]
+    nodes: tuple[str, ...]
+    server: str
+    note: str = ""
+
+
+def mounters(node_ips: list[str] | None, server_ip: str, why: str = "") -> Mounters:
+    """Pure: the addresses the export must cover. Without a node list, the server's own address only (never
+    the pod network: the kubelet does not mount from a pod address)."""
+    nodes = tuple(node_ips or ())
+    addresses = tuple(dict.fromkeys((*nodes, server_ip) if server_ip else nodes))
+    note = "" if node_ips is not None else (f"the node list cannot be read ({why}): judged against this server's "
+                                            f"address {server_ip} only")
+    return Mounters(addresses, nodes, server_ip, note)
+
+
+def _noted(result: Result, who: Mounters) -> Result:
+    if not who.note:
+        return result
+    return Result(result.status, result.reason, f"{result.summary} ({who.note})",
+                  {**result.details, "nodes_unknown": who.note}, result.expires_at, result.fix)
+
+
+def judge_export(exports: list[Export] | None, path: str, who: Mounters, exports_file: str,
+                 pod_network: str = "") -> Result:
+    """missing (no entry) / misconfigured (a node or the server not covered, or not rw+sync for it) /
+    insecure (exported to everyone) / ok. The narrowest client covering an address is the one that applies."""
     if exports is None:
-        return fail(Reason.MISSING, f"{exports_file} does not exist: {path} is not exported",
-                    exports_file=exports_file)
+        return _noted(fail(Reason.MISSING, f"{exports_file} does not exist: {path} is not exported",
+                           exports_file=exports_file), who)
     mine = entries_for(exports, path)
     if not mine:
-        return fail(Reason.MISSING, f"{exports_file} has no entry for {path}", exports_file=exports_file,
-                    exported_paths=[e.path for e in exports])
+        return _noted(fail(Reason.MISSING, f"{exports_file} has no entry for {path}", exports_file=exports_file,
+                           exported_paths=[e.path for e in exports]), who)
     broken = [e for e in mine if e.error]
     if broken:
-        return fail(Reason.MISCONFIGURED, f"{exports_file}:{broken[0].line}: syntax error: {broken[0].error}; "
-                    f"exportfs ignores the entry for {path}", exports_file=exports_file, lines=[e.line for e in mine])
+        return _noted(fail(Reason.MISCONFIGURED, f"{exports_file}:{broken[0].line}: syntax error: {broken[0].error}; "
+                           f"exportfs ignores the entry for {path}", exports_file=exports_file,
+                           lines=[e.line for e in mine]), who)
     clients = [(c, e.defaults) for e in mine for c in e.clients]
     evidence: dict[str, Any] = {
         "exports_file": exports_file, "lines": [e.line for e in mine],
         "clients": {c.host: ",".join((*d, *c.options)) for c, d in clients},
-        "pod_network": pod_network,
+        "node_addresses": list(who.nodes), "server_address": who.server, "required": list(who.addresses),
     }
-    covering = [(c, d) for c, d in clients if covers(c.host, pod_network)]
-    if not covering:
-        return fail(Reason.MISCONFIGURED, f"{path} is exported to {', '.join(c.host for c, _ in clients)}, "
-                    f"not to the pod network {pod_network}", **evidence)
-    # The narrowest covering client is the one that applies to pods.
-    applies, defaults = max(covering, key=lambda cd: client_network(cd[0].host).prefixlen)  # type: ignore[union-attr]
-    state = effective_options(applies.options, defaults)
-    lacking = [name for name, good in (("rw", state["rw"]), ("sync", state["sync"])) if not good]
-    evidence["applies_to_pods"] = applies.host
+    applies: dict[str, tuple[Client, tuple[str, ...]]] = {}
+    for address in who.addresses:
+        covering = [(c, d) for c, d in clients if covers(c.host, address)]
+        if covering:
+            applies[address] = max(covering, key=lambda cd: client_network(cd[0].host).prefixlen)  # type: ignore[union-attr]
+    missing = [a for a in who.addresses if a not in applies]
+    shown = ", ".join(c.host for c, _ in clients)
+    if missing:
+        evidence["missing"] = missing
+        named = [c.host for c, _ in clients if client_network(c.host) is None]
+        pods = bool(pod_network) and all(covers(pod_network, c.host) for c, _ in clients if client_network(c.host))
+        why = (" (the pod network only)" if pods and not named else "")
+        summary = (f"{path} is exported to {shown}{why}, which misses {', '.join(missing)}: the kubelet mounts NFS "
+                   "volumes from the node's address, never a pod's, so volumes cannot be mounted from there")
+        if named:
+            evidence["not_comparable"] = named
+            return _noted(warn(Reason.MISCONFIGURED, f"{summary}, unless the host name(s) {', '.join(named)} "
+                               "resolve to them (sbops cannot tell)", **evidence), who)
+        return _noted(fail(Reason.MISCONFIGURED, summary, **evidence), who)
+    evidence["applies"] = {a: c.host for a, (c, _) in applies.items()}
+    lacking = {}
+    for address, (client, defaults) in applies.items():
+        state = effective_options(client.options, defaults)
+        gaps = [name for name, good in (("rw", state["rw"]), ("sync", state["sync"])) if not good]
+        if gaps:
+            lacking[address] = gaps
     if lacking:
-        return fail(Reason.MISCONFIGURED, f"the export of {path} to {applies.host} lacks {' and '.join(lacking)}: "
-                    "pods cannot write reliably", lacking=lacking, **evidence)
-    wide = [c for c, _ in clients if broader(c.host, pod_network)]
+        evidence["lacking"] = lacking
+        first, gaps = next(iter(lacking.items()))
+        return _noted(fail(Reason.MISCONFIGURED, f"the export of {path} to {applies[first][0].host} lacks "
+                           f"{' and '.join(gaps)}: volumes on {', '.join(lacking)} cannot be written reliably",
+                           **evidence), who)
+    wide = [c for c, _ in clients if is_world(c.host)]
     if wide:
         root = [c.host for c, d in clients if c in wide and not effective_options(c.options, d)["root_squash"]]
-        what = "everyone" if any(c.host in (WORLD, "<world>") for c in wide) else ", ".join(c.host for c in wide)
-        extra = " with no_root_squash (root access for any client)" if root else ""
-        return warn(Reason.INSECURE, f"{path} is exported to {what}{extra}; export it to {pod_network} only",
-                    wider_than_pods=[c.host for c in wide], **evidence)
-    return ok(f"{path} is exported read-write to {applies.host}", **evidence)
+        extra = " with no_root_squash (root access for anyone who reaches port 2049)" if root else ""
+        evidence["wider_than_nodes"] = [c.host for c in wide]
+        return _noted(warn(Reason.INSECURE, f"{path} is exported to everyone{extra}; export it to the node "
+                           f"addresses {', '.join(who.addresses)} only (fix nfs-export)", **evidence), who)
+    return _noted(ok(f"{path} is exported read-write to {', '.join(who.addresses)} (the addresses the kubelet "
+                     "mounts from)", **evidence), who)
 
 
 # -- rewriting the exports file (pure) -------------------------------------------------------------
@@ -239,17 +305,46 @@ def _quote(path: str) -> str:
     return f'"{path}"' if re.search(r'[\s"#]', path) else path
 
 
-def desired_line(path: str, pod_network: str) -> str:
-    return f"{_quote(path)} {pod_network}({','.join(DESIRED_OPTIONS)})"
+def _client_text(client: Client) -> str:
+    return f"{client.host}({','.join(client.options)})" if client.options else client.host
 
 
-def rewrite_exports(old: str, path: str, pod_network: str) -> str:
+def desired_clients(current: list[Client], addresses: tuple[str, ...] | list[str],
+                    pod_network: str = "") -> list[Client]:
+    """The export's clients after the fix: each mounting address with the installer's options, then the
+    clients it had that are neither everyone, nor the pod network (ARCHITECTURE.md's wrong target, which
+    gives every pod root access to the volumes), nor one of those addresses: someone else's are kept."""
+    wanted = [Client(a, DESIRED_OPTIONS) for a in addresses]
+    named = {str(client_network(a)) for a in addresses}
+    pods = str(ipaddress.ip_network(pod_network, strict=False)) if pod_network else ""
+    kept = []
+    for client in current:
+        net = client_network(client.host)
+        if is_world(client.host) or (net is not None and (str(net) in named or str(net) == pods)):
+            continue
+        if client not in kept:
+            kept.append(client)
+    return wanted + kept
+
+
+def desired_line(path: str, addresses: tuple[str, ...] | list[str], current: list[Client] | None = None,
+                 defaults: tuple[str, ...] = (), pod_network: str = "") -> str:
+    """The export line the installer and the fix write: the mounting addresses (plus kept clients)."""
+    opts = f" -{','.join(defaults)}" if defaults else ""
+    clients = desired_clients(current or [], addresses, pod_network)
+    return f"{_quote(path)}{opts} " + " ".join(_client_text(c) for c in clients)
+
+
+def rewrite_exports(old: str, path: str, addresses: tuple[str, ...] | list[str], pod_network: str = "") -> str:
     """Replace the entry (entries) for `path` with the desired line; keep every other line byte for byte.
 
-    A trailing comment on the replaced entry is kept; a missing entry is appended.
+    A trailing comment on the replaced entry is kept; a missing entry is appended. Clients of the old
+    entry that are not everyone or the pod network are kept on the new line.
     """
-    line = desired_line(path, pod_network)
     mine = entries_for(parse_exports(old), path)
+    current = [c for e in mine for c in e.clients]
+    defaults = mine[0].defaults if mine else ()
+    line = desired_line(path, addresses, current, defaults, pod_network)
     physical = old.splitlines(keepends=True)
     if not mine:
         prefix = old if not old or old.endswith("\n") else old + "\n"
@@ -334,8 +429,25 @@ def same_clients(wanted: list[str], live: list[str]) -> bool | None:
 
 # -- observing -------------------------------------------------------------------------------------
 def nfs_is_local(ctx: "Context") -> tuple[bool, str]:
-    host = (ctx.credentials.nfs_server if ctx.credentials else "") or ctx.server_ip
+    host = str(ctx.settings["nfs.server"]) or ctx.server_ip
     return ctx.is_local(host), host
+
+
+def observe_mounters(ctx: "Context") -> Mounters:
+    """The nodes' InternalIPs from the API plus the server's own address; when the node list cannot be read
+    (no kubeconfig, API down, no permission), the server's address only and a note saying why."""
+    from sbops.kube import NoKubeconfig
+    from sbops.probes import kubecommon
+
+    try:
+        nodes = kubecommon.api(ctx).list(kubecommon.path(plural="nodes"))
+    except NoKubeconfig:
+        return mounters(None, ctx.server_ip, "no kubeconfig")
+    except Exception as exc:  # noqa: BLE001 - only API and network errors; anything else is a bug
+        if not kubecommon.is_api_error(exc):
+            raise
+        return mounters(None, ctx.server_ip, f"Kubernetes API: {kubecommon.api_reason(exc).value}")
+    return mounters(node_internal_ips(nodes), ctx.server_ip)
 
 
 def read_exports(ctx: "Context") -> tuple[str | None, str]:
@@ -432,7 +544,8 @@ def check_export(ctx: "Context") -> Result:
     except PermissionError as exc:
         return fail(Reason.NO_ACCESS, f"cannot read {ctx.settings['nfs.exports_file']}: {exc.strerror}")
     exports = None if text is None else parse_exports(text)
-    return judge_export(exports, str(ctx.settings["nfs.path"]), str(ctx.settings["pod_network"]), path)
+    return judge_export(exports, str(ctx.settings["nfs.path"]), observe_mounters(ctx), path,
+                        str(ctx.settings["pod_network"]))
 
 
 def check_directory(ctx: "Context") -> Result:
@@ -466,7 +579,8 @@ def _writable(path: Path) -> str:
 
 
 def plan_export(ctx: "Context") -> Plan:
-    """Rewrite the export line for nfs.path (when the check does not pass) and re-export."""
+    """Rewrite the export line for nfs.path to the nodes' addresses (when the check does not pass: a working
+    export is left alone) and re-export."""
     exports_file = Path(str(ctx.settings["nfs.exports_file"]))
     path = str(ctx.settings["nfs.path"])
     pod_network = str(ctx.settings["pod_network"])
@@ -481,15 +595,19 @@ def plan_export(ctx: "Context") -> Plan:
         old = ctx.runner.read_file(exports_file)
     except PermissionError as exc:
         return Plan(blockers=(f"cannot read {exports_file}: {exc.strerror}",))
-    verdict = judge_export(None if old is None else parse_exports(old), path, pod_network, str(exports_file))
+    who = observe_mounters(ctx)
+    verdict = judge_export(None if old is None else parse_exports(old), path, who, str(exports_file), pod_network)
     new = old or ""
     if not verdict.status.passed or verdict.reason is Reason.INSECURE:
-        new = rewrite_exports(old or "", path, pod_network)
+        new = rewrite_exports(old or "", path, who.addresses, pod_network)
     changes: list[Change] = []
+    notes: tuple[str, ...] = ()
     if new != (old or ""):
         why = _writable(exports_file)
         if why:
             blockers.append(why)
+        if who.note:
+            notes += (f"{who.note}; run this fix again when the API answers, to add the other nodes",)
 
         def write() -> None:
             ctx.runner.write_file(exports_file, new, 0o644)
@@ -521,11 +639,12 @@ def plan_export(ctx: "Context") -> Plan:
     if blockers:
         return Plan(blockers=tuple(blockers))
     if not changes:
-        return Plan(nothing_to_do=f"{path} is exported to {pod_network} as required and the export is active")
+        return Plan(nothing_to_do=f"{path} is exported to {', '.join(who.addresses)} as required and the export "
+                                  "is active")
     others = sorted({e.path for e in parse_exports(new) if norm_path(e.path) != norm_path(path)
                      and not os.path.isdir(e.path)})
-    notes = tuple(f"exportfs will complain about {p} (no such directory); sbops leaves other entries alone"
-                  for p in others)
+    notes += tuple(f"exportfs will complain about {p} (no such directory); sbops leaves other entries alone"
+                   for p in others)
     return Plan(changes=tuple(changes), notes=notes)
 
 

@@ -138,3 +138,82 @@ def test_refused_portal_names_the_clusterip_ingress(kube, tmp_path: Path) -> Non
     assert status(result) == ("fail", "refused")
     assert result["details"]["likely_cause"]["check"] == "istio.ingress"
     assert result["fix"] == "istio-nodeports"
+
+
+# -- the live nodePorts win (the current bash installer's 31080/31443) ---------------------------------------
+class Forwarder:
+    """A TCP forwarder from a port in the NodePort range to the lab portal: what kube-proxy does for a
+    nodePort (no kube-proxy runs in the lab)."""
+
+    def __init__(self, target: int) -> None:
+        import socket
+        import threading
+
+        self.target = target
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        for port in range(30500, 32700, 7):
+            try:
+                self.sock.bind(("127.0.0.1", port))
+                break
+            except OSError:
+                continue
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst) -> None:  # noqa: ANN001
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(2)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_app_checks_dial_the_live_https_nodeport_not_the_configured_one(kube, https_portal: HttpsServer,
+                                                                         tmp_path: Path) -> None:
+    from kubernetes import client
+
+    forwarder = Forwarder(https_portal.port)
+    try:
+        core = client.CoreV1Api(kube.api())
+        svc = core.read_namespaced_service("istio-ingressgateway", "istio-system")
+        for port in svc.spec.ports:
+            if port.name == "http2":
+                port.node_port = 31080
+            elif port.name == "https":
+                port.node_port = forwarder.port
+        core.replace_namespaced_service("istio-ingressgateway", "istio-system", svc)
+        # the configured (default) 31882 has nothing behind it; the Service's live HTTPS port has the portal
+        env = LabEnv(tmp_path).set("kubeconfig", str(kube.kubeconfig)).set("server_ip", "127.0.0.1")
+        results = env.doctor("app.*")
+        assert {cid: status(results[cid]) for cid in ALL} == {cid: ("ok", "none") for cid in ALL}
+        assert https_portal.requests, "the portal was not asked"
+        # without a readable Service the configured port is used, and nothing answers there
+        blind = LabEnv(tmp_path / "blind").set("server_ip", "127.0.0.1").set("nodeport_https", free_port())
+        assert status(blind.check("app.portal"))[0] == "fail"
+    finally:
+        forwarder.close()

@@ -41,6 +41,7 @@ def full_env(root: Path, mysql, mongo, rabbit, nfs, kube, portal) -> LabEnv:
     env.set("rabbitmq.management_port", rabbit.management_port)
     env.set("rabbitmq.ctl_command", rabbit.ctl_command).set("rabbitmq.plugins_command", rabbit.plugins_command)
     nfs.configure(env)
+    nfs.seed_for_kube_lab()  # with the cluster's Node objects, the export must cover the node's address
     env.set("kubeconfig", str(kube.kubeconfig)).set("app.url", portal.url)
     return env.write()
 

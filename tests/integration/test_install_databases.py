@@ -131,7 +131,9 @@ def test_rabbitmq_step_enables_management_creates_the_user_and_deletes_guest(rab
 
 
 # -- NFS -------------------------------------------------------------------------------------------------
-def test_nfs_step_creates_the_directory_and_exports_to_the_pod_network_only(nfs_lab: NfsLab, tmp_path: Path) -> None:
+def test_nfs_step_creates_the_directory_and_exports_to_the_servers_address(nfs_lab: NfsLab, tmp_path: Path) -> None:
+    """No kubeconfig: the node list cannot be read, so the export goes to the server's own address (what the
+    kubelet of a one-node K3s mounts from), never to the pod network, and the plan says so."""
     nfs_lab.seed_stackbill("*")  # the original script's export: to the whole world
     nfs_lab.export_dir.rmdir()
     env = LabEnv(tmp_path / "env")
@@ -140,9 +142,27 @@ def test_nfs_step_creates_the_directory_and_exports_to_the_pod_network_only(nfs_
     assert code == 0, out
     assert f"create {nfs_lab.export_dir} with mode 0777" in out
     assert f"rewrite the entry of {nfs_lab.export_dir}" in out and "(insecure now)" in out
+    assert "node list cannot be read" in out
     assert oct(nfs_lab.export_dir.stat().st_mode & 0o777) == "0o777"
-    assert f"{nfs_lab.export_dir} 10.42.0.0/16(rw,sync,no_subtree_check,no_root_squash)" in nfs_lab.exports_file.read_text()
+    assert f"{nfs_lab.export_dir} 127.0.0.1(rw,sync,no_subtree_check,no_root_squash)\n" in nfs_lab.exports_file.read_text()
     active = nfs_lab.active()
-    assert "10.42.0.0/16" in active and "<world>" not in active
+    assert "127.0.0.1" in active and "<world>" not in active and "10.42.0.0/16" not in active
+    assert_doctor_ok(env, "nfs.*", allow_warn=("nfs.directory",))
+    assert_nothing_to_do(env, "nfs")
+
+
+def test_nfs_step_exports_to_every_nodes_address(nfs_lab: NfsLab, kube, tmp_path: Path) -> None:
+    """With the cluster's Node objects readable, the installer writes each node's InternalIP and the
+    server's address, replacing ARCHITECTURE.md's pod network (which refuses every mount)."""
+    from tests.lab.kube import NODE_IP
+
+    nfs_lab.seed_stackbill("10.42.0.0/16")
+    env = LabEnv(tmp_path / "env").set("kubeconfig", str(kube.kubeconfig))
+    nfs_lab.configure(env)
+    code, out = run_steps(env, "nfs")
+    assert code == 0, out
+    opts = "(rw,sync,no_subtree_check,no_root_squash)"
+    assert nfs_lab.exports_file.read_text().splitlines()[-1] == f"{nfs_lab.export_dir} {NODE_IP}{opts} 127.0.0.1{opts}"
+    assert NODE_IP in nfs_lab.active()
     assert_doctor_ok(env, "nfs.*", allow_warn=("nfs.directory",))
     assert_nothing_to_do(env, "nfs")

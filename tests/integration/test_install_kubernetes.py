@@ -199,3 +199,37 @@ def test_token_from_aws_credentials_offers_the_refresher(env: LabEnv, core: Any,
     assert "verify: ecr.expiry fail (expired)" in proc.stdout
     assert "the ECR refresher is not wanted (--no-ecr-refresher" in proc.stdout
     assert core.read_namespaced_secret("awscred", lab.NAMESPACE).metadata.annotations["sbops.io/expires-at"].startswith("2015-01-01")
+
+
+def set_ingress(core: Any, kind: str, http: int | None, https: int | None) -> None:
+    ingress = core.read_namespaced_service("istio-ingressgateway", lab.ISTIO_NAMESPACE)
+    ingress.spec.type = kind
+    for port in ingress.spec.ports:
+        port.node_port = {"http2": http, "https": https}.get(port.name, port.node_port)
+    core.replace_namespaced_service("istio-ingressgateway", lab.ISTIO_NAMESPACE, ingress)
+
+
+def ingress_ports(core: Any) -> tuple[str, dict[str, int]]:
+    svc = core.read_namespaced_service("istio-ingressgateway", lab.ISTIO_NAMESPACE)
+    return svc.spec.type, {p.name: p.node_port for p in svc.spec.ports if p.name in ("http2", "https")}
+
+
+def test_a_server_of_the_current_bash_installer_keeps_its_nodeports_and_the_recap_names_them(
+        env: LabEnv, core: Any) -> None:
+    set_ingress(core, "NodePort", 31080, 31443)  # UPSTREAM-CURRENT.md's ports
+    proc = env.install("--yes", *only("istio-gateway"), "--output", "json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    assert ingress_ports(core) == ("NodePort", {"http2": 31080, "https": 31443})
+    assert doc["nodeports"]["http"] == 31080 and doc["nodeports"]["https"] == 31443
+    assert doc["portal_url"].endswith(":31443") and doc["firewall"]["open"] == [31080, 31443]
+    text = env.install("--yes", *only("istio-gateway"))
+    assert "NodePorts:   HTTPS 31443, HTTP 31080" in text.stdout, text.stdout
+
+
+def test_a_fresh_istio_gateway_gets_the_configured_nodeports(env: LabEnv, core: Any) -> None:
+    set_ingress(core, "LoadBalancer", 30111, 30222)  # what `istioctl install --set profile=demo` leaves
+    proc = env.install("--yes", *only("istio-gateway"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "type LoadBalancer -> NodePort" in proc.stdout and "http2 nodePort 30111 -> 31443" in proc.stdout
+    assert ingress_ports(core) == ("NodePort", {"http2": lab.NODEPORT_HTTP, "https": lab.NODEPORT_HTTPS})

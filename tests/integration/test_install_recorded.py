@@ -312,7 +312,7 @@ def test_mongodb_on_an_unknown_distribution_is_refused(tmp_path: Path) -> None:
     run = make_run(tmp_path, runner)
     outcome = run_one(run, server_only("mongodb"))
     assert outcome.status == st.FAILED
-    assert outcome.error == (f"no MongoDB 7.0 repository is known for this distribution (unknown): install "
+    assert outcome.error == ("no MongoDB 7.0 repository is known for this distribution (unknown): install "
                              "mongodb-org 7.0 yourself, then re-run")
     assert [c[0] for c in runner.commands] == ["dpkg-query"]
 

@@ -115,21 +115,79 @@ def test_clusterip_ingress_is_misconfigured_and_istio_nodeports_repairs_it(kube:
     assert nodeports(kube) == ("NodePort", {"http2": NODEPORT_HTTP, "https": NODEPORT_HTTPS})
 
 
-def test_other_installer_nodeports_need_consent_then_get_fixed(kube: KubeLab, tmp_path: Path) -> None:
+def test_current_installers_nodeports_pass_and_the_fix_leaves_them_alone(kube: KubeLab, tmp_path: Path) -> None:
     env = lab_env(tmp_path, kube)
-    set_nodeports(kube, 31080, 31443)  # the other version of the installer
+    set_nodeports(kube, 31080, 31443)  # the current bash installer's ports (UPSTREAM-CURRENT.md)
     result = env.check("istio.ingress")
-    assert status(result) == ("fail", "misconfigured")
-    pairs = {m["name"]: (m["actual"], m["expected"]) for m in result["details"]["mismatches"]}
-    assert pairs == {"http2": (31080, NODEPORT_HTTP), "https": (31443, NODEPORT_HTTPS)}
+    assert status(result) == ("ok", "none")  # what the server runs wins
+    assert result["details"]["live"] == {"http2": 31080, "https": 31443}
+    assert result["details"]["configured"] == {"http2": NODEPORT_HTTP, "https": NODEPORT_HTTPS}
+    assert "31080" in result["summary"] and "not the configured" in result["summary"]
+    # the fix changes nothing, with or without --restart
+    for extra in ((), ("--restart",)):
+        code, out = fix_json(env, "istio-nodeports", *extra)
+        assert code == 0 and out["plan"]["changes"] == [] and out["plan"]["nothing_to_do"], out
+        assert nodeports(kube) == ("NodePort", {"http2": 31080, "https": 31443})
+
+
+def test_named_ports_move_working_ones_only_with_consent(kube: KubeLab, tmp_path: Path) -> None:
+    env = lab_env(tmp_path, kube)
+    set_nodeports(kube, 31080, 31443)
+    wanted = ("--http-port", str(NODEPORT_HTTP), "--https-port", str(NODEPORT_HTTPS))
     # --dry-run changes nothing
-    assert env.sbops("fix", "istio-nodeports", "--dry-run", "--restart").returncode == 0
+    assert env.sbops("fix", "istio-nodeports", "--dry-run", "--restart", *wanted).returncode == 0
     assert nodeports(kube)[1] == {"http2": 31080, "https": 31443}
     # moving open nodePorts cuts connections: blocked without --restart, nothing changed
-    code, out = fix_json(env, "istio-nodeports")
+    code, out = fix_json(env, "istio-nodeports", *wanted)
     assert code == 3 and out["plan"]["blockers"], out
     assert nodeports(kube)[1] == {"http2": 31080, "https": 31443}
-    assert_fixed(env, "istio-nodeports", "istio.ingress", "--restart")
+    assert_fixed(env, "istio-nodeports", "istio.ingress", "--restart", *wanted)
+    assert nodeports(kube) == ("NodePort", {"http2": NODEPORT_HTTP, "https": NODEPORT_HTTPS})
+    # bad flags are usage errors naming the flag
+    bad = env.sbops("fix", "istio-nodeports", "--http-port", "8080")
+    assert bad.returncode == 2 and "--http-port" in bad.stderr
+    other = env.sbops("fix", "nfs-export", "--http-port", "31080")
+    assert other.returncode == 2 and "does not apply" in other.stderr
+
+
+def test_a_missing_https_port_fails_and_the_fix_adds_it_keeping_http(kube: KubeLab, tmp_path: Path) -> None:
+    env = lab_env(tmp_path, kube)
+    set_nodeports(kube, 31080, 31443)
+    api = core(kube)
+    svc = api.read_namespaced_service(INGRESS, ISTIO_NAMESPACE)
+    svc.spec.ports = [p for p in svc.spec.ports if p.name != "https"]
+    api.replace_namespaced_service(INGRESS, ISTIO_NAMESPACE, svc)
+    result = env.check("istio.ingress")
+    assert status(result) == ("fail", "misconfigured") and result["details"]["absent"] == ["https"]
+    assert_fixed(env, "istio-nodeports", "istio.ingress")  # no --restart: no open port moves
+    assert nodeports(kube) == ("NodePort", {"http2": 31080, "https": NODEPORT_HTTPS})
+
+
+def test_a_nodeport_that_leads_nowhere_fails_and_the_fix_retargets_it(kube: KubeLab, tmp_path: Path) -> None:
+    env = lab_env(tmp_path, kube)
+    api = core(kube)
+    svc = api.read_namespaced_service(INGRESS, ISTIO_NAMESPACE)
+    for port in svc.spec.ports:
+        if port.name == "https":
+            port.target_port = 9443  # no gateway container listens there
+    api.replace_namespaced_service(INGRESS, ISTIO_NAMESPACE, svc)
+    result = env.check("istio.ingress")
+    assert status(result) == ("fail", "misconfigured") and result["details"]["unreached"][0]["targetPort"] == 9443
+    assert_fixed(env, "istio-nodeports", "istio.ingress")
+    svc = api.read_namespaced_service(INGRESS, ISTIO_NAMESPACE)
+    assert {p.name: (p.node_port, p.target_port) for p in svc.spec.ports if p.name in ("http2", "https")} == {
+        "http2": (NODEPORT_HTTP, 8080), "https": (NODEPORT_HTTPS, 8443)}
+
+
+def test_a_selector_that_misses_the_gateway_is_misconfigured_and_repaired(kube: KubeLab, tmp_path: Path) -> None:
+    env = lab_env(tmp_path, kube)
+    api = core(kube)
+    svc = api.read_namespaced_service(INGRESS, ISTIO_NAMESPACE)
+    svc.spec.selector = {"app": "istiod"}  # routes to istiod's pod, not the gateway
+    api.replace_namespaced_service(INGRESS, ISTIO_NAMESPACE, svc)
+    assert status(env.check("istio.ingress")) == ("fail", "misconfigured")
+    assert_fixed(env, "istio-nodeports", "istio.ingress")
+    assert api.read_namespaced_service(INGRESS, ISTIO_NAMESPACE).spec.selector == {"istio": "ingressgateway"}
     assert nodeports(kube) == ("NodePort", {"http2": NODEPORT_HTTP, "https": NODEPORT_HTTPS})
 
 

@@ -25,9 +25,11 @@ import pytest
 
 from sbops.credentials import Credentials
 from tests.lab.env import LabEnv, status
-from tests.lab.nfs import INSTALLER_HEADER, NfsLab
+from tests.lab.nfs import INSTALLER_HEADER, SERVER_ADDRESS, NfsLab
 
 POD = "10.42.0.0/16"
+SERVER = SERVER_ADDRESS  # no kubeconfig in these tests: the server's own address is what must be covered
+OPTS = "(rw,sync,no_subtree_check,no_root_squash)"
 
 
 @pytest.fixture
@@ -65,7 +67,8 @@ def test_seeded_lab_passes_every_nfs_check(env: LabEnv, nfs_lab: NfsLab) -> None
     found = env.doctor("nfs.*")
     assert {cid: status(r) for cid, r in found.items()} == {
         "nfs.export": ("ok", "none"), "nfs.directory": ("ok", "none"), "nfs.server": ("ok", "none")}
-    assert found["nfs.server"]["details"]["active_clients"] == [POD]
+    assert found["nfs.server"]["details"]["active_clients"] == [SERVER]
+    assert "cannot be read" in found["nfs.export"]["summary"]  # says it judged without the node list
 
 
 def test_fixes_have_nothing_to_do_on_a_healthy_lab(env: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
@@ -91,12 +94,12 @@ def test_export_to_everyone_is_insecure_and_fix_narrows_it(env: LabEnv, nfs_lab:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "note: exportfs will complain about" in proc.stdout  # and exportfs -ra exits 1, yet ours is active
     after = nfs_lab.exports_file.read_text()
-    assert after == INSTALLER_HEADER + f"{nfs_lab.export_dir} {POD}(rw,sync,no_subtree_check,no_root_squash)\n" + extra
+    assert after == INSTALLER_HEADER + f"{nfs_lab.export_dir} {SERVER}{OPTS}\n" + extra
     assert (nfs_lab.exports_file.stat().st_mode & 0o777) == 0o644
     assert Path(str(nfs_lab.exports_file) + ".bak").read_text() == before
     assert status(env.check("nfs.export")) == ("ok", "none")
     active = nfs_lab.active()
-    assert POD in active and "<world>" not in active  # re-exported for real by exportfs -ra
+    assert SERVER in active and "<world>" not in active and POD not in active  # re-exported for real
 
 
 def test_export_line_removed_is_missing_and_fix_restores_it(env: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
@@ -114,10 +117,11 @@ def test_exports_file_absent_is_missing(env: LabEnv, nfs_lab: NfsLab) -> None:  
 
 
 @pytest.mark.parametrize("line", [
-    "{d} 10.42.0.0/16(ro,sync,no_subtree_check)",
-    "{d} 10.42.0.0/16(rw,async,no_subtree_check)",
+    "{d} 127.0.0.1(ro,sync,no_subtree_check)",
+    "{d} 127.0.0.1(rw,async,no_subtree_check)",
     "{d} 192.168.1.0/24(rw,sync,no_subtree_check)",
-    "{d} 10.42.0.0/16 (rw,sync)",  # the stray space: pods get ro, the world gets rw
+    "{d} 127.0.0.1 (rw,sync)",  # the stray space: the server gets ro, the world gets rw
+    "{d} 10.42.0.0/16(rw,sync,no_subtree_check,no_root_squash)",  # ARCHITECTURE.md's pod network
 ])
 def test_export_misconfigured_and_fixed(env: LabEnv, nfs_lab: NfsLab, line: str) -> None:  # noqa: F811
     nfs_lab.exports_file.write_text(INSTALLER_HEADER + line.format(d=nfs_lab.export_dir) + "\n")
@@ -131,7 +135,7 @@ def test_export_dry_run_changes_nothing(env: LabEnv, nfs_lab: NfsLab) -> None:  
     before, active = nfs_lab.exports_file.read_text(), nfs_lab.active()
     proc = env.fix("nfs-export", "--dry-run")
     assert proc.returncode == 0, proc.stderr
-    assert "exportfs -ra" in proc.stdout and POD in proc.stdout
+    assert "exportfs -ra" in proc.stdout and f"{SERVER}{OPTS}" in proc.stdout
     assert nfs_lab.exports_file.read_text() == before
     assert nfs_lab.active() == active
     assert not Path(str(nfs_lab.exports_file) + ".bak").exists()
@@ -227,7 +231,7 @@ def test_server_export_inactive_and_fix_reexports(env: LabEnv, nfs_lab: NfsLab) 
 
 def test_server_stale_export_after_file_edit(env: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
     nfs_lab.seed_stackbill("*")
-    nfs_lab.exports_file.write_text(INSTALLER_HEADER + f"{nfs_lab.export_dir} {POD}(rw,sync,no_subtree_check)\n")
+    nfs_lab.exports_file.write_text(INSTALLER_HEADER + f"{nfs_lab.export_dir} {SERVER}(rw,sync,no_subtree_check)\n")
     assert status(env.check("nfs.export")) == ("ok", "none")
     result = env.check("nfs.server")
     assert status(result) == ("fail", "misconfigured")
@@ -254,3 +258,91 @@ def test_remote_nfs_server_is_not_applicable(nfs_lab: NfsLab, tmp_path: Path) ->
     found = remote.doctor("nfs.*")
     assert {cid: status(r) for cid, r in found.items()} == {
         cid: ("skip", "not_applicable") for cid in ("nfs.export", "nfs.directory", "nfs.server")}
+
+
+# -- the export's clients are the nodes' addresses (the real kube-apiserver's Node objects) ---------------
+# The kubelet mounts NFS volumes in the node's own network namespace: the server sees the node's InternalIP
+# (the lab's node: 10.0.0.10) or, on a one-node K3s, its own address (LabEnv's server_ip 127.0.0.1).
+from tests.lab.kube import NODE_IP, KubeLab  # noqa: E402
+
+NODES = f"{NODE_IP} {SERVER}"
+
+
+@pytest.fixture
+def kenv(nfs_lab: NfsLab, kube: KubeLab, tmp_path: Path) -> LabEnv:  # noqa: F811
+    lab_env = LabEnv(tmp_path / "kenv").set("kubeconfig", str(kube.kubeconfig))
+    nfs_lab.configure(lab_env)
+    nfs_lab.seed_for_kube_lab()  # NODES
+    return lab_env
+
+
+def add_node(kube: KubeLab, name: str, address: str) -> None:
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube.api())
+    core.create_node({"metadata": {"name": name}})
+    core.patch_node_status(name, {"status": {"addresses": [{"type": "InternalIP", "address": address}]}})
+
+
+def test_node_address_export_passes_and_the_fix_leaves_it_alone(kenv: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
+    result = kenv.check("nfs.export")
+    assert status(result) == ("ok", "none")
+    assert result["details"]["node_addresses"] == [NODE_IP] and "nodes_unknown" not in result["details"]
+    before, active = nfs_lab.exports_file.read_text(), nfs_lab.active()
+    proc = kenv.fix("nfs-export")
+    assert proc.returncode == 0 and "nothing to do" in proc.stdout, proc.stdout
+    assert nfs_lab.exports_file.read_text() == before and nfs_lab.active() == active
+
+
+def test_pod_network_export_fails_naming_the_nodes_and_the_fix_exports_to_them(kenv: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
+    nfs_lab.seed_stackbill(POD)  # ARCHITECTURE.md's export (and the old sbops fix's): no mount works
+    result = kenv.check("nfs.export")
+    assert status(result) == ("fail", "misconfigured") and result["fix"] == "nfs-export"
+    assert result["details"]["missing"] == [NODE_IP, SERVER]
+    assert NODE_IP in result["summary"] and "pod network only" in result["summary"]
+    fix_ok(kenv, "nfs-export")
+    line = nfs_lab.exports_file.read_text().splitlines()[-1]
+    assert line == f"{nfs_lab.export_dir} {NODE_IP}{OPTS} {SERVER}{OPTS}"  # never the pod network
+    active = nfs_lab.active()
+    assert NODE_IP in active and SERVER in active and POD not in active
+    assert status(kenv.check("nfs.export")) == ("ok", "none")
+    assert status(kenv.check("nfs.server")) == ("ok", "none")
+
+
+def test_world_export_warns_and_the_fix_narrows_it_to_the_nodes(kenv: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
+    nfs_lab.seed_stackbill("*")  # both bash installers' line: it works, for anyone
+    result = kenv.check("nfs.export")
+    assert status(result) == ("warn", "insecure") and NODE_IP in result["summary"]
+    fix_ok(kenv, "nfs-export")
+    assert nfs_lab.exports_file.read_text().splitlines()[-1] == f"{nfs_lab.export_dir} {NODE_IP}{OPTS} {SERVER}{OPTS}"
+    assert "<world>" not in nfs_lab.active()
+    assert status(kenv.check("nfs.export")) == ("ok", "none")
+
+
+def test_a_new_node_is_missed_until_the_fix_adds_it(kenv: LabEnv, nfs_lab: NfsLab, kube: KubeLab) -> None:  # noqa: F811
+    add_node(kube, "stackbill-node-2", "10.0.0.11")
+    result = kenv.check("nfs.export")
+    assert status(result) == ("fail", "misconfigured") and result["details"]["missing"] == ["10.0.0.11"]
+    assert "10.0.0.11" in result["summary"]
+    fix_ok(kenv, "nfs-export")
+    assert "10.0.0.11" in nfs_lab.active()
+    assert status(kenv.check("nfs.export")) == ("ok", "none")
+
+
+def test_without_the_node_list_the_pod_network_never_passes(kenv: LabEnv, nfs_lab: NfsLab, kube: KubeLab,
+                                                            tmp_path: Path) -> None:  # noqa: F811
+    nfs_lab.seed_stackbill(POD)
+    # an API that does not answer: a kubeconfig pointing at a closed port
+    from tests.lab.common import free_port
+
+    text = kube.kubeconfig.read_text().replace(kube.server, f"https://127.0.0.1:{free_port()}")
+    down = tmp_path / "down.kubeconfig"
+    down.write_text(text)
+    kenv.set("kubeconfig", str(down))
+    result = kenv.check("nfs.export")
+    assert status(result) == ("fail", "misconfigured") and result["details"]["missing"] == [SERVER]
+    assert "node list cannot be read" in result["summary"] and result["details"]["nodes_unknown"]
+    # judged with the server's own address only: an export to it passes, and says how it was judged
+    nfs_lab.seed_stackbill(SERVER)
+    again = kenv.check("nfs.export")
+    assert status(again) == ("ok", "none") and "judged against this server's address" in again["summary"]

@@ -42,6 +42,7 @@ shift 2
 exec {exportfs} "$@"' {exports} {state} {empty} "$@"
 """
 
+SERVER_ADDRESS = "127.0.0.1"  # LabEnv's server_ip: the server's own address, which the export must cover
 INSTALLER_HEADER = "# /etc/exports: the access control list for filesystems which may be exported\n#\t\tto NFS clients.  See exports(5).\n"
 
 
@@ -101,16 +102,27 @@ class NfsLab:
         self.start_server()
 
     # -- content ------------------------------------------------------------------------------------
-    def seed_stackbill(self, clients: str = "10.42.0.0/16") -> None:
+    def seed_stackbill(self, clients: str = SERVER_ADDRESS) -> None:
         """As the installer's setup_nfs(): directory 0777, the export line, then export it.
 
-        The installer itself writes `*`; seed_stackbill("*") reproduces that exactly.
+        Both bash installers write `*`; seed_stackbill("*") reproduces that exactly. The default is what
+        sbops's installer writes when the only mounting address it knows is the server's (LabEnv's
+        server_ip, 127.0.0.1); "10.0.0.10 127.0.0.1" as a kube lab's node would add. Several clients: a
+        space-separated list, each given the installer's options.
         """
         self.export_dir.mkdir(parents=True, exist_ok=True)
         self.export_dir.chmod(0o777)
+        opts = "(rw,sync,no_subtree_check,no_root_squash)"
         self.exports_file.write_text(
-            INSTALLER_HEADER + f"{self.export_dir} {clients}(rw,sync,no_subtree_check,no_root_squash)\n")
+            INSTALLER_HEADER + f"{self.export_dir} " + " ".join(c + opts for c in clients.split()) + "\n")
         self.exportfs("-ra", check=True)
+
+    def seed_for_kube_lab(self) -> None:
+        """Seeded for a test that also runs the kube lab: its node's InternalIP and the server's address are
+        what nfs.export requires there (the kubelet mounts from the node's address)."""
+        from tests.lab.kube import NODE_IP
+
+        self.seed_stackbill(f"{NODE_IP} {SERVER_ADDRESS}")
 
     def exportfs(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
         proc = subprocess.run([str(self.exportfs_command), *args], capture_output=True, text=True, timeout=30)
@@ -134,7 +146,7 @@ class NfsLab:
 # -- pytest fixtures -------------------------------------------------------------------------------
 @pytest.fixture
 def nfs_lab(tmp_path: Path) -> Iterator[NfsLab]:
-    """A fresh private NFS lab, seeded as the installer would (but exported to the pod network)."""
+    """A fresh private NFS lab, seeded as sbops's installer would without a node list (the server's address)."""
     why = unavailable()
     if why:
         pytest.fail(f"NFS lab cannot start: {why} (scripts/setup installs what it needs; the lab must run as root)", pytrace=False)

@@ -69,51 +69,91 @@ def test_judge_istiod(deployments: list, pods: list, expected: tuple) -> None:
 
 
 # -- istio.ingress ----------------------------------------------------------------------------------
-def service(kind: str = "NodePort", http: int | None = 31443, https: int | None = 31882) -> dict[str, Any]:
+def service(kind: str = "NodePort", http: int | None = 31443, https: int | None = 31882,
+            targets: tuple[Any, Any] = (8080, 8443)) -> dict[str, Any]:
     return {"spec": {"type": kind, "selector": {"istio": "ingressgateway"}, "ports": [
-        {"name": "status-port", "port": 15021, "nodePort": 30021},
-        {"name": "http2", "port": 80, "nodePort": http},
-        {"name": "https", "port": 443, "nodePort": https}]}}
+        {"name": "status-port", "port": 15021, "targetPort": 15021, "nodePort": 30021},
+        {"name": "http2", "port": 80, "targetPort": targets[0], "nodePort": http},
+        {"name": "https", "port": 443, "targetPort": targets[1], "nodePort": https}]}}
+
+
+def gw_pod(ready: bool = True, labels: dict | None = None, ports: tuple = (15021, 8080, 8443)) -> dict[str, Any]:
+    """An ingress gateway pod as Istio's demo profile runs it (labels, declared container ports)."""
+    body = pod("gw", ready)
+    body["metadata"]["labels"] = {"app": "istio-ingressgateway", "istio": "ingressgateway"} if labels is None else labels
+    body["spec"] = {"containers": [{"name": "istio-proxy", "ports": [{"containerPort": p} for p in ports]}]}
+    return body
+
+
+CURRENT_SCRIPT = service(http=31080, https=31443)  # the current bash installer's ports
 
 
 @pytest.mark.parametrize("svc,pods,expected,fix", [
     (None, [], (Status.FAIL, Reason.MISSING), None),
-    (service("ClusterIP", None, None), [pod()], (Status.FAIL, Reason.MISCONFIGURED), None),
-    (service(http=31080, https=31443), [pod()], (Status.FAIL, Reason.MISCONFIGURED), None),
+    (service("ClusterIP", None, None), [gw_pod()], (Status.FAIL, Reason.MISCONFIGURED), None),
+    (CURRENT_SCRIPT, [gw_pod()], (Status.OK, Reason.NONE), None),  # live ports win over the configured
+    (service(http=30555, https=31666), [gw_pod()], (Status.OK, Reason.NONE), None),
+    (service(http=None), [gw_pod()], (Status.FAIL, Reason.MISCONFIGURED), None),
+    (service(http=31443, https=31443), [gw_pod()], (Status.FAIL, Reason.MISCONFIGURED), None),
     (service(), [], (Status.FAIL, Reason.NOT_READY), "restart-workload"),
-    (service(), [pod(ready=False)], (Status.FAIL, Reason.NOT_READY), "restart-workload"),
-    (service(), [pod()], (Status.OK, Reason.NONE), None),
-    (service("LoadBalancer"), [pod()], (Status.OK, Reason.NONE), None),
+    (service(), [gw_pod(ready=False)], (Status.FAIL, Reason.NOT_READY), "restart-workload"),
+    (service(), [gw_pod()], (Status.OK, Reason.NONE), None),
+    (service("LoadBalancer"), [gw_pod()], (Status.OK, Reason.NONE), None),
+    (service(), [gw_pod(labels={"app": "sb-ui"})], (Status.FAIL, Reason.MISCONFIGURED), None),
+    (service(targets=(8080, 9443)), [gw_pod()], (Status.FAIL, Reason.MISCONFIGURED), None),
+    (service(), [gw_pod(ports=())], (Status.OK, Reason.NONE), None),  # nothing declared: cannot judge targets
+    (service(targets=("http2", 8443)), [gw_pod()], (Status.FAIL, Reason.MISCONFIGURED), None),
 ])
 def test_judge_ingress(svc: Any, pods: list, expected: tuple, fix: str | None) -> None:
     result = istio.judge_ingress(svc, pods, name="istio-ingressgateway", namespace="istio-system",
                                  http=31443, https=31882)
-    assert (result.status, result.reason) == expected
+    assert (result.status, result.reason) == expected, result.summary
     assert result.fix == fix
 
 
-def test_ingress_mismatch_names_both_pairs() -> None:
-    result = istio.judge_ingress(service(http=31080, https=31443), [pod()], name="gw", namespace="ns",
-                                 http=31443, https=31882)
-    assert [(m["name"], m["actual"], m["expected"]) for m in result.details["mismatches"]] == [
-        ("http2", 31080, 31443), ("https", 31443, 31882)]
-    assert "31080" in result.summary and "31882" in result.summary
+def test_other_live_ports_are_reported_not_failed() -> None:
+    result = istio.judge_ingress(CURRENT_SCRIPT, [gw_pod()], name="gw", namespace="ns", http=31443, https=31882)
+    assert result.details["live"] == {"http2": 31080, "https": 31443}
+    assert result.details["configured"] == {"http2": 31443, "https": 31882}
+    assert result.details["differs_from_configured"] is True
+    assert "http2 31080, https 31443" in result.summary and "not the configured 31443/31882" in result.summary
+    same = istio.judge_ingress(service(), [gw_pod()], name="gw", namespace="ns", http=31443, https=31882)
+    assert "not the configured" not in same.summary and "differs_from_configured" not in same.details
 
 
 def test_ports_found_by_number_when_unnamed() -> None:
     svc = {"spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 31443}, {"port": 443, "nodePort": 31882}]}}
     assert istio.nodeport_mismatches(svc, 31443, 31882) == []
+    assert istio.live_nodeports(svc) == {"http2": 31443, "https": 31882}
+    assert istio.live_nodeports(service("ClusterIP", None, None)) == {"http2": None, "https": None}
 
 
-@pytest.mark.parametrize("svc,expected", [
-    (service(), {"type": "NodePort", "change_type": False, "moves": [], "disruptive": False}),
-    (service("ClusterIP", None, None), {"type": "ClusterIP", "change_type": True,
-                                        "moves": [("http2", None, 31443), ("https", None, 31882)], "disruptive": False}),
-    (service(http=31080, https=31443), {"type": "NodePort", "change_type": False,
-                                        "moves": [("http2", 31080, 31443), ("https", 31443, 31882)], "disruptive": True}),
+@pytest.mark.parametrize("svc,requested,reset,expected", [
+    (CURRENT_SCRIPT, (None, None), False, {"http2": 31080, "https": 31443}),  # working ports stay
+    (CURRENT_SCRIPT, (31443, 31882), False, {"http2": 31443, "https": 31882}),  # named ports move them
+    (CURRENT_SCRIPT, (None, 31999), False, {"http2": 31080, "https": 31999}),
+    (service(http=None), (None, None), False, {"http2": 31443, "https": 31882}),  # a missing one gets the default
+    (service("ClusterIP", None, None), (None, None), False, {"http2": 31443, "https": 31882}),
+    (service("LoadBalancer", 30111, 30222), (None, None), True, {"http2": 31443, "https": 31882}),  # installer
 ])
-def test_nodeport_plan_facts(svc: dict, expected: dict) -> None:
-    assert istio.nodeport_plan_facts(svc, 31443, 31882) == expected
+def test_target_nodeports(svc: dict, requested: tuple, reset: bool, expected: dict) -> None:
+    assert istio.target_nodeports(svc, 31443, 31882, requested, reset) == expected
+
+
+@pytest.mark.parametrize("svc,target,expected", [
+    (service(), {"http2": 31443, "https": 31882},
+     {"type": "NodePort", "change_type": False, "moves": [], "disruptive": False}),
+    (CURRENT_SCRIPT, {"http2": 31080, "https": 31443},
+     {"type": "NodePort", "change_type": False, "moves": [], "disruptive": False}),
+    (service("ClusterIP", None, None), {"http2": 31443, "https": 31882},
+     {"type": "ClusterIP", "change_type": True, "moves": [("http2", None, 31443), ("https", None, 31882)],
+      "disruptive": False}),
+    (CURRENT_SCRIPT, {"http2": 31443, "https": 31882},
+     {"type": "NodePort", "change_type": False, "moves": [("http2", 31080, 31443), ("https", 31443, 31882)],
+      "disruptive": True}),
+])
+def test_nodeport_plan_facts(svc: dict, target: dict, expected: dict) -> None:
+    assert istio.nodeport_plan_facts(svc, target) == expected
 
 
 def test_desired_ports_keeps_other_ports() -> None:
@@ -246,3 +286,19 @@ def test_object_change_none_when_equal_and_diff_shows_the_difference() -> None:
     diff = istio.object_change(gateway(), observed).diff
     assert "-    credentialName: stackbill-tls-secret" in diff
     assert "+    credentialName: istio-ingressgateway-certs" in diff
+
+
+def test_retargets_to_where_the_gateway_listens() -> None:
+    unreached = istio.unreached_targets(service(targets=(8080, 9443)), [gw_pod()])
+    assert unreached == [{"name": "https", "nodePort": 31882, "targetPort": 9443}]
+    assert istio.retargets(unreached, [gw_pod()]) == ({"https": 8443}, [])
+    fixed, unknown = istio.retargets(unreached, [gw_pod(ports=(15021, 8080))])
+    assert fixed == {} and "9443" in unknown[0]
+    ports = istio.desired_ports(service(targets=(8080, 9443)), 31443, 31882, {"https": 8443})
+    assert {p["name"]: p["targetPort"] for p in ports} == {"status-port": 15021, "http2": 8080, "https": 8443}
+
+
+def test_selector_patch_deletes_foreign_keys() -> None:
+    assert istio.selector_patch({"app": "istiod"}) == {"app": None, "istio": "ingressgateway"}
+    assert istio.selector_patch({"istio": "other"}) == {"istio": "ingressgateway"}
+    assert istio.selector_patch(None) == {"istio": "ingressgateway"}

@@ -6,7 +6,8 @@ import pytest
 
 from sbops.model import Reason, Status
 from sbops.probes.nfs import (
-    Client, covers, desired_line, effective_options, judge_export, parse_exports, rewrite_exports,
+    Client, covers, desired_line, effective_options, judge_export, mounters, node_internal_ips, parse_exports,
+    rewrite_exports,
 )
 
 P = "/data/stackbill"
@@ -74,69 +75,112 @@ def test_covers(host, covered):
     assert covers(host, POD) is covered
 
 
-def judge(text, path=P):
-    return judge_export(None if text is None else parse_exports(text), path, POD, "/etc/exports")
+NODE = "10.0.0.10"  # a one-node K3s: the node's InternalIP is the server's own address
+WHO = mounters([NODE], NODE)
+OPTS = "rw,sync,no_subtree_check,no_root_squash"
+NODE_LINE = f"{P} {NODE}({OPTS})"
+
+
+def judge(text, path=P, who=WHO):
+    return judge_export(None if text is None else parse_exports(text), path, who, "/etc/exports", POD)
 
 
 @pytest.mark.parametrize("text, status, reason", [
-    (f"{GOOD}\n", Status.OK, Reason.NONE),
-    (f"{P}/ {POD}(rw,sync,no_subtree_check)\n", Status.OK, Reason.NONE),  # trailing slash, root_squash: fine
-    (f"{P} {POD}(rw) 192.168.5.0/24(ro)\n", Status.OK, Reason.NONE),  # an extra narrow client is fine
+    (f"{NODE_LINE}\n", Status.OK, Reason.NONE),
+    (f"{P}/ {NODE}(rw,sync,no_subtree_check)\n", Status.OK, Reason.NONE),  # trailing slash, root_squash: fine
+    (f"{P} {NODE}(rw) 192.168.5.0/24(ro)\n", Status.OK, Reason.NONE),  # an extra client is fine
+    (f"{P} 10.0.0.0/24(rw,sync)\n", Status.OK, Reason.NONE),  # a network holding the node
+    (f"{P} {POD}(rw) {NODE}(rw)\n", Status.OK, Reason.NONE),
     (None, Status.FAIL, Reason.MISSING),
     ("", Status.FAIL, Reason.MISSING),
-    ("/other 10.42.0.0/16(rw)\n", Status.FAIL, Reason.MISSING),
-    (f"# {GOOD}\n", Status.FAIL, Reason.MISSING),  # commented out
-    (f"{P} 192.168.1.0/24(rw,sync)\n", Status.FAIL, Reason.MISCONFIGURED),
-    (f"{P} 10.42.1.0/24(rw,sync)\n", Status.FAIL, Reason.MISCONFIGURED),  # only part of the pod network
-    (f"{P} {POD}(ro,sync)\n", Status.FAIL, Reason.MISCONFIGURED),
-    (f"{P} {POD}(sync)\n", Status.FAIL, Reason.MISCONFIGURED),  # ro by default
-    (f"{P} {POD}(rw,async)\n", Status.FAIL, Reason.MISCONFIGURED),
-    (f"{P} *(rw,sync,no_subtree_check,no_root_squash)\n", Status.WARN, Reason.INSECURE),  # the installer's line
-    (f"{P} 10.0.0.0/8(rw,sync)\n", Status.WARN, Reason.INSECURE),
-    (f"{P} {POD}(rw,sync) *(ro)\n", Status.WARN, Reason.INSECURE),
-    (f"{P} {POD} (rw,sync)\n", Status.FAIL, Reason.MISCONFIGURED),  # the space: pods ro, world rw
-    (f"{P} {POD}(ro) *(rw,sync)\n", Status.FAIL, Reason.MISCONFIGURED),  # the narrowest client applies
-    (f"{P} -rw,sync {POD}\n", Status.OK, Reason.NONE),  # '-opts' defaults
-    (f"{P} {POD}( rw,sync)\n", Status.FAIL, Reason.MISCONFIGURED),  # syntax error: exportfs drops it
+    ("/other 10.0.0.10(rw)\n", Status.FAIL, Reason.MISSING),
+    (f"# {NODE_LINE}\n", Status.FAIL, Reason.MISSING),  # commented out
+    (f"{GOOD}\n", Status.FAIL, Reason.MISCONFIGURED),  # ARCHITECTURE.md's pod network: no mount works
+    (f"{P} 10.42.1.0/24(rw,sync)\n", Status.FAIL, Reason.MISCONFIGURED),
+    (f"{P} {NODE}(ro,sync)\n", Status.FAIL, Reason.MISCONFIGURED),
+    (f"{P} {NODE}(sync)\n", Status.FAIL, Reason.MISCONFIGURED),  # ro by default
+    (f"{P} {NODE}(rw,async)\n", Status.FAIL, Reason.MISCONFIGURED),
+    (f"{P} *({OPTS})\n", Status.WARN, Reason.INSECURE),  # both installers' line: works, open to anyone
+    (f"{P} 0.0.0.0/0(rw,sync)\n", Status.WARN, Reason.INSECURE),
+    (f"{P} {NODE}(rw,sync) *(ro)\n", Status.WARN, Reason.INSECURE),
+    (f"{P} {NODE} (rw,sync)\n", Status.FAIL, Reason.MISCONFIGURED),  # the space: the node ro, the world rw
+    (f"{P} {NODE}(ro) *(rw,sync)\n", Status.FAIL, Reason.MISCONFIGURED),  # the narrowest client applies
+    (f"{P} -rw,sync {NODE}\n", Status.OK, Reason.NONE),  # '-opts' defaults
+    (f"{P} {NODE}( rw,sync)\n", Status.FAIL, Reason.MISCONFIGURED),  # syntax error: exportfs drops it
+    (f"{P} node1.example.com(rw,sync)\n", Status.WARN, Reason.MISCONFIGURED),  # a name sbops cannot compare
 ])
 def test_judge_export(text, status, reason):
     result = judge(text)
     assert (result.status, result.reason) == (status, reason), result.summary
 
 
-def test_judge_export_world_root_access_named():
-    result = judge(f"{P} *(rw,sync,no_subtree_check,no_root_squash)\n")
-    assert "everyone" in result.summary and "no_root_squash" in result.summary
-    assert result.details["wider_than_pods"] == ["*"]
+def test_pod_network_only_names_the_node_addresses_it_misses():
+    two = mounters(["10.0.0.10", "10.0.0.11"], "10.0.0.10")
+    result = judge(f"{GOOD}\n", who=two)
+    assert result.details["missing"] == ["10.0.0.10", "10.0.0.11"]
+    assert "10.0.0.10, 10.0.0.11" in result.summary and "pod network only" in result.summary
+    partial = judge(f"{P} 10.0.0.10(rw,sync)\n", who=two)
+    assert (partial.status, partial.details["missing"]) == (Status.FAIL, ["10.0.0.11"])
+
+
+def test_world_root_access_named():
+    result = judge(f"{P} *({OPTS})\n")
+    assert "everyone" in result.summary and "no_root_squash" in result.summary and NODE in result.summary
+    assert result.details["wider_than_nodes"] == ["*"]
+
+
+def test_without_the_node_list_only_the_servers_address_counts_and_it_says_so():
+    blind = mounters(None, "192.0.2.5", "no kubeconfig")
+    pods = judge(f"{GOOD}\n", who=blind)
+    assert (pods.status, pods.reason) == (Status.FAIL, Reason.MISCONFIGURED)  # never passes on the pod network
+    good = judge(f"{P} 192.0.2.5(rw,sync)\n", who=blind)
+    assert good.status is Status.OK and "cannot be read (no kubeconfig)" in good.summary
+    assert good.details["nodes_unknown"]
+
+
+def test_node_internal_ips_and_mounters():
+    nodes = [{"status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.10"},
+                                       {"type": "Hostname", "address": "n1"}]}},
+             {"status": {"addresses": [{"type": "ExternalIP", "address": "203.0.113.1"},
+                                       {"type": "InternalIP", "address": "10.0.0.11"}]}}, {}]
+    assert node_internal_ips(nodes) == ["10.0.0.10", "10.0.0.11"]
+    assert mounters(["10.0.0.10", "10.0.0.11"], "10.0.0.10").addresses == ("10.0.0.10", "10.0.0.11")
+    assert mounters(["10.0.0.11"], "10.0.0.10").addresses == ("10.0.0.11", "10.0.0.10")
+    assert mounters([], "10.0.0.10").addresses == ("10.0.0.10",) and not mounters([], "x").note
 
 
 HEADER = "# /etc/exports\n#\tcomment with tab\n\n"
+ADDR = ("10.0.0.10",)
 
 
 @pytest.mark.parametrize("old, new", [
-    ("", f"{GOOD}\n"),
-    (HEADER, f"{HEADER}{GOOD}\n"),
-    ("/other h(rw)", f"/other h(rw)\n{GOOD}\n"),  # no final newline: one is added before appending
-    (f"{HEADER}{P} *(rw,sync,no_subtree_check,no_root_squash)\n/other h(rw)\n",
-     f"{HEADER}{GOOD}\n/other h(rw)\n"),
-    (f"/x a(rw)\n{P} *(rw)   # the installer's\n/y b(ro)\n", f"/x a(rw)\n{GOOD}  # the installer's\n/y b(ro)\n"),
-    (f"{P} \\\n  *(rw) \\\n  10.0.0.1(ro)\n# keep\n", f"{GOOD}\n# keep\n"),  # continuation lines go too
-    (f"{P} *(rw)\n/mid h(rw)\n{P}/ 1.2.3.4(rw)\n", f"{GOOD}\n/mid h(rw)\n"),  # duplicates merged into one
-    (f"# {P} *(rw)\n", f"# {P} *(rw)\n{GOOD}\n"),  # a commented-out entry is left alone
-    (f"{P} *(rw)", f"{GOOD}"),  # the file's (missing) final newline is kept
-    (f"/x a(rw)\r\n{P} *(rw)\r\n", f"/x a(rw)\r\n{GOOD}\n"),
+    ("", f"{NODE_LINE}\n"),
+    (HEADER, f"{HEADER}{NODE_LINE}\n"),
+    ("/other h(rw)", f"/other h(rw)\n{NODE_LINE}\n"),  # no final newline: one is added before appending
+    (f"{HEADER}{P} *({OPTS})\n/other h(rw)\n", f"{HEADER}{NODE_LINE}\n/other h(rw)\n"),
+    (f"/x a(rw)\n{P} *(rw)   # the installer's\n/y b(ro)\n", f"/x a(rw)\n{NODE_LINE}  # the installer's\n/y b(ro)\n"),
+    (f"{P} \\\n  *(rw) \\\n  10.0.0.1(ro)\n# keep\n", f"{NODE_LINE} 10.0.0.1(ro)\n# keep\n"),  # others kept
+    (f"{P} *(rw)\n/mid h(rw)\n{P}/ 1.2.3.4(rw)\n", f"{NODE_LINE} 1.2.3.4(rw)\n/mid h(rw)\n"),  # merged
+    (f"# {P} *(rw)\n", f"# {P} *(rw)\n{NODE_LINE}\n"),  # a commented-out entry is left alone
+    (f"{P} *(rw)", f"{NODE_LINE}"),  # the file's (missing) final newline is kept
+    (f"/x a(rw)\r\n{P} *(rw)\r\n", f"/x a(rw)\r\n{NODE_LINE}\n"),
+    (f"{GOOD}\n", f"{NODE_LINE}\n"),  # the pod network goes: never a target, it gives every pod root access
+    (f"{P} {NODE}(ro) backup.example.com(ro)\n", f"{NODE_LINE} backup.example.com(ro)\n"),
+    (f"{P} -async 10.0.0.0/8(ro)\n", f"{P} -async {NODE}({OPTS}) 10.0.0.0/8(ro)\n"),
 ])
 def test_rewrite_exports(old, new):
-    assert rewrite_exports(old, P, POD) == new
+    assert rewrite_exports(old, P, ADDR, POD) == new
 
 
 def test_rewrite_is_idempotent_and_passes():
-    once = rewrite_exports(f"{HEADER}{P} *(rw)\n", P, POD)
-    assert rewrite_exports(once, P, POD) == once
+    once = rewrite_exports(f"{HEADER}{P} *(rw)\n", P, ADDR, POD)
+    assert rewrite_exports(once, P, ADDR, POD) == once
     assert judge(once).status is Status.OK
+    for old in (f"{GOOD}\n", f"{P} -async 10.0.0.0/8(ro)\n", f"{P} {NODE}(ro) *(rw)\n"):
+        assert judge(rewrite_exports(old, P, ADDR, POD)).status is Status.OK, old
 
 
 def test_desired_line_quotes_spaces():
-    assert desired_line("/data/my share", POD) == f'"/data/my share" {POD}(rw,sync,no_subtree_check,no_root_squash)'
-    (entry,) = parse_exports(desired_line("/data/my share", POD))
-    assert entry.path == "/data/my share"
+    assert desired_line("/data/my share", ADDR) == f'"/data/my share" {NODE}({OPTS})'
+    (entry,) = parse_exports(desired_line("/data/my share", ("10.0.0.10", "10.0.0.11")))
+    assert entry.path == "/data/my share" and [c.host for c in entry.clients] == ["10.0.0.10", "10.0.0.11"]

@@ -27,11 +27,12 @@ def make(tmp_path: Path, exports: str | None, active: str = "", exportfs: str = 
     return Context(settings, runner=runner), runner, exports_file, data
 
 
-GOOD = "{d} 10.42.0.0/16(rw,sync,no_subtree_check,no_root_squash)\n"
+# No kubeconfig here: the node list cannot be read, so the export must cover the server's address.
+GOOD = "{d} 127.0.0.1(rw,sync,no_subtree_check,no_root_squash)\n"
 
 
 def test_nothing_to_do_when_file_right_and_export_active(tmp_path):
-    ctx, runner, _, data = make(tmp_path, "# hdr\n" + GOOD, active=f"{tmp_path}/data\n\t\t{POD}(rw,sync)\n")
+    ctx, runner, _, data = make(tmp_path, "# hdr\n" + GOOD, active=f"{tmp_path}/data\n\t\t127.0.0.1(rw,sync)\n")
     plan = plan_export(ctx)
     assert plan.empty and not plan.blockers and "active" in plan.nothing_to_do
 
@@ -44,14 +45,17 @@ def test_reexport_only_when_inactive(tmp_path):
     assert runner.commands[-1] == ("/bin/true", "-ra") and runner.writes == []
 
 
-@pytest.mark.parametrize("exports", [None, "", "{d} *(rw,sync,no_root_squash)\n", "{d} 10.42.0.0/16(ro)\n"])
+@pytest.mark.parametrize("exports", [None, "", "{d} *(rw,sync,no_root_squash)\n", "{d} 10.42.0.0/16(ro)\n",
+                                     "{d} 10.42.0.0/16(rw,sync,no_subtree_check,no_root_squash)\n"])
 def test_rewrite_then_reexport(tmp_path, exports):
     ctx, runner, exports_file, data = make(tmp_path, exports)
     plan = plan_export(ctx)
     assert len(plan.changes) == 2 and not plan.blockers
     for change in plan.changes:
         change.apply()
-    assert runner.files[str(exports_file)].endswith(f"{data} {POD}(rw,sync,no_subtree_check,no_root_squash)\n")
+    assert runner.files[str(exports_file)].endswith(f"{data} 127.0.0.1(rw,sync,no_subtree_check,no_root_squash)\n")
+    assert POD not in runner.files[str(exports_file)]
+    assert any("node list cannot be read" in n for n in plan.notes)
     assert runner.writes == [(str(exports_file), 0o644)]
     assert runner.commands[-1] == ("/bin/true", "-ra")
 
