@@ -175,6 +175,9 @@ class Handler(BaseHTTPRequestHandler):
     server_version = f"sbops-exporter/{__version__}"
     protocol_version = "HTTP/1.1"  # keep-alive: Prometheus reuses its connection (and TLS session)
     default_request_version = "HTTP/1.1"  # no HTTP/0.9: the answer to a malformed line has a status line too
+    # headers and body are two writes: with Nagle's algorithm the body waited for the client's delayed ACK,
+    # 40 ms per answer on a kept-alive connection
+    disable_nagle_algorithm = True
     timeout = CONNECTION_TIMEOUT
 
     def __init__(self, request: Any, client_address: Any, server: ExporterServer, active: Active) -> None:

@@ -47,6 +47,8 @@ ALLOWED_HEADERS = ("Strict-Transport-Security", "X-Content-Type-Options", "X-Fra
 # `$2a$`, `$2b$`, `$2y$` (htpasswd), cost and 53 characters of salt and hash; fullmatch, so nothing may follow
 # (`$` alone would let a trailing newline through, and such a hash never matches any password).
 BCRYPT_HASH = re.compile(r"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}")
+# a bcrypt hash after its cost, or a run as long as a hash's last 31 characters: never quoted in a message
+HASH_LIKE = re.compile(r"(\$2[a-z]?\$\d*\$?)[./A-Za-z0-9]{8,}|()[./A-Za-z0-9]{30,}")
 BCRYPT_COSTS = range(4, 32)  # what bcrypt (Go's and Python's) accepts
 MAX_FILE_BYTES = 1 << 20  # a web-config file is a few hundred bytes; refuse to read a huge one into memory
 MAX_DEPTH = 16  # the deepest a valid file nests is 4; PyYAML's composer recurses, so bound it before composing
@@ -82,14 +84,19 @@ def _where(path: Path, node: Any) -> str:
 
 def shown(text: Any, limit: int = 80) -> str:
     """Text from a file or a client, safe in a one-line message or a journal line: printable ASCII kept,
-    everything else (newlines, terminal escapes, non-ASCII) as a backslash escape, cut at `limit`."""
+    everything else (newlines, terminal escapes, non-ASCII) as a backslash escape, cut at `limit`, and
+    anything shaped like a bcrypt hash cut after its cost (a mis-indented hash can land where a key belongs,
+    and a web-config error must not put a hash in the journal)."""
+    text = HASH_LIKE.sub(r"\1...", str(text))
     out = []
-    for char in str(text)[:limit]:
-        if " " <= char <= "~" and char != "\\":
+    for char in text[:limit]:
+        if char == "\\":
+            out.append("\\\\")
+        elif " " <= char <= "~":
             out.append(char)
         else:
-            out.append(char.encode("unicode_escape").decode("ascii") if char != "\\" else "\\\\")
-    return "".join(out) + ("..." if len(str(text)) > limit else "")
+            out.append(char.encode("unicode_escape").decode("ascii"))
+    return "".join(out) + ("..." if len(text) > limit else "")
 
 
 def decode(path: Path, data: bytes) -> str:
@@ -319,13 +326,13 @@ def server_context(tls: TlsConfig) -> ssl.SSLContext:
     for name in ("cert_file", "key_file", "client_ca_file"):
         file = getattr(tls, name)
         if file is not None and not Path(file).is_file():
-            raise UsageError(f"{file}: {name} not found (tls_server_config)")
+            raise UsageError(f"{shown(file, 300)}: {name} not found (tls_server_config)")
     try:
         # an encrypted key: fail, rather than let OpenSSL prompt on a terminal the service does not have
         context.load_cert_chain(str(tls.cert_file), str(tls.key_file), password=_no_password)
     except (ssl.SSLError, OSError, ValueError) as exc:
-        raise UsageError(f"{tls.cert_file}: cannot use cert_file with key_file {tls.key_file}: "
-                         f"{getattr(exc, 'reason', None) or exc}") from None
+        raise UsageError(f"{shown(tls.cert_file, 300)}: cannot use cert_file with key_file {shown(tls.key_file, 300)}: "
+                         f"{shown(getattr(exc, 'reason', None) or exc, 200)}") from None
     context.verify_mode = CLIENT_AUTH[tls.client_auth_type]
     if tls.client_ca_file is None and context.verify_mode != ssl.CERT_NONE:
         context.load_default_certs(ssl.Purpose.CLIENT_AUTH)  # as Go does without ClientCAs: the system's roots
@@ -333,7 +340,8 @@ def server_context(tls: TlsConfig) -> ssl.SSLContext:
         try:
             context.load_verify_locations(cafile=str(tls.client_ca_file))
         except (ssl.SSLError, OSError) as exc:
-            raise UsageError(f"{tls.client_ca_file}: cannot use client_ca_file: {getattr(exc, 'reason', None) or exc}") from None
+            raise UsageError(f"{shown(tls.client_ca_file, 300)}: cannot use client_ca_file: "
+                             f"{shown(getattr(exc, 'reason', None) or exc, 200)}") from None
     return context
 
 
