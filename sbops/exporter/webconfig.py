@@ -263,10 +263,26 @@ def _users(path: Path, node: Any) -> dict[str, str]:
         if int(match.group(1)) not in BCRYPT_COSTS:
             raise UsageError(f"{where}: bcrypt cost {match.group(1)} is outside "
                              f"{BCRYPT_COSTS.start}-{BCRYPT_COSTS.stop - 1}")
+        if not _checkable(hashed):
+            raise UsageError(f"{where}: the bcrypt hash is damaged (bcrypt cannot read its salt); make a new one "
+                             "(htpasswd -nBC 12 '' | tr -d ':\\n')")
         if user in users:
             raise UsageError(f"{_where(path, key_node)}: user '{shown(user)}' listed twice")
         users[user] = hashed
     return users
+
+
+def _checkable(hashed: str) -> bool:
+    """Whether bcrypt can check a password against the hash at all (not the case when, say, the salt's last
+    character has bits set that 16 bytes cannot hold): tried at cost 4, so it takes a millisecond whatever
+    the hash's own cost."""
+    import bcrypt
+
+    try:
+        bcrypt.checkpw(b"", (hashed[:4] + "04" + hashed[6:]).encode())
+    except ValueError:
+        return False
+    return True
 
 
 def _http(path: Path, node: Any) -> dict[str, str]:
@@ -311,7 +327,10 @@ def read(path: Path) -> bytes:
 def load(path: Path) -> WebConfig:
     config = parse(path, read(path))
     if config.tls is not None:
-        server_context(config.tls)  # fail now, naming the file, rather than at the first connection
+        try:
+            server_context(config.tls)  # fail now, naming the files, rather than at the first connection
+        except UsageError as exc:
+            raise UsageError(f"{path}: tls_server_config: {exc}") from None
     return config
 
 
