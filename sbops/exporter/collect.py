@@ -96,6 +96,10 @@ class CredentialsSource:
                 except UsageError as exc:
                     self._stamp = stamp  # report once per change, keep the last good copy
                     self._on_error(str(exc))
+                except Exception as exc:  # noqa: BLE001 - a bug in parsing it: still keep serving the last copy
+                    self._stamp = stamp
+                    self._on_error(f"{path}: cannot use credentials file: unexpected {type(exc).__name__} "
+                                   "(please report this bug of sbops)")
             return self.credentials, self.path
 
 

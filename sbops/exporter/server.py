@@ -3,8 +3,10 @@
 Every request gets its own CollectorRegistry holding the checks' collector (bound to that request's layers and
 deadline) and, on /metrics, the exporter's own collectors: there is no module-level metric updated per
 scrape. TLS and basic auth come from the web-config file (webconfig.py). Connections are accepted in one
-thread and served each in its own; a TLS handshake happens in the connection's thread, with a socket timeout,
-so a silent client cannot hold up the others.
+thread, which does nothing else (a listen backlog of LISTEN_BACKLOG absorbs bursts), and served each in its
+own: there the web-config is re-read if it changed, and the TLS handshake happens, with a socket timeout, so
+neither a silent client nor a broken file can hold up or stop the others. Lines a client causes in the log
+(refusals, malformed requests) are escaped and rate-limited.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import html
 import signal
 import socket
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterable
@@ -28,11 +31,44 @@ from sbops import __version__
 from sbops.errors import UsageError
 from sbops.exporter.collect import Scraper, scrape_deadline
 from sbops.exporter.metrics import check_families, exporter_families
-from sbops.exporter.webconfig import REALM, Watched, san_allowed
+from sbops.exporter.webconfig import REALM, Active, Watched, san_allowed, shown
 from sbops.registry import LAYERS
 
 TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
 CONNECTION_TIMEOUT = 30.0  # seconds a connection may sit idle (or mid-handshake) before it is dropped
+# Connections the kernel queues before the accept loop takes them (capped by net.core.somaxconn). With
+# socketserver's default of 5, 50 concurrent scrapes already waited for SYN retransmits (1 s, 3 s, 7 s, ...).
+LISTEN_BACKLOG = 1024
+CLIENT_LOG_LINES = 20  # lines caused by clients (refusals, malformed requests) logged per CLIENT_LOG_WINDOW
+CLIENT_LOG_WINDOW = 60.0
+
+
+class LogBudget:
+    """At most `lines` log lines per `window` seconds; counts what it holds back, to say so in the next line.
+    Any client can cause a 401 or a malformed request, and must not be able to flood the journal with them."""
+
+    def __init__(self, lines: int = CLIENT_LOG_LINES, window: float = CLIENT_LOG_WINDOW,
+                 clock: Any = time.monotonic) -> None:
+        self.lines = lines
+        self.window = window
+        self.clock = clock
+        self._started = float("-inf")
+        self._used = 0
+        self.suppressed = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> int | None:
+        """None: stay silent. Otherwise log, noting the returned number of lines held back since the last one."""
+        with self._lock:
+            now = self.clock()
+            if now - self._started >= self.window:
+                self._started, self._used = now, 0
+            if self._used >= self.lines:
+                self.suppressed += 1
+                return None
+            self._used += 1
+            held, self.suppressed = self.suppressed, 0
+            return held
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -76,6 +112,7 @@ class ExporterServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, address: tuple[str, int], scraper: Scraper, web: Watched, settings: Any) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
@@ -83,6 +120,7 @@ class ExporterServer(ThreadingHTTPServer):
         self.web = web
         self.timeout_cap = float(settings["exporter.timeout"])
         self.timeout_offset = float(settings["exporter.timeout_offset"])
+        self.client_log = LogBudget()
         # The exporter's own metrics live in a registry of their own, added to /metrics' per-request one.
         self.own = CollectorRegistry(auto_describe=False)
         self.own.register(ExporterCollector(scraper))
@@ -95,27 +133,56 @@ class ExporterServer(ThreadingHTTPServer):
     def scheme(self) -> str:
         return "https" if self.web.context is not None else "http"
 
-    def get_request(self) -> tuple[Any, Any]:
-        sock, addr = self.socket.accept()
-        self.web.refresh()
-        context = self.web.context
-        if context is not None:  # the handshake happens on first read, in the connection's own thread
-            sock = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return sock, addr
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """In the connection's own thread: the web-config in force (re-read if it changed), the TLS handshake
+        (on first read), then the requests. The accept loop only accepts."""
+        active = self.web.refresh()
+        if active.context is None:
+            Handler(request, client_address, self, active)
+            return
+        wrapped = active.context.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+        try:
+            Handler(wrapped, client_address, self, active)
+        finally:
+            self.shutdown_request(wrapped)  # `request` is detached now: socketserver's own close is a no-op
+
+    def shutdown_request(self, request: Any) -> None:
+        """Close after a lingering read, as Apache does: a client still sending (an over-long request line) would
+        otherwise get a TCP reset that can destroy the answer it has not read yet."""
+        try:
+            request.shutdown(socket.SHUT_WR)
+            drain(request)
+        except (OSError, ValueError):
+            pass
+        self.close_request(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """One line (TLS handshake failures, clients that hang up), never a traceback per connection."""
         exc = sys.exc_info()[1]
         if isinstance(exc, (ConnectionError, TimeoutError, socket.timeout)):
             return
-        log(f"connection from {client_address[0]}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        self.client_line(f"connection from {client_address[0]}: {type(exc).__name__}: {shown(exc, 200)}")
+
+    def client_line(self, message: str) -> None:
+        """A log line a client caused: within the budget, else counted and said in the next one."""
+        held = self.client_log.take()
+        if held is not None:
+            log(message + (f" ({held} similar lines suppressed)" if held else ""))
 
 
 class Handler(BaseHTTPRequestHandler):
     server: ExporterServer
     server_version = f"sbops-exporter/{__version__}"
     protocol_version = "HTTP/1.1"  # keep-alive: Prometheus reuses its connection (and TLS session)
+    default_request_version = "HTTP/1.1"  # no HTTP/0.9: the answer to a malformed line has a status line too
+    # headers and body are two writes: with Nagle's algorithm the body waited for the client's delayed ACK,
+    # 40 ms per answer on a kept-alive connection
+    disable_nagle_algorithm = True
     timeout = CONNECTION_TIMEOUT
+
+    def __init__(self, request: Any, client_address: Any, server: ExporterServer, active: Active) -> None:
+        self.active = active  # one web-config for the whole connection, even if the file changes meanwhile
+        super().__init__(request, client_address, server)
 
     def version_string(self) -> str:
         return self.server_version  # not the Python version: nothing a client needs
@@ -134,14 +201,14 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        for name, value in {**self.server.web.config.headers, **(headers or {})}.items():
+        for name, value in {**self.active.config.headers, **(headers or {})}.items():
             self.send_header(name, value)
         self.end_headers()
         if send_body:
             self.wfile.write(body)
 
     def _serve(self, send_body: bool) -> None:
-        web = self.server.web
+        web = self.active
         tls = web.config.tls
         if tls is not None and tls.client_allowed_sans:
             peer = self.connection.getpeercert() if hasattr(self.connection, "getpeercert") else None
@@ -149,7 +216,10 @@ class Handler(BaseHTTPRequestHandler):
                 return self._refuse(403, "client certificate not allowed (client_allowed_sans)", send_body)
         if not web.auth.allows(self.headers.get("Authorization")):
             return self._refuse(401, "Unauthorized", send_body, {"WWW-Authenticate": f'Basic realm="{REALM}"'})
-        url = urlsplit(self.path)
+        try:
+            url = urlsplit(self.path)
+        except ValueError:  # "//[x": urlsplit takes it for an IPv6 authority and refuses it
+            return self._refuse(400, "malformed path", send_body)
         if url.path == "/metrics":
             return self._metrics(list(LAYERS), own=True, send_body=send_body)
         if url.path == "/probe":
@@ -186,12 +256,46 @@ class Handler(BaseHTTPRequestHandler):
         self._reply(200, body, content_type, send_body, headers)
 
     def log_request(self, code: Any = "-", size: Any = "-") -> None:
-        """Only refusals and errors: a log line per scrape would flood the journal."""
-        if isinstance(code, int) and code >= 400 or str(code).isdigit() and int(str(code)) >= 400:
-            log(f"{self.client_address[0]} {self.command} {urlsplit(self.path).path} -> {code}")
+        """Only refusals and errors (a line per scrape would flood the journal), escaped and rate-limited.
+        Also called for requests too long or malformed to have a command or a path."""
+        if not (isinstance(code, int) and code >= 400 or str(code).isdigit() and int(str(code)) >= 400):
+            return
+        path, command, raw = getattr(self, "path", None), getattr(self, "command", None), getattr(self, "raw_requestline", b"")
+        if command and path is not None:
+            what = f"{shown(command, 16)} {shown(path.split('?', 1)[0], 200)}"
+        elif len(raw) > 65536:
+            what = f"request line over 64 KiB: {shown(raw[:40].decode('latin-1'), 40)}"
+        else:
+            what = f"malformed request line {shown(getattr(self, 'requestline', ''), 120)!s}"
+        self.server.client_line(f"{self.client_address[0]} {what} -> {int(code)}")
+
+    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+        if format.startswith("code %d"):
+            return  # send_error's own line: log_request writes the one line for it
+        self.log_message(format, *args)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
-        log(f"{self.client_address[0]}: " + (format % args))
+        self.server.client_line(f"{self.client_address[0]}: {shown(format % args, 200)}")
+
+
+LINGER_SECONDS = 1.0
+LINGER_BYTES = 1 << 20
+
+
+def drain(sock: Any) -> None:
+    """Read and discard what the client still sends, until it closes, for at most LINGER_SECONDS or
+    LINGER_BYTES (a client that hung up already costs one read)."""
+    end = time.monotonic() + LINGER_SECONDS
+    left = LINGER_BYTES
+    while left > 0:
+        remaining = end - time.monotonic()
+        if remaining <= 0:
+            return
+        sock.settimeout(remaining)
+        chunk = sock.recv(min(65536, left))
+        if not chunk:
+            return
+        left -= len(chunk)
 
 
 def index_page() -> str:

@@ -1,0 +1,33 @@
+"""The exporter server's pure parts: the budget of log lines clients can cause."""
+
+from __future__ import annotations
+
+import pytest
+
+from sbops.exporter.server import LogBudget
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("events, expected", [
+    # (seconds to advance before the line) -> what take() answers: None = silent, n = log, n held back before
+    ([0, 0, 0], [0, 0, 0]),
+    ([0, 0, 0, 0, 0], [0, 0, 0, None, None]),
+    ([0, 0, 0, 0, 0, 60], [0, 0, 0, None, None, 2]),
+    ([0, 0, 0, 0, 59.9, 0.1, 0], [0, 0, 0, None, None, 2, 0]),
+    ([0, 30, 30, 0, 0], [0, 0, 0, 0, 0]),
+])
+def test_log_budget(events, expected):
+    clock = Clock()
+    budget = LogBudget(lines=3, window=60.0, clock=clock)
+    answers = []
+    for advance in events:
+        clock.now += advance
+        answers.append(budget.take())
+    assert answers == expected
