@@ -276,7 +276,8 @@ def by_type(key: str, value: Any) -> str:
 
 def problem(key: str, value: Any) -> str:
     """'' when `value` (already of the setting's type) is acceptable for `key`, else what is wrong."""
-    found = by_type(key, value)
-    if found or key not in RULES:
-        return found
+    if key not in RULES or isinstance(value, str):
+        found = by_type(key, value)
+        if found or key not in RULES:
+            return found
     return RULES[key](value)

@@ -39,7 +39,8 @@ def load_settings(options: Options) -> Any:
     from sbops.settings import Settings
 
     return Settings.load(options.config or None, flags={"domain": options.domain or None,
-                                                        "kubeconfig": options.kubeconfig or None})
+                                                        "kubeconfig": options.kubeconfig or None,
+                                                        "timeout": options.timeout or None})
 
 
 def resolve_options(given: dict[str, Any], resume: bool) -> tuple[Options, Any, Any]:
