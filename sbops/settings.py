@@ -217,6 +217,7 @@ def _yaml_tree(path: Path, text: str) -> Any:
 # "0123", not the octal 83; `admin_user: yes` is "yes"). Other tags (!!binary, !!set, !custom) are refused.
 _PLAIN_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "timestamp"))
 _NULL_TAG = "tag:yaml.org,2002:null"
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
 def _scalar(key: str, node: Any, where: str) -> Any:
@@ -227,17 +228,18 @@ def _scalar(key: str, node: Any, where: str) -> Any:
     if not isinstance(node, yaml.ScalarNode):
         raise UsageError(f"{where}: {key} must be a single value, not a YAML "
                          f"{'mapping' if isinstance(node, yaml.MappingNode) else 'list'}")
+    implicit = _STR_TAG if node.style else yaml.SafeLoader("").resolve(yaml.ScalarNode, node.value, (True, False))
+    if isinstance(DEFAULTS[key][0], str):
+        if node.tag not in (implicit, _STR_TAG):  # `!!binary ...`, `!!int abc`, `!custom`: not a plain string
+            raise UsageError(f"{where}: {key} must be a plain string (YAML tag {node.tag} is not allowed)")
+        return None if node.tag == _NULL_TAG else node.value
     if node.tag == _NULL_TAG:
         return None
-    if isinstance(DEFAULTS[key][0], str):
-        if node.tag not in _PLAIN_TAGS:
-            raise UsageError(f"{where}: {key} must be a plain string (YAML tag {node.tag} is not allowed)")
-        return node.value
     if node.tag not in _PLAIN_TAGS:
         raise UsageError(f"{where}: {key}: YAML tag {node.tag} is not allowed")
     try:
         return yaml.SafeLoader("").construct_object(node, deep=True)
-    except (yaml.YAMLError, ValueError, TypeError, OverflowError, ArithmeticError):
+    except Exception:  # noqa: BLE001 - PyYAML's constructors raise IndexError, ValueError... on odd scalars
         raise UsageError(f"{where}: {key} must be a{'n' if type(DEFAULTS[key][0]) is int else ''} "
                          f"{type(DEFAULTS[key][0]).__name__}, {_describe(key, node.value)}") from None
 
