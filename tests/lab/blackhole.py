@@ -2,8 +2,8 @@
 
 - `Silent`: a listening socket whose connections are accepted and held, never answered (the TLS handshake
   hangs until the client's read timeout).
-- `NeverAccepts`: a listening socket whose accept queue is full and never drained, so the kernel drops new
-  SYNs (the client's connect times out).
+- `NeverAccepts`: tests.lab.common.Blackhole, a listening socket whose accept queue is full and never drained,
+  so the kernel drops new SYNs (the client's connect times out).
 
 Both listen on 127.0.0.1 only and stop by themselves when closed (use as context managers).
 `kubeconfig(path, port)` writes a kubeconfig naming https://127.0.0.1:PORT with a token.
@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tests.lab.common import Blackhole
 
 
 class Silent:
@@ -56,32 +58,8 @@ class Silent:
         self.close()
 
 
-class NeverAccepts:
-    """listen(0) with the accept queue filled by our own connections: further SYNs go unanswered."""
-
-    def __init__(self, fill_timeout: float = 0.3) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(0)
-        self.port = self.sock.getsockname()[1]
-        self.fillers: list[socket.socket] = []
-        for _ in range(16):  # Linux queues backlog+1 connections; stop at the first that does not complete
-            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            filler.settimeout(fill_timeout)
-            try:
-                filler.connect(("127.0.0.1", self.port))
-            except OSError:
-                filler.close()
-                break
-            self.fillers.append(filler)
-        else:
-            self.close()
-            raise RuntimeError("NeverAccepts: the accept queue never filled up")
-
-    def close(self) -> None:
-        for filler in self.fillers:
-            filler.close()
-        self.sock.close()
+class NeverAccepts(Blackhole):
+    """tests.lab.common.Blackhole (a full accept queue: further SYNs go unanswered) as a context manager."""
 
     def __enter__(self) -> "NeverAccepts":
         return self
