@@ -84,12 +84,11 @@ def env(kube: Any, tmp_path: Path) -> Any:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_doctor_and_fix_with_a_refused_certificate_in_the_secret(env, kube, kind, tmp_path):
+def test_doctor_and_fix_with_a_refused_certificate_in_the_secret(env, core, kind, tmp_path):
     from tests.lab import kube as lab
     from tests.lab.env import status
 
     cert, key = refused(kind, lab.DOMAIN)
-    core = kube.api()
     try:
         core.delete_namespaced_secret(lab.TLS_SECRET, lab.ISTIO_NAMESPACE)
     except Exception as exc:  # noqa: BLE001
