@@ -179,3 +179,16 @@ def test_the_cli_refuses_a_broken_kubeconfig_with_one_line(files, command):
     assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "missing-ca.crt" in lines[0] and lines[0].startswith(f"sbops: error: {path}:"), proc.stderr
+
+
+def test_a_non_utf8_ecr_token_file_is_a_blocker_not_a_crash(kube, tmp_path):
+    """Against the real API server (the plan reads the pull secret before the token)."""
+    from tests.lab.env import LabEnv
+
+    token = tmp_path / "token"
+    token.write_bytes(b"eyJwYXlsb2FkIjoi\xff\xfe")
+    env = LabEnv(tmp_path / "env").set("kubeconfig", str(kube.kubeconfig))
+    proc = env.sbops("fix", "ecr-refresh", "--dry-run", "--output", "json", "--token-file", str(token))
+    assert proc.returncode == 3, (proc.returncode, proc.stdout[-1500:], proc.stderr[-1500:])
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+    assert "not UTF-8" in proc.stdout, proc.stdout
