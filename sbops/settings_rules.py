@@ -148,6 +148,8 @@ def listen(value: str) -> str:
         return ip_address(host[1:-1]) and "must be HOST:PORT with an IPv6 address in brackets, e.g. [::1]:29100"
     if not host:
         return ""
+    if ":" in host:
+        return "must be HOST:PORT with an IPv6 address in brackets, e.g. [::1]:29100"
     return "" if not ip_address(host) or not hostname(host) else "must be HOST:PORT (e.g. 127.0.0.1:29100)"
 
 
