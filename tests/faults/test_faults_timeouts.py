@@ -60,6 +60,9 @@ COMMANDS = [
     ("fix istio-nodeports --dry-run", ["fix", "istio-nodeports", "--dry-run", "--output", "json"], (3,)),
     ("fix helm-rollback --dry-run", ["fix", "helm-rollback", "--dry-run", "--output", "json"], (3,)),
     ("uninstall --dry-run", ["uninstall", "--dry-run", "--output", "json"], (3,)),
+    # two steps probed one after the other, each within --timeout (run as root, as the installer must be)
+    ("install --plan (2 kube steps)", ["install", "--plan", "--only", "namespace", "--only", "tls-secret", "--domain",
+                                       "portal.example.com", "--force-os", "--output", "json"], (3,)),
 ]
 
 
@@ -113,7 +116,11 @@ def test_commands_report_a_hung_api_server_as_a_timeout(hung, name, argv, codes)
         reasons = {c["id"]: c["reason"] for c in document["checks"]}
         assert set(reasons.values()) <= {"timeout", "blocked", "missing", "not_applicable", "refused"}, reasons
         assert "timeout" in reasons.values(), reasons
-    elif name != "fix istio-gateway --dry-run" or timeouts_in(document):
+    elif argv[0] == "install":
+        blocked = [step for step in document["steps"] if step["status"] == "blocked"]
+        assert [step["name"] for step in blocked] == ["namespace", "tls-secret"], document["steps"]
+        assert all("did not answer in time" in step["error"] for step in blocked), blocked
+    else:
         assert timeouts_in(document), document
     assert took < BOUND, f"{name} took {took:.1f}s with --timeout {TIMEOUT:g} (urllib3 retries?)"
 
@@ -157,3 +164,19 @@ def test_the_exporter_probe_of_kubernetes_layers_reports_timeout(hung):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_install_takes_timeout_from_its_flag_and_keeps_it_for_resume(tmp_path):
+    """`sbops install --timeout` (the README promises it for every command) reaches the settings, and is
+    saved with the run's options so that --resume keeps it."""
+    from sbops.install.command import load_settings
+    from sbops.install.run import Options
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("timeout: 7\n")
+    options = Options.from_state({}, {"timeout": 1.5, "config": str(cfg)})
+    settings = load_settings(options)
+    assert settings["timeout"] == 1.5 and settings.source("timeout") == "flag --timeout"
+    resumed = Options.from_state(options.as_state(), {})
+    assert load_settings(resumed)["timeout"] == 1.5
+    assert load_settings(Options.from_state({}, {"config": str(cfg)}))["timeout"] == 7.0
