@@ -52,7 +52,7 @@ def validate(path: Path) -> None:
     user exist, a server URL, and readable certificate, key and token files (relative to the file's folder)."""
     import yaml
 
-    from sbops.settings import _yaml_tree
+    from sbops.settings import yaml_tree
 
     try:
         raw = path.read_bytes()
@@ -64,7 +64,7 @@ def validate(path: Path) -> None:
         line = raw[:exc.start].count(b"\n") + 1
         raise UsageError(f"{path}:{line}: invalid kubeconfig: not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
     try:
-        node = _yaml_tree(path, text)
+        node = yaml_tree(path, text)
     except UsageError as exc:
         raise UsageError(str(exc).replace("invalid YAML", "invalid kubeconfig: not YAML", 1)) from None
     try:

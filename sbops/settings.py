@@ -186,7 +186,7 @@ def _convert(key: str, raw: Any, where: str) -> Any:
 MAX_DEPTH = 16  # settings nest two levels; deeper YAML is refused before it is composed
 
 
-def _yaml_tree(path: Path, text: str) -> Any:
+def yaml_tree(path: Path, text: str) -> Any:
     """The YAML node tree of `text`; errors (syntax, nesting, aliases) as one line naming file and line."""
     import yaml
 
@@ -257,7 +257,7 @@ def _read_config_file(path: Path) -> dict[str, tuple[Any, int]]:
     except UnicodeDecodeError as exc:
         line = data[:exc.start].count(b"\n") + 1
         raise UsageError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x})") from None
-    root = _yaml_tree(path, text)
+    root = yaml_tree(path, text)
     out: dict[str, tuple[Any, int]] = {}
     if root is None:
         return out

@@ -21,7 +21,7 @@ ACCEPTED = [
     ("runbook_url", "https://example.com/{id}.md"), ("runbook_url", "https://example.com/{{x}}/{id}"),
     ("runbook_url", "https://example.com/all.md"), ("app.url", ""), ("app.url", "https://10.0.0.5:31882"),
     ("timeout", 0.5), ("timeout", 3600.0), ("deadline", 30.0), ("mysql.port", 1), ("mysql.port", 65535),
-    ("nodeport_https", 31882), ("pods.restart_threshold", 0), ("install.mysql_flavour", "mariadb"),
+    ("nodeport_https", 31882), ("pods.restart_threshold", 0),
     ("kubeconfig", "relative/kube config"), ("mysql.admin_user", "root"), ("install.chart", "./chart.tgz"),
 ]
 REFUSED = [
@@ -42,7 +42,7 @@ REFUSED = [
     ("runbook_url", "https://x/{id}\nhttps://y"), ("app.url", "portal.example.com"), ("app.url", "https://a b"),
     ("timeout", 0.0), ("timeout", -1.0), ("timeout", float("nan")), ("timeout", float("inf")), ("timeout", 3601.0),
     ("deadline", float("inf")), ("exporter.timeout", float("nan")), ("mysql.port", 0), ("mysql.port", 65536),
-    ("nfs.port", -1), ("pods.restart_threshold", -1), ("install.mysql_flavour", "percona"),
+    ("nfs.port", -1), ("pods.restart_threshold", -1),
     ("mysql.admin_user", "root\x00"), ("kubeconfig", "/etc/k3s.yaml\n"), ("mysql.admin_password", "pw\ncontinued"),
     ("install.chart", "oci://x y"),
 ]
