@@ -114,6 +114,9 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
 
 SECRET_KEYS = frozenset({"mysql.admin_password", "mongodb.admin_password"})
 
+# Flags whose name is not the setting's (errors and `config show` name the flag the user typed).
+FLAG_NAMES = {"exporter.listen": "--listen", "exporter.web_config": "--web-config", "exporter.timeout": "--scrape-timeout"}
+
 
 def env_name(key: str) -> str:
     return "SBOPS_" + key.upper().replace(".", "_").replace("-", "_")
@@ -337,6 +340,6 @@ class Settings:
         for key, raw in (flags or {}).items():
             if raw is None:
                 continue
-            flag = "--" + key.replace(".", "-").replace("_", "-")
+            flag = FLAG_NAMES.get(key) or "--" + key.replace(".", "-").replace("_", "-")
             values[key] = Value(_convert(key, raw, flag), f"flag {flag}")
         return cls(values, path)
