@@ -73,7 +73,7 @@ def validate(path: Path) -> None:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
         raise UsageError(f"{path}{line}: invalid kubeconfig: {getattr(exc, 'problem', None) or 'bad value'}") from None
-    problem = kubeconfig_problem(data, path.resolve().parent)
+    problem = kubeconfig_problem(data, Path(os.path.abspath(path)).parent)  # as the loader: symlinks not resolved
     if problem:
         raise UsageError(f"{path}: invalid kubeconfig: {problem}")
 
