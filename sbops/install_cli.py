@@ -35,6 +35,7 @@ def install(
     config: Optional[str] = typer.Option(None, "--config", metavar="FILE", help="YAML settings (default: $SBOPS_CONFIG, /etc/sbops/config.yaml)"),
     credentials: Optional[str] = typer.Option(None, "--credentials", metavar="FILE", help="credentials file read and written (default: /root/stackbill-credentials.txt)"),
     kubeconfig: Optional[str] = typer.Option(None, "--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, /etc/rancher/k3s/k3s.yaml)"),
+    timeout: Optional[float] = typer.Option(None, "--timeout", metavar="SECONDS", help="seconds each probe's connection may take (default 5; setting timeout)"),
     list_steps: bool = typer.Option(False, "--list-steps", help="list the steps and exit"),
 ) -> None:
     """Install StackBill on this server, or bring an installation back to what it should be.
@@ -44,13 +45,18 @@ def install(
     Example: sbops install --domain portal.example.com --ssl-cert fullchain.pem --ssl-key privkey.pem --plan
     """
     from sbops.cli import _colour
+    from sbops.errors import UsageError
     from sbops.install import command
+
+    if timeout is not None and not timeout > 0:  # 0 would read as "not given"; nan is not > 0
+        raise UsageError(f"--timeout: must be a positive number of seconds, got {timeout:g}")
 
     if list_steps:
         typer.echo(command.list_steps(), nl=False)
         return
     flags = {"domain": domain, "ssl_cert": ssl_cert, "ssl_key": ssl_key, "artifacts_dir": artifacts_dir,
              "ecr_token_file": ecr_token_file, "config": config, "credentials": credentials, "kubeconfig": kubeconfig,
+             "timeout": timeout,
              "only": tuple(only) if only else None, "skip": tuple(skip) if skip else None,
              "skip_infra": skip_infra or None, "skip_db": skip_db or None, "force_os": force_os or None,
              "ecr_refresher": False if no_ecr_refresher else None, "exporter": False if no_exporter else None}

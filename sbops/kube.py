@@ -46,26 +46,179 @@ def find(explicit: str, env: Mapping[str, str] | None = None) -> Path | None:
 
 
 def validate(path: Path) -> None:
-    """Cheap structural check (YAML with clusters, users and contexts), so errors name the file at start-up."""
+    """Check at start-up what the kubernetes package's loader will need, so that a broken kubeconfig is one
+    line naming the file (exit 2) instead of every Kubernetes check crashing later: YAML that is a mapping,
+    clusters/contexts/users with unique string names, a current-context naming a context whose cluster and
+    user exist, a server URL, and readable certificate, key and token files (relative to the file's folder)."""
     import yaml
 
+    from sbops.settings import yaml_tree
+
     try:
-        data = yaml.safe_load(path.read_text())
+        raw = path.read_bytes()
     except OSError as exc:
         raise UsageError(f"{path}: cannot read kubeconfig: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise UsageError(f"{path}:{line}: invalid kubeconfig: not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
+    try:
+        node = yaml_tree(path, text)
+    except UsageError as exc:
+        raise UsageError(str(exc).replace("invalid YAML", "invalid kubeconfig: not YAML", 1)) from None
+    try:
+        data = None if node is None else yaml.SafeLoader("").construct_document(node)
+    except Exception as exc:  # noqa: BLE001 - PyYAML's constructors raise IndexError, ValueError... on odd scalars
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
-        raise UsageError(f"{path}{line}: invalid kubeconfig: not YAML") from None
+        raise UsageError(f"{path}{line}: invalid kubeconfig: {getattr(exc, 'problem', None) or 'bad value'}") from None
+    problem = kubeconfig_problem(data, Path(os.path.abspath(path)).parent)  # as the loader: symlinks not resolved
+    if problem:
+        raise UsageError(f"{path}: invalid kubeconfig: {problem}")
+
+
+def _named(data: Mapping[str, Any], key: str, inner: str) -> tuple[dict[str, dict[str, Any]], str]:
+    """{name: the entry's `inner` mapping} of a clusters/contexts/users list, or the problem."""
+    entries = data.get(key)
+    if not isinstance(entries, list) or not entries:
+        return {}, f"no {key}"
+    found: dict[str, dict[str, Any]] = {}
+    for index, entry in enumerate(entries):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not name:
+            return {}, f"{key}[{index}] has no name"
+        if name in found:
+            return {}, f"two {key} are named {name!r}"
+        body = entry.get(inner)
+        if not isinstance(body, dict):
+            return {}, f"{key} {name!r} has no {inner} mapping"
+        found[name] = body
+    return found, ""
+
+
+def _file_problem(owner: str, body: Mapping[str, Any], key: str, base: Path, *, text: bool = False) -> str:
+    """`key` (a path, relative to the kubeconfig's folder) or `key-data` (base64), as the loader takes them."""
+    import base64
+    import binascii
+
+    data_key = "token" if key == "tokenFile" else f"{key}-data"
+    if data_key in body:
+        value = body[data_key]
+        if not isinstance(value, str):
+            return f"{owner}: {data_key} must be a string"
+        if data_key == "token":
+            return "" if value.isprintable() else f"{owner}: token holds control characters"
+        try:  # strictly: the loader would silently drop what is not base64 and hand TLS an empty file
+            base64.b64decode("".join(value.split()).encode(), validate=True)
+        except (binascii.Error, ValueError, UnicodeError):
+            return f"{owner}: {data_key} is not base64"
+        return ""
+    if key not in body:
+        return ""
+    value = body[key]
+    if not isinstance(value, str) or not value or "\0" in value:
+        return f"{owner}: {key} must be a file name"
+    target = base / value
+    try:
+        content = target.read_bytes()
+    except OSError as exc:
+        return f"{owner}: {key} {target}: {exc.strerror or 'cannot read it'}"
+    if text:
+        try:
+            content.decode("utf-8")
+        except UnicodeDecodeError:
+            return f"{owner}: {key} {target}: not UTF-8 text"
+    return ""
+
+
+def kubeconfig_problem(data: Any, base: Path) -> str:
+    """'' when the kubernetes package can build a client from `data` (a parsed kubeconfig whose relative
+    paths start at `base`); else the first problem, one line. Checks the current context only, as the
+    loader uses only that one."""
+    from urllib.parse import urlsplit
+
     if not isinstance(data, dict):
-        raise UsageError(f"{path}: invalid kubeconfig: not a mapping")
-    for key in ("clusters", "contexts", "users"):
-        if not isinstance(data.get(key), list) or not data[key]:
-            raise UsageError(f"{path}: invalid kubeconfig: no {key}")
+        return "not a mapping"
+    tables = {}
+    for key, inner in (("clusters", "cluster"), ("contexts", "context"), ("users", "user")):
+        tables[key], problem = _named(data, key, inner)
+        if problem:
+            return problem
     current = data.get("current-context")
-    names = {c.get("name") for c in data["contexts"] if isinstance(c, dict)}
-    if current and current not in names:
-        raise UsageError(f"{path}: invalid kubeconfig: current-context {current!r} is not among its contexts")
+    if not isinstance(current, str) or not current:
+        return "no current-context"
+    if current not in tables["contexts"]:
+        return f"current-context {current!r} is not among its contexts"
+    context = tables["contexts"][current]
+    cluster_name, user_name = context.get("cluster"), context.get("user")
+    if not isinstance(cluster_name, str) or cluster_name not in tables["clusters"]:
+        return f"context {current!r} names cluster {cluster_name!r}, which is not among its clusters"
+    if user_name is not None and (not isinstance(user_name, str) or user_name not in tables["users"]):
+        return f"context {current!r} names user {user_name!r}, which is not among its users"
+    cluster = tables["clusters"][cluster_name]
+    owner = f"cluster {cluster_name!r}"
+    server = cluster.get("server")
+    try:
+        parts = urlsplit(server) if isinstance(server, str) else None
+        port_ok = parts is not None and (parts.port is None or parts.port > 0)
+    except ValueError:
+        parts, port_ok = None, False
+    if parts is None or parts.scheme not in ("https", "http") or not parts.hostname or not port_ok \
+            or not server.isprintable() or " " in server:
+        return f"{owner}: server must be an https:// URL, got {str(server)[:80]!r}"
+    for key, kind in (("insecure-skip-tls-verify", bool), ("tls-server-name", str), ("proxy-url", str)):
+        if key in cluster and not isinstance(cluster[key], kind):
+            return f"{owner}: {key} must be a {'boolean' if kind is bool else 'string'}"
+    problem = _file_problem(owner, cluster, "certificate-authority", base) if parts.scheme == "https" else ""
+    if problem:
+        return problem
+    if user_name is None:
+        return ""
+    user = tables["users"][user_name]
+    owner = f"user {user_name!r}"
+    if "auth-provider" in user:
+        return f"{owner}: auth-provider plugins are not supported: use a token, a token file or a client certificate"
+    for key, text in (("tokenFile", True), ("client-certificate", False), ("client-key", False)):
+        problem = _file_problem(owner, user, key, base, text=text)
+        if problem:
+            return problem
+    if "exec" in user:
+        plugin = user["exec"]
+        if not isinstance(plugin, dict) or not isinstance(plugin.get("command"), str) or not plugin["command"]:
+            return f"{owner}: exec must name a command"
+        args, env = plugin.get("args"), plugin.get("env")
+        if args is not None and not (isinstance(args, list) and all(isinstance(a, str) for a in args)):
+            return f"{owner}: exec args must be a list of strings"
+        if env is not None and not (isinstance(env, list) and all(
+                isinstance(e, dict) and isinstance(e.get("name"), str) and isinstance(e.get("value"), str) for e in env)):
+            return f"{owner}: exec env must be a list of name/value strings"
+        if not isinstance(plugin.get("apiVersion", ""), str):
+            return f"{owner}: exec apiVersion must be a string"
+    for key in ("username", "password"):
+        if key in user and not isinstance(user[key], str):
+            return f"{owner}: {key} must be a string"
+    return ""
+
+
+class BadKubeconfig(NoKubeconfig):
+    """The kubeconfig passed validation, yet the kubernetes package could not build a client from it."""
+
+
+def new_client(kubeconfig: Path) -> Any:
+    """An ApiClient for `kubeconfig` that never retries: urllib3's default Retry(3) would make each call
+    against a hung API server take four times --timeout. `retries` must be set on the Configuration before
+    the ApiClient exists: its connection pool is built from it once, in the constructor."""
+    from kubernetes import client, config
+
+    configuration = client.Configuration()
+    configuration.retries = 0
+    try:
+        config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
+    except Exception as exc:  # noqa: BLE001 - any loader failure is the kubeconfig's, reported per check
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise BadKubeconfig(f"{kubeconfig}: cannot load the kubeconfig: {text}") from None
+    return client.ApiClient(configuration=configuration)
 
 
 def api_client(ctx: "Context") -> Any:
@@ -75,11 +228,7 @@ def api_client(ctx: "Context") -> Any:
         if ctx.kubeconfig_path is None:
             raise NoKubeconfig(
                 f"no kubeconfig (looked at $KUBECONFIG, ~/.kube/config, {K3S_KUBECONFIG}; use --kubeconfig FILE)")
-        from kubernetes import config
-
-        client = config.new_client_from_config(config_file=str(ctx.kubeconfig_path))
-        client.configuration.retries = 0
-        return client
+        return new_client(ctx.kubeconfig_path)
 
     return ctx.shared("kube.client", make)
 

@@ -123,6 +123,9 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
 SECRET_KEYS = frozenset({"mysql.admin_password", "mongodb.admin_password",
                          "cloudstack.password", "cloudstack.api_key", "cloudstack.secret_key"})
 
+# Flags whose name is not the setting's (errors and `config show` name the flag the user typed).
+FLAG_NAMES = {"exporter.listen": "--listen", "exporter.web_config": "--web-config", "exporter.timeout": "--scrape-timeout"}
+
 
 def env_name(key: str) -> str:
     return "SBOPS_" + key.upper().replace(".", "_").replace("-", "_")
@@ -134,35 +137,123 @@ class Value:
     source: str  # "default", "<file>:<line>", "env SBOPS_X", "flag --x"
 
 
-def _convert(key: str, raw: Any, where: str) -> Any:
+def _describe(key: str, raw: Any) -> str:
+    """The offending value for an error line: never a secret's, and short."""
+    if key in SECRET_KEYS:
+        return "(value not shown: a secret)"
+    text = repr(raw)
+    return f"got {text[:80]}{'...' if len(text) > 80 else ''}"
+
+
+def _typed(key: str, raw: Any) -> Any:
+    """`raw` as the setting's type; ValueError/TypeError/OverflowError when it is not one."""
     default = DEFAULTS[key][0]
-    try:
-        if isinstance(default, bool):
-            if isinstance(raw, bool):
-                return raw
-            text = str(raw).strip().lower()
-            if text in ("1", "true", "yes", "on"):
-                return True
-            if text in ("0", "false", "no", "off"):
-                return False
+    if isinstance(default, bool):
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(raw)
+    if isinstance(default, int):
+        if isinstance(raw, bool) or raw is None:
             raise ValueError(raw)
-        if isinstance(default, int):
-            if isinstance(raw, bool):
+        if isinstance(raw, float):
+            if not raw.is_integer():  # int(.inf) raises OverflowError, int(2.5) would silently be 2
                 raise ValueError(raw)
             return int(raw)
-        if isinstance(default, float):
-            value = float(raw)
-            if value <= 0:
-                raise ValueError(raw)
-            return value
-    except (TypeError, ValueError):
-        kind = type(default).__name__
-        raise UsageError(f"{where}: {key} must be a{'n' if kind == 'int' else ''} {kind}, got {raw!r}") from None
+        return int(str(raw).strip()) if isinstance(raw, str) else int(raw)
+    if isinstance(default, float):
+        if isinstance(raw, bool) or raw is None:
+            raise ValueError(raw)
+        return float(raw)  # nan, inf and <= 0 are refused by the setting's rule, with its range
     if raw is None:
         return ""
-    if isinstance(raw, (dict, list)):
-        raise UsageError(f"{where}: {key} must be a single value")
+    if not isinstance(raw, (str, int, float)):
+        raise TypeError(raw)
     return str(raw)
+
+
+def _convert(key: str, raw: Any, where: str) -> Any:
+    """The setting's value from a file, the environment or a flag, checked against its type and its rule
+    (settings_rules): UsageError naming `where` and the key, never showing a secret."""
+    from sbops import settings_rules
+
+    default = DEFAULTS[key][0]
+    try:
+        value = _typed(key, raw)
+    except (TypeError, ValueError, OverflowError):
+        if isinstance(raw, (dict, list, tuple, set, bytes)) and isinstance(default, str):
+            raise UsageError(f"{where}: {key} must be a single value") from None
+        kind = {"str": "string"}.get(type(default).__name__, type(default).__name__)
+        raise UsageError(f"{where}: {key} must be a{'n' if kind == 'int' else ''} {kind}, {_describe(key, raw)}") from None
+    problem = settings_rules.problem(key, value)
+    if problem:
+        raise UsageError(f"{where}: {key} {problem}, {_describe(key, value)}")
+    return value
+
+
+MAX_DEPTH = 16  # settings nest two levels; deeper YAML is refused before it is composed
+
+
+def yaml_tree(path: Path, text: str) -> Any:
+    """The YAML node tree of `text`; errors (syntax, nesting, aliases) as one line naming file and line."""
+    import yaml
+
+    def fail(exc: Exception) -> UsageError:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+        return UsageError(f"{path}{line}: invalid YAML: {problem}")
+
+    try:
+        depth = 0
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise UsageError(f"{path}:{event.start_mark.line + 1}: invalid YAML: nested more than "
+                                     f"{MAX_DEPTH} levels deep")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise fail(exc) from None
+    except RecursionError:
+        raise UsageError(f"{path}: invalid YAML: nested too deeply") from None
+
+
+# Tags a plain YAML scalar resolves to: a string setting takes the text as written (`password: 0123` is
+# "0123", not the octal 83; `admin_user: yes` is "yes"). Other tags (!!binary, !!set, !custom) are refused.
+_PLAIN_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "timestamp"))
+_NULL_TAG = "tag:yaml.org,2002:null"
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+def _scalar(key: str, node: Any, where: str) -> Any:
+    """A value node as Python data for `key`: a string setting's text as written, other types through
+    PyYAML's safe constructor. Collections, aliases to them and unknown tags are usage errors."""
+    import yaml
+
+    if not isinstance(node, yaml.ScalarNode):
+        raise UsageError(f"{where}: {key} must be a single value, not a YAML "
+                         f"{'mapping' if isinstance(node, yaml.MappingNode) else 'list'}")
+    implicit = _STR_TAG if node.style else yaml.SafeLoader("").resolve(yaml.ScalarNode, node.value, (True, False))
+    if isinstance(DEFAULTS[key][0], str):
+        if node.tag not in (implicit, _STR_TAG):  # `!!binary ...`, `!!int abc`, `!custom`: not a plain string
+            raise UsageError(f"{where}: {key} must be a plain string (YAML tag {node.tag} is not allowed)")
+        return None if node.tag == _NULL_TAG else node.value
+    if node.tag == _NULL_TAG:
+        return None
+    if node.tag not in _PLAIN_TAGS:
+        raise UsageError(f"{where}: {key}: YAML tag {node.tag} is not allowed")
+    try:
+        return yaml.SafeLoader("").construct_object(node, deep=True)
+    except Exception:  # noqa: BLE001 - PyYAML's constructors raise IndexError, ValueError... on odd scalars
+        raise UsageError(f"{where}: {key} must be a{'n' if type(DEFAULTS[key][0]) is int else ''} "
+                         f"{type(DEFAULTS[key][0]).__name__}, {_describe(key, node.value)}") from None
 
 
 def _read_config_file(path: Path) -> dict[str, tuple[Any, int]]:
@@ -170,33 +261,34 @@ def _read_config_file(path: Path) -> dict[str, tuple[Any, int]]:
     import yaml
 
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise UsageError(f"{path}: cannot read config file: {exc.strerror or exc}") from None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UsageError(f"{path}{line}: invalid YAML: {problem}") from None
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise UsageError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x})") from None
+    root = yaml_tree(path, text)
     out: dict[str, tuple[Any, int]] = {}
     if root is None:
         return out
     if not isinstance(root, yaml.MappingNode):
         raise UsageError(f"{path}:{root.start_mark.line + 1}: config must be a mapping of settings")
+    prefixes = {k.rsplit(".", i)[0] + "." for k in DEFAULTS for i in range(1, k.count(".") + 1)}
 
     def walk(node: Any, prefix: str) -> None:
         for key_node, value_node in node.value:
-            key = f"{prefix}{key_node.value}"
             line = key_node.start_mark.line + 1
-            if isinstance(value_node, yaml.MappingNode) and key not in DEFAULTS:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _PLAIN_TAGS:
+                raise UsageError(f"{path}:{line}: a setting's name must be a plain word")
+            key = f"{prefix}{key_node.value}"
+            if key not in DEFAULTS and isinstance(value_node, yaml.MappingNode) and key + "." in prefixes:
                 walk(value_node, key + ".")
                 continue
             if key not in DEFAULTS:
                 raise UsageError(f"{path}:{line}: unknown setting '{key}'")
-            value = yaml.safe_load(yaml.serialize(value_node))
-            out[key] = (value, line)
+            out[key] = (_scalar(key, value_node, f"{path}:{line}"), line)
 
     walk(root, "")
     return out
@@ -257,6 +349,6 @@ class Settings:
         for key, raw in (flags or {}).items():
             if raw is None:
                 continue
-            flag = "--" + key.replace(".", "-").replace("_", "-")
+            flag = FLAG_NAMES.get(key) or "--" + key.replace(".", "-").replace("_", "-")
             values[key] = Value(_convert(key, raw, flag), f"flag {flag}")
         return cls(values, path)

@@ -36,10 +36,16 @@ def list_steps() -> str:
 
 
 def load_settings(options: Options) -> Any:
+    """The settings, with --domain, --kubeconfig and --timeout on top. A --domain that is not a DNS name is
+    left out here: validation names it (with the JSON document of a refused run) instead of the settings'
+    one-line error."""
+    from sbops.install.validation import judge_domain
     from sbops.settings import Settings
 
-    return Settings.load(options.config or None, flags={"domain": options.domain or None,
-                                                        "kubeconfig": options.kubeconfig or None})
+    domain = options.domain if options.domain and not judge_domain(options.domain) else None
+    return Settings.load(options.config or None, flags={"domain": domain,
+                                                        "kubeconfig": options.kubeconfig or None,
+                                                        "timeout": options.timeout or None})
 
 
 def resolve_options(given: dict[str, Any], resume: bool) -> tuple[Options, Any, Any]:

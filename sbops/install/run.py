@@ -41,6 +41,7 @@ class Options:
     config: str = ""
     credentials: str = ""
     kubeconfig: str = ""
+    timeout: float = 0.0  # --timeout; 0: the setting's
 
     def as_state(self) -> dict[str, Any]:
         data = asdict(self)

@@ -368,6 +368,8 @@ def get_token(ctx: "Context", env: Mapping[str, str] | None = None, stdin: Any =
             return token_from_text(Path(path).read_text(), f"file {path}")
         except OSError as exc:
             raise TokenError(f"{path}: cannot read the token file: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise TokenError(f"{path}: the token file is not UTF-8 text") from None
     if env.get(TOKEN_ENV):
         return token_from_text(env[TOKEN_ENV], f"env {TOKEN_ENV}")
     return token_from_aws(ctx, opts.profile if opts else None, opts.region if opts else None)

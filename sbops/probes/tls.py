@@ -51,22 +51,60 @@ class PemError(ValueError):
 
 
 def load_chain(pem: bytes) -> list[Any]:
+    """The certificates of a PEM chain, each fully readable (see readable_problem), or PemError."""
     from cryptography import x509
 
     if b"-----BEGIN CERTIFICATE-----" not in pem:
         raise PemError("tls.crt holds no PEM certificate")
     try:
-        return x509.load_pem_x509_certificates(pem)
+        chain = x509.load_pem_x509_certificates(pem)
     except ValueError:
         raise PemError("tls.crt is not a valid PEM certificate chain") from None
+    for index, cert in enumerate(chain):
+        problem = readable_problem(cert)
+        if problem:
+            what = "its certificate" if len(chain) == 1 else f"certificate {index + 1} of its chain"
+            raise PemError(f"tls.crt cannot be used: {what} {problem}")
+    return chain
+
+
+def readable_problem(cert: Any) -> str:
+    """'' when every part sbops reads of `cert` parses. cryptography parses lazily: a certificate with
+    malformed SAN bytes, a duplicate extension or a key type it does not know loads fine and raises only
+    when that part is read, which would crash the check (or the installer's validation) halfway."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+
+    def first_line(exc: Exception) -> str:
+        return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+
+    try:
+        _spki(cert.public_key())
+    except (UnsupportedAlgorithm, ValueError, TypeError) as exc:
+        return f"has a public key that cannot be read ({first_line(exc)})"
+    try:
+        list(cert.extensions)
+        san_names(cert)
+    except Exception as exc:  # noqa: BLE001 - x509.DuplicateExtension is a bare Exception
+        return f"has malformed extensions ({first_line(exc)})"
+    try:
+        cert.subject.rfc4514_string()
+        cert.issuer.rfc4514_string()
+        not_after(cert)
+        not_before(cert)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        return f"has an unreadable name or validity ({first_line(exc)})"
+    return ""
 
 
 def load_key(pem: bytes) -> Any:
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     try:
-        return load_pem_private_key(pem, password=None)
-    except (ValueError, TypeError):
+        key = load_pem_private_key(pem, password=None)
+        _spki(key.public_key())
+        return key
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         raise PemError("tls.key is not an unencrypted PEM private key") from None
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from sbops import __version__
 from sbops.engine import Outcome
+from sbops.report import runbook_link
 from sbops.report.text import tally
 
 SCHEMA_VERSION = 1
@@ -25,7 +26,7 @@ def outcome_dict(o: Outcome, runbook_url: str) -> dict[str, Any]:
         "summary": r.summary,
         "details": r.details,
         "fix": r.fix or o.check.fix,
-        "runbook": runbook_url.format(id=o.check.id),
+        "runbook": runbook_link(runbook_url, o.check.id),
         "duration_seconds": o.duration,
         "expires_at": r.expires_at.isoformat() if r.expires_at else None,
         "added_as_related": o.added,

@@ -8,6 +8,7 @@ from typing import Iterable
 
 from sbops.engine import Outcome
 from sbops.model import Status
+from sbops.report import runbook_link
 
 SYMBOLS = {Status.OK: "✔", Status.WARN: "!", Status.FAIL: "✘", Status.SKIP: "-", Status.ERROR: "E"}
 COLOURS = {Status.OK: "32", Status.WARN: "33", Status.FAIL: "31", Status.SKIP: "90", Status.ERROR: "35"}
@@ -38,7 +39,7 @@ def render_doctor(outcomes: list[Outcome], *, colour: bool, verbose: bool, runbo
             fix_name = o.result.fix or o.check.fix
             if fix_name:
                 lines.append(f"      fix: sbops fix {fix_name}")
-            lines.append(f"      runbook: {runbook_url.format(id=o.check.id)}")
+            lines.append(f"      runbook: {runbook_link(runbook_url, o.check.id)}")
         if verbose and o.result.details:
             for key, value in o.result.details.items():
                 text = value if isinstance(value, str) else json.dumps(value, default=str)

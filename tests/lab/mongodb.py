@@ -238,17 +238,26 @@ class MongoLab:
 
     def seed_stackbill(self, password: str, admin_password: str | None = None) -> "MongoLab":
         """As the installer: start without auth, create stackbill (root + readWriteAnyDatabase), enable auth, restart.
+        Idempotent: on a data directory that has the users already, their passwords and roles are set again.
 
         `admin_password` also creates the lab's own root user `labadmin` (tests use it to break things).
         """
         self.stop()
         self.write_conf(auth=False)
         self.start()
-        self.command("createUser", "stackbill", pwd=password, roles=STACKBILL_ROLES)
+        self.ensure_user("stackbill", password, STACKBILL_ROLES)
         if admin_password:
-            self.command("createUser", LAB_ADMIN, pwd=admin_password, roles=[{"role": "root", "db": "admin"}])
+            self.ensure_user(LAB_ADMIN, admin_password, [{"role": "root", "db": "admin"}])
         self.write_conf(auth=True)
         return self.restart()
+
+    def ensure_user(self, name: str, password: str, roles: list[dict[str, str]]) -> None:
+        """createUser, or updateUser when the data directory already has the user (a lab started again
+        after `down`, or after its server was killed): seeding is idempotent."""
+        if name in self.users():
+            self.command("updateUser", name, pwd=password, roles=roles)
+        else:
+            self.command("createUser", name, pwd=password, roles=roles)
 
     def set_bind(self, bind_ip: str) -> "MongoLab":
         self.write_conf(bind_ip=bind_ip)
