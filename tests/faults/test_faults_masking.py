@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sbops.context import Context
-from sbops.credentials import Credentials, Service
+from sbops.credentials import CloudStack, Credentials, Service
 from sbops.engine import Outcome, _masked
 from sbops.fixflow import journal
 from sbops.model import Change, Plan, Reason, Result, Severity, Status
@@ -108,12 +108,33 @@ def plain(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
+def registrable(secrets: list[str]) -> list[str]:
+    """The round's secrets as sbops can hold them: the credentials file's three passwords take any text;
+    settings and the CloudStack keys (which become settings) refuse control characters, so unprintable
+    secrets beyond three lose them."""
+    out, unprintable = [], 0
+    for value in secrets:
+        if not value.isprintable():
+            unprintable += 1
+            if unprintable > 3:
+                value = "".join(ch if ch.isprintable() else "_" for ch in value)
+        out.append(value)
+    return out
+
+
 def context(secrets: list[str], tmp: Path) -> Context:
-    padded = (secrets + ["unused-password"] * 5)[:5]
-    settings = Settings.load(env={"SBOPS_MYSQL_ADMIN_PASSWORD": padded[3], "SBOPS_MONGODB_ADMIN_PASSWORD": padded[4]},
+    """Every secret registered where sbops keeps one: unprintable ones in the credentials file's passwords,
+    the others in the CloudStack keys and the settings' admin passwords."""
+    unprintable = [value for value in secrets if not value.isprintable()]
+    printable = [value for value in secrets if value.isprintable()]
+    assert len(unprintable) <= 3, "registrable() leaves at most three"
+    passwords = (unprintable + printable + ["unused-password"] * 3)[:3]
+    rest = ([value for value in printable if value not in passwords] + ["unused-key"] * 5)[:5]
+    settings = Settings.load(env={"SBOPS_MYSQL_ADMIN_PASSWORD": rest[3], "SBOPS_MONGODB_ADMIN_PASSWORD": rest[4]},
                              flags={"journal": str(tmp / "journal.log")})
-    creds = Credentials(mysql=Service(password=Secret(padded[0])), mongodb=Service(password=Secret(padded[1])),
-                        rabbitmq=Service(password=Secret(padded[2])))
+    cloudstack = CloudStack(password=Secret(rest[0]), api_key=Secret(rest[1]), secret_key=Secret(rest[2]))
+    creds = Credentials(mysql=Service(password=Secret(passwords[0])), mongodb=Service(password=Secret(passwords[1])),
+                        rabbitmq=Service(password=Secret(passwords[2])), cloudstack=cloudstack)
     return Context(settings, creds)
 
 
@@ -139,7 +160,7 @@ def test_masking_fuzzed_over_random_secrets_and_evidence(tmp_path: Path) -> None
     journals = 0
     for round_no in range(ROUNDS):
         where = f"seed {SEED} round {round_no}"
-        secrets = [random_secret(rng) for _ in range(rng.randrange(1, 6))]
+        secrets = registrable([random_secret(rng) for _ in range(rng.randrange(1, 6))])
         evidence = random_evidence(rng, secrets)
 
         # the masking function itself, serialized both ways sbops does
@@ -173,7 +194,7 @@ def test_text_masking_fuzzed_leaves_no_secret(tmp_path: Path) -> None:
     """mask_text on random text (error messages, plain output): no secret survives, in any order given."""
     rng = random.Random(SEED + 1)
     for round_no in range(ROUNDS):
-        secrets = [random_secret(rng) for _ in range(rng.randrange(1, 6))]
+        secrets = registrable([random_secret(rng) for _ in range(rng.randrange(1, 6))])
         text = random_string(rng, secrets) + random_string(rng, secrets)
         rng.shuffle(secrets)
         masked = mask_text(text, secrets)
