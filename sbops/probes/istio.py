@@ -9,7 +9,6 @@ and ARCHITECTURE.md define them, and a pure differ turns desired vs observed int
 from __future__ import annotations
 
 import difflib
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
@@ -823,13 +822,7 @@ def plan_nodeports(ctx: "Context", allow_restart: bool, requested: tuple[int | N
     if reselect:
         parts.append(f"selector {selector} -> {label_selector(INGRESS_SELECTOR)} (it picked pods that are not the "
                      "ingress gateway)")
-    shown = [{"port": number, "nodePort": target[pname], **({"targetPort": targets[pname]} if pname in targets else {})}
-             for pname, number in PORTS]
-    shown_spec: dict[str, Any] = {"type": "NodePort", "ports": shown}
-    if reselect:
-        shown_spec["selector"] = selector_patch((service.get("spec") or {}).get("selector"))
-    body = json.dumps({"spec": shown_spec}, separators=(",", ":"))
-    change = Change(f"via the Kubernetes API: patch Service {ns}/{name} with {body}: " + ", ".join(parts), (),
+    change = Change(f"via the Kubernetes API: patch Service {ns}/{name}: " + ", ".join(parts), (),
                     apply=lambda: patch_nodeports(ctx, ns, name, http, https, targets, reselect))
     notes = ("clients must use the new ports: https://<server>:%d (HTTP %d redirects); open them in the firewall"
              % (https, http),) if facts["moves"] else ()
