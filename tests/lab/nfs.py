@@ -117,12 +117,13 @@ class NfsLab:
             INSTALLER_HEADER + f"{self.export_dir} " + " ".join(c + opts for c in clients.split()) + "\n")
         self.exportfs("-ra", check=True)
 
-    def seed_for_kube_lab(self) -> None:
-        """Seeded for a test that also runs the kube lab: its node's InternalIP and the server's address are
-        what nfs.export requires there (the kubelet mounts from the node's address)."""
+    def seed_for_kube_lab(self, server: str = SERVER_ADDRESS) -> None:
+        """Seeded for a test that also runs the kube lab: its node's InternalIP and the server's address (the
+        `server_ip` the test's sbops uses) are what nfs.export requires there (the kubelet mounts from the
+        node's address)."""
         from tests.lab.kube import NODE_IP
 
-        self.seed_stackbill(f"{NODE_IP} {SERVER_ADDRESS}")
+        self.seed_stackbill(f"{NODE_IP} {server}")
 
     def exportfs(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
         proc = subprocess.run([str(self.exportfs_command), *args], capture_output=True, text=True, timeout=30)

@@ -83,7 +83,7 @@ def up() -> LabEnv:
     stop_pid_file(LAB / "nfs" / "listener.pid")  # a second `up` must not leave the first one's listener behind
     nfs = NfsLab(LAB / "nfs")
     nfs.start()
-    nfs.seed_for_kube_lab()  # the stack's kube lab has a Node (10.0.0.10): the export covers it and the server
+    nfs.seed_for_kube_lab(str(env.settings["server_ip"]))  # the stack's kube lab has a Node (10.0.0.10): the export covers it and the server
     (LAB / "nfs" / "listener.pid").write_text(str(nfs.listener.pid) if nfs.listener else "")
     nfs.configure(env)
 
