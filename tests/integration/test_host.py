@@ -126,9 +126,9 @@ def test_listeners_fail_not_running_when_a_service_stops(host_lab: HostLab) -> N
     host_lab.stop("mongodb")
     host_lab.stop("nfs")
     result = host_lab.env.check("host.listeners")
-    assert (result["status"], result["reason"]) == ("fail", "not_running")
+    assert (result["code"], result["status"], result["reason"]) == ("SB1011", "fail", "not_running")
     assert result["details"]["missing"] == ["mongodb", "nfs"]
-    assert str(host_lab.ports["mongodb"]) in result["summary"]
+    assert result["details"]["services"]["mongodb"]["port"] == host_lab.ports["mongodb"]
 
 
 def test_listeners_management_port_from_credentials_url(host_lab: HostLab) -> None:

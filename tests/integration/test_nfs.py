@@ -68,7 +68,8 @@ def test_seeded_lab_passes_every_nfs_check(env: LabEnv, nfs_lab: NfsLab) -> None
     assert {cid: status(r) for cid, r in found.items()} == {
         "nfs.export": ("ok", "none"), "nfs.directory": ("ok", "none"), "nfs.server": ("ok", "none")}
     assert found["nfs.server"]["details"]["active_clients"] == [SERVER]
-    assert "cannot be read" in found["nfs.export"]["summary"]  # says it judged without the node list
+    assert found["nfs.export"]["code"] == "SB5001" and found["nfs.export"]["details"]["nodes_unknown"]  # judged
+    # without the node list, and says so
 
 
 def test_fixes_have_nothing_to_do_on_a_healthy_lab(env: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
@@ -299,7 +300,7 @@ def test_pod_network_export_fails_naming_the_nodes_and_the_fix_exports_to_them(k
     result = kenv.check("nfs.export")
     assert status(result) == ("fail", "misconfigured") and result["fix"] == "nfs-export"
     assert result["details"]["missing"] == [NODE_IP, SERVER]
-    assert NODE_IP in result["summary"] and "pod network only" in result["summary"]
+    assert result["code"] == "SB5005" and result["details"]["required"] == [NODE_IP, SERVER]
     fix_ok(kenv, "nfs-export")
     line = nfs_lab.exports_file.read_text().splitlines()[-1]
     assert line == f"{nfs_lab.export_dir} {NODE_IP}{OPTS} {SERVER}{OPTS}"  # never the pod network
@@ -312,7 +313,8 @@ def test_pod_network_export_fails_naming_the_nodes_and_the_fix_exports_to_them(k
 def test_world_export_warns_and_the_fix_narrows_it_to_the_nodes(kenv: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
     nfs_lab.seed_stackbill("*")  # both bash installers' line: it works, for anyone
     result = kenv.check("nfs.export")
-    assert status(result) == ("warn", "insecure") and NODE_IP in result["summary"]
+    assert (result["code"], *status(result)) == ("SB5008", "warn", "insecure")
+    assert result["details"]["required"] == [NODE_IP, SERVER]
     fix_ok(kenv, "nfs-export")
     assert nfs_lab.exports_file.read_text().splitlines()[-1] == f"{nfs_lab.export_dir} {NODE_IP}{OPTS} {SERVER}{OPTS}"
     assert "<world>" not in nfs_lab.active()
@@ -323,7 +325,7 @@ def test_a_new_node_is_missed_until_the_fix_adds_it(kenv: LabEnv, nfs_lab: NfsLa
     add_node(kube, "stackbill-node-2", "10.0.0.11")
     result = kenv.check("nfs.export")
     assert status(result) == ("fail", "misconfigured") and result["details"]["missing"] == ["10.0.0.11"]
-    assert "10.0.0.11" in result["summary"]
+    assert result["code"] == "SB5005"
     fix_ok(kenv, "nfs-export")
     assert "10.0.0.11" in nfs_lab.active()
     assert status(kenv.check("nfs.export")) == ("ok", "none")
@@ -341,8 +343,8 @@ def test_without_the_node_list_the_pod_network_never_passes(kenv: LabEnv, nfs_la
     kenv.set("kubeconfig", str(down))
     result = kenv.check("nfs.export")
     assert status(result) == ("fail", "misconfigured") and result["details"]["missing"] == [SERVER]
-    assert "node list cannot be read" in result["summary"] and result["details"]["nodes_unknown"]
+    assert result["code"] == "SB5005" and result["details"]["nodes_unknown"]
     # judged with the server's own address only: an export to it passes, and says how it was judged
     nfs_lab.seed_stackbill(SERVER)
     again = kenv.check("nfs.export")
-    assert status(again) == ("ok", "none") and "judged against this server's address" in again["summary"]
+    assert (again["code"], *status(again)) == ("SB5001", "ok", "none") and again["details"]["nodes_unknown"]
