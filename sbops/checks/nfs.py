@@ -5,27 +5,34 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sbops.model import Result, Severity
-from sbops.probes import nfs as probe
 from sbops.registry import check
 
 if TYPE_CHECKING:
     from sbops.context import Context
 
+LAYER = "nfs"
 
-@check("nfs.export", layer="nfs", title="nfs.path is exported read-write to every node's address and the server's (the kubelet mounts from them)",
+
+@check("nfs.export", layer=LAYER, title="nfs.path is exported read-write to every node's address and the server's (the kubelet mounts from them)",
        severity=Severity.CRITICAL, fix="nfs-export")
 def export(ctx: "Context") -> Result:
-    return probe.check_export(ctx)
+    from sbops.probes import nfs
+
+    return nfs.probe_export(ctx)
 
 
-@check("nfs.directory", layer="nfs", title="The exported directory exists, is writable and has free space",
+@check("nfs.directory", layer=LAYER, title="The exported directory exists, is writable and has free space",
        severity=Severity.CRITICAL, fix="nfs-directory")
 def directory(ctx: "Context") -> Result:
-    return probe.check_directory(ctx)
+    from sbops.probes import nfs
+
+    return nfs.probe_directory(ctx)
 
 
-@check("nfs.server", layer="nfs", title="The NFS server listens and the export is active",
+@check("nfs.server", layer=LAYER, title="The NFS server listens and the export is active",
        severity=Severity.CRITICAL,
        no_fix="a stopped server is started with systemctl (see the runbook); an inactive export names nfs-export")
 def server(ctx: "Context") -> Result:
-    return probe.check_server(ctx)
+    from sbops.probes import nfs
+
+    return nfs.probe_server(ctx)

@@ -3,7 +3,10 @@
 Naming follows Prometheus's "Metric and label naming" and "Writing exporters" guides: the `sbops_` prefix,
 base units in the name (`_seconds`, `_timestamp_seconds`), enumerations as one 0/1 series per state
 (`reason`, `status`) rather than a changing label, and labels only from fixed lists (layers, check ids,
-Reason, Severity, Kubernetes waiting reasons, Helm statuses) — never error text, addresses or secrets.
+Reason, Severity, the findings catalog's codes, Kubernetes waiting reasons, Helm statuses) — never error
+text, addresses or secrets. The finding's code is the one exception to the state-set rule: one series with
+the current code (a check has several codes of its own plus the engine's; a state set over all of them would
+multiply the series for no query that needs the zeros).
 Evidence comes from the checks' own results (`details`, `expires_at`): nothing is probed again here.
 """
 
@@ -42,6 +45,11 @@ def check_families(scrape: Scrape, cached: dict[str, float]) -> list[Metric]:
         "sbops_check_failure_reason",
         "The reason of the check's result, one series per reason of the fixed list (1 for the current one); "
         "none when it passed.", labels=["layer", "check", "reason"])
+    finding = GaugeMetricFamily(
+        "sbops_check_finding",
+        "The code of the check's current finding, from sbops's fixed catalog (runbooks/<check>.md, heading "
+        "'### <code> <Name>'), always 1; the code label changes with the finding, passing ones included.",
+        labels=["layer", "check", "code"])
     duration = GaugeMetricFamily(
         "sbops_check_duration_seconds", "Seconds the check's last execution took." + cache_note,
         labels=["layer", "check"])
@@ -76,9 +84,11 @@ def check_families(scrape: Scrape, cached: dict[str, float]) -> list[Metric]:
                 success.add_metric(labels, 1.0 if status.passed else 0.0)
             for value in REASONS:
                 reason.add_metric([*labels, value], 1.0 if run.result.reason.value == value else 0.0)
+            if run.result.code:
+                finding.add_metric([*labels, run.result.code], 1.0)
             duration.add_metric(labels, run.duration)
             last_run.add_metric(labels, round(run.finished_at, 3))
-    families: list[Metric] = [success, reason, duration, last_run, info, collector_success, collector_duration,
+    families: list[Metric] = [success, reason, finding, duration, last_run, info, collector_success, collector_duration,
                               timeout]
     families += list(evidence_families(runs))
     return families

@@ -8,7 +8,8 @@ runbook (`runbooks/<check>.md`, heading `### SBnnnn Name`) or, for the engine's 
 
 Judgements build results from messages (`MSG.result(...)`), never from free text; the summary is rendered
 from the template. Nothing parses a summary back: code reads `Result.code` and `Result.args`. Tests assert
-codes. The JSON output carries `code` on every check, and the exporter's failure metric has it as a label.
+codes. The JSON output carries `code` on every check, and the exporter's `sbops_check_finding` has it as a
+label.
 The per-area modules (`sbops/messages/<area>.py`) hold the entries; `CATALOG` is their union, and
 `tests/unit/test_messages.py` holds every entry to the contract (unique code, template arguments, doc anchor).
 """

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from sbops.model import Reason, Result, fail, ok
+from sbops.messages import app as msg
+from sbops.model import Reason, Result
 from sbops.probes import net
 
 if TYPE_CHECKING:
@@ -173,18 +174,18 @@ def judge_cloudconfiguration(answer: Answer) -> Result:
         from sbops.probes.net import one_line
 
         reason, hint = error_reason(answer.error)
-        return fail(reason, f"the portal API at {answer.url} did not answer: {hint}", error=one_line(answer.error),
-                    **details)
+        return msg.API_NO_ANSWER.result(reason=reason, url=answer.url, hint=hint,
+                                        details={**details, "error": one_line(answer.error)})
     details.update(http_status=answer.status, content_type=answer.content_type,
                    body_start=answer.body[:200].decode("utf-8", "replace"))
     if answer.status == 200:
         if is_json(answer):
-            return ok("the portal API answers with its cloud configuration (HTTP 200, JSON)", **details)
-        return fail(Reason.MISCONFIGURED, f"the portal API at {answer.url} answers HTTP 200 but not JSON "
-                    f"({answer.content_type or 'no content type'}): the white page; Kong routing sends it "
-                    "elsewhere", **details)
+            return msg.API_ANSWERS.result(details=details)
+        return msg.API_NOT_JSON.result(url=answer.url, content_type=answer.content_type or "no content type",
+                                       details=details)
     reason, hint = status_reason(int(answer.status or 0))
-    return fail(reason, f"the portal API at {answer.url} answers HTTP {answer.status}: {hint}", **details)
+    return msg.API_HTTP_ERROR.result(reason=reason, url=answer.url, http_status=answer.status, hint=hint,
+                                     details=details)
 
 
 def judge_portal(answer: Answer) -> Result:
@@ -194,15 +195,16 @@ def judge_portal(answer: Answer) -> Result:
         from sbops.probes.net import one_line
 
         reason, hint = error_reason(answer.error)
-        return fail(reason, f"the portal at {answer.url} did not answer: {hint}", error=one_line(answer.error),
-                    **details)
+        return msg.PORTAL_NO_ANSWER.result(reason=reason, url=answer.url, hint=hint,
+                                           details={**details, "error": one_line(answer.error)})
     details.update(http_status=answer.status, content_type=answer.content_type)
     if answer.location:
         details["location"] = answer.location
     if 200 <= int(answer.status or 0) < 400:
-        return ok(f"the portal answers HTTP {answer.status}", **details)
+        return msg.PORTAL_ANSWERS.result(http_status=answer.status, details=details)
     reason, hint = status_reason(int(answer.status or 0))
-    return fail(reason, f"the portal at {answer.url} answers HTTP {answer.status}: {hint}", **details)
+    return msg.PORTAL_HTTP_ERROR.result(reason=reason, url=answer.url, http_status=answer.status, hint=hint,
+                                        details=details)
 
 
 def cause_group(answer: Answer) -> tuple[tuple[str, str], ...]:

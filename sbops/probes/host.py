@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
 from urllib.parse import urlsplit
 
-from sbops.model import Reason, Result, fail, ok, skip, warn
+from sbops.messages import host as msg
+from sbops.model import Result
 
 if TYPE_CHECKING:
     from sbops.context import Context
@@ -49,10 +50,18 @@ def judge_resources(observed: dict[str, Any], min_cpus: int, min_memory_gb: floa
         short.append(f"{observed['disk_free_gb']:g} GB free on {observed['disk_path']} < {min_disk_gb:g} GB")
     minimums = {"cpus": min_cpus, "memory_gb": min_memory_gb, "disk_free_gb": min_disk_gb}
     if short:
-        return warn(Reason.DEGRADED, "below the POC minimums: " + "; ".join(short), **observed,
-                    minimums=minimums, short=short)
-    return ok(f"{observed['cpus']} vCPUs, {observed['memory_gb']:g} GB memory, "
-              f"{observed['disk_free_gb']:g} GB free on {observed['disk_path']}", **observed, minimums=minimums)
+        return msg.BELOW_MINIMUMS.result(short="; ".join(short), details={**observed, "minimums": minimums,
+                                                                          "short": short})
+    return msg.RESOURCES_OK.result(cpus=observed["cpus"], memory_gb=observed["memory_gb"],
+                                   disk_free_gb=observed["disk_free_gb"], disk_path=observed["disk_path"],
+                                   details={**observed, "minimums": minimums})
+
+
+def probe_resources(ctx: "Context") -> Result:
+    """host.resources: this machine against the settings' minimums."""
+    observed = observe_resources(str(ctx.settings["host.disk_path"]))
+    return judge_resources(observed, int(ctx.settings["host.min_cpus"]), float(ctx.settings["host.min_memory_gb"]),
+                           float(ctx.settings["host.min_disk_gb"]))
 
 
 # -- listeners -------------------------------------------------------------------------------------
@@ -143,7 +152,7 @@ def judge_listeners(expected: list[Expected], listeners: list[Listener]) -> Resu
     """Fail (not_running) naming each local service whose port has no listener."""
     table = _by_port(listeners)
     evidence: dict[str, Any] = {}
-    missing = []
+    missing: list[Expected] = []
     remote = []
     for item in expected:
         if not item.local:
@@ -153,15 +162,19 @@ def judge_listeners(expected: list[Expected], listeners: list[Listener]) -> Resu
         found = table.get(item.port, [])
         evidence[item.name] = {"port": item.port, "listening": bool(found), **_describe(found)}
         if not found:
-            missing.append(f"{item.name} (port {item.port})")
+            missing.append(item)
     if len(remote) == len(expected):
-        return skip(Reason.NOT_APPLICABLE, "every service is on another host; nothing to check here",
-                    services=evidence)
+        return msg.ALL_REMOTE.result(details={"services": evidence})
     if missing:
-        return fail(Reason.NOT_RUNNING, "nothing listens for " + ", ".join(missing) + ": start the service",
-                    services=evidence, missing=[m.split(" ")[0] for m in missing])
+        return msg.NOT_LISTENING.result(missing=", ".join(f"{e.name} (port {e.port})" for e in missing),
+                                        details={"services": evidence, "missing": [e.name for e in missing]})
     names = [e.name for e in expected if e.local]
-    return ok(f"listening: {', '.join(names)}", services=evidence, remote=remote)
+    return msg.LISTENING.result(services=", ".join(names), details={"services": evidence, "remote": remote})
+
+
+def probe_listeners(ctx: "Context") -> Result:
+    """host.listeners: the credentials' local services against this run's LISTEN sockets."""
+    return judge_listeners(expected_ports(ctx), run_listeners(ctx))
 
 
 # -- bind address ----------------------------------------------------------------------------------
@@ -207,20 +220,18 @@ def judge_bind(expected: list[Expected], listeners: list[Listener], server_ip: s
         evidence[item.name] = {"port": item.port, "addresses": addresses, "reachable": False, "problem": where}
         bad.append(item.name)
     if judged == 0:
-        return skip(Reason.NOT_APPLICABLE, "no local database or broker is listening; nothing to judge",
-                    services=evidence, server_ip=server_ip)
+        return msg.NOTHING_TO_JUDGE.result(details={"services": evidence, "server_ip": server_ip})
     if not bad:
-        return ok("the databases and the broker listen where pods can reach them", services=evidence,
-                  server_ip=server_ip)
-    parts = [f"{n} listens on {', '.join(evidence[n]['addresses'])} ({evidence[n]['problem']})" for n in bad]
+        return msg.REACHABLE.result(details={"services": evidence, "server_ip": server_ip})
+    parts = [f"{n} listens on {', '.join(evidence[n]['addresses'])} ({evidence[n]['problem']}"
+             + ("; listeners.tcp in rabbitmq.conf" if n == "rabbitmq" else "") + ")" for n in bad]
     fixes = [BIND_FIXES[n] for n in bad if BIND_FIXES[n]]
-    summary = "pods cannot reach: " + "; ".join(parts) + f"; it must listen on 0.0.0.0 or {server_ip}"
-    if len(fixes) > 1:
-        summary += f" (then also `sbops fix {fixes[1]}`)"
-    if "rabbitmq" in bad:
-        summary += " (RabbitMQ: set listeners.tcp in rabbitmq.conf)"
-    result = fail(Reason.MISCONFIGURED, summary, services=evidence, server_ip=server_ip, unreachable=bad,
-                  fixes=fixes)
-    if fixes:
-        return Result(result.status, result.reason, result.summary, result.details, fix=fixes[0])
-    return result
+    # The first service's fix is the result's; the others are in details (the runbook says to run each).
+    return msg.UNREACHABLE.result(problems="; ".join(parts), server_ip=server_ip, fix=fixes[0] if fixes else None,
+                                  details={"services": evidence, "server_ip": server_ip, "unreachable": bad,
+                                           "fixes": fixes})
+
+
+def probe_bind(ctx: "Context") -> Result:
+    """host.bind-address: where the local databases and the broker listen, against the server's address."""
+    return judge_bind(expected_ports(ctx), run_listeners(ctx), ctx.server_ip)

@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sbops.diff import file_diff
-from sbops.model import Change, Plan, Reason, Result, fail, ok, skip, warn
+from sbops.messages import Message
+from sbops.messages import nfs as msg
+from sbops.model import Change, Plan, Reason, Result
 
 if TYPE_CHECKING:
     from sbops.context import Context
@@ -228,11 +230,11 @@ def mounters(node_ips: list[str] | None, server_ip: str, why: str = "") -> Mount
     return Mounters(addresses, nodes, server_ip, note)
 
 
-def _noted(result: Result, who: Mounters) -> Result:
-    if not who.note:
-        return result
-    return Result(result.status, result.reason, f"{result.summary} ({who.note})",
-                  {**result.details, "nodes_unknown": who.note}, result.expires_at, result.fix)
+def _export_result(message: Message, who: Mounters, details: dict[str, Any], **args: Any) -> Result:
+    """An nfs.export finding, with the note on the node list (empty when it was read) in its summary."""
+    if who.note:
+        details = {**details, "nodes_unknown": who.note}
+    return message.result(note=f" ({who.note})" if who.note else "", details=details, **args)
 
 
 def judge_export(exports: list[Export] | None, path: str, who: Mounters, exports_file: str,
@@ -240,17 +242,17 @@ def judge_export(exports: list[Export] | None, path: str, who: Mounters, exports
     """missing (no entry) / misconfigured (a node or the server not covered, or not rw+sync for it) /
     insecure (exported to everyone) / ok. The narrowest client covering an address is the one that applies."""
     if exports is None:
-        return _noted(fail(Reason.MISSING, f"{exports_file} does not exist: {path} is not exported",
-                           exports_file=exports_file), who)
+        return _export_result(msg.NO_EXPORTS_FILE, who, {"exports_file": exports_file}, exports_file=exports_file,
+                              path=path)
     mine = entries_for(exports, path)
     if not mine:
-        return _noted(fail(Reason.MISSING, f"{exports_file} has no entry for {path}", exports_file=exports_file,
-                           exported_paths=[e.path for e in exports]), who)
+        return _export_result(msg.NO_ENTRY, who, {"exports_file": exports_file,
+                                                  "exported_paths": [e.path for e in exports]},
+                              exports_file=exports_file, path=path)
     broken = [e for e in mine if e.error]
     if broken:
-        return _noted(fail(Reason.MISCONFIGURED, f"{exports_file}:{broken[0].line}: syntax error: {broken[0].error}; "
-                           f"exportfs ignores the entry for {path}", exports_file=exports_file,
-                           lines=[e.line for e in mine]), who)
+        return _export_result(msg.SYNTAX_ERROR, who, {"exports_file": exports_file, "lines": [e.line for e in mine]},
+                              exports_file=exports_file, line=broken[0].line, error=broken[0].error, path=path)
     clients = [(c, e.defaults) for e in mine for c in e.clients]
     evidence: dict[str, Any] = {
         "exports_file": exports_file, "lines": [e.line for e in mine],
@@ -267,15 +269,13 @@ def judge_export(exports: list[Export] | None, path: str, who: Mounters, exports
     if missing:
         evidence["missing"] = missing
         named = [c.host for c, _ in clients if client_network(c.host) is None]
-        pods = bool(pod_network) and all(covers(pod_network, c.host) for c, _ in clients if client_network(c.host))
-        why = (" (the pod network only)" if pods and not named else "")
-        summary = (f"{path} is exported to {shown}{why}, which misses {', '.join(missing)}: the kubelet mounts NFS "
-                   "volumes from the node's address, never a pod's, so volumes cannot be mounted from there")
         if named:
             evidence["not_comparable"] = named
-            return _noted(warn(Reason.MISCONFIGURED, f"{summary}, unless the host name(s) {', '.join(named)} "
-                               "resolve to them (sbops cannot tell)", **evidence), who)
-        return _noted(fail(Reason.MISCONFIGURED, summary, **evidence), who)
+            return _export_result(msg.MAY_MISS_NODES, who, evidence, path=path, clients=shown,
+                                  missing=", ".join(missing), names=", ".join(named))
+        pods = bool(pod_network) and all(covers(pod_network, c.host) for c, _ in clients if client_network(c.host))
+        return _export_result(msg.MISSES_NODES, who, evidence, path=path, clients=shown,
+                              pods_only=" (the pod network only)" if pods else "", missing=", ".join(missing))
     evidence["applies"] = {a: c.host for a, (c, _) in applies.items()}
     lacking = {}
     for address, (client, defaults) in applies.items():
@@ -286,18 +286,16 @@ def judge_export(exports: list[Export] | None, path: str, who: Mounters, exports
     if lacking:
         evidence["lacking"] = lacking
         first, gaps = next(iter(lacking.items()))
-        return _noted(fail(Reason.MISCONFIGURED, f"the export of {path} to {applies[first][0].host} lacks "
-                           f"{' and '.join(gaps)}: volumes on {', '.join(lacking)} cannot be written reliably",
-                           **evidence), who)
+        return _export_result(msg.NOT_RW_SYNC, who, evidence, path=path, client=applies[first][0].host,
+                              gaps=" and ".join(gaps), addresses=", ".join(lacking))
     wide = [c for c, _ in clients if is_world(c.host)]
     if wide:
         root = [c.host for c, d in clients if c in wide and not effective_options(c.options, d)["root_squash"]]
-        extra = " with no_root_squash (root access for anyone who reaches port 2049)" if root else ""
         evidence["wider_than_nodes"] = [c.host for c in wide]
-        return _noted(warn(Reason.INSECURE, f"{path} is exported to everyone{extra}; export it to the node "
-                           f"addresses {', '.join(who.addresses)} only (fix nfs-export)", **evidence), who)
-    return _noted(ok(f"{path} is exported read-write to {', '.join(who.addresses)} (the addresses the kubelet "
-                     "mounts from)", **evidence), who)
+        return _export_result(msg.TO_EVERYONE, who, evidence, path=path, addresses=", ".join(who.addresses),
+                              root=" with no_root_squash (root access for anyone who reaches port 2049)" if root
+                              else "")
+    return _export_result(msg.EXPORTED, who, evidence, path=path, addresses=", ".join(who.addresses))
 
 
 # -- rewriting the exports file (pure) -------------------------------------------------------------
@@ -394,25 +392,20 @@ def judge_server(listening: bool, port: int, listeners: dict[str, Any], exportfs
     """not_running (port closed), missing/no_access (exportfs unusable), misconfigured (export not active)."""
     evidence: dict[str, Any] = {"port": port, "listening": listening, **listeners}
     if not listening:
-        return fail(Reason.NOT_RUNNING, f"nothing listens on NFS port {port}: start nfs-server", **evidence)
+        return msg.NOT_LISTENING.result(port=port, details=evidence)
     if not exportfs_ok:
         reason = Reason.MISSING if "not found" in exportfs_error else Reason.NO_ACCESS
-        return fail(reason, f"cannot list active exports: {exportfs_error}", **evidence)
+        return msg.EXPORTFS_UNUSABLE.result(reason=reason, error=exportfs_error, details=evidence)
     mine = [a for a in active if norm_path(a.path) == norm_path(path)]
     evidence["active_exports"] = sorted({a.path for a in active})
     evidence["active_clients"] = [a.client for a in mine]
     if not mine:
-        return _with_fix(fail(Reason.MISCONFIGURED, f"{path} is not an active export (exportfs -v does not list it); "
-                              "re-export with exportfs -ra", **evidence))
+        return msg.NOT_ACTIVE.result(path=path, fix="nfs-export", details=evidence)
+    clients = ", ".join(a.client for a in mine)
     if file_clients is not None and same_clients(file_clients, [a.client for a in mine]) is False:
         evidence["file_clients"] = sorted(set(file_clients))
-        return _with_fix(fail(Reason.MISCONFIGURED, f"the active export of {path} ({', '.join(a.client for a in mine)}) "
-                              "differs from the exports file: it was edited but not re-exported", **evidence))
-    return ok(f"NFS listens on {port} and exports {path} to {', '.join(a.client for a in mine)}", **evidence)
-
-
-def _with_fix(result: Result) -> Result:
-    return Result(result.status, result.reason, result.summary, result.details, fix="nfs-export")
+        return msg.STALE.result(path=path, clients=clients, fix="nfs-export", details=evidence)
+    return msg.SERVING.result(port=port, path=path, clients=clients, details=evidence)
 
 
 def _comparable(clients: list[str]) -> bool:
@@ -486,19 +479,18 @@ def observe_directory(path: str) -> dict[str, Any]:
 def judge_directory(info: dict[str, Any], min_free_gb: float) -> Result:
     path = info["path"]
     if not info["exists"]:
-        return fail(Reason.MISSING, f"{path} does not exist: volumes cannot be provisioned", **info)
+        return msg.DIRECTORY_MISSING.result(path=path, details=info)
     if not info["is_dir"]:
-        return fail(Reason.MISCONFIGURED, f"{path} exists but is not a directory", **info)
+        return msg.NOT_A_DIRECTORY.result(path=path, details=info)
     if not info["writable"] and info.get("write_error", "").startswith("EACCES") and not info.get("as_root", True):
-        return fail(Reason.NO_ACCESS, f"{path} is not writable for this user: run sbops as root to check it "
-                    "as the NFS server sees it", **info)
+        return msg.DIRECTORY_NEEDS_ROOT.result(path=path, details=info)
     if not info["writable"]:
-        return fail(Reason.ACCESS_DENIED, f"{path} is not writable ({info.get('write_error', '')}): "
-                    "read-only mount or immutable attribute?", **info)
+        return msg.DIRECTORY_READ_ONLY.result(path=path, error=info.get("write_error", ""), details=info)
+    details = {"min_free_gb": min_free_gb, **info}
     if info["free_gb"] < min_free_gb:
-        return warn(Reason.DEGRADED, f"only {info['free_gb']:g} GB free under {path} (minimum {min_free_gb:g} GB)",
-                    min_free_gb=min_free_gb, **info)
-    return ok(f"{path} is a writable directory with {info['free_gb']:g} GB free", min_free_gb=min_free_gb, **info)
+        return msg.DIRECTORY_LOW_SPACE.result(path=path, free_gb=info["free_gb"], min_free_gb=min_free_gb,
+                                              details=details)
+    return msg.DIRECTORY_OK.result(path=path, free_gb=info["free_gb"], details=details)
 
 
 def listening_on(ctx: "Context", port: int) -> tuple[bool, dict[str, Any]]:
@@ -527,34 +519,39 @@ def file_clients(ctx: "Context") -> list[str] | None:
     return [c.host for e in mine for c in e.clients] or None
 
 
-def not_local(ctx: "Context") -> Result | None:
+def not_local(ctx: "Context", message: Message = msg.EXPORT_REMOTE) -> Result | None:
+    """The check's skip when the NFS server is another host (each check reports its own code), else None."""
     local, host = nfs_is_local(ctx)
     if local:
         return None
-    return skip(Reason.NOT_APPLICABLE, f"the NFS server is {host}, not this host", nfs_server=host)
+    return message.result(host=host, details={"nfs_server": host})
 
 
 # -- the checks' bodies ----------------------------------------------------------------------------
-def check_export(ctx: "Context") -> Result:
-    remote = not_local(ctx)
+def probe_export(ctx: "Context") -> Result:
+    """nfs.export: the exports file's entry for nfs.path against the addresses the kubelet mounts from."""
+    remote = not_local(ctx, msg.EXPORT_REMOTE)
     if remote:
         return remote
+    exports_file = str(ctx.settings["nfs.exports_file"])
     try:
         text, path = read_exports(ctx)
     except PermissionError as exc:
-        return fail(Reason.NO_ACCESS, f"cannot read {ctx.settings['nfs.exports_file']}: {exc.strerror}")
+        return msg.EXPORTS_UNREADABLE.result(exports_file=exports_file, error=exc.strerror or str(exc))
     exports = None if text is None else parse_exports(text)
     return judge_export(exports, str(ctx.settings["nfs.path"]), observe_mounters(ctx), path,
                         str(ctx.settings["pod_network"]))
 
 
-def check_directory(ctx: "Context") -> Result:
-    return not_local(ctx) or judge_directory(observe_directory(str(ctx.settings["nfs.path"])),
-                                             float(ctx.settings["nfs.min_free_gb"]))
+def probe_directory(ctx: "Context") -> Result:
+    """nfs.directory: nfs.path exists, accepts a new file, has free space."""
+    return not_local(ctx, msg.DIRECTORY_REMOTE) or judge_directory(observe_directory(str(ctx.settings["nfs.path"])),
+                                                                   float(ctx.settings["nfs.min_free_gb"]))
 
 
-def check_server(ctx: "Context") -> Result:
-    remote = not_local(ctx)
+def probe_server(ctx: "Context") -> Result:
+    """nfs.server: the NFS port listens and exportfs lists nfs.path as the exports file has it."""
+    remote = not_local(ctx, msg.SERVER_REMOTE)
     if remote:
         return remote
     port = int(ctx.settings["nfs.port"])

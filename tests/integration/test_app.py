@@ -15,6 +15,11 @@ from tests.lab.env import LabEnv, status
 from tests.lab.https import CLOUDCONFIG_PATH, DOMAIN, HttpsServer, Reply
 
 
+def finding(result: dict) -> tuple[str, str, str]:
+    """A check's (code, status, reason): the finding of the catalog (sbops.messages/app.py), not its wording."""
+    return result["code"], result["status"], result["reason"]
+
+
 ALL = ("app.cloudconfiguration", "app.portal")
 
 
@@ -35,30 +40,31 @@ def test_healthy_portal_passes_and_sends_the_domain(https_portal: HttpsServer, t
 
 def test_default_base_url_is_server_ip_and_https_nodeport(https_portal: HttpsServer, tmp_path: Path) -> None:
     env = LabEnv(tmp_path).set("server_ip", "127.0.0.1").set("nodeport_https", https_portal.port)
-    assert status(env.check("app.cloudconfiguration")) == ("ok", "none")
+    assert finding(env.check("app.cloudconfiguration")) == ("SB7001", "ok", "none")
 
 
 def test_api_error_names_the_database_as_likely_cause(https_portal: HttpsServer, tmp_path: Path) -> None:
     https_portal.set(CLOUDCONFIG_PATH, Reply(500, b'{"error":"Could not open JDBC Connection"}', "application/json"))
     result = lab_env(tmp_path, https_portal).check("app.cloudconfiguration")
-    assert status(result) == ("fail", "degraded")
+    assert finding(result) == ("SB7004", "fail", "degraded")
     assert "mysql.auth" in result["details"]["failed_related"]
     assert result["details"]["related_checks"]["mysql.auth"] == "fail/refused"
     assert result["details"]["likely_cause"]["check"] == "mysql.auth"
     assert result["details"]["likely_cause"]["cause"] == "database"
-    assert "mysql.auth" in result["summary"]
+    assert result["code"] == "SB7004"  # its own finding; the cause is in details.likely_cause
     assert result["fix"] == "mysql-user"
 
 
 def test_api_not_found_is_kong_routing(https_portal: HttpsServer, tmp_path: Path) -> None:
     https_portal.set(CLOUDCONFIG_PATH, Reply(404, b"no Route matched with those values", "application/json"))
-    assert status(lab_env(tmp_path, https_portal).check("app.cloudconfiguration")) == ("fail", "misconfigured")
+    assert finding(lab_env(tmp_path, https_portal).check("app.cloudconfiguration")) == ("SB7004", "fail",
+                                                                                         "misconfigured")
 
 
 def test_api_answering_html_is_the_white_page(https_portal: HttpsServer, tmp_path: Path) -> None:
     https_portal.set(CLOUDCONFIG_PATH, Reply.html())
     result = lab_env(tmp_path, https_portal).check("app.cloudconfiguration")
-    assert status(result) == ("fail", "misconfigured")
+    assert finding(result) == ("SB7003", "fail", "misconfigured")
     assert result["details"]["http_status"] == 200
 
 
@@ -66,7 +72,7 @@ def test_hanging_api_times_out_within_the_check_timeout(https_portal: HttpsServe
     https_portal.set(CLOUDCONFIG_PATH, Reply.hang_forever())
     began = time.monotonic()
     result = lab_env(tmp_path, https_portal, timeout=1.5).check("app.cloudconfiguration")
-    assert status(result) == ("fail", "timeout")
+    assert finding(result) == ("SB7002", "fail", "timeout")
     assert time.monotonic() - began < 15
 
 
@@ -75,35 +81,35 @@ def test_stopped_gateway_is_refused(tmp_path: Path) -> None:
     env = lab_env(tmp_path, server)
     server.stop()
     results = env.doctor("app.*")
-    assert status(results["app.cloudconfiguration"]) == ("fail", "refused")
-    assert status(results["app.portal"]) == ("fail", "refused")
+    assert finding(results["app.cloudconfiguration"]) == ("SB7002", "fail", "refused")
+    assert finding(results["app.portal"]) == ("SB7011", "fail", "refused")
 
 
 def test_portal_errors_and_redirects(https_portal: HttpsServer, tmp_path: Path) -> None:
     env = lab_env(tmp_path, https_portal)
     https_portal.set("/", Reply(503, b"no healthy upstream"))
-    assert status(env.check("app.portal")) == ("fail", "degraded")
+    assert finding(env.check("app.portal")) == ("SB7012", "fail", "degraded")
     https_portal.set("/", Reply(302, b"", headers=(("Location", "/portal/"),)))
     result = env.check("app.portal")
-    assert status(result) == ("ok", "none") and result["details"]["location"] == "/portal/"
+    assert finding(result) == ("SB7010", "ok", "none") and result["details"]["location"] == "/portal/"
 
 
 def test_wrong_domain_gets_no_route(https_portal: HttpsServer, tmp_path: Path) -> None:
     env = lab_env(tmp_path, https_portal).set("domain", "other.example.org")
-    assert status(env.check("app.portal")) == ("fail", "misconfigured")
+    assert finding(env.check("app.portal")) == ("SB7012", "fail", "misconfigured")
     assert https_portal.requests[-1]["host"] == "other.example.org"
 
 
 def test_verify_tls_rejects_an_untrusted_certificate_and_accepts_a_trusted_one(
         https_portal: HttpsServer, tmp_path: Path) -> None:
     env = lab_env(tmp_path, https_portal).set("app.verify_tls", True)
-    assert status(env.check("app.portal")) == ("fail", "misconfigured")
+    assert finding(env.check("app.portal")) == ("SB7011", "fail", "misconfigured")
     proc = env.sbops("doctor", "--output", "json", "--check", "app.portal",
                      env={"SSL_CERT_FILE": str(https_portal.cert_path)})
     import json
 
     result = {c["id"]: c for c in json.loads(proc.stdout)["checks"]}["app.portal"]
-    assert status(result) == ("ok", "none")
+    assert finding(result) == ("SB7010", "ok", "none")
 
 
 # -- the likely cause from the cluster (tests/lab/kube.py) ---------------------------------------------
@@ -117,7 +123,7 @@ def test_not_found_names_the_broken_virtualservice(kube, https_portal: HttpsServ
                                          body)
     https_portal.set(CLOUDCONFIG_PATH, Reply(404, b""))
     result = lab_env(tmp_path, https_portal).set("kubeconfig", str(kube.kubeconfig)).check("app.cloudconfiguration")
-    assert status(result) == ("fail", "misconfigured")
+    assert finding(result) == ("SB7004", "fail", "misconfigured")
     assert result["details"]["likely_cause"]["check"] == "istio.virtualservice"
     assert result["details"]["likely_cause"]["cause"] == "Kong routing"
     assert result["fix"] == "istio-gateway"
@@ -135,7 +141,7 @@ def test_refused_portal_names_the_clusterip_ingress(kube, tmp_path: Path) -> Non
     env = LabEnv(tmp_path).set("kubeconfig", str(kube.kubeconfig)).set("server_ip", "127.0.0.1") \
         .set("nodeport_https", free_port())
     result = env.check("app.portal")
-    assert status(result) == ("fail", "refused")
+    assert finding(result) == ("SB7011", "fail", "refused")
     assert result["details"]["likely_cause"]["check"] == "istio.ingress"
     assert result["fix"] == "istio-nodeports"
 

@@ -47,8 +47,9 @@ def test_every_version_runs_the_checks_and_its_nfs_section_is_used(env: LabEnv, 
     assert proc.returncode in (0, 3, 4), proc.stderr  # not 2: the file is read
     assert "warning" not in proc.stderr
     found = {c["id"]: c for c in json.loads(proc.stdout)["checks"]}
-    assert status(found["nfs.directory"]) == ("ok", "none")  # the directory named by the file's Path line
-    assert status(found["nfs.export"]) == ("ok", "none")
+    assert (found["nfs.directory"]["code"], *status(found["nfs.directory"])) == ("SB5020", "ok", "none")  # the
+    # directory named by the file's Path line
+    assert (found["nfs.export"]["code"], *status(found["nfs.export"])) == ("SB5001", "ok", "none")
     assert env.credentials_path.read_text() == written
     shown = env.sbops("config", "show", "--output", "json")
     assert shown.returncode == 0, shown.stderr
@@ -78,7 +79,8 @@ def test_unknown_sections_warn_and_the_file_is_kept_byte_identical(env: LabEnv, 
     proc = env.sbops("doctor", "--check", "nfs.export", "--output", "json")
     assert proc.returncode in (0, 3, 4), proc.stderr
     assert "section KAFKA is not one sbops reads" in proc.stderr and "NotReadBySbops1" not in proc.stderr
-    assert status(json.loads(proc.stdout)["checks"][0]) == ("warn", "insecure")
+    export = json.loads(proc.stdout)["checks"][0]
+    assert (export["code"], *status(export)) == ("SB5008", "warn", "insecure")
     fixed = env.fix("nfs-export")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert status(env.check("nfs.export")) == ("ok", "none")

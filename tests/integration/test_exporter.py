@@ -16,7 +16,7 @@ import pytest
 from sbops.registry import LAYERS, load_all
 from tests.lab.common import Blackhole, free_port
 from tests.lab.env import REPO, LabEnv
-from tests.lab.exporter import ExporterProc, by_check, parse, reasons, run_promtool, value
+from tests.lab.exporter import ExporterProc, by_check, findings, parse, reasons, run_promtool, value
 from tests.lab.mariadb import LAB_PASSWORD as MYSQL_PASSWORD
 from tests.lab.mongodb import LAB_ADMIN, MONGO_ADMIN_PASSWORD, MONGO_PASSWORD
 from tests.lab.rabbitmq import LAB_PASSWORD as RABBIT_PASSWORD
@@ -83,6 +83,14 @@ def test_healthy_lab_every_check_passes_and_promtool_accepts_the_scrape(healthy:
     current = reasons(samples)
     assert {cid for cid, r in current.items() if r != "none"} == LAB_WARNINGS | FIXTURE_FAILURES
     assert value(samples, "sbops_probe_timeout_seconds") == pytest.approx(9.5)
+    # the finding's code: one series per check with a code, from the catalog, agreeing with success
+    from sbops.messages import CATALOG, app, host, nfs  # noqa: F401 - the areas whose codes are asserted here
+
+    codes = findings(samples)
+    assert all(len(found) == 1 and found[0] in CATALOG.messages for found in codes.values()), codes
+    assert all(CATALOG[found[0]].status.passed == (success[cid] == 1) for cid, found in codes.items()), codes
+    assert {cid for cid, c in registry.checks.items() if c.layer in ("host", "nfs", "app")} <= set(codes)
+    assert codes["nfs.export"] == ["SB5001"] and codes["host.bind-address"] == ["SB1021"]
     assert {dict(k)["layer"] for (n, k), v in samples.items() if n == "sbops_scrape_collector_success" and v == 1} == set(LAYERS)
     # evidence-derived series
     assert value(samples, "sbops_pods_ready") == value(samples, "sbops_pods_desired") == 10
@@ -119,6 +127,7 @@ def test_break_a_backend_and_the_metric_and_reason_change(tmp_path, mariadb_fact
         assert value(down, "sbops_check_success", layer="mysql", check="mysql.reachable") == 0
         assert reasons(down)["mysql.reachable"] == "refused"
         assert reasons(down)["mysql.auth"] == "blocked"
+        assert findings(down)["mysql.auth"] == ["SB0003"]  # the engine's BlockedByRequirement
         assert ("sbops_check_success", frozenset({("layer", "mysql"), ("check", "mysql.auth")})) not in down
         mysql.start()
         again = parse(exporter.scrape("/probe?module=mysql"))
@@ -148,7 +157,8 @@ def test_helm_release_state_set_follows_the_release(tmp_path, healthy: LabEnv, c
     assert reasons(samples)["helm.release"] == "stuck"
     # the only series of /probe?module=helm: its checks, its collector, the deadline, the release status
     names = {name for name, _ in samples}
-    assert names == {"sbops_check_success", "sbops_check_failure_reason", "sbops_check_duration_seconds",
+    assert set(findings(samples)) <= {"helm.release"}  # sbops_check_finding: helm.release's code once it has one
+    assert names - {"sbops_check_finding"} == {"sbops_check_success", "sbops_check_failure_reason", "sbops_check_duration_seconds",
                      "sbops_check_last_run_timestamp_seconds", "sbops_check_info", "sbops_scrape_collector_success",
                      "sbops_scrape_collector_duration_seconds", "sbops_probe_timeout_seconds", "sbops_helm_release_status"}
 

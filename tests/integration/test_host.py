@@ -88,7 +88,7 @@ def host_lab(shared_host_lab: HostLab, tmp_path: Path) -> HostLab:
 def test_resources_ok_when_machine_meets_minimums(tmp_path: Path) -> None:
     env = LabEnv(tmp_path).set("host.min_cpus", 1).set("host.min_memory_gb", 1).set("host.min_disk_gb", 1)
     result = env.check("host.resources")
-    assert (result["status"], result["reason"]) == ("ok", "none")
+    assert (result["code"], result["status"], result["reason"]) == ("SB1001", "ok", "none")
     assert result["details"]["cpus"] == os.cpu_count()
     assert result["fix"] is None
 
@@ -99,7 +99,7 @@ def test_resources_warn_degraded_listing_what_is_short(tmp_path: Path) -> None:
     env = LabEnv(tmp_path).set("host.min_cpus", (os.cpu_count() or 1) + 1)
     env.set("host.min_memory_gb", int(memory) + 8).set("host.min_disk_gb", int(free) + 50).set("host.disk_path", "/")
     result = env.check("host.resources")
-    assert (result["status"], result["reason"]) == ("warn", "degraded")
+    assert (result["code"], result["status"], result["reason"]) == ("SB1002", "warn", "degraded")
     assert len(result["details"]["short"]) == 3
 
 
@@ -108,14 +108,14 @@ def test_resources_only_disk_short(tmp_path: Path) -> None:
     env = LabEnv(tmp_path).set("host.min_cpus", 1).set("host.min_memory_gb", 1)
     env.set("host.min_disk_gb", int(free) + 50).set("host.disk_path", str(tmp_path))
     result = env.check("host.resources")
-    assert (result["status"], result["reason"]) == ("warn", "degraded")
+    assert (result["code"], result["status"], result["reason"]) == ("SB1002", "warn", "degraded")
     assert result["details"]["short"] == [s for s in result["details"]["short"] if "free on" in s]
 
 
 # -- host.listeners --------------------------------------------------------------------------------
 def test_listeners_ok_with_evidence(host_lab: HostLab) -> None:
     result = host_lab.env.check("host.listeners")
-    assert (result["status"], result["reason"]) == ("ok", "none")
+    assert (result["code"], result["status"], result["reason"]) == ("SB1010", "ok", "none")
     mysql = result["details"]["services"]["mysql"]
     assert mysql["port"] == host_lab.ports["mysql"] and mysql["listening"]
     pid = host_lab.procs["mysql"].pid
@@ -126,15 +126,15 @@ def test_listeners_fail_not_running_when_a_service_stops(host_lab: HostLab) -> N
     host_lab.stop("mongodb")
     host_lab.stop("nfs")
     result = host_lab.env.check("host.listeners")
-    assert (result["status"], result["reason"]) == ("fail", "not_running")
+    assert (result["code"], result["status"], result["reason"]) == ("SB1011", "fail", "not_running")
     assert result["details"]["missing"] == ["mongodb", "nfs"]
-    assert str(host_lab.ports["mongodb"]) in result["summary"]
+    assert result["details"]["services"]["mongodb"]["port"] == host_lab.ports["mongodb"]
 
 
 def test_listeners_management_port_from_credentials_url(host_lab: HostLab) -> None:
     host_lab.stop("rabbitmq-management")
     result = host_lab.env.check("host.listeners")
-    assert (result["status"], result["reason"]) == ("fail", "not_running")
+    assert (result["code"], result["status"], result["reason"]) == ("SB1011", "fail", "not_running")
     assert result["details"]["missing"] == ["rabbitmq-management"]
 
 
@@ -143,7 +143,7 @@ def test_listeners_remote_service_is_not_applicable(host_lab: HostLab) -> None:
     host_lab.hosts["mongodb"] = REMOTE
     host_lab.write_credentials()
     result = host_lab.env.check("host.listeners")
-    assert (result["status"], result["reason"]) == ("ok", "none")
+    assert (result["code"], result["status"], result["reason"]) == ("SB1010", "ok", "none")
     assert "not_applicable" in result["details"]["services"]["mongodb"]["status"]
 
 
@@ -166,14 +166,14 @@ def real_ip() -> None:
 @needs_real_ip
 def test_bind_address_ok_on_wildcard(host_lab: HostLab) -> None:
     result = host_lab.env.check("host.bind-address")
-    assert (result["status"], result["reason"]) == ("ok", "none")
+    assert (result["code"], result["status"], result["reason"]) == ("SB1020", "ok", "none")
 
 
 @needs_real_ip
 def test_bind_address_ok_on_server_ip(host_lab: HostLab) -> None:
     host_lab.listen("mysql", host_lab.server_ip)
     result = host_lab.env.check("host.bind-address")
-    assert (result["status"], result["reason"]) == ("ok", "none")
+    assert (result["code"], result["status"], result["reason"]) == ("SB1020", "ok", "none")
     assert result["details"]["services"]["mysql"]["addresses"] == [host_lab.server_ip]
 
 
@@ -181,7 +181,7 @@ def test_bind_address_ok_on_server_ip(host_lab: HostLab) -> None:
 def test_bind_address_mysql_loopback_names_mysql_config(host_lab: HostLab) -> None:
     host_lab.listen("mysql", "127.0.0.1")
     result = host_lab.env.check("host.bind-address")
-    assert (result["status"], result["reason"]) == ("fail", "misconfigured")
+    assert (result["code"], result["status"], result["reason"]) == ("SB1021", "fail", "misconfigured")
     assert result["details"]["unreachable"] == ["mysql"]
     assert result["fix"] == "mysql-config"
 
@@ -190,7 +190,7 @@ def test_bind_address_mysql_loopback_names_mysql_config(host_lab: HostLab) -> No
 def test_bind_address_mongodb_loopback_names_mongodb_config(host_lab: HostLab) -> None:
     host_lab.listen("mongodb", "127.0.0.1")
     result = host_lab.env.check("host.bind-address")
-    assert (result["status"], result["reason"]) == ("fail", "misconfigured")
+    assert (result["code"], result["status"], result["reason"]) == ("SB1021", "fail", "misconfigured")
     assert result["fix"] == "mongodb-config"
 
 
@@ -198,7 +198,7 @@ def test_bind_address_mongodb_loopback_names_mongodb_config(host_lab: HostLab) -
 def test_bind_address_rabbitmq_loopback_has_no_fix(host_lab: HostLab) -> None:
     host_lab.listen("rabbitmq", "127.0.0.1")
     result = host_lab.env.check("host.bind-address")
-    assert (result["status"], result["reason"]) == ("fail", "misconfigured")
+    assert (result["code"], result["status"], result["reason"]) == ("SB1021", "fail", "misconfigured")
     assert result["details"]["unreachable"] == ["rabbitmq"]
     assert result["fix"] is None
 
@@ -209,7 +209,7 @@ def test_bind_address_not_applicable_for_remote_services(host_lab: HostLab) -> N
         host_lab.hosts[name] = REMOTE
     host_lab.write_credentials()
     result = host_lab.env.check("host.bind-address")
-    assert (result["status"], result["reason"]) == ("skip", "not_applicable")
+    assert (result["code"], result["status"], result["reason"]) == ("SB1022", "skip", "not_applicable")
 
 
 def test_doctor_host_layer_runs_all_three(host_lab: HostLab) -> None:

@@ -27,6 +27,11 @@ from sbops.credentials import Credentials
 from tests.lab.env import LabEnv, status
 from tests.lab.nfs import INSTALLER_HEADER, SERVER_ADDRESS, NfsLab
 
+
+def finding(result: dict) -> tuple[str, str, str]:
+    """A check's (code, status, reason): the finding of the catalog (sbops/messages/nfs.py), not its wording."""
+    return result["code"], result["status"], result["reason"]
+
 POD = "10.42.0.0/16"
 SERVER = SERVER_ADDRESS  # no kubeconfig in these tests: the server's own address is what must be covered
 OPTS = "(rw,sync,no_subtree_check,no_root_squash)"
@@ -68,7 +73,8 @@ def test_seeded_lab_passes_every_nfs_check(env: LabEnv, nfs_lab: NfsLab) -> None
     assert {cid: status(r) for cid, r in found.items()} == {
         "nfs.export": ("ok", "none"), "nfs.directory": ("ok", "none"), "nfs.server": ("ok", "none")}
     assert found["nfs.server"]["details"]["active_clients"] == [SERVER]
-    assert "cannot be read" in found["nfs.export"]["summary"]  # says it judged without the node list
+    assert found["nfs.export"]["code"] == "SB5001" and found["nfs.export"]["details"]["nodes_unknown"]  # judged
+    # without the node list, and says so
 
 
 def test_fixes_have_nothing_to_do_on_a_healthy_lab(env: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
@@ -87,7 +93,7 @@ def test_export_to_everyone_is_insecure_and_fix_narrows_it(env: LabEnv, nfs_lab:
         handle.write(extra)
     before = nfs_lab.exports_file.read_text()
     result = env.check("nfs.export")
-    assert status(result) == ("warn", "insecure")
+    assert finding(result) == ("SB5008", "warn", "insecure")
     assert result["fix"] == "nfs-export"
 
     proc = env.fix("nfs-export")
@@ -105,7 +111,7 @@ def test_export_to_everyone_is_insecure_and_fix_narrows_it(env: LabEnv, nfs_lab:
 def test_export_line_removed_is_missing_and_fix_restores_it(env: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
     nfs_lab.exports_file.write_text(INSTALLER_HEADER)
     result = env.check("nfs.export")
-    assert status(result) == ("fail", "missing")
+    assert finding(result) == ("SB5003", "fail", "missing")
     fix_ok(env, "nfs-export")
     assert status(env.check("nfs.export")) == ("ok", "none")
     assert nfs_lab.exports_file.read_text().startswith(INSTALLER_HEADER)
@@ -113,19 +119,19 @@ def test_export_line_removed_is_missing_and_fix_restores_it(env: LabEnv, nfs_lab
 
 def test_exports_file_absent_is_missing(env: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
     nfs_lab.exports_file.unlink()
-    assert status(env.check("nfs.export")) == ("fail", "missing")
+    assert finding(env.check("nfs.export")) == ("SB5002", "fail", "missing")
 
 
-@pytest.mark.parametrize("line", [
-    "{d} 127.0.0.1(ro,sync,no_subtree_check)",
-    "{d} 127.0.0.1(rw,async,no_subtree_check)",
-    "{d} 192.168.1.0/24(rw,sync,no_subtree_check)",
-    "{d} 127.0.0.1 (rw,sync)",  # the stray space: the server gets ro, the world gets rw
-    "{d} 10.42.0.0/16(rw,sync,no_subtree_check,no_root_squash)",  # ARCHITECTURE.md's pod network
+@pytest.mark.parametrize("line, code", [
+    ("{d} 127.0.0.1(ro,sync,no_subtree_check)", "SB5007"),
+    ("{d} 127.0.0.1(rw,async,no_subtree_check)", "SB5007"),
+    ("{d} 192.168.1.0/24(rw,sync,no_subtree_check)", "SB5005"),
+    ("{d} 127.0.0.1 (rw,sync)", "SB5007"),  # the stray space: the server gets ro, the world gets rw
+    ("{d} 10.42.0.0/16(rw,sync,no_subtree_check,no_root_squash)", "SB5005"),  # ARCHITECTURE.md's pod network
 ])
-def test_export_misconfigured_and_fixed(env: LabEnv, nfs_lab: NfsLab, line: str) -> None:  # noqa: F811
+def test_export_misconfigured_and_fixed(env: LabEnv, nfs_lab: NfsLab, line: str, code: str) -> None:  # noqa: F811
     nfs_lab.exports_file.write_text(INSTALLER_HEADER + line.format(d=nfs_lab.export_dir) + "\n")
-    assert status(env.check("nfs.export")) == ("fail", "misconfigured")
+    assert finding(env.check("nfs.export")) == (code, "fail", "misconfigured")
     fix_ok(env, "nfs-export")
     assert status(env.check("nfs.export")) == ("ok", "none")
 
@@ -172,7 +178,7 @@ def test_export_fix_blocked_while_directory_missing(env: LabEnv, nfs_lab: NfsLab
 # -- nfs.directory ---------------------------------------------------------------------------------
 def test_directory_removed_is_missing_and_fix_creates_it(env: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
     shutil.rmtree(nfs_lab.export_dir)
-    assert status(env.check("nfs.directory")) == ("fail", "missing")
+    assert finding(env.check("nfs.directory")) == ("SB5021", "fail", "missing")
     dry = env.fix("nfs-directory", "--dry-run")
     assert dry.returncode == 0 and "mkdir -p" in dry.stdout
     assert not nfs_lab.export_dir.exists()
@@ -184,7 +190,7 @@ def test_directory_removed_is_missing_and_fix_creates_it(env: LabEnv, nfs_lab: N
 def test_directory_that_is_a_file_is_misconfigured_and_left_alone(env: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
     shutil.rmtree(nfs_lab.export_dir)
     nfs_lab.export_dir.write_text("not a directory\n")
-    assert status(env.check("nfs.directory")) == ("fail", "misconfigured")
+    assert finding(env.check("nfs.directory")) == ("SB5022", "fail", "misconfigured")
     proc = env.fix("nfs-directory")
     assert proc.returncode == 3 and "not a directory" in proc.stdout
     assert nfs_lab.export_dir.read_text() == "not a directory\n"
@@ -193,7 +199,7 @@ def test_directory_that_is_a_file_is_misconfigured_and_left_alone(env: LabEnv, n
 def test_directory_read_only_is_access_denied(env: LabEnv, nfs_lab: NfsLab, immutable) -> None:  # noqa: F811
     make_immutable(immutable, nfs_lab.export_dir)  # root ignores mode bits, not the immutable attribute
     result = env.check("nfs.directory")
-    assert status(result) == ("fail", "access_denied")
+    assert finding(result) == ("SB5024", "fail", "access_denied")
     assert "EPERM" in result["details"]["write_error"]
     proc = env.fix("nfs-directory")
     assert proc.returncode == 3 and "immutable" in proc.stdout
@@ -203,14 +209,14 @@ def test_directory_read_only_is_access_denied(env: LabEnv, nfs_lab: NfsLab, immu
 def test_directory_low_free_space_is_degraded(env: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
     free = shutil.disk_usage(nfs_lab.export_dir).free / 1024**3
     env.set("nfs.min_free_gb", int(free) + 100)
-    assert status(env.check("nfs.directory")) == ("warn", "degraded")
+    assert finding(env.check("nfs.directory")) == ("SB5025", "warn", "degraded")
 
 
 # -- nfs.server ------------------------------------------------------------------------------------
 def test_server_port_closed_is_not_running(env: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
     nfs_lab.stop()
     result = env.check("nfs.server")
-    assert status(result) == ("fail", "not_running")
+    assert finding(result) == ("SB5031", "fail", "not_running")
     assert result["fix"] is None  # starting the server is systemctl's job (see the runbook)
     nfs_lab.start_server()
     assert status(env.check("nfs.server")) == ("ok", "none")
@@ -220,7 +226,7 @@ def test_server_export_inactive_and_fix_reexports(env: LabEnv, nfs_lab: NfsLab) 
     nfs_lab.exportfs("-ua", check=True)  # unexport everything: the file is fine, the table is empty
     before = nfs_lab.exports_file.read_text()
     result = env.check("nfs.server")
-    assert status(result) == ("fail", "misconfigured")
+    assert finding(result) == ("SB5033", "fail", "misconfigured")
     assert result["fix"] == "nfs-export"
     assert status(env.check("nfs.export")) == ("ok", "none")
     fix_ok(env, "nfs-export")
@@ -234,7 +240,7 @@ def test_server_stale_export_after_file_edit(env: LabEnv, nfs_lab: NfsLab) -> No
     nfs_lab.exports_file.write_text(INSTALLER_HEADER + f"{nfs_lab.export_dir} {SERVER}(rw,sync,no_subtree_check)\n")
     assert status(env.check("nfs.export")) == ("ok", "none")
     result = env.check("nfs.server")
-    assert status(result) == ("fail", "misconfigured")
+    assert finding(result) == ("SB5034", "fail", "misconfigured")
     assert result["details"]["active_clients"] == ["*"]
     fix_ok(env, "nfs-export")
     assert status(env.check("nfs.server")) == ("ok", "none")
@@ -242,7 +248,7 @@ def test_server_stale_export_after_file_edit(env: LabEnv, nfs_lab: NfsLab) -> No
 
 def test_server_without_exportfs_is_missing(env: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
     env.set("nfs.exportfs_command", str(nfs_lab.root / "no-such-exportfs"))
-    assert status(env.check("nfs.server")) == ("fail", "missing")
+    assert finding(env.check("nfs.server")) == ("SB5032", "fail", "missing")
 
 
 # -- a remote NFS server ---------------------------------------------------------------------------
@@ -256,8 +262,9 @@ def test_remote_nfs_server_is_not_applicable(nfs_lab: NfsLab, tmp_path: Path) ->
     nfs_lab.configure(remote)
     shutil.rmtree(nfs_lab.export_dir)  # would fail nfs.directory if it were this host's business
     found = remote.doctor("nfs.*")
-    assert {cid: status(r) for cid, r in found.items()} == {
-        cid: ("skip", "not_applicable") for cid in ("nfs.export", "nfs.directory", "nfs.server")}
+    assert {cid: finding(r) for cid, r in found.items()} == {
+        "nfs.export": ("SB5010", "skip", "not_applicable"), "nfs.directory": ("SB5026", "skip", "not_applicable"),
+        "nfs.server": ("SB5035", "skip", "not_applicable")}
 
 
 # -- the export's clients are the nodes' addresses (the real kube-apiserver's Node objects) ---------------
@@ -299,7 +306,7 @@ def test_pod_network_export_fails_naming_the_nodes_and_the_fix_exports_to_them(k
     result = kenv.check("nfs.export")
     assert status(result) == ("fail", "misconfigured") and result["fix"] == "nfs-export"
     assert result["details"]["missing"] == [NODE_IP, SERVER]
-    assert NODE_IP in result["summary"] and "pod network only" in result["summary"]
+    assert result["code"] == "SB5005" and result["details"]["required"] == [NODE_IP, SERVER]
     fix_ok(kenv, "nfs-export")
     line = nfs_lab.exports_file.read_text().splitlines()[-1]
     assert line == f"{nfs_lab.export_dir} {NODE_IP}{OPTS} {SERVER}{OPTS}"  # never the pod network
@@ -312,7 +319,8 @@ def test_pod_network_export_fails_naming_the_nodes_and_the_fix_exports_to_them(k
 def test_world_export_warns_and_the_fix_narrows_it_to_the_nodes(kenv: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
     nfs_lab.seed_stackbill("*")  # both bash installers' line: it works, for anyone
     result = kenv.check("nfs.export")
-    assert status(result) == ("warn", "insecure") and NODE_IP in result["summary"]
+    assert finding(result) == ("SB5008", "warn", "insecure")
+    assert result["details"]["required"] == [NODE_IP, SERVER]
     fix_ok(kenv, "nfs-export")
     assert nfs_lab.exports_file.read_text().splitlines()[-1] == f"{nfs_lab.export_dir} {NODE_IP}{OPTS} {SERVER}{OPTS}"
     assert "<world>" not in nfs_lab.active()
@@ -323,7 +331,7 @@ def test_a_new_node_is_missed_until_the_fix_adds_it(kenv: LabEnv, nfs_lab: NfsLa
     add_node(kube, "stackbill-node-2", "10.0.0.11")
     result = kenv.check("nfs.export")
     assert status(result) == ("fail", "misconfigured") and result["details"]["missing"] == ["10.0.0.11"]
-    assert "10.0.0.11" in result["summary"]
+    assert result["code"] == "SB5005"
     fix_ok(kenv, "nfs-export")
     assert "10.0.0.11" in nfs_lab.active()
     assert status(kenv.check("nfs.export")) == ("ok", "none")
@@ -341,8 +349,8 @@ def test_without_the_node_list_the_pod_network_never_passes(kenv: LabEnv, nfs_la
     kenv.set("kubeconfig", str(down))
     result = kenv.check("nfs.export")
     assert status(result) == ("fail", "misconfigured") and result["details"]["missing"] == [SERVER]
-    assert "node list cannot be read" in result["summary"] and result["details"]["nodes_unknown"]
+    assert result["code"] == "SB5005" and result["details"]["nodes_unknown"]
     # judged with the server's own address only: an export to it passes, and says how it was judged
     nfs_lab.seed_stackbill(SERVER)
     again = kenv.check("nfs.export")
-    assert status(again) == ("ok", "none") and "judged against this server's address" in again["summary"]
+    assert finding(again) == ("SB5001", "ok", "none") and again["details"]["nodes_unknown"]

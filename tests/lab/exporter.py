@@ -121,6 +121,15 @@ def by_check(samples: Samples, name: str) -> dict[str, float]:
     return {dict(labels)["check"]: v for (n, labels), v in samples.items() if n == name}
 
 
+def findings(samples: Samples) -> dict[str, list[str]]:
+    """{check id: the codes of its sbops_check_finding series} (one, when the result has a code)."""
+    out: dict[str, list[str]] = {}
+    for (n, labels), v in samples.items():
+        if n == "sbops_check_finding" and v == 1:
+            out.setdefault(dict(labels)["check"], []).append(dict(labels)["code"])
+    return out
+
+
 def reasons(samples: Samples) -> dict[str, str]:
     """{check id: its current reason} from the sbops_check_failure_reason state set."""
     return {dict(labels)["check"]: dict(labels)["reason"] for (n, labels), v in samples.items()

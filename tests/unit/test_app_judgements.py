@@ -27,35 +27,35 @@ def test_base_url(app_url: str, ip: str, port: int, expected: str) -> None:
 
 
 @pytest.mark.parametrize("ans,expected", [
-    (answer(200, b'{"a": 1}'), (Status.OK, Reason.NONE)),
-    (answer(200, b"<html></html>", "text/html"), (Status.FAIL, Reason.MISCONFIGURED)),
-    (answer(200, b""), (Status.FAIL, Reason.MISCONFIGURED)),
-    (answer(404, b"no Route matched"), (Status.FAIL, Reason.MISCONFIGURED)),
-    (answer(401), (Status.FAIL, Reason.MISCONFIGURED)),
-    (answer(301, location="https://x/"), (Status.FAIL, Reason.MISCONFIGURED)),
-    (answer(500), (Status.FAIL, Reason.DEGRADED)),
-    (answer(503, b"no healthy upstream"), (Status.FAIL, Reason.DEGRADED)),
-    (app.Answer(URL, error=ConnectionRefusedError(111, "refused")), (Status.FAIL, Reason.REFUSED)),
-    (app.Answer(URL, error=socket.timeout("timed out")), (Status.FAIL, Reason.TIMEOUT)),
-    (app.Answer(URL, error=ConnectionResetError(104, "reset")), (Status.FAIL, Reason.MISCONFIGURED)),
-    (app.Answer(URL, error=ssl.SSLCertVerificationError("verify failed")), (Status.FAIL, Reason.MISCONFIGURED)),
-    (app.Answer(URL, error=socket.gaierror(-2, "Name or service not known")), (Status.FAIL, Reason.UNREACHABLE)),
+    (answer(200, b'{"a": 1}'), ("SB7001", Status.OK, Reason.NONE)),
+    (answer(200, b"<html></html>", "text/html"), ("SB7003", Status.FAIL, Reason.MISCONFIGURED)),
+    (answer(200, b""), ("SB7003", Status.FAIL, Reason.MISCONFIGURED)),
+    (answer(404, b"no Route matched"), ("SB7004", Status.FAIL, Reason.MISCONFIGURED)),
+    (answer(401), ("SB7004", Status.FAIL, Reason.MISCONFIGURED)),
+    (answer(301, location="https://x/"), ("SB7004", Status.FAIL, Reason.MISCONFIGURED)),
+    (answer(500), ("SB7004", Status.FAIL, Reason.DEGRADED)),
+    (answer(503, b"no healthy upstream"), ("SB7004", Status.FAIL, Reason.DEGRADED)),
+    (app.Answer(URL, error=ConnectionRefusedError(111, "refused")), ("SB7002", Status.FAIL, Reason.REFUSED)),
+    (app.Answer(URL, error=socket.timeout("timed out")), ("SB7002", Status.FAIL, Reason.TIMEOUT)),
+    (app.Answer(URL, error=ConnectionResetError(104, "reset")), ("SB7002", Status.FAIL, Reason.MISCONFIGURED)),
+    (app.Answer(URL, error=ssl.SSLCertVerificationError("verify failed")), ("SB7002", Status.FAIL, Reason.MISCONFIGURED)),
+    (app.Answer(URL, error=socket.gaierror(-2, "Name or service not known")), ("SB7002", Status.FAIL, Reason.UNREACHABLE)),
 ])
 def test_judge_cloudconfiguration(ans: app.Answer, expected: tuple) -> None:
     result = app.judge_cloudconfiguration(ans)
-    assert (result.status, result.reason) == expected
+    assert (result.code, result.status, result.reason) == expected
 
 
 @pytest.mark.parametrize("ans,expected", [
-    (answer(200, b"<html>", "text/html"), (Status.OK, Reason.NONE)),
-    (answer(302, location="/portal/"), (Status.OK, Reason.NONE)),
-    (answer(404), (Status.FAIL, Reason.MISCONFIGURED)),
-    (answer(502), (Status.FAIL, Reason.DEGRADED)),
-    (app.Answer(URL, error=ConnectionRefusedError(111, "refused")), (Status.FAIL, Reason.REFUSED)),
+    (answer(200, b"<html>", "text/html"), ("SB7010", Status.OK, Reason.NONE)),
+    (answer(302, location="/portal/"), ("SB7010", Status.OK, Reason.NONE)),
+    (answer(404), ("SB7012", Status.FAIL, Reason.MISCONFIGURED)),
+    (answer(502), ("SB7012", Status.FAIL, Reason.DEGRADED)),
+    (app.Answer(URL, error=ConnectionRefusedError(111, "refused")), ("SB7011", Status.FAIL, Reason.REFUSED)),
 ])
 def test_judge_portal(ans: app.Answer, expected: tuple) -> None:
     result = app.judge_portal(ans)
-    assert (result.status, result.reason) == expected
+    assert (result.code, result.status, result.reason) == expected
 
 
 @pytest.mark.parametrize("ans,first", [

@@ -63,6 +63,19 @@ def test_check_success_is_1_for_ok_and_warn_0_for_fail_and_error_absent_when_ski
     assert samples[("sbops_check_last_run_timestamp_seconds", labels(layer="mysql", check="mysql.auth"))] == NOW
 
 
+def test_check_finding_carries_the_code_of_the_current_result_from_the_catalog():
+    from sbops.messages import CATALOG
+    from sbops.messages import host as host_messages
+
+    short = host_messages.BELOW_MINIMUMS.result(short="2 vCPUs < 8")
+    good = host_messages.LISTENING.result(services="mysql")
+    samples = render(check_families(scrape(run("host.resources", short), run("host.listeners", good),
+                                           run("mysql.auth", fail(Reason.REFUSED, "no code yet"))), {}))
+    findings = {dict(k)["check"]: (dict(k)["code"], v) for (n, k), v in samples.items() if n == "sbops_check_finding"}
+    assert findings == {"host.resources": ("SB1002", 1.0), "host.listeners": ("SB1010", 1.0)}  # no code: no sample
+    assert {code for code, _ in findings.values()} <= set(CATALOG.messages)
+
+
 def test_collector_and_deadline_series():
     samples = render(check_families(scrape(run("nfs.export", ok("x")), success=False, timeout=2.5), {}))
     assert samples[("sbops_scrape_collector_success", labels(layer="nfs"))] == 0

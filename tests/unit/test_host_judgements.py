@@ -23,15 +23,15 @@ def res(cpus=8, mem=16.0, disk=200.0):
 ])
 def test_judge_resources(observed, status, short):
     result = judge_resources(observed, 8, 16, 100)
-    assert result.status is status
+    assert (result.code, result.status) == ("SB1002" if short else "SB1001", status)
     assert result.reason is (Reason.DEGRADED if short else Reason.NONE)
     assert len(result.details.get("short", [])) == short
 
 
-def test_resources_summary_names_what_is_short():
+def test_resources_evidence_names_what_is_short():
     result = judge_resources(res(cpus=2, disk=53), 8, 16, 100)
-    assert "2 vCPUs < 8" in result.summary and "53 GB free on /" in result.summary
-    assert "memory" not in result.summary
+    assert result.code == "SB1002"
+    assert result.details["short"] == ["2 vCPUs < 8", "53 GB free on / < 100 GB"]
 
 
 def exp(name, port, local=True, host="127.0.0.1"):
@@ -65,7 +65,8 @@ EVERYTHING = lis(("0.0.0.0", 3306), ("0.0.0.0", 27017), ("::", 5672), ("0.0.0.0"
 ])
 def test_judge_listeners(expected, listeners, status, reason, missing):
     result = judge_listeners(expected, listeners)
-    assert (result.status, result.reason) == (status, reason)
+    code = {Status.OK: "SB1010", Status.FAIL: "SB1011", Status.SKIP: "SB1012"}[status]
+    assert (result.code, result.status, result.reason) == (code, status, reason)
     assert result.details.get("missing", []) == missing
 
 
@@ -97,20 +98,21 @@ SERVER = "192.168.1.10"
 ])
 def test_judge_bind(listeners, status, reason, bad, fix):
     result = judge_bind(ALL, listeners, SERVER)
-    assert (result.status, result.reason) == (status, reason)
+    code = {Status.OK: "SB1020", Status.FAIL: "SB1021", Status.SKIP: "SB1022"}[status]
+    assert (result.code, result.status, result.reason) == (code, status, reason)
     assert result.details.get("unreachable", []) == bad
     assert result.fix == fix
 
 
 def test_bind_loopback_server_ip_still_counts_as_loopback():
     result = judge_bind([exp("mysql", 3306)], lis(("127.0.0.1", 3306)), "127.0.0.1")
-    assert (result.status, result.reason) == (Status.FAIL, Reason.MISCONFIGURED)
+    assert (result.code, result.status, result.reason) == ("SB1021", Status.FAIL, Reason.MISCONFIGURED)
 
 
 def test_bind_skips_remote_services():
     expected = [exp("mysql", 3306, local=False, host="10.1.1.1"), exp("mongodb", 27017)]
     result = judge_bind(expected, lis(("127.0.0.1", 3306), ("0.0.0.0", 27017)), SERVER)
-    assert result.status is Status.OK
+    assert (result.code, result.status) == ("SB1020", Status.OK)
     assert "not_applicable" in result.details["services"]["mysql"]["status"]
 
 

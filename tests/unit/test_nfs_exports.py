@@ -85,47 +85,48 @@ def judge(text, path=P, who=WHO):
     return judge_export(None if text is None else parse_exports(text), path, who, "/etc/exports", POD)
 
 
-@pytest.mark.parametrize("text, status, reason", [
-    (f"{NODE_LINE}\n", Status.OK, Reason.NONE),
-    (f"{P}/ {NODE}(rw,sync,no_subtree_check)\n", Status.OK, Reason.NONE),  # trailing slash, root_squash: fine
-    (f"{P} {NODE}(rw) 192.168.5.0/24(ro)\n", Status.OK, Reason.NONE),  # an extra client is fine
-    (f"{P} 10.0.0.0/24(rw,sync)\n", Status.OK, Reason.NONE),  # a network holding the node
-    (f"{P} {POD}(rw) {NODE}(rw)\n", Status.OK, Reason.NONE),
-    (None, Status.FAIL, Reason.MISSING),
-    ("", Status.FAIL, Reason.MISSING),
-    ("/other 10.0.0.10(rw)\n", Status.FAIL, Reason.MISSING),
-    (f"# {NODE_LINE}\n", Status.FAIL, Reason.MISSING),  # commented out
-    (f"{GOOD}\n", Status.FAIL, Reason.MISCONFIGURED),  # ARCHITECTURE.md's pod network: no mount works
-    (f"{P} 10.42.1.0/24(rw,sync)\n", Status.FAIL, Reason.MISCONFIGURED),
-    (f"{P} {NODE}(ro,sync)\n", Status.FAIL, Reason.MISCONFIGURED),
-    (f"{P} {NODE}(sync)\n", Status.FAIL, Reason.MISCONFIGURED),  # ro by default
-    (f"{P} {NODE}(rw,async)\n", Status.FAIL, Reason.MISCONFIGURED),
-    (f"{P} *({OPTS})\n", Status.WARN, Reason.INSECURE),  # both installers' line: works, open to anyone
-    (f"{P} 0.0.0.0/0(rw,sync)\n", Status.WARN, Reason.INSECURE),
-    (f"{P} {NODE}(rw,sync) *(ro)\n", Status.WARN, Reason.INSECURE),
-    (f"{P} {NODE} (rw,sync)\n", Status.FAIL, Reason.MISCONFIGURED),  # the space: the node ro, the world rw
-    (f"{P} {NODE}(ro) *(rw,sync)\n", Status.FAIL, Reason.MISCONFIGURED),  # the narrowest client applies
-    (f"{P} -rw,sync {NODE}\n", Status.OK, Reason.NONE),  # '-opts' defaults
-    (f"{P} {NODE}( rw,sync)\n", Status.FAIL, Reason.MISCONFIGURED),  # syntax error: exportfs drops it
-    (f"{P} node1.example.com(rw,sync)\n", Status.WARN, Reason.MISCONFIGURED),  # a name sbops cannot compare
+@pytest.mark.parametrize("text, status, reason, code", [
+    (f"{NODE_LINE}\n", Status.OK, Reason.NONE, "SB5001"),
+    (f"{P}/ {NODE}(rw,sync,no_subtree_check)\n", Status.OK, Reason.NONE, "SB5001"),  # trailing slash, root_squash: fine
+    (f"{P} {NODE}(rw) 192.168.5.0/24(ro)\n", Status.OK, Reason.NONE, "SB5001"),  # an extra client is fine
+    (f"{P} 10.0.0.0/24(rw,sync)\n", Status.OK, Reason.NONE, "SB5001"),  # a network holding the node
+    (f"{P} {POD}(rw) {NODE}(rw)\n", Status.OK, Reason.NONE, "SB5001"),
+    (None, Status.FAIL, Reason.MISSING, "SB5002"),
+    ("", Status.FAIL, Reason.MISSING, "SB5003"),
+    ("/other 10.0.0.10(rw)\n", Status.FAIL, Reason.MISSING, "SB5003"),
+    (f"# {NODE_LINE}\n", Status.FAIL, Reason.MISSING, "SB5003"),  # commented out
+    (f"{GOOD}\n", Status.FAIL, Reason.MISCONFIGURED, "SB5005"),  # ARCHITECTURE.md's pod network: no mount works
+    (f"{P} 10.42.1.0/24(rw,sync)\n", Status.FAIL, Reason.MISCONFIGURED, "SB5005"),
+    (f"{P} {NODE}(ro,sync)\n", Status.FAIL, Reason.MISCONFIGURED, "SB5007"),
+    (f"{P} {NODE}(sync)\n", Status.FAIL, Reason.MISCONFIGURED, "SB5007"),  # ro by default
+    (f"{P} {NODE}(rw,async)\n", Status.FAIL, Reason.MISCONFIGURED, "SB5007"),
+    (f"{P} *({OPTS})\n", Status.WARN, Reason.INSECURE, "SB5008"),  # both installers' line: works, open to anyone
+    (f"{P} 0.0.0.0/0(rw,sync)\n", Status.WARN, Reason.INSECURE, "SB5008"),
+    (f"{P} {NODE}(rw,sync) *(ro)\n", Status.WARN, Reason.INSECURE, "SB5008"),
+    (f"{P} {NODE} (rw,sync)\n", Status.FAIL, Reason.MISCONFIGURED, "SB5007"),  # the space: the node ro, the world rw
+    (f"{P} {NODE}(ro) *(rw,sync)\n", Status.FAIL, Reason.MISCONFIGURED, "SB5007"),  # the narrowest client applies
+    (f"{P} -rw,sync {NODE}\n", Status.OK, Reason.NONE, "SB5001"),  # '-opts' defaults
+    (f"{P} {NODE}( rw,sync)\n", Status.FAIL, Reason.MISCONFIGURED, "SB5004"),  # syntax error: exportfs drops it
+    (f"{P} node1.example.com(rw,sync)\n", Status.WARN, Reason.MISCONFIGURED, "SB5006"),  # a name sbops cannot compare
 ])
-def test_judge_export(text, status, reason):
+def test_judge_export(text, status, reason, code):
     result = judge(text)
-    assert (result.status, result.reason) == (status, reason), result.summary
+    assert (result.code, result.status, result.reason) == (code, status, reason), result.summary
 
 
 def test_pod_network_only_names_the_node_addresses_it_misses():
     two = mounters(["10.0.0.10", "10.0.0.11"], "10.0.0.10")
     result = judge(f"{GOOD}\n", who=two)
     assert result.details["missing"] == ["10.0.0.10", "10.0.0.11"]
-    assert "10.0.0.10, 10.0.0.11" in result.summary and "pod network only" in result.summary
+    assert result.code == "SB5005"
+    assert result.args["missing"] == "10.0.0.10, 10.0.0.11" and result.args["pods_only"]
     partial = judge(f"{P} 10.0.0.10(rw,sync)\n", who=two)
     assert (partial.status, partial.details["missing"]) == (Status.FAIL, ["10.0.0.11"])
 
 
 def test_world_root_access_named():
     result = judge(f"{P} *({OPTS})\n")
-    assert "everyone" in result.summary and "no_root_squash" in result.summary and NODE in result.summary
+    assert result.code == "SB5008" and result.args["root"] and NODE in result.args["addresses"]
     assert result.details["wider_than_nodes"] == ["*"]
 
 
@@ -134,7 +135,7 @@ def test_without_the_node_list_only_the_servers_address_counts_and_it_says_so():
     pods = judge(f"{GOOD}\n", who=blind)
     assert (pods.status, pods.reason) == (Status.FAIL, Reason.MISCONFIGURED)  # never passes on the pod network
     good = judge(f"{P} 192.0.2.5(rw,sync)\n", who=blind)
-    assert good.status is Status.OK and "cannot be read (no kubeconfig)" in good.summary
+    assert (good.code, good.status) == ("SB5001", Status.OK) and "no kubeconfig" in good.args["note"]
     assert good.details["nodes_unknown"]
 
 

@@ -46,23 +46,23 @@ def active(*clients, path=P):
     return [Active(path, c, ("rw",)) for c in clients]
 
 
-@pytest.mark.parametrize("listening, ok, error, actives, file_clients, status, reason, fix", [
-    (True, True, "", active("10.42.0.0/16"), ["10.42.0.0/16"], Status.OK, Reason.NONE, None),
-    (True, True, "", active("10.42.0.0/16", path=P + "/"), ["10.42.0.0/16"], Status.OK, Reason.NONE, None),
-    (False, False, "", [], None, Status.FAIL, Reason.NOT_RUNNING, None),
-    (True, False, "exportfs: command not found", [], None, Status.FAIL, Reason.MISSING, None),
-    (True, False, "exportfs: permission denied", [], None, Status.FAIL, Reason.NO_ACCESS, None),
-    (True, True, "", [], ["10.42.0.0/16"], Status.FAIL, Reason.MISCONFIGURED, "nfs-export"),
-    (True, True, "", active("10.42.0.0/16", path="/other"), None, Status.FAIL, Reason.MISCONFIGURED, "nfs-export"),
+@pytest.mark.parametrize("listening, ok, error, actives, file_clients, status, reason, fix, code", [
+    (True, True, "", active("10.42.0.0/16"), ["10.42.0.0/16"], Status.OK, Reason.NONE, None, "SB5030"),
+    (True, True, "", active("10.42.0.0/16", path=P + "/"), ["10.42.0.0/16"], Status.OK, Reason.NONE, None, "SB5030"),
+    (False, False, "", [], None, Status.FAIL, Reason.NOT_RUNNING, None, "SB5031"),
+    (True, False, "exportfs: command not found", [], None, Status.FAIL, Reason.MISSING, None, "SB5032"),
+    (True, False, "exportfs: permission denied", [], None, Status.FAIL, Reason.NO_ACCESS, None, "SB5032"),
+    (True, True, "", [], ["10.42.0.0/16"], Status.FAIL, Reason.MISCONFIGURED, "nfs-export", "SB5033"),
+    (True, True, "", active("10.42.0.0/16", path="/other"), None, Status.FAIL, Reason.MISCONFIGURED, "nfs-export", "SB5033"),
     # the file says the pod network, the kernel still exports to everyone: edited but not re-exported
-    (True, True, "", active("*"), ["10.42.0.0/16"], Status.FAIL, Reason.MISCONFIGURED, "nfs-export"),
+    (True, True, "", active("*"), ["10.42.0.0/16"], Status.FAIL, Reason.MISCONFIGURED, "nfs-export", "SB5034"),
     # hostnames may print canonicalised: no staleness claim then
-    (True, True, "", active("pods.example.com"), ["pods"], Status.OK, Reason.NONE, None),
-    (True, True, "", active("10.42.0.0/16"), None, Status.OK, Reason.NONE, None),  # no file: server-side only
+    (True, True, "", active("pods.example.com"), ["pods"], Status.OK, Reason.NONE, None, "SB5030"),
+    (True, True, "", active("10.42.0.0/16"), None, Status.OK, Reason.NONE, None, "SB5030"),  # no file: server-side only
 ])
-def test_judge_server(listening, ok, error, actives, file_clients, status, reason, fix):
+def test_judge_server(listening, ok, error, actives, file_clients, status, reason, fix, code):
     result = judge_server(listening, 2049, LISTENERS, ok, error, actives, P, file_clients)
-    assert (result.status, result.reason, result.fix) == (status, reason, fix), result.summary
+    assert (result.code, result.status, result.reason, result.fix) == (code, status, reason, fix), result.summary
 
 
 def d(**kw):
@@ -70,19 +70,19 @@ def d(**kw):
     return {**base, **kw}
 
 
-@pytest.mark.parametrize("info, status, reason", [
-    (d(), Status.OK, Reason.NONE),
-    ({"path": P, "exists": False}, Status.FAIL, Reason.MISSING),
-    (d(is_dir=False), Status.FAIL, Reason.MISCONFIGURED),
-    (d(writable=False, write_error="EROFS: Read-only file system"), Status.FAIL, Reason.ACCESS_DENIED),
-    (d(writable=False, write_error="EACCES: Permission denied", as_root=False), Status.FAIL, Reason.NO_ACCESS),
-    (d(writable=False, write_error="EACCES: Permission denied", as_root=True), Status.FAIL, Reason.ACCESS_DENIED),
-    (d(free_gb=3.2), Status.WARN, Reason.DEGRADED),
-    (d(free_gb=10.0), Status.OK, Reason.NONE),
+@pytest.mark.parametrize("info, status, reason, code", [
+    (d(), Status.OK, Reason.NONE, "SB5020"),
+    ({"path": P, "exists": False}, Status.FAIL, Reason.MISSING, "SB5021"),
+    (d(is_dir=False), Status.FAIL, Reason.MISCONFIGURED, "SB5022"),
+    (d(writable=False, write_error="EROFS: Read-only file system"), Status.FAIL, Reason.ACCESS_DENIED, "SB5024"),
+    (d(writable=False, write_error="EACCES: Permission denied", as_root=False), Status.FAIL, Reason.NO_ACCESS, "SB5023"),
+    (d(writable=False, write_error="EACCES: Permission denied", as_root=True), Status.FAIL, Reason.ACCESS_DENIED, "SB5024"),
+    (d(free_gb=3.2), Status.WARN, Reason.DEGRADED, "SB5025"),
+    (d(free_gb=10.0), Status.OK, Reason.NONE, "SB5020"),
 ])
-def test_judge_directory(info, status, reason):
+def test_judge_directory(info, status, reason, code):
     result = judge_directory(info, 10)
-    assert (result.status, result.reason) == (status, reason)
+    assert (result.code, result.status, result.reason) == (code, status, reason)
 
 
 @pytest.mark.parametrize("wanted, live, same", [
