@@ -122,7 +122,10 @@ def test_commands_report_a_hung_api_server_as_a_timeout(hung, name, argv, codes)
         assert all("did not answer in time" in step["error"] for step in blocked), blocked
     else:
         assert timeouts_in(document), document
-    assert took < BOUND, f"{name} took {took:.1f}s with --timeout {TIMEOUT:g} (urllib3 retries?)"
+    # install --plan checks its two Kubernetes steps one after the other, each within the timeout (about
+    # 2 x TIMEOUT + start-up); with urllib3's retries each would take 3 x TIMEOUT or more
+    bound = 5 * TIMEOUT if argv[0] == "install" else BOUND
+    assert took < bound, f"{name} took {took:.1f}s with --timeout {TIMEOUT:g} (urllib3 retries?)"
 
 
 def test_doctor_reports_timeout_not_unreachable_and_keeps_to_the_timeout(hung):
