@@ -145,7 +145,7 @@ def list_revisions(ctx: "Context", namespace: str, release: str) -> list[dict[st
     return [summarize(s) for s in release_secrets(ctx, namespace, release)]
 
 
-def check_release(ctx: "Context") -> Result:
+def probe_release(ctx: "Context") -> Result:
     ns = kc.namespace(ctx)
     release = str(ctx.settings["release"])
     try:

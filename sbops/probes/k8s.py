@@ -21,7 +21,7 @@ PRESSURES = ("MemoryPressure", "DiskPressure", "PIDPressure")
 
 
 # -- k8s.api ---------------------------------------------------------------------------------------
-def check_api(ctx: "Context") -> Result:
+def probe_api(ctx: "Context") -> Result:
     """GET /version with the kubeconfig's credentials: a wrong token is a 401 even here."""
     from sbops import kube
 
@@ -93,7 +93,7 @@ def judge_nodes(facts: list[dict[str, Any]]) -> Result:
     return msg.NODES_READY.result(count=len(facts), details={"nodes": facts})
 
 
-def check_nodes(ctx: "Context") -> Result:
+def probe_nodes(ctx: "Context") -> Result:
     try:
         items = kc.api(ctx).list(kc.path(plural="nodes"))
     except Exception as exc:  # noqa: BLE001
@@ -122,7 +122,7 @@ def judge_namespace(name: str, ns: dict[str, Any] | None) -> Result:
     return msg.NAMESPACE_READY.result(namespace=name, label=INJECTION_LABEL, value=INJECTION_VALUE, details=details)
 
 
-def check_namespace(ctx: "Context") -> Result:
+def probe_namespace(ctx: "Context") -> Result:
     name = kc.namespace(ctx)
     try:
         ns = read_namespace(ctx, name)
@@ -255,7 +255,7 @@ def judge_storage(storage_class: str, sc_found: bool, pvcs: list[dict[str, Any]]
     return msg.STORAGE_READY.result(storage_class=storage_class, claims=len(claims), details=details)
 
 
-def check_storage(ctx: "Context") -> Result:
+def probe_storage(ctx: "Context") -> Result:
     name = str(ctx.settings["k8s.storage_class"])
     selector = str(ctx.settings["k8s.provisioner_label"])
     ns = kc.namespace(ctx)

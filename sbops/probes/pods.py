@@ -158,7 +158,7 @@ def pod_events(ctx: "Context", namespace: str, name: str) -> list[dict[str, Any]
     return kc.api(ctx).list(kc.path(namespace=namespace, plural="events"), field_selector=f"involvedObject.name={name}")
 
 
-def check_ready(ctx: "Context") -> Result:
+def probe_ready(ctx: "Context") -> Result:
     ns = kc.namespace(ctx)
     try:
         pods = list_pods(ctx, ns)
@@ -195,7 +195,7 @@ def judge_restarts(namespace: str, found: list[dict[str, Any]], threshold: int) 
                                             details={**details, "containers": found})
 
 
-def check_restarts(ctx: "Context") -> Result:
+def probe_restarts(ctx: "Context") -> Result:
     ns = kc.namespace(ctx)
     threshold = int(ctx.settings["pods.restart_threshold"])
     try:
