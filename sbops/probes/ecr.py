@@ -387,7 +387,7 @@ def plan_ensure(ctx: "Context", opts: "FixOptions | None" = None, source: "Calla
         verdict = judge_expiry(state, registry, datetime.now(timezone.utc), float(ctx.settings["ecr.warn_hours"]))
         return Plan(nothing_to_do=f"{verdict.summary} (`sbops fix ecr-refresh` renews it)")
     plan = plan_refresh(ctx, opts, source)
-    return Plan(plan.changes, plan.blockers, (f"a new token is needed ({why.code}): {why.summary}", *plan.notes), plan.nothing_to_do)
+    return Plan(plan.changes, plan.blockers, (f"a new token is needed: {why.summary}", *plan.notes), plan.nothing_to_do)
 
 
 def plan_refresh(ctx: "Context", opts: "FixOptions | None" = None, source: "Callable[[], Token] | None" = None) -> Plan:
