@@ -5,21 +5,26 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sbops.model import Result, Severity
-from sbops.probes import pods as probe
 from sbops.registry import check
 
 if TYPE_CHECKING:
     from sbops.context import Context
 
+LAYER = "workloads"
 
-@check("pods.ready", layer="workloads", title="Every pod in the namespace is Ready",
+
+@check("pods.ready", layer=LAYER, title="Every pod in the namespace is Ready",
        severity=Severity.CRITICAL, requires=("k8s.namespace",), fix="restart-workload")
 def ready(ctx: "Context") -> Result:
-    return probe.check_ready(ctx)
+    from sbops.probes import pods
+
+    return pods.probe_ready(ctx)
 
 
-@check("pods.restarts", layer="workloads", title="No container restarts more often than pods.restart_threshold",
+@check("pods.restarts", layer=LAYER, title="No container restarts more often than pods.restart_threshold",
        severity=Severity.WARNING, requires=("k8s.namespace",),
        no_fix="restarts have a cause in the container's logs; restarting again only hides the evidence")
 def restarts(ctx: "Context") -> Result:
-    return probe.check_restarts(ctx)
+    from sbops.probes import pods
+
+    return pods.probe_restarts(ctx)

@@ -141,7 +141,7 @@ def k3s_ready(ctx: "Context") -> tuple[bool, str]:
 
     if ctx.kubeconfig_path is None:
         return False, f"no kubeconfig yet ({K3S_KUBECONFIG})"
-    for check in (k8s.check_api, k8s.check_nodes):
+    for check in (k8s.probe_api, k8s.probe_nodes):
         result = check(ctx)
         if result.status is not Status.OK:
             return False, result.summary

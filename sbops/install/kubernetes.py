@@ -155,7 +155,7 @@ def not_ready_lines(result: Any, limit: int = 10) -> str:
 def pods_ready(ctx: "Context") -> tuple[bool, str]:
     from sbops.probes import pods
 
-    result = pods.check_ready(ctx)
+    result = pods.probe_ready(ctx)
     if result.status is Status.OK:
         return True, result.summary
     ready, total = ready_counts(result)
@@ -165,7 +165,7 @@ def pods_ready(ctx: "Context") -> tuple[bool, str]:
 def plan_wait(run: "Run", ctx: "Context") -> Plan:
     from sbops.probes import pods
 
-    result = pods.check_ready(ctx)
+    result = pods.probe_ready(ctx)
     if result.status is Status.OK:
         return Plan(nothing_to_do=result.summary)
     if result.reason in API_FAILURES:
@@ -178,7 +178,7 @@ def plan_wait(run: "Run", ctx: "Context") -> Plan:
         except RuntimeError:
             fresh = run.context()
             try:
-                last = pods.check_ready(fresh)
+                last = pods.probe_ready(fresh)
             finally:
                 fresh.close()
             if last.status is Status.OK:

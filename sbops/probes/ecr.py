@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from sbops.probes import kubecommon
-from sbops.model import Change, Plan, Reason, Result, Status, fail, ok, warn
+from sbops.messages import ecr as msg
+from sbops.model import Change, Plan, Result, Status
 from sbops.secret import Secret
 
 if TYPE_CHECKING:
@@ -176,28 +177,24 @@ class Workload:
 def judge_secret(state: SecretState, registry: str, workloads: list[Workload]) -> Result:
     """ecr.secret: exists, right type, an auths entry for the registry, referenced by every workload."""
     where = f"{state.namespace}/{state.name}"
+    details = {"secret": state.name, "namespace": state.namespace}
     if not state.exists:
-        return fail(Reason.MISSING, f"image pull secret {where} does not exist: run `sbops fix ecr-refresh`",
-                    secret=state.name, namespace=state.namespace)
+        return msg.SECRET_MISSING.result(where=where, details=details)
     if state.type != DOCKERCONFIGJSON:
-        return fail(Reason.MISCONFIGURED,
-                    f"secret {where} has type {state.type or '(none)'}, not {DOCKERCONFIGJSON}: run `sbops fix ecr-refresh`",
-                    secret=state.name, namespace=state.namespace, type=state.type)
+        return msg.SECRET_WRONG_TYPE.result(where=where, type=state.type or "(none)", expected=DOCKERCONFIGJSON,
+                                            details={**details, "type": state.type})
     auths = parse_dockerconfig(state.config or "")
     if auths is None:
-        return fail(Reason.MISCONFIGURED, f"secret {where} has no readable .dockerconfigjson with auths: run `sbops fix ecr-refresh`",
-                    secret=state.name, namespace=state.namespace)
+        return msg.SECRET_UNREADABLE.result(where=where, details=details)
     if auth_entry(auths, registry) is None:
-        return fail(Reason.MISCONFIGURED, f"secret {where} has no credentials for {registry}: run `sbops fix ecr-refresh`",
-                    secret=state.name, namespace=state.namespace, registry=registry,
-                    registries=sorted(registry_host(k) for k in auths))
+        return msg.SECRET_LACKS_REGISTRY.result(where=where, registry=registry, details={
+            **details, "registry": registry, "registries": sorted(registry_host(k) for k in auths)})
     missing = [f"{w.kind}/{w.name}" for w in workloads if state.name not in w.pull_secrets]
     if missing:
-        return fail(Reason.MISCONFIGURED,
-                    f"{len(missing)} workload(s) do not list {state.name} in imagePullSecrets: {', '.join(missing)}",
-                    secret=state.name, namespace=state.namespace, without_pull_secret=missing)
-    return ok(f"secret {where} holds credentials for {registry}; {len(workloads)} workload(s) use it",
-              secret=state.name, namespace=state.namespace, registry=registry, workloads=len(workloads))
+        return msg.WORKLOADS_WITHOUT_SECRET.result(count=len(missing), secret=state.name, workloads=", ".join(missing),
+                                                   details={**details, "without_pull_secret": missing})
+    return msg.SECRET_VALID.result(where=where, registry=registry, workloads=len(workloads),
+                                   details={**details, "registry": registry, "workloads": len(workloads)})
 
 
 def judge_expiry(state: SecretState, registry: str, now: datetime, warn_hours: float) -> Result:
@@ -211,23 +208,17 @@ def judge_expiry(state: SecretState, registry: str, now: datetime, warn_hours: f
         source = f"annotation {EXPIRY_ANNOTATION}"
     where = f"{state.namespace}/{state.name}"
     if expires is None:
-        return warn(Reason.MISCONFIGURED,
-                    f"cannot tell when the token in {where} expires (not an ECR token, no {EXPIRY_ANNOTATION} annotation): "
-                    "run `sbops fix ecr-refresh`", secret=state.name, namespace=state.namespace)
+        return msg.TOKEN_EXPIRY_UNKNOWN.result(where=where, annotation=EXPIRY_ANNOTATION,
+                                               details={"secret": state.name, "namespace": state.namespace})
     left = expires - now
     hours = left.total_seconds() / 3600
     details = {"secret": state.name, "namespace": state.namespace, "expires_at": expires.isoformat(),
                "source": source, "hours_left": round(hours, 2)}
     if left <= timedelta(0):
-        return Result(Status.FAIL, Reason.EXPIRED,
-                      f"the ECR token in {where} expired {_ago(-left)} ago; new pods fail with ImagePullBackOff: "
-                      "run `sbops fix ecr-refresh`", details, expires_at=expires)
+        return msg.TOKEN_EXPIRED.result(where=where, ago=_ago(-left), details=details, expires_at=expires)
     if hours < warn_hours:
-        return Result(Status.WARN, Reason.EXPIRING,
-                      f"the ECR token in {where} expires in {_ago(left)}: run `sbops fix ecr-refresh` "
-                      "(and `sbops ecr install-refresher` to keep it fresh)", details, expires_at=expires)
-    return Result(Status.OK, Reason.NONE, f"the ECR token in {where} is valid for {_ago(left)}", details,
-                  expires_at=expires)
+        return msg.TOKEN_EXPIRING.result(where=where, left=_ago(left), details=details, expires_at=expires)
+    return msg.TOKEN_VALID.result(where=where, left=_ago(left), details=details, expires_at=expires)
 
 
 def _ago(delta: timedelta) -> str:
@@ -278,19 +269,12 @@ def read_workloads(ctx: "Context") -> list[Workload]:
     return sorted(out, key=lambda w: w.name)
 
 
-def _api_failure(what: str, exc: Exception) -> Result:
-    reason, summary, error = kubecommon.api_failure(what, exc)
-    return fail(reason, summary, error=error)
-
-
 def probe_secret(ctx: "Context") -> Result:
     try:
         state = read_secret(ctx)
         workloads = read_workloads(ctx) if state.exists else []
     except Exception as exc:  # noqa: BLE001
-        if kubecommon.is_api_error(exc):
-            return _api_failure("read the ECR pull secret", exc)
-        raise
+        return kubecommon.api_failure("read the ECR pull secret", exc)
     return judge_secret(state, str(ctx.settings["ecr.registry"]), workloads)
 
 
@@ -298,11 +282,10 @@ def probe_expiry(ctx: "Context") -> Result:
     try:
         state = read_secret(ctx)
     except Exception as exc:  # noqa: BLE001
-        if kubecommon.is_api_error(exc):
-            return _api_failure("read the ECR pull secret", exc)
-        raise
+        return kubecommon.api_failure("read the ECR pull secret", exc)
     if not state.exists:
-        return fail(Reason.MISSING, f"image pull secret {state.namespace}/{state.name} does not exist: run `sbops fix ecr-refresh`")
+        return msg.SECRET_MISSING.result(where=f"{state.namespace}/{state.name}",
+                                         details={"secret": state.name, "namespace": state.namespace})
     return judge_expiry(state, str(ctx.settings["ecr.registry"]), datetime.now(timezone.utc),
                         float(ctx.settings["ecr.warn_hours"]))
 
@@ -376,13 +359,14 @@ def get_token(ctx: "Context", env: Mapping[str, str] | None = None, stdin: Any =
 
 
 # -- the plan ----------------------------------------------------------------------------------------
-def refresh_needed(state: SecretState, registry: str, now: datetime, warn_hours: float) -> str:
-    """Pure: "" when the secret already holds a token for `registry` with more than `warn_hours` left,
-    else why it needs a new one (the judgements of ecr.secret and ecr.expiry; workloads are not looked at)."""
+def refresh_needed(state: SecretState, registry: str, now: datetime, warn_hours: float) -> Result | None:
+    """Pure: None when the secret already holds a token for `registry` with more than `warn_hours` left,
+    else the finding that says why it needs a new one (the judgements of ecr.secret and ecr.expiry;
+    workloads are not looked at)."""
     for verdict in (judge_secret(state, registry, []), judge_expiry(state, registry, now, warn_hours)):
         if verdict.status is not Status.OK:
-            return verdict.summary.split(": run `sbops fix ecr-refresh`")[0]
-    return ""
+            return verdict
+    return None
 
 
 def plan_ensure(ctx: "Context", opts: "FixOptions | None" = None, source: "Callable[[], Token] | None" = None) -> Plan:
@@ -396,14 +380,14 @@ def plan_ensure(ctx: "Context", opts: "FixOptions | None" = None, source: "Calla
         state = read_secret(ctx)
     except Exception as exc:  # noqa: BLE001
         if kubecommon.is_api_error(exc):
-            return Plan(blockers=(kubecommon.api_failure("read the pull secret", exc)[1],))
+            return Plan(blockers=(kubecommon.api_failure_summary("read the pull secret", exc),))
         raise
     why = refresh_needed(state, registry, datetime.now(timezone.utc), float(ctx.settings["ecr.warn_hours"]))
-    if not why:
+    if why is None:
         verdict = judge_expiry(state, registry, datetime.now(timezone.utc), float(ctx.settings["ecr.warn_hours"]))
         return Plan(nothing_to_do=f"{verdict.summary} (`sbops fix ecr-refresh` renews it)")
     plan = plan_refresh(ctx, opts, source)
-    return Plan(plan.changes, plan.blockers, (f"a new token is needed: {why}", *plan.notes), plan.nothing_to_do)
+    return Plan(plan.changes, plan.blockers, (f"a new token is needed: {why.summary}", *plan.notes), plan.nothing_to_do)
 
 
 def plan_refresh(ctx: "Context", opts: "FixOptions | None" = None, source: "Callable[[], Token] | None" = None) -> Plan:
@@ -421,7 +405,7 @@ def plan_refresh(ctx: "Context", opts: "FixOptions | None" = None, source: "Call
         pod_dicts = kubecommon.api(ctx).list(kubecommon.path(namespace=kubecommon.namespace(ctx), plural="pods"))
     except Exception as exc:  # noqa: BLE001
         if kubecommon.is_api_error(exc):
-            return Plan(blockers=(kubecommon.api_failure("read the pull secret and pods", exc)[1],))
+            return Plan(blockers=(kubecommon.api_failure_summary("read the pull secret and pods", exc),))
         raise
     try:
         token = source() if source is not None else get_token(ctx, opts=opts)

@@ -12,7 +12,8 @@ import json
 import shutil
 from typing import TYPE_CHECKING, Any
 
-from sbops.model import Change, Plan, Reason, Result, fail, ok
+from sbops.messages import helm as msg
+from sbops.model import Change, Plan, Result
 from sbops.probes import kubecommon as kc
 
 if TYPE_CHECKING:
@@ -97,9 +98,8 @@ def summarize(secret: dict[str, Any]) -> dict[str, Any]:
 def judge_release(release: str, namespace: str, revisions: list[dict[str, Any]]) -> Result:
     """The latest revision decides: deployed ok; pending-* stuck; failed failed; none missing."""
     if not revisions:
-        return fail(Reason.MISSING, f"no Helm release {release} in namespace {namespace} "
-                                    f"(no {SECRET_PREFIX}{release}.v* secret): StackBill was not installed with "
-                                    "Helm here", release=release, namespace=namespace)
+        return msg.RELEASE_MISSING.result(release=release, namespace=namespace, prefix=SECRET_PREFIX,
+                                          details={"release": release, "namespace": namespace})
     ordered = sorted(revisions, key=lambda r: r["revision"])
     latest = ordered[-1]
     chart = f"{latest['chart'] or 'chart'}-{latest['chart_version'] or '?'}"
@@ -112,17 +112,16 @@ def judge_release(release: str, namespace: str, revisions: list[dict[str, Any]])
     where = f"release {release} revision {latest['revision']} ({chart})"
     status = latest["status"]
     if status == "deployed":
-        return ok(f"{where} is deployed", **details)
-    last_good = last_deployed(ordered[:-1])
-    back = f"; `sbops fix helm-rollback` returns to revision {last_good}" if last_good else ""
+        return msg.RELEASE_DEPLOYED.result(where=where, details=details)
+    details["last_deployed"] = last_deployed(ordered[:-1])  # what helm-rollback returns to (None: nothing)
     if status in PENDING:
-        return fail(Reason.STUCK, f"{where} is stuck in {status}: an install/upgrade was interrupted and Helm "
-                                  f"refuses further upgrades{back}", **details)
+        return msg.RELEASE_STUCK.result(where=where, status=status, details=details)
     if status == "failed":
-        return fail(Reason.FAILED, f"{where} failed: {latest['description'] or 'see helm history'}{back}", **details)
+        return msg.RELEASE_FAILED.result(where=where, description=latest["description"] or "see helm history",
+                                         details=details)
     if status == "uninstalled":
-        return fail(Reason.MISSING, f"{where} was uninstalled", **details)
-    return fail(Reason.MISCONFIGURED, f"{where} has status {status or 'unknown'}, not deployed{back}", **details)
+        return msg.RELEASE_UNINSTALLED.result(where=where, details=details)
+    return msg.RELEASE_ODD_STATUS.result(where=where, status=status or "unknown", details=details)
 
 
 def last_deployed(older: list[dict[str, Any]]) -> int | None:
@@ -146,14 +145,13 @@ def list_revisions(ctx: "Context", namespace: str, release: str) -> list[dict[st
     return [summarize(s) for s in release_secrets(ctx, namespace, release)]
 
 
-def check_release(ctx: "Context") -> Result:
+def probe_release(ctx: "Context") -> Result:
     ns = kc.namespace(ctx)
     release = str(ctx.settings["release"])
     try:
         revisions = list_revisions(ctx, ns, release)
     except Exception as exc:  # noqa: BLE001
-        return fail(kc.api_reason(exc), kc.api_failure_summary(f"read Helm release secrets in {ns}", exc),
-                    error=kc.api_error(exc))
+        return kc.api_failure(f"read Helm release secrets in {ns}", exc)
     return judge_release(release, ns, revisions)
 
 
@@ -173,7 +171,7 @@ def plan_rollback(ctx: "Context") -> Plan:
     verdict = judge_release(release, ns, revisions)
     if verdict.status.passed:
         return Plan(nothing_to_do=verdict.summary)
-    if verdict.reason not in (Reason.STUCK, Reason.FAILED, Reason.MISCONFIGURED):
+    if verdict.code not in (msg.RELEASE_STUCK.code, msg.RELEASE_FAILED.code, msg.RELEASE_ODD_STATUS.code):
         return Plan(blockers=(f"cannot roll back: {verdict.summary}",))
     ordered = sorted(revisions, key=lambda r: r["revision"])
     target = last_deployed(ordered[:-1])

@@ -12,7 +12,9 @@ import difflib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from sbops.model import Change, Plan, Reason, Result, fail, ok
+from sbops.messages import istio as msg
+from sbops.model import Change, Plan, Result
+from sbops.probes import kubecommon
 
 if TYPE_CHECKING:
     from sbops.context import Context
@@ -82,15 +84,13 @@ def judge_istiod(deployments: list[dict[str, Any]], pods: list[dict[str, Any]], 
     """missing: no Deployment and no pod labelled app=istiod; not_ready: none of its pods is Ready."""
     names = [(d.get("metadata") or {}).get("name", "?") for d in deployments]
     if not deployments and not pods:
-        return fail(Reason.MISSING, f"istiod is not installed: no Deployment or pod labelled {ISTIOD_LABEL} in "
-                    f"{namespace} (install Istio: istioctl install --set profile=demo)", namespace=namespace)
+        return msg.ISTIOD_MISSING.result(label=ISTIOD_LABEL, namespace=namespace, details={"namespace": namespace})
     ready = [p for p in pods if pod_ready(p)]
     details = {"namespace": namespace, "deployments": names, "pods": [pod_brief(p) for p in pods]}
     if not ready:
         what = f"{len(pods)} pod(s), none Ready" if pods else "no pods"
-        return fail(Reason.NOT_READY, f"istiod in {namespace} is not ready ({what}): the gateway gets no "
-                    "configuration; look at its pod's events and logs", **details)
-    return ok(f"istiod ready in {namespace} ({len(ready)}/{len(pods)} pod(s))", **details)
+        return msg.ISTIOD_NOT_READY.result(namespace=namespace, what=what, details=details)
+    return msg.ISTIOD_READY.result(namespace=namespace, ready=len(ready), count=len(pods), details=details)
 
 
 # ======================================================================================================
@@ -169,8 +169,8 @@ def judge_ingress(service: dict[str, Any] | None, pods: list[dict[str, Any]], *,
     missing / misconfigured (not exposed, a port without nodePort, both on one, not reaching the gateway) /
     not_ready (no ready pod behind it)."""
     if service is None:
-        return fail(Reason.MISSING, f"the ingress gateway Service {namespace}/{name} does not exist: the portal "
-                    "has no way in (reinstall Istio's ingress gateway)", namespace=namespace, service=name)
+        return msg.INGRESS_SERVICE_MISSING.result(namespace=namespace, service=name,
+                                                  details={"namespace": namespace, "service": name})
     spec = service.get("spec") or {}
     kind = spec.get("type", "ClusterIP")
     ports = [{"name": p.get("name"), "port": p.get("port"), "nodePort": p.get("nodePort")} for p in spec.get("ports") or []]
@@ -178,40 +178,37 @@ def judge_ingress(service: dict[str, Any] | None, pods: list[dict[str, Any]], *,
     details: dict[str, Any] = {"namespace": namespace, "service": name, "type": kind, "ports": ports,
                                "live": live, "configured": {"http2": http, "https": https}}
     if kind not in ("NodePort", "LoadBalancer"):
-        return fail(Reason.MISCONFIGURED, f"ingress gateway Service {name} is type {kind}, not NodePort: nothing "
-                    f"listens on the nodes (fix istio-nodeports sets {http}/{https})", **details)
+        return msg.INGRESS_NOT_NODEPORT.result(service=name, kind=kind, details=details)
     if kind == "LoadBalancer":
         details["note"] = "type LoadBalancer also allocates the nodePorts, which is what is checked"
     absent = [p for p, port in live.items() if port is None]
     if absent:
-        return fail(Reason.MISCONFIGURED, f"ingress gateway Service {name} has no nodePort for "
-                    f"{' and '.join(absent)}: the portal cannot be reached over "
-                    f"{' and '.join('HTTP' if p == 'http2' else 'HTTPS' for p in absent)}", absent=absent, **details)
+        return msg.INGRESS_NODEPORT_ABSENT.result(
+            service=name, ports=" and ".join(absent),
+            protocols=" and ".join("HTTP" if p == "http2" else "HTTPS" for p in absent),
+            details={**details, "absent": absent})
     if live["http2"] == live["https"]:
-        return fail(Reason.MISCONFIGURED, f"ingress gateway Service {name} puts HTTP and HTTPS on one nodePort "
-                    f"({live['https']})", **details)
+        return msg.INGRESS_NODEPORT_SHARED.result(service=name, port=live["https"], details=details)
     details["pods"] = [pod_brief(p) for p in pods]
     ready = [p for p in pods if pod_ready(p)]
     if not ready:
         what = f"{len(pods)} pod(s), none Ready" if pods else f"no pod matches {label_selector(spec.get('selector'))}"
-        result = fail(Reason.NOT_READY, f"no ready ingress gateway pod behind {name} ({what}): the nodePorts "
-                      "answer nothing", **details)
-        return Result(result.status, result.reason, result.summary, result.details, fix="restart-workload")
+        return msg.INGRESS_PODS_NOT_READY.result(service=name, what=what, details=details, fix="restart-workload")
     strangers = [p for p in ready if not is_gateway_pod(p)]
     if len(strangers) == len(ready):
-        return fail(Reason.MISCONFIGURED, f"{name}'s selector {label_selector(spec.get('selector'))} picks pods "
-                    f"that are not the ingress gateway ({label_selector(INGRESS_SELECTOR)})", **details)
+        return msg.INGRESS_SELECTS_STRANGERS.result(service=name, selector=label_selector(spec.get("selector")),
+                                                    gateway_selector=label_selector(INGRESS_SELECTOR), details=details)
     unreached = unreached_targets(service, [p for p in ready if is_gateway_pod(p)])
     if unreached:
         details["unreached"] = unreached
         which = ", ".join(f"{u['name']} {u['nodePort']} -> targetPort {u['targetPort']}" for u in unreached)
-        return fail(Reason.MISCONFIGURED, f"ingress gateway nodePorts lead nowhere: {which}, which no gateway "
-                    "container declares", **details)
-    summary = f"ingress gateway {kind} {name}: http2 {live['http2']}, https {live['https']}, {len(ready)} ready pod(s)"
+        return msg.INGRESS_UNREACHED.result(ports=which, details=details)
+    note = ""
     if (live["http2"], live["https"]) != (http, https):
         details["differs_from_configured"] = True
-        summary += f" (not the configured {http}/{https}: sbops uses the live ports)"
-    return ok(summary, **details)
+        note = f" (not the configured {http}/{https}: sbops uses the live ports)"
+    return msg.INGRESS_SERVED.result(kind=kind, service=name, http=live["http2"], https=live["https"],
+                                     ready=len(ready), note=note, details=details)
 
 
 # ======================================================================================================
@@ -228,8 +225,8 @@ def judge_gateway(gateway: dict[str, Any] | None, *, name: str, namespace: str, 
                   secret_exists: Callable[[str], bool], istio_namespace: str, tls_secret: str) -> Result:
     """missing / misconfigured: selector, hosts, HTTPS server, tls.mode, credentialName that resolves."""
     if gateway is None:
-        return fail(Reason.MISSING, f"Gateway {namespace}/{name} does not exist: the ingress gateway routes "
-                    "nothing to StackBill (fix istio-gateway)", namespace=namespace, gateway=name)
+        return msg.GATEWAY_MISSING.result(namespace=namespace, gateway=name,
+                                          details={"namespace": namespace, "gateway": name})
     spec = gateway.get("spec") or {}
     selector = spec.get("selector") or {}
     servers = spec.get("servers") or []
@@ -257,19 +254,17 @@ def judge_gateway(gateway: dict[str, Any] | None, *, name: str, namespace: str, 
         if not credential:
             problems.append("HTTPS server has no credentialName")
     if problems:
-        return fail(Reason.MISCONFIGURED, f"Gateway {name}: " + "; ".join(problems) + " (fix istio-gateway)",
-                    problems=problems, **details)
+        return msg.GATEWAY_MISCONFIGURED.result(gateway=name, problems="; ".join(problems),
+                                                details={**details, "problems": problems})
     if not secret_exists(credential):
         details["credential_namespace"] = istio_namespace
-        summary = (f"Gateway {name}'s credentialName {credential} does not resolve: no such secret in "
-                   f"{istio_namespace}, where the ingress gateway looks it up (see tls.secret)")
-        result = fail(Reason.MISCONFIGURED, summary, **details)
         # The configured credential is right but its secret is absent: recreate the secret. Another name:
         # point the Gateway back at the configured credential.
-        return Result(result.status, result.reason, result.summary, result.details,
-                      fix="tls-secret" if credential == tls_secret else "istio-gateway")
-    return ok(f"Gateway {name}: selects the ingress gateway, serves {domain or hosts} over HTTPS with "
-              f"{istio_namespace}/{credential}", **details)
+        return msg.GATEWAY_CREDENTIAL_UNRESOLVED.result(
+            gateway=name, credential=credential, namespace=istio_namespace, details=details,
+            fix="tls-secret" if credential == tls_secret else "istio-gateway")
+    return msg.GATEWAY_SERVES.result(gateway=name, hosts=domain or ", ".join(hosts),
+                                     credential=f"{istio_namespace}/{credential}", details=details)
 
 
 # ======================================================================================================
@@ -320,8 +315,8 @@ def judge_virtualservice(vs: dict[str, Any] | None, *, name: str, namespace: str
     `services` and `endpoints`: the namespace's objects by name.
     """
     if vs is None:
-        return fail(Reason.MISSING, f"VirtualService {namespace}/{name} does not exist: no route reaches the "
-                    "StackBill services (fix istio-gateway)", namespace=namespace, virtualservice=name)
+        return msg.VS_MISSING.result(namespace=namespace, virtualservice=name,
+                                     details={"namespace": namespace, "virtualservice": name})
     spec = vs.get("spec") or {}
     details: dict[str, Any] = {"namespace": namespace, "virtualservice": name, "gateways": spec.get("gateways") or [],
                                "hosts": spec.get("hosts") or [], "domain": domain}
@@ -360,16 +355,15 @@ def judge_virtualservice(vs: dict[str, Any] | None, *, name: str, namespace: str
                 not_ready.append(svc)
     details["routes"] = routes
     if problems:
-        return fail(Reason.MISCONFIGURED, f"VirtualService {name}: " + "; ".join(problems) + " (fix istio-gateway)",
-                    problems=problems, **details)
+        return msg.VS_MISCONFIGURED.result(virtualservice=name, problems="; ".join(problems),
+                                           details={**details, "problems": problems})
     if not routes:
-        return fail(Reason.MISCONFIGURED, f"VirtualService {name} has no http routes (fix istio-gateway)", **details)
+        return msg.VS_NO_ROUTES.result(virtualservice=name, details=details)
     if not_ready:
-        names = ", ".join(sorted(set(not_ready)))
-        result = fail(Reason.NOT_READY, f"VirtualService {name}: no ready endpoints behind {names} (its pods are "
-                      "not Ready: see pods.ready)", not_ready=sorted(set(not_ready)), **details)
-        return Result(result.status, result.reason, result.summary, result.details, fix="restart-workload")
-    return ok(f"VirtualService {name}: bound to {gateway}, {len(routes)} route(s) to ready Services", **details)
+        names = sorted(set(not_ready))
+        return msg.VS_NO_ENDPOINTS.result(virtualservice=name, services=", ".join(names),
+                                          details={**details, "not_ready": names}, fix="restart-workload")
+    return msg.VS_ROUTES_READY.result(virtualservice=name, gateway=gateway, routes=len(routes), details=details)
 
 
 # ======================================================================================================
@@ -513,43 +507,23 @@ def _settings(ctx: "Context") -> dict[str, Any]:
             "tls_secret": str(s["tls.secret"])}
 
 
-def _api_failure(what: str, exc: BaseException) -> Result:
-    from sbops.kube import NoKubeconfig
-    from sbops.probes import kubecommon
-
-    if isinstance(exc, NoKubeconfig):
-        raise exc
-    return fail(kubecommon.api_reason(exc), kubecommon.api_failure_summary(what, exc),
-                error=kubecommon.api_error(exc))
-
-
 def get_custom(ctx: "Context", plural: str, namespace: str, name: str) -> dict[str, Any] | None:
-    from sbops.probes import kubecommon
-
     return kubecommon.api(ctx).get_or_none(custom_path(namespace, plural, name))
 
 
 def custom_path(namespace: str, plural: str, name: str = "") -> str:
-    from sbops.probes import kubecommon
-
     return kubecommon.path(group=GROUP, version=VERSION, namespace=namespace, plural=plural, name=name)
 
 
 def list_pods(ctx: "Context", namespace: str, selector: str) -> list[dict[str, Any]]:
-    from sbops.probes import kubecommon
-
     return kubecommon.api(ctx).list(kubecommon.path(namespace=namespace, plural="pods"), label_selector=selector)
 
 
 def read_service(ctx: "Context", namespace: str, name: str) -> dict[str, Any] | None:
-    from sbops.probes import kubecommon
-
     return kubecommon.api(ctx).get_or_none(kubecommon.path(namespace=namespace, plural="services", name=name))
 
 
 def secret_exists(ctx: "Context", namespace: str, name: str) -> bool:
-    from sbops.probes import kubecommon
-
     return kubecommon.api(ctx).get_or_none(kubecommon.path(namespace=namespace, plural="secrets", name=name)) is not None
 
 
@@ -557,15 +531,13 @@ def secret_exists(ctx: "Context", namespace: str, name: str) -> bool:
 # Probes
 # ======================================================================================================
 def probe_istiod(ctx: "Context") -> Result:
-    from sbops.probes import kubecommon
-
     ns = _settings(ctx)["istio_ns"]
     try:
         deps = kubecommon.api(ctx).list(kubecommon.path(group="apps", namespace=ns, plural="deployments"),
                                         label_selector=ISTIOD_LABEL)
         pods = list_pods(ctx, ns, ISTIOD_LABEL)
     except Exception as exc:  # noqa: BLE001
-        return _api_failure(f"list istiod in {ns}", exc)
+        return kubecommon.api_failure(f"list istiod in {ns}", exc)
     return judge_istiod(deps, pods, ns)
 
 
@@ -576,14 +548,12 @@ def probe_ingress(ctx: "Context") -> Result:
         selector = label_selector(((service or {}).get("spec") or {}).get("selector"))
         pods = list_pods(ctx, cfg["istio_ns"], selector) if service and selector else []
     except Exception as exc:  # noqa: BLE001
-        return _api_failure(f"read Service {cfg['istio_ns']}/{cfg['service']}", exc)
+        return kubecommon.api_failure(f"read Service {cfg['istio_ns']}/{cfg['service']}", exc)
     return judge_ingress(service, pods, name=cfg["service"], namespace=cfg["istio_ns"], http=cfg["http"],
                          https=cfg["https"])
 
 
 def probe_gateway(ctx: "Context") -> Result:
-    from sbops.probes import kubecommon
-
     cfg = _settings(ctx)
     try:
         gateway = get_custom(ctx, GATEWAYS, cfg["ns"], cfg["gateway"])
@@ -597,12 +567,10 @@ def probe_gateway(ctx: "Context") -> Result:
         return judge_gateway(gateway, name=cfg["gateway"], namespace=cfg["ns"], domain=kubecommon.domain(ctx),
                              secret_exists=exists, istio_namespace=cfg["istio_ns"], tls_secret=cfg["tls_secret"])
     except Exception as exc:  # noqa: BLE001
-        return _api_failure(f"read Gateway {cfg['ns']}/{cfg['gateway']}", exc)
+        return kubecommon.api_failure(f"read Gateway {cfg['ns']}/{cfg['gateway']}", exc)
 
 
 def probe_virtualservice(ctx: "Context") -> Result:
-    from sbops.probes import kubecommon
-
     cfg = _settings(ctx)
     try:
         vs = get_custom(ctx, VIRTUALSERVICES, cfg["ns"], cfg["vs"])
@@ -615,7 +583,7 @@ def probe_virtualservice(ctx: "Context") -> Result:
             for item in api.list(kubecommon.path(namespace=cfg["ns"], plural="endpoints")):
                 endpoints[item["metadata"]["name"]] = item
     except Exception as exc:  # noqa: BLE001
-        return _api_failure(f"read VirtualService {cfg['ns']}/{cfg['vs']}", exc)
+        return kubecommon.api_failure(f"read VirtualService {cfg['ns']}/{cfg['vs']}", exc)
     return judge_virtualservice(vs, name=cfg["vs"], namespace=cfg["ns"], gateway=cfg["gateway"],
                                 domain=kubecommon.domain(ctx), services=services, endpoints=endpoints)
 
@@ -625,8 +593,6 @@ def probe_virtualservice(ctx: "Context") -> Result:
 # ======================================================================================================
 def apply_custom(ctx: "Context", plural: str, desired: dict[str, Any]) -> None:
     """Create, or replace keeping the live object's metadata (resourceVersion, labels, annotations)."""
-    from sbops.probes import kubecommon
-
     api = kubecommon.api(ctx)
     meta = desired["metadata"]
     live = get_custom(ctx, plural, meta["namespace"], meta["name"])
@@ -655,8 +621,6 @@ def _change_for(ctx: "Context", plural: str, desired: dict[str, Any], observed: 
 
 
 def plan_gateway(ctx: "Context") -> Plan:
-    from sbops.probes import kubecommon
-
     cfg = _settings(ctx)
     domain = kubecommon.domain(ctx)
     if not domain:
@@ -693,7 +657,6 @@ def patch_nodeports(ctx: "Context", namespace: str, name: str, http: int, https:
                     targets: dict[str, int] | None = None, reselect: bool = False) -> None:
     """Set type NodePort and the two nodePorts (full port list, strategic merge by port); with `reselect`,
     the selector too."""
-    from sbops.probes import kubecommon
 
     from sbops.kube import STRATEGIC_PATCH
 
@@ -708,8 +671,6 @@ def patch_nodeports(ctx: "Context", namespace: str, name: str, http: int, https:
 
 def nodeport_owners(ctx: "Context", ports: Iterable[int], namespace: str, name: str) -> dict[int, str]:
     """Which other Service already holds each wanted nodePort (the API server would refuse the patch)."""
-    from sbops.probes import kubecommon
-
     wanted = set(ports)
     owners: dict[int, str] = {}
     try:
@@ -737,7 +698,6 @@ def live_ports(ctx: "Context") -> tuple[int, int, str]:
 
 def _live_ports(ctx: "Context") -> tuple[int, int, str]:
     from sbops import kube
-    from sbops.probes import kubecommon
 
     cfg = _settings(ctx)
     # A short budget: the caller (app.*) still has its own HTTP request to make within the check's timeout.
@@ -759,7 +719,6 @@ def plan_nodeports(ctx: "Context", allow_restart: bool, requested: tuple[int | N
     others (the fix's --http-port/--https-port). The installer (`installer`) also resets the ports of a
     Service that is not yet NodePort (Istio's demo profile makes it LoadBalancer on random ports) to the
     configured ones; one that is NodePort was set up by an installer and keeps its ports."""
-    from sbops.probes import kubecommon
 
     cfg = _settings(ctx)
     ns, name = cfg["istio_ns"], cfg["service"]

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sbops.model import Change, Plan, Reason, Result, fail, ok, warn
+from sbops.messages import k8s as msg
+from sbops.model import Change, Plan, Reason, Result
 from sbops.probes import kubecommon as kc
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ PRESSURES = ("MemoryPressure", "DiskPressure", "PIDPressure")
 
 
 # -- k8s.api ---------------------------------------------------------------------------------------
-def check_api(ctx: "Context") -> Result:
+def probe_api(ctx: "Context") -> Result:
     """GET /version with the kubeconfig's credentials: a wrong token is a 401 even here."""
     from sbops import kube
 
@@ -28,28 +29,38 @@ def check_api(ctx: "Context") -> Result:
     try:
         info = kc.api(ctx).get("/version") or {}
     except Exception as exc:  # noqa: BLE001 - every API/network error becomes a reason
+        if not kc.is_api_error(exc):
+            raise
         return api_failure(exc, server, str(ctx.kubeconfig_path))
     version = str(info.get("gitVersion") or "")
-    return ok(f"API server {server} answers, Kubernetes {version}", server=server, version=version,
-              platform=str(info.get("platform") or ""), kubeconfig=str(ctx.kubeconfig_path))
+    return msg.API_ANSWERS.result(server=server, version=version, details={
+        "server": server, "version": version, "platform": str(info.get("platform") or ""),
+        "kubeconfig": str(ctx.kubeconfig_path)})
+
+
+# How the API server failed to answer, by reason (SB6013).
+NOT_ANSWERING = {
+    Reason.REFUSED: "refuses connections: is K3s running?",
+    Reason.TIMEOUT: "did not answer in time: K3s overloaded or a firewall drops packets",
+    Reason.UNREACHABLE: "is unreachable",
+}
 
 
 def api_failure(exc: BaseException, server: str, kubeconfig: str) -> Result:
-    """Judge a failed API call: auth, RBAC or network."""
+    """Judge a failed GET /version: auth, RBAC, network, or something that is not an API server."""
     reason = kc.api_reason(exc)
-    if reason is Reason.MISSING:  # /version is never 404 on an API server: something else answers there
-        reason = Reason.MISCONFIGURED
-    texts = {
-        Reason.AUTH_FAILED: f"API server {server} rejected the credentials in {kubeconfig} (HTTP 401): "
-                            "the token or client certificate is wrong or expired",
-        Reason.ACCESS_DENIED: f"API server {server} denies the kubeconfig's user (HTTP 403): grant the read-only role",
-        Reason.REFUSED: f"API server {server} refuses connections: is K3s running? (systemctl status k3s)",
-        Reason.TIMEOUT: f"API server {server} did not answer in time: K3s overloaded or a firewall drops packets",
-        Reason.UNREACHABLE: f"API server {server} is unreachable: check the server address in {kubeconfig}",
-        Reason.MISCONFIGURED: f"{server} is not a Kubernetes API server: check the server address in {kubeconfig}",
-    }
-    return fail(reason, texts.get(reason, f"API server {server}: {kc.api_error(exc)}"),
-                server=server, kubeconfig=kubeconfig, error=kc.api_error(exc))
+    error = kc.api_error(exc)
+    details = {"server": server, "kubeconfig": kubeconfig, "error": error}
+    if reason is Reason.AUTH_FAILED:
+        return msg.API_CREDENTIALS_REJECTED.result(server=server, kubeconfig=kubeconfig, details=details)
+    if reason is Reason.ACCESS_DENIED:
+        return msg.API_ACCESS_DENIED.result(server=server, details=details)
+    if reason in (Reason.MISSING, Reason.MISCONFIGURED):  # /version is never 404 on an API server
+        return msg.NOT_AN_API_SERVER.result(server=server, kubeconfig=kubeconfig, details=details)
+    if kc.api_status(exc) is not None or reason not in NOT_ANSWERING:  # an HTTP error other than 401/403/404
+        return msg.API_NOT_ANSWERING.result(reason=Reason.UNREACHABLE, server=server, problem=f"answered {error}",
+                                            details=details)
+    return msg.API_NOT_ANSWERING.result(reason=reason, server=server, problem=NOT_ANSWERING[reason], details=details)
 
 
 # -- k8s.nodes -------------------------------------------------------------------------------------
@@ -70,24 +81,23 @@ def node_facts(node: dict[str, Any]) -> dict[str, Any]:
 def judge_nodes(facts: list[dict[str, Any]]) -> Result:
     """not Ready -> fail not_ready; a pressure condition -> warn degraded; none at all -> fail missing."""
     if not facts:
-        return fail(Reason.MISSING, "the cluster has no nodes: K3s's agent has not registered this server", nodes=[])
+        return msg.NO_NODES.result(details={"nodes": []})
     down = [f for f in facts if not f["ready"]]
     if down:
         names = ", ".join(f"{f['name']} ({f['ready_reason'] or 'NotReady'})" for f in down)
-        return fail(Reason.NOT_READY, f"node(s) not Ready: {names}: check the kubelet (journalctl -u k3s)", nodes=facts)
+        return msg.NODES_NOT_READY.result(nodes=names, details={"nodes": facts})
     pressed = [f for f in facts if f["pressure"]]
     if pressed:
         names = ", ".join(f"{f['name']} ({'/'.join(f['pressure'])})" for f in pressed)
-        return warn(Reason.DEGRADED, f"node(s) under pressure: {names}: free memory/disk or pods get evicted",
-                    nodes=facts)
-    return ok(f"{len(facts)} node(s) Ready, no pressure", nodes=facts)
+        return msg.NODES_UNDER_PRESSURE.result(nodes=names, details={"nodes": facts})
+    return msg.NODES_READY.result(count=len(facts), details={"nodes": facts})
 
 
-def check_nodes(ctx: "Context") -> Result:
+def probe_nodes(ctx: "Context") -> Result:
     try:
         items = kc.api(ctx).list(kc.path(plural="nodes"))
     except Exception as exc:  # noqa: BLE001
-        return fail(kc.api_reason(exc), kc.api_failure_summary("list nodes", exc), error=kc.api_error(exc))
+        return kc.api_failure("list nodes", exc)
     return judge_nodes([node_facts(n) for n in items])
 
 
@@ -99,27 +109,25 @@ def read_namespace(ctx: "Context", name: str) -> dict[str, Any] | None:
 
 def judge_namespace(name: str, ns: dict[str, Any] | None) -> Result:
     if ns is None:
-        return fail(Reason.MISSING, f"namespace {name} does not exist: StackBill is not installed or was "
-                                    "installed elsewhere (setting namespace)", namespace=name)
+        return msg.NAMESPACE_MISSING.result(namespace=name, details={"namespace": name})
     labels = (ns.get("metadata") or {}).get("labels") or {}
     phase = (ns.get("status") or {}).get("phase", "")
+    details = {"namespace": name, "labels": labels}
     if phase == "Terminating":
-        return fail(Reason.MISCONFIGURED, f"namespace {name} is being deleted (Terminating)", namespace=name,
-                    phase=phase, labels=labels)
+        return msg.NAMESPACE_TERMINATING.result(namespace=name, details={**details, "phase": phase})
     value = labels.get(INJECTION_LABEL)
     if value != INJECTION_VALUE:
-        return fail(Reason.MISCONFIGURED,
-                    f"namespace {name} lacks label {INJECTION_LABEL}={INJECTION_VALUE} (has {value!r}): "
-                    "new pods get no Istio sidecar", namespace=name, labels=labels)
-    return ok(f"namespace {name} exists with {INJECTION_LABEL}={INJECTION_VALUE}", namespace=name, labels=labels)
+        return msg.NAMESPACE_NOT_INJECTED.result(namespace=name, label=INJECTION_LABEL, value=INJECTION_VALUE,
+                                                 found=repr(value), details=details)
+    return msg.NAMESPACE_READY.result(namespace=name, label=INJECTION_LABEL, value=INJECTION_VALUE, details=details)
 
 
-def check_namespace(ctx: "Context") -> Result:
+def probe_namespace(ctx: "Context") -> Result:
     name = kc.namespace(ctx)
     try:
         ns = read_namespace(ctx, name)
     except Exception as exc:  # noqa: BLE001
-        return fail(kc.api_reason(exc), kc.api_failure_summary(f"read namespace {name}", exc), error=kc.api_error(exc))
+        return kc.api_failure(f"read namespace {name}", exc)
     return judge_namespace(name, ns)
 
 
@@ -233,34 +241,31 @@ def judge_storage(storage_class: str, sc_found: bool, pvcs: list[dict[str, Any]]
     details = {"storage_class": storage_class, "claims": claims, "provisioner_selector": selector,
                "provisioner_pods": pods}
     if not sc_found:
-        return fail(Reason.MISSING, f"StorageClass {storage_class} does not exist: the chart's volumes cannot be "
-                                    "provisioned (reinstall the NFS provisioner)", **details)
+        return msg.STORAGE_CLASS_MISSING.result(storage_class=storage_class, details=details)
     if not pods:
-        return fail(Reason.NOT_RUNNING, f"no NFS provisioner pod ({selector}) in any namespace: new volumes stay "
-                                        "Pending", **details)
+        return msg.PROVISIONER_MISSING.result(selector=selector, details=details)
     running = [p for p in pods if p["phase"] == "Running" and p["ready"]]
     if not running:
         states = ", ".join(f"{p['namespace']}/{p['name']} ({p['phase'] or 'unknown'}, not Ready)" for p in pods)
-        return fail(Reason.NOT_READY, f"NFS provisioner not Ready: {states}: check the NFS export (nfs.*) and its logs",
-                    **details)
+        return msg.PROVISIONER_NOT_READY.result(pods=states, details=details)
     unbound = [c for c in claims if c["phase"] != "Bound"]
     if unbound:
         names = ", ".join(f"{c['name']} ({c['phase']})" for c in unbound)
-        return fail(Reason.PENDING, f"PVC(s) not Bound: {names}: see `kubectl describe pvc` events", **details)
-    return ok(f"StorageClass {storage_class} exists, {len(claims)} PVC(s) Bound, provisioner Ready", **details)
+        return msg.CLAIMS_NOT_BOUND.result(claims=names, details=details)
+    return msg.STORAGE_READY.result(storage_class=storage_class, claims=len(claims), details=details)
 
 
-def check_storage(ctx: "Context") -> Result:
+def probe_storage(ctx: "Context") -> Result:
     name = str(ctx.settings["k8s.storage_class"])
     selector = str(ctx.settings["k8s.provisioner_label"])
     ns = kc.namespace(ctx)
-    api = kc.api(ctx)
     try:
+        api = kc.api(ctx)
         found = api.get_or_none(kc.path(group="storage.k8s.io", plural="storageclasses", name=name)) is not None
         pvcs = api.list(kc.path(namespace=ns, plural="persistentvolumeclaims"))
         pods = api.list(kc.path(plural="pods"), label_selector=selector)
     except Exception as exc:  # noqa: BLE001
-        return fail(kc.api_reason(exc), kc.api_failure_summary("read storage", exc), error=kc.api_error(exc))
+        return kc.api_failure("read storage", exc)
     return judge_storage(name, found, pvcs, selector, pods)
 
 

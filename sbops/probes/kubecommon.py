@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sbops.model import Reason
+from sbops.model import Reason, Result
 
 if TYPE_CHECKING:
     from sbops.context import Context
@@ -100,9 +100,23 @@ def api_failure_summary(what: str, exc: BaseException) -> str:
     return f"cannot {what}: {API_HINTS.get(api_reason(exc), api_error(exc))}"
 
 
-def api_failure(what: str, exc: BaseException) -> tuple[Reason, str, str]:
-    """(reason, one-line summary, evidence) for a failed API call."""
-    return api_reason(exc), api_failure_summary(what, exc), api_error(exc)
+def api_failure(what: str, exc: BaseException) -> Result:
+    """The one guard of every Kubernetes layer's API calls: an HTTP or network error becomes the shared
+    finding SB6001 (KubernetesApiCallFailed) with the call's reason; anything else (a missing kubeconfig,
+    which the engine reports, or a bug in sbops) is raised again, never dressed up as a cluster problem.
+
+        try:
+            items = api(ctx).list(...)
+        except Exception as exc:  # noqa: BLE001
+            return api_failure("list nodes", exc)
+    """
+    from sbops.messages import k8s as msg
+
+    if not is_api_error(exc):
+        raise exc
+    reason = api_reason(exc)
+    return msg.API_CALL_FAILED.result(reason=reason, what=what, why=API_HINTS.get(reason, api_error(exc)),
+                                      details={"error": api_error(exc)})
 
 
 def is_api_error(exc: BaseException) -> bool:

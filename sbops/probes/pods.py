@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from sbops.model import Change, Plan, Reason, Result, Status, fail, ok, warn
+from sbops.messages import pods as msg
+from sbops.model import Change, Plan, Reason, Result
 from sbops.probes import kubecommon as kc
 
 if TYPE_CHECKING:
@@ -125,32 +126,28 @@ def judge_ready(namespace: str, pods: list[dict[str, Any]], problems: list[dict[
     """ok when every pod is Ready; otherwise the most actionable reason, with every failing pod in details."""
     counts = pod_counts(pods)
     if not pods:
-        return fail(Reason.MISSING, f"no pods in namespace {namespace}: StackBill is not deployed there (helm.release)",
-                    namespace=namespace, pods=[], **counts)
+        return msg.NO_PODS.result(namespace=namespace, details={"namespace": namespace, "pods": [], **counts})
     if not problems:
-        return ok(f"all {len(pods)} pod(s) in {namespace} are Ready", namespace=namespace, pods=len(pods), **counts)
+        return msg.PODS_READY.result(count=len(pods), namespace=namespace,
+                                     details={"namespace": namespace, "pods": len(pods), **counts})
     top = choose(problems)
     reason = Reason(top["reason"])
     same = [p["name"] for p in problems if p["reason"] == top["reason"]]
     others = len(problems) - len(same)
-    more = f" (+{others} other not-ready pod(s))" if others else ""
-    pods_text = ", ".join(same[:4]) + (f" and {len(same) - 4} more" if len(same) > 4 else "")
+    args = {"count": len(same), "pods": ", ".join(same[:4]) + (f" and {len(same) - 4} more" if len(same) > 4 else ""),
+            "more": f" (+{others} other not-ready pod(s))" if others else ""}
     details = {"namespace": namespace, "pods": len(pods), "not_ready": problems, **counts}
     if reason is Reason.IMAGE_PULL:
-        summary = (f"{len(same)} pod(s) cannot pull their image ({pods_text}){more}: the ECR pull secret has "
-                   "probably expired (see ecr.expiry); run `sbops fix ecr-refresh`")
-        return Result(Status.FAIL, reason, summary, details, fix="ecr-refresh")
+        return msg.PODS_CANNOT_PULL.result(details=details, fix="ecr-refresh", **args)
     if reason is Reason.CRASH_LOOP:
-        summary = (f"{len(same)} pod(s) crash-looping ({pods_text}): {top['container']} last exited "
-                   f"{top.get('exit_code')} ({top.get('last_termination') or 'no reason'}){more}: "
-                   f"see `kubectl logs --previous`")
-    elif reason is Reason.PENDING:
+        return msg.PODS_CRASH_LOOPING.result(container=top["container"], exit_code=top.get("exit_code"),
+                                             termination=top.get("last_termination") or "no reason",
+                                             details=details, **args)
+    if reason is Reason.PENDING:
         events = top.get("events") or []
-        why = events[0] if events else top.get("detail", "")
-        summary = f"{len(same)} pod(s) Pending ({pods_text}): {why}{more}"
-    else:
-        summary = f"{len(same)} pod(s) not Ready ({pods_text}): {top.get('detail', '')}{more}"
-    return fail(reason, summary[:400], **details)
+        return msg.PODS_PENDING.result(why=(events[0] if events else top.get("detail", ""))[:300], details=details,
+                                       **args)
+    return msg.PODS_NOT_READY.result(why=str(top.get("detail", ""))[:300], details=details, **args)
 
 
 def list_pods(ctx: "Context", namespace: str) -> list[dict[str, Any]]:
@@ -161,7 +158,7 @@ def pod_events(ctx: "Context", namespace: str, name: str) -> list[dict[str, Any]
     return kc.api(ctx).list(kc.path(namespace=namespace, plural="events"), field_selector=f"involvedObject.name={name}")
 
 
-def check_ready(ctx: "Context") -> Result:
+def probe_ready(ctx: "Context") -> Result:
     ns = kc.namespace(ctx)
     try:
         pods = list_pods(ctx, ns)
@@ -169,7 +166,7 @@ def check_ready(ctx: "Context") -> Result:
         for problem in [p for p in problems if p["reason"] == Reason.PENDING.value][:5]:
             problem["events"] = latest_events(pod_events(ctx, ns, problem["name"]))
     except Exception as exc:  # noqa: BLE001
-        return fail(kc.api_reason(exc), kc.api_failure_summary(f"list pods in {ns}", exc), error=kc.api_error(exc))
+        return kc.api_failure(f"list pods in {ns}", exc)
     return judge_ready(ns, pods, problems)
 
 
@@ -188,24 +185,23 @@ def restarts(pods: list[dict[str, Any]], threshold: int) -> list[dict[str, Any]]
 
 
 def judge_restarts(namespace: str, found: list[dict[str, Any]], threshold: int) -> Result:
+    details = {"namespace": namespace, "threshold": threshold}
     if not found:
-        return ok(f"no container in {namespace} restarted more than {threshold} times", namespace=namespace,
-                  threshold=threshold)
+        return msg.RESTARTS_NORMAL.result(namespace=namespace, threshold=threshold, details=details)
     top = found[0]
-    why = f", last {top['last_termination']} exit {top['exit_code']}" if top["last_termination"] else ""
-    return warn(Reason.DEGRADED, f"{len(found)} container(s) restarted more than {threshold} times: "
-                                 f"{top['pod']}/{top['container']} {top['restarts']} times{why}: "
-                                 "see `kubectl logs --previous`", namespace=namespace, threshold=threshold,
-                containers=found)
+    last = f", last {top['last_termination']} exit {top['exit_code']}" if top["last_termination"] else ""
+    return msg.CONTAINERS_RESTARTING.result(count=len(found), threshold=threshold, pod=top["pod"],
+                                            container=top["container"], restarts=top["restarts"], last=last,
+                                            details={**details, "containers": found})
 
 
-def check_restarts(ctx: "Context") -> Result:
+def probe_restarts(ctx: "Context") -> Result:
     ns = kc.namespace(ctx)
     threshold = int(ctx.settings["pods.restart_threshold"])
     try:
         pods = list_pods(ctx, ns)
     except Exception as exc:  # noqa: BLE001
-        return fail(kc.api_reason(exc), kc.api_failure_summary(f"list pods in {ns}", exc), error=kc.api_error(exc))
+        return kc.api_failure(f"list pods in {ns}", exc)
     return judge_restarts(ns, restarts(pods, threshold), threshold)
 
 

@@ -15,8 +15,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from sbops.messages import tls as msg
+from sbops.model import Change, Plan, Result, Status
 from sbops.probes import kubecommon
-from sbops.model import Change, Plan, Reason, Result, Status, fail, ok
 
 if TYPE_CHECKING:
     from sbops.context import Context
@@ -25,7 +26,6 @@ TLS_TYPE = "kubernetes.io/tls"
 KEYS = ("tls.crt", "tls.key")
 
 
-# -- API errors (kubernetes >= 30 raises ApiException subclasses: NotFoundException, ForbiddenException...) --
 # -- pure: names -------------------------------------------------------------------------------------
 def name_matches(pattern: str, host: str) -> bool:
     """RFC 6125 6.4.3: case-insensitive; a wildcard is the whole left-most label and matches one label."""
@@ -47,7 +47,8 @@ def covers(names: list[str], domain: str) -> bool:
 
 # -- pure: certificates ------------------------------------------------------------------------------
 class PemError(ValueError):
-    """Not a PEM certificate chain or private key."""
+    """Not a PEM certificate chain or private key; the message is what is wrong, without naming the part
+    (the findings name it: "tls.crt in istio-system/certs" or "the certificate file")."""
 
 
 def load_chain(pem: bytes) -> list[Any]:
@@ -55,16 +56,16 @@ def load_chain(pem: bytes) -> list[Any]:
     from cryptography import x509
 
     if b"-----BEGIN CERTIFICATE-----" not in pem:
-        raise PemError("tls.crt holds no PEM certificate")
+        raise PemError("holds no PEM certificate")
     try:
         chain = x509.load_pem_x509_certificates(pem)
     except ValueError:
-        raise PemError("tls.crt is not a valid PEM certificate chain") from None
+        raise PemError("is not a valid PEM certificate chain") from None
     for index, cert in enumerate(chain):
         problem = readable_problem(cert)
         if problem:
             what = "its certificate" if len(chain) == 1 else f"certificate {index + 1} of its chain"
-            raise PemError(f"tls.crt cannot be used: {what} {problem}")
+            raise PemError(f"cannot be used: {what} {problem}")
     return chain
 
 
@@ -105,7 +106,7 @@ def load_key(pem: bytes) -> Any:
         _spki(key.public_key())
         return key
     except (ValueError, TypeError, UnsupportedAlgorithm):
-        raise PemError("tls.key is not an unencrypted PEM private key") from None
+        raise PemError("is not an unencrypted PEM private key") from None
 
 
 def san_names(cert: Any) -> list[str]:
@@ -149,62 +150,73 @@ def not_after(cert: Any) -> datetime:
     return value if value is not None else cert.not_valid_after.replace(tzinfo=timezone.utc)
 
 
-def judge_certificate(cert_pem: bytes, key_pem: bytes, domain: str, now: datetime, warn_days: float,
-                      where: str = "the secret") -> Result:
-    """tls.certificate: parse, then failures (expired, SAN, key, chain) before the expiring warning."""
+def not_before(cert: Any) -> datetime:
+    value = getattr(cert, "not_valid_before_utc", None)
+    return value if value is not None else cert.not_valid_before.replace(tzinfo=timezone.utc)
+
+
+def certificate_findings(cert_pem: bytes, key_pem: bytes, domain: str, now: datetime, warn_days: float,
+                         where: str = "") -> list[Result]:
+    """The one judgement of a certificate/key pair: every finding, most basic first (unreadable, expired,
+    not yet valid, wrong domain, wrong key, chain order, then the expiring warning), or the one passing
+    finding. tls.certificate reports the first; the tls-secret fix and `sbops install` refuse on every
+    failure (pair_problems). `where` names the secret ("istio-system/certs"); "" means files.
+
+    The leaf is the certificate of the key (so a chain in the wrong order is named as such), else the first.
+    """
+    subject = f"the certificate in {where}" if where else "the certificate"
+    crt = f"tls.crt in {where}" if where else "the certificate file"
+    key_name = f"tls.key in {where}" if where else "the key file"
     try:
         chain = load_chain(cert_pem)
     except PemError as exc:
-        return fail(Reason.MISCONFIGURED, f"{where}: {exc}: run `sbops fix tls-secret`")
+        return [msg.CERTIFICATE_UNREADABLE.result(crt=crt, problem=str(exc))]
     try:
         key = load_key(key_pem)
-    except PemError as exc:
+    except PemError:
         key = None
-        key_error = str(exc)
-    # the leaf is the certificate of the key (so a chain in the wrong order is named as such), else the first
     spki = _spki(key.public_key()) if key is not None else b""
     index = next((i for i, c in enumerate(chain) if spki and _spki(c.public_key()) == spki), None)
     leaf = chain[index] if index is not None else chain[0]
-    expires = not_after(leaf)
+    expires, starts = not_after(leaf), not_before(leaf)
     names = san_names(leaf)
     details = {"subject": leaf.subject.rfc4514_string(), "issuer": leaf.issuer.rfc4514_string(), "san": names,
                "expires_at": expires.isoformat(), "chain_length": len(chain), "domain": domain}
+    found: list[Result] = []
 
-    def result(status: Status, reason: Reason, summary: str, **extra: Any) -> Result:
-        return Result(status, reason, summary, {**details, **extra}, expires_at=expires)
+    def add(message: Any, *, extra: dict[str, Any] | None = None, **args: Any) -> None:
+        found.append(message.result(details={**details, **(extra or {})}, expires_at=expires, **args))
 
     if key is None:
-        return result(Status.FAIL, Reason.MISCONFIGURED, f"{where}: {key_error}: run `sbops fix tls-secret`")
-    left = expires - now
-    if left <= timedelta(0):
-        return result(Status.FAIL, Reason.EXPIRED,
-                      f"the certificate in {where} expired on {expires:%Y-%m-%d}: run `sbops fix tls-secret` with a new one")
+        add(msg.KEY_UNREADABLE, key=key_name)
+    if expires <= now:
+        add(msg.CERTIFICATE_EXPIRED, subject=subject, expired=f"{expires:%Y-%m-%d}")
+    elif starts > now:
+        add(msg.CERTIFICATE_NOT_YET_VALID, subject=subject, starts=f"{starts:%Y-%m-%d %H:%M}",
+            extra={"not_before": starts.isoformat()})
     if domain and not covers(names, domain):
-        return result(Status.FAIL, Reason.MISCONFIGURED,
-                      f"the certificate in {where} does not cover {domain} (SAN: {', '.join(names) or 'none'}): "
-                      "run `sbops fix tls-secret` with a certificate for the domain")
-    if index is None:
-        return result(Status.FAIL, Reason.MISCONFIGURED,
-                      f"tls.key in {where} is not the private key of its certificate: run `sbops fix tls-secret`")
-    if index != 0:
-        problem = f"the server certificate is number {index + 1} of {len(chain)}; it must come first"
-        return result(Status.FAIL, Reason.MISCONFIGURED,
-                      f"the chain in {where} is out of order ({problem}): put the leaf first, then each issuer; "
-                      "run `sbops fix tls-secret`", chain_problem=problem)
-    problem = chain_problem(chain)
+        add(msg.CERTIFICATE_WRONG_DOMAIN, subject=subject, domain=domain, names=", ".join(names) or "none")
+    if key is not None and index is None:
+        add(msg.KEY_MISMATCH, key=key_name, subject=subject)
+    problem = (f"the server certificate is number {index + 1} of {len(chain)}; it must come first"
+               if index else chain_problem(chain))
     if problem:
-        return result(Status.FAIL, Reason.MISCONFIGURED,
-                      f"the chain in {where} is out of order ({problem}): put the leaf first, then each issuer; "
-                      "run `sbops fix tls-secret`", chain_problem=problem)
-    days = left.total_seconds() / 86400
-    if days < warn_days:
-        return result(Status.WARN, Reason.EXPIRING,
-                      f"the certificate in {where} expires in {days:.1f} days ({expires:%Y-%m-%d}): renew it and run "
-                      "`sbops fix tls-secret`", days_left=round(days, 2))
-    suffix = "" if domain else " (domain unknown: SAN not checked; set `domain`)"
-    return result(Status.OK, Reason.NONE,
-                  f"the certificate in {where} is valid until {expires:%Y-%m-%d}, matches its key{suffix}",
-                  days_left=round(days, 2))
+        add(msg.CHAIN_OUT_OF_ORDER, subject=subject, problem=problem, extra={"chain_problem": problem})
+    days = (expires - now).total_seconds() / 86400
+    if not found and days < warn_days:
+        add(msg.CERTIFICATE_EXPIRING, subject=subject, days=days, expires=f"{expires:%Y-%m-%d}",
+            extra={"days_left": round(days, 2)})
+    if not found:
+        note = "" if domain else " (domain unknown: SAN not checked; set `domain`)"
+        add(msg.CERTIFICATE_VALID, subject=subject, expires=f"{expires:%Y-%m-%d}", note=note,
+            extra={"days_left": round(days, 2)})
+    return found
+
+
+def judge_certificate(cert_pem: bytes, key_pem: bytes, domain: str, now: datetime, warn_days: float,
+                      where: str = "the secret") -> Result:
+    """tls.certificate: the most basic of certificate_findings."""
+    return certificate_findings(cert_pem, key_pem, domain, now, warn_days, where)[0]
 
 
 # -- pure: where the secret is -----------------------------------------------------------------------
@@ -224,17 +236,15 @@ def judge_secret(state: SecretState) -> Result:
     details = {"secret": state.name, "namespace": state.namespace, "credential_source": state.source}
     if not state.exists:
         if state.elsewhere:
-            return fail(Reason.WRONG_NAMESPACE,
-                        f"TLS secret {state.name} is in {', '.join(state.elsewhere)}, but the ingress gateway looks in "
-                        f"{state.namespace}: run `sbops fix tls-secret` to copy it there", **details,
-                        found_in=list(state.elsewhere))
-        return fail(Reason.MISSING, f"TLS secret {where} ({state.source}) does not exist: run `sbops fix tls-secret` "
-                    "with the certificate and key files", **details)
+            return msg.SECRET_ELSEWHERE.result(secret=state.name, found_in=", ".join(state.elsewhere),
+                                               namespace=state.namespace,
+                                               details={**details, "found_in": list(state.elsewhere)})
+        return msg.SECRET_MISSING.result(where=where, source=state.source, details=details)
     missing = [k for k in KEYS if not state.data.get(k)]
     if missing:
-        return fail(Reason.MISCONFIGURED, f"TLS secret {where} lacks {', '.join(missing)}: run `sbops fix tls-secret`",
-                    **details, type=state.type, missing_keys=missing)
-    return ok(f"TLS secret {where} exists with tls.crt and tls.key", **details, type=state.type)
+        return msg.SECRET_INCOMPLETE.result(where=where, missing=", ".join(missing),
+                                            details={**details, "type": state.type, "missing_keys": missing})
+    return msg.SECRET_PRESENT.result(where=where, details={**details, "type": state.type})
 
 
 # -- observers ---------------------------------------------------------------------------------------
@@ -318,22 +328,11 @@ def read_copy(ctx: "Context", name: str, namespace: str) -> dict[str, bytes]:
     return _decode(obj.get("data"))
 
 
-def _api_failure(what: str, exc: Exception) -> Result:
-    reason, summary, error = kubecommon.api_failure(what, exc)
-    return fail(reason, summary, error=error)
-
-
 def _observe(ctx: "Context") -> SecretState | Result:
-    from sbops.kube import NoKubeconfig
-
     try:
         return read_state(ctx)
-    except NoKubeconfig:
-        raise
     except Exception as exc:  # noqa: BLE001
-        if kubecommon.is_api_error(exc):
-            return _api_failure("read the TLS secret", exc)
-        raise
+        return kubecommon.api_failure("read the TLS secret", exc)
 
 
 def probe_secret(ctx: "Context") -> Result:
@@ -365,45 +364,15 @@ def files_from(ctx: "Context", opts: Any) -> tuple[str, str]:
 
 def validate_pair(cert_pem: bytes, key_pem: bytes, domain: str, now: datetime, what: str) -> list[str]:
     """Blockers for installing this pair (the tls-secret fix; `sbops install` validates with the same
-    pair_problems): unparsable, mismatched, not for the domain, expired or not yet valid, bad chain."""
+    pair_problems): every failure of certificate_findings."""
     return [f"{what}: {problem}" for problem in pair_problems(cert_pem, key_pem, domain, now)]
-
-
-def not_before(cert: Any) -> datetime:
-    value = getattr(cert, "not_valid_before_utc", None)
-    return value if value is not None else cert.not_valid_before.replace(tzinfo=timezone.utc)
 
 
 def pair_problems(cert_pem: bytes, key_pem: bytes, domain: str, now: datetime) -> list[str]:
     """Every reason this certificate/key pair cannot serve `domain` now, one line each (the installer's
-    validation shows them all at once, where the tls.certificate check names the most basic one)."""
-    try:
-        chain = load_chain(cert_pem)
-    except PemError as exc:
-        return [str(exc).replace("tls.crt", "the certificate file")]
-    problems = []
-    try:
-        key = load_key(key_pem)
-    except PemError as exc:
-        key = None
-        problems.append(str(exc).replace("tls.key", "the key file"))
-    leaf = chain[0]
-    if key is not None and not key_matches(leaf, key):
-        others = [i for i, c in enumerate(chain) if key_matches(c, key)]
-        problems.append(f"the key is the key of certificate {others[0] + 1} of the chain, not of the first: put the "
-                        "server certificate first" if others else "the key does not belong to the certificate")
-    names = san_names(leaf)
-    if domain and not covers(names, domain):
-        problems.append(f"the certificate does not cover {domain} (its names: {', '.join(names) or 'none'})")
-    expires, starts = not_after(leaf), not_before(leaf)
-    if expires <= now:
-        problems.append(f"the certificate expired on {expires:%Y-%m-%d}")
-    elif starts > now:
-        problems.append(f"the certificate is not valid before {starts:%Y-%m-%d %H:%M} UTC (check the clock)")
-    order = chain_problem(chain)
-    if order:
-        problems.append(f"the chain is out of order: {order}")
-    return problems
+    validation shows them all at once, where the tls.certificate check names the most basic one).
+    Expiring soon is not a problem: a pair that still works is installable."""
+    return [r.summary for r in certificate_findings(cert_pem, key_pem, domain, now, 0.0) if r.status is Status.FAIL]
 
 
 def plan_secret(ctx: "Context", opts: Any) -> Plan:
@@ -412,12 +381,9 @@ def plan_secret(ctx: "Context", opts: Any) -> Plan:
 
     now = datetime.now(timezone.utc)
     domain = kubecommon.domain(ctx)
-    try:
-        state = read_state(ctx)
-    except Exception as exc:  # noqa: BLE001
-        if kubecommon.is_api_error(exc):
-            return Plan(blockers=(kubecommon.api_failure("read the TLS secret", exc)[1],))
-        raise
+    state = _observe(ctx)
+    if isinstance(state, Result):
+        return Plan(blockers=(state.summary,))
     cert_file, key_file = files_from(ctx, opts)
     notes = [f"secret name from {state.source}"]
     if not domain:
@@ -441,12 +407,11 @@ def plan_secret(ctx: "Context", opts: Any) -> Plan:
     if state.exists:
         current = judge_secret(state)
         if current.status is Status.OK:
-            cert_check = judge_certificate(state.data["tls.crt"], state.data["tls.key"], domain, now, 0.0, where)
-            if cert_check.status is not Status.FAIL:
+            problems = validate_pair(state.data["tls.crt"], state.data["tls.key"], domain, now, where)
+            if not problems:
                 return Plan(nothing_to_do=f"{where} exists and its certificate is valid", notes=tuple(notes))
-            return Plan(blockers=(f"{cert_check.summary.split(': run')[0]}; give a new certificate and key with "
-                                  "tls.cert_file / tls.key_file (env SBOPS_TLS_CERT_FILE / SBOPS_TLS_KEY_FILE)",),
-                        notes=tuple(notes))
+            return Plan(blockers=(*problems, "give a new certificate and key with tls.cert_file / tls.key_file "
+                                             "(env SBOPS_TLS_CERT_FILE / SBOPS_TLS_KEY_FILE)"), notes=tuple(notes))
     for namespace in state.elsewhere:
         try:
             data = read_copy(ctx, state.name, namespace)

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import pytest
 
 from tests.lab import kube as lab
-from tests.lab.env import LabEnv, status
+from tests.lab.env import LabEnv, finding
 
 NS = lab.NAMESPACE
 SECRET = lab.PULL_SECRET
@@ -94,8 +94,8 @@ NO_AWS = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOK
 # -- checks ------------------------------------------------------------------------------------------
 def test_healthy(env: LabEnv) -> None:
     results = env.doctor("ecr.*")
-    assert status(results["ecr.secret"]) == ("ok", "none")
-    assert status(results["ecr.expiry"]) == ("ok", "none")
+    assert finding(results["ecr.secret"]) == ("SB6210", "ok", "none")
+    assert finding(results["ecr.expiry"]) == ("SB6220", "ok", "none")
     expires = dt.datetime.fromisoformat(results["ecr.expiry"]["expires_at"])
     assert dt.timedelta(hours=10) < expires - now() < dt.timedelta(hours=12)
 
@@ -103,19 +103,19 @@ def test_healthy(env: LabEnv) -> None:
 def test_secret_deleted(env: LabEnv, core: Any) -> None:
     core.delete_namespaced_secret(SECRET, NS)
     results = env.doctor("ecr.*")
-    assert status(results["ecr.secret"]) == ("fail", "missing")
-    assert status(results["ecr.expiry"]) == ("skip", "blocked")
+    assert finding(results["ecr.secret"]) == ("SB6211", "fail", "missing")
+    assert finding(results["ecr.expiry"]) == ("SB0003", "skip", "blocked")
 
 
 def test_secret_wrong_type(env: LabEnv, core: Any) -> None:
     put_secret(core, lab.dockerconfigjson(lab.ecr_token(now() + dt.timedelta(hours=11))), type_="Opaque")
-    assert status(env.check("ecr.secret")) == ("fail", "misconfigured")
+    assert finding(env.check("ecr.secret")) == ("SB6212", "fail", "misconfigured")
 
 
 def test_secret_other_registry(env: LabEnv, core: Any) -> None:
     put_secret(core, lab.dockerconfigjson(lab.ecr_token(now() + dt.timedelta(hours=11)), registry="registry.example.org"))
     result = env.check("ecr.secret")
-    assert status(result) == ("fail", "misconfigured")
+    assert finding(result) == ("SB6214", "fail", "misconfigured")
     assert result["details"]["registries"] == ["registry.example.org"]
 
 
@@ -124,16 +124,16 @@ def test_deployment_without_pull_secret(env: LabEnv, apps: Any) -> None:
     deployment.spec.template.spec.image_pull_secrets = None
     apps.replace_namespaced_deployment("sb-help", NS, deployment)
     result = env.check("ecr.secret")
-    assert status(result) == ("fail", "misconfigured")
+    assert finding(result) == ("SB6215", "fail", "misconfigured")
     assert result["details"]["without_pull_secret"] == ["Deployment/sb-help"]
 
 
-@pytest.mark.parametrize("hours, expected", [(-1, ("fail", "expired")), (1, ("warn", "expiring"))])
-def test_token_expiry(env: LabEnv, core: Any, hours: float, expected: tuple[str, str]) -> None:
+@pytest.mark.parametrize("hours, expected", [(-1, ("SB6222", "fail", "expired")), (1, ("SB6223", "warn", "expiring"))])
+def test_token_expiry(env: LabEnv, core: Any, hours: float, expected: tuple[str, str, str]) -> None:
     when = now() + dt.timedelta(hours=hours)
     put_token(core, lab.ecr_token(when))
     result = env.check("ecr.expiry")
-    assert status(result) == expected
+    assert finding(result) == expected
     assert abs(dt.datetime.fromisoformat(result["expires_at"]) - when) < dt.timedelta(seconds=2)
 
 
@@ -141,15 +141,15 @@ def test_token_garbage(env: LabEnv, core: Any) -> None:
     put_secret(core, json.dumps({"auths": {lab.REGISTRY: {"username": "AWS", "password": "garbage",
                                                           "auth": b64("AWS:garbage")}}}))
     results = env.doctor("ecr.*")
-    assert status(results["ecr.secret"]) == ("ok", "none")
-    assert status(results["ecr.expiry"]) == ("warn", "misconfigured")
+    assert finding(results["ecr.secret"]) == ("SB6210", "ok", "none")
+    assert finding(results["ecr.expiry"]) == ("SB6221", "warn", "misconfigured")
     assert results["ecr.expiry"]["expires_at"] is None
 
 
 def test_expiry_from_annotation(env: LabEnv, core: Any) -> None:
     put_secret(core, lab.dockerconfigjson(b64("AWS:opaque-token")),
                annotations={"sbops.io/expires-at": (now() + dt.timedelta(hours=5)).isoformat()})
-    assert status(env.check("ecr.expiry")) == ("ok", "none")
+    assert finding(env.check("ecr.expiry")) == ("SB6220", "ok", "none")
 
 
 # -- ecr-refresh -------------------------------------------------------------------------------------
@@ -186,7 +186,7 @@ def test_refresh_recreates_deleted_and_wrong_type_secret(env: LabEnv, core: Any)
     core.delete_namespaced_secret(SECRET, NS)
     code, doc, output = fix_json(env, environ={**NO_AWS, "AWS_ECR_TOKEN": fresh})
     assert code == 0, output
-    assert status(env.check("ecr.secret")) == ("ok", "none")
+    assert finding(env.check("ecr.secret")) == ("SB6210", "ok", "none")
 
 
 def test_refresh_from_stdin_and_file(env: LabEnv, core: Any, tmp_path: Path) -> None:
@@ -202,7 +202,7 @@ def test_refresh_from_stdin_and_file(env: LabEnv, core: Any, tmp_path: Path) -> 
     env.set("ecr.token_file", str(token_file))
     code, doc, output = fix_json(env, environ=NO_AWS)
     assert code == 0, output
-    assert status(env.check("ecr.expiry")) == ("ok", "none")
+    assert finding(env.check("ecr.expiry")) == ("SB6220", "ok", "none")
 
 
 @pytest.fixture
@@ -261,4 +261,4 @@ def test_refresh_dry_run_changes_nothing(env: LabEnv, core: Any) -> None:
     assert fresh not in proc.stdout + proc.stderr and lab.ecr_password(fresh) not in proc.stdout + proc.stderr
     assert core.read_namespaced_secret(SECRET, NS).metadata.resource_version == before
     assert pod_exists(core, stuck)
-    assert status(env.check("ecr.expiry")) == ("fail", "expired")
+    assert finding(env.check("ecr.expiry")) == ("SB6222", "fail", "expired")

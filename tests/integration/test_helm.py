@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.lab import kube as lab
-from tests.lab.env import LabEnv, fix_json, status
+from tests.lab.env import LabEnv, fix_json, finding
 from tests.lab.helm import DEMO_CHART
 
 NS = lab.NAMESPACE
@@ -63,25 +63,26 @@ def write_interrupted(core: Any, release: str, base: int, status_: str, message:
 # -- helm.release ----------------------------------------------------------------------------------
 def test_seeded_release_is_deployed(env: LabEnv) -> None:
     result = env.check("helm.release")
-    assert status(result) == ("ok", "none")
+    assert finding(result) == ("SB6510", "ok", "none")
     assert (result["details"]["revision"], result["details"]["chart_version"]) == (1, lab.CHART_VERSION)
 
 
 def test_pending_upgrade_is_stuck(env: LabEnv, core: Any) -> None:
     write_interrupted(core, "stackbill", 1, "pending-upgrade")
     result = env.check("helm.release")
-    assert status(result) == ("fail", "stuck")
-    assert "revision 2" in result["summary"] and f"stackbill-{lab.CHART_VERSION}" in result["summary"]
+    assert finding(result) == ("SB6512", "fail", "stuck")
+    assert (result["details"]["revision"], result["details"]["chart_version"]) == (2, lab.CHART_VERSION)
+    assert result["details"]["last_deployed"] == 1
 
 
 def test_failed_upgrade_is_failed(env: LabEnv, core: Any) -> None:
     write_interrupted(core, "stackbill", 1, "failed")
-    assert status(env.check("helm.release")) == ("fail", "failed")
+    assert finding(env.check("helm.release")) == ("SB6513", "fail", "failed")
 
 
 def test_no_release_is_missing(env: LabEnv) -> None:
     env.set("release", "not-installed")
-    assert status(env.check("helm.release")) == ("fail", "missing")
+    assert finding(env.check("helm.release")) == ("SB6511", "fail", "missing")
 
 
 def test_rollback_nothing_to_do_when_deployed(env: LabEnv) -> None:
@@ -94,19 +95,19 @@ def test_rollback_of_a_stuck_upgrade_with_real_helm(env: LabEnv, core: Any, kube
                                                     helm_env: dict[str, str]) -> None:
     helm(helm_bin, helm_env, kube, "upgrade", "--install", DEMO, str(CHART))
     env.set("release", DEMO)
-    assert status(env.check("helm.release")) == ("ok", "none")
+    assert finding(env.check("helm.release")) == ("SB6510", "ok", "none")
     write_interrupted(core, DEMO, 1, "pending-upgrade")
     result = env.check("helm.release")
-    assert status(result) == ("fail", "stuck")
-    assert "sbops-demo-0.1.0" in result["summary"]
+    assert finding(result) == ("SB6512", "fail", "stuck")
+    assert (result["details"]["chart"], result["details"]["chart_version"]) == ("sbops-demo", "0.1.0")
 
     proc = env.fix("helm-rollback", "--dry-run")
     assert proc.returncode == 0 and f"rollback {DEMO} 1 -n sb-apps --wait=false" in proc.stdout, proc.stdout
-    assert status(env.check("helm.release")) == ("fail", "stuck")
+    assert finding(env.check("helm.release")) == ("SB6512", "fail", "stuck")
 
     code, doc = fix_json(env, "helm-rollback")
     assert code == 0, doc
-    assert status(env.check("helm.release")) == ("ok", "none")
+    assert finding(env.check("helm.release")) == ("SB6510", "ok", "none")
     history = json.loads(helm(helm_bin, helm_env, kube, "history", DEMO, "-o", "json"))
     assert history[-1]["revision"] == 3 and history[-1]["status"] == "deployed"
     assert core.read_namespaced_config_map(f"{DEMO}-settings", NS).data["message"] == "first"
@@ -116,13 +117,13 @@ def test_rollback_of_a_failed_upgrade(env: LabEnv, core: Any) -> None:
     write_interrupted(core, "stackbill", 1, "failed")
     code, doc = fix_json(env, "helm-rollback")
     assert code == 0, doc
-    assert status(env.check("helm.release")) == ("ok", "none")
+    assert finding(env.check("helm.release")) == ("SB6510", "ok", "none")
 
 
 def test_rollback_blocked_without_a_deployed_revision(env: LabEnv, core: Any) -> None:
     core.delete_namespaced_secret(lab.HELM_SECRET, NS)
     core.create_namespaced_secret(NS, lab.helm_release_secret("stackbill", NS, 1, "pending-install"))
-    assert status(env.check("helm.release")) == ("fail", "stuck")
+    assert finding(env.check("helm.release")) == ("SB6512", "fail", "stuck")
     code, doc = fix_json(env, "helm-rollback")
     assert code == 3 and doc["outcome"] == "blocked" and "no earlier deployed revision" in doc["plan"]["blockers"][0]
 
@@ -132,4 +133,4 @@ def test_rollback_blocked_without_helm(env: LabEnv, core: Any) -> None:
     env.set("helm.command", "/nonexistent/helm")
     code, doc = fix_json(env, "helm-rollback")
     assert code == 3 and doc["outcome"] == "blocked" and "helm binary" in doc["plan"]["blockers"][0]
-    assert status(env.check("helm.release")) == ("fail", "stuck")
+    assert finding(env.check("helm.release")) == ("SB6512", "fail", "stuck")

@@ -70,7 +70,7 @@ def test_bad_domain(env: LabEnv) -> None:
 @pytest.mark.parametrize("case, message", [
     ("expired", "the certificate expired on"),
     ("other", f"the certificate does not cover {DOMAIN} (its names: other.example.org)"),
-    ("mismatch", "the key does not belong to the certificate"),
+    ("mismatch", "the key file is not the private key of the certificate"),
 ])
 def test_bad_certificate(env: LabEnv, certs, case: str, message: str) -> None:
     cert, key = certs[case]

@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
-from tests.lab.env import LabEnv, fix_json, status
+from tests.lab.env import LabEnv, fix_json, finding
 from tests.lab.kube import (DOMAIN, GATEWAY, ISTIO_NAMESPACE, NAMESPACE, NODEPORT_HTTP, NODEPORT_HTTPS, TLS_SECRET,
                             VIRTUALSERVICE, KubeLab)
 
 ALL = ("istio.istiod", "istio.ingress", "istio.gateway", "istio.virtualservice")
+PASSED = {"istio.istiod": "SB6410", "istio.ingress": "SB6420", "istio.gateway": "SB6430", "istio.virtualservice": "SB6440"}
 GROUP, VERSION = "networking.istio.io", "v1beta1"
 INGRESS = "istio-ingressgateway"
 
@@ -79,14 +80,14 @@ def unready(kube: KubeLab, namespace: str, selector: str) -> None:
 def assert_fixed(env: LabEnv, name: str, check_id: str, *extra: str) -> None:
     code, out = fix_json(env, name, *extra)
     assert code == 0, out
-    assert status(env.check(check_id)) == ("ok", "none")
+    assert finding(env.check(check_id)) == (PASSED[check_id], "ok", "none")
 
 
 # -- healthy -------------------------------------------------------------------------------------------
 def test_seeded_cluster_passes_and_fixes_have_nothing_to_do(kube: KubeLab, tmp_path: Path) -> None:
     env = lab_env(tmp_path, kube)
     results = env.doctor("istio.*")
-    assert {cid: status(results[cid]) for cid in ALL} == {cid: ("ok", "none") for cid in ALL}
+    assert {cid: finding(results[cid]) for cid in ALL} == {cid: (PASSED[cid], "ok", "none") for cid in ALL}
     for name in ("istio-gateway", "istio-nodeports"):
         code, out = fix_json(env, name)
         assert code == 0 and out["plan"]["changes"] == [] and out["plan"]["nothing_to_do"], (name, out)
@@ -96,12 +97,12 @@ def test_seeded_cluster_passes_and_fixes_have_nothing_to_do(kube: KubeLab, tmp_p
 def test_istiod_not_ready_then_missing(kube: KubeLab, tmp_path: Path) -> None:
     env = lab_env(tmp_path, kube)
     unready(kube, ISTIO_NAMESPACE, "app=istiod")
-    assert status(env.check("istio.istiod")) == ("fail", "not_ready")
+    assert finding(env.check("istio.istiod")) == ("SB6412", "fail", "not_ready")
     from kubernetes import client
 
     client.AppsV1Api(kube.api()).delete_namespaced_deployment("istiod", ISTIO_NAMESPACE)
     core(kube).delete_collection_namespaced_pod(ISTIO_NAMESPACE, label_selector="app=istiod", grace_period_seconds=0)
-    assert status(env.check("istio.istiod")) == ("fail", "missing")
+    assert finding(env.check("istio.istiod")) == ("SB6411", "fail", "missing")
 
 
 # -- istio.ingress -------------------------------------------------------------------------------------
@@ -109,7 +110,7 @@ def test_clusterip_ingress_is_misconfigured_and_istio_nodeports_repairs_it(kube:
     env = lab_env(tmp_path, kube)
     set_nodeports(kube, None, None, "ClusterIP")
     result = env.check("istio.ingress")
-    assert status(result) == ("fail", "misconfigured") and result["fix"] == "istio-nodeports"
+    assert finding(result) == ("SB6422", "fail", "misconfigured") and result["fix"] == "istio-nodeports"
     # Nothing listens on nodePorts yet, so no open connection moves: no --restart consent needed.
     assert_fixed(env, "istio-nodeports", "istio.ingress")
     assert nodeports(kube) == ("NodePort", {"http2": NODEPORT_HTTP, "https": NODEPORT_HTTPS})
@@ -119,10 +120,10 @@ def test_current_installers_nodeports_pass_and_the_fix_leaves_them_alone(kube: K
     env = lab_env(tmp_path, kube)
     set_nodeports(kube, 31080, 31443)  # the current bash installer's ports (UPSTREAM-CURRENT.md)
     result = env.check("istio.ingress")
-    assert status(result) == ("ok", "none")  # what the server runs wins
+    assert finding(result) == ("SB6420", "ok", "none")  # what the server runs wins
     assert result["details"]["live"] == {"http2": 31080, "https": 31443}
     assert result["details"]["configured"] == {"http2": NODEPORT_HTTP, "https": NODEPORT_HTTPS}
-    assert "31080" in result["summary"] and "not the configured" in result["summary"]
+    assert result["details"]["differs_from_configured"] is True  # named in the summary, not failed
     # the fix changes nothing, with or without --restart
     for extra in ((), ("--restart",)):
         code, out = fix_json(env, "istio-nodeports", *extra)
@@ -158,7 +159,7 @@ def test_a_missing_https_port_fails_and_the_fix_adds_it_keeping_http(kube: KubeL
     svc.spec.ports = [p for p in svc.spec.ports if p.name != "https"]
     api.replace_namespaced_service(INGRESS, ISTIO_NAMESPACE, svc)
     result = env.check("istio.ingress")
-    assert status(result) == ("fail", "misconfigured") and result["details"]["absent"] == ["https"]
+    assert finding(result) == ("SB6423", "fail", "misconfigured") and result["details"]["absent"] == ["https"]
     assert_fixed(env, "istio-nodeports", "istio.ingress")  # no --restart: no open port moves
     assert nodeports(kube) == ("NodePort", {"http2": 31080, "https": NODEPORT_HTTPS})
 
@@ -172,7 +173,7 @@ def test_a_nodeport_that_leads_nowhere_fails_and_the_fix_retargets_it(kube: Kube
             port.target_port = 9443  # no gateway container listens there
     api.replace_namespaced_service(INGRESS, ISTIO_NAMESPACE, svc)
     result = env.check("istio.ingress")
-    assert status(result) == ("fail", "misconfigured") and result["details"]["unreached"][0]["targetPort"] == 9443
+    assert finding(result) == ("SB6427", "fail", "misconfigured") and result["details"]["unreached"][0]["targetPort"] == 9443
     assert_fixed(env, "istio-nodeports", "istio.ingress")
     svc = api.read_namespaced_service(INGRESS, ISTIO_NAMESPACE)
     assert {p.name: (p.node_port, p.target_port) for p in svc.spec.ports if p.name in ("http2", "https")} == {
@@ -185,7 +186,7 @@ def test_a_selector_that_misses_the_gateway_is_misconfigured_and_repaired(kube: 
     svc = api.read_namespaced_service(INGRESS, ISTIO_NAMESPACE)
     svc.spec.selector = {"app": "istiod"}  # routes to istiod's pod, not the gateway
     api.replace_namespaced_service(INGRESS, ISTIO_NAMESPACE, svc)
-    assert status(env.check("istio.ingress")) == ("fail", "misconfigured")
+    assert finding(env.check("istio.ingress")) == ("SB6426", "fail", "misconfigured")
     assert_fixed(env, "istio-nodeports", "istio.ingress")
     assert api.read_namespaced_service(INGRESS, ISTIO_NAMESPACE).spec.selector == {"istio": "ingressgateway"}
     assert nodeports(kube) == ("NodePort", {"http2": NODEPORT_HTTP, "https": NODEPORT_HTTPS})
@@ -194,9 +195,9 @@ def test_a_selector_that_misses_the_gateway_is_misconfigured_and_repaired(kube: 
 def test_ingress_without_ready_pod_then_missing(kube: KubeLab, tmp_path: Path) -> None:
     env = lab_env(tmp_path, kube)
     unready(kube, ISTIO_NAMESPACE, "istio=ingressgateway")
-    assert status(env.check("istio.ingress")) == ("fail", "not_ready")
+    assert finding(env.check("istio.ingress")) == ("SB6425", "fail", "not_ready")
     core(kube).delete_namespaced_service(INGRESS, ISTIO_NAMESPACE, _preload_content=False)
-    assert status(env.check("istio.ingress")) == ("fail", "missing")
+    assert finding(env.check("istio.ingress")) == ("SB6421", "fail", "missing")
     code, out = fix_json(env, "istio-nodeports")
     assert code == 3 and out["plan"]["blockers"]
 
@@ -205,10 +206,10 @@ def test_ingress_without_ready_pod_then_missing(kube: KubeLab, tmp_path: Path) -
 def test_deleted_gateway_is_missing_and_istio_gateway_recreates_it(kube: KubeLab, tmp_path: Path) -> None:
     env = lab_env(tmp_path, kube)
     custom(kube).delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "gateways", GATEWAY)
-    assert status(env.check("istio.gateway")) == ("fail", "missing")
+    assert finding(env.check("istio.gateway")) == ("SB6431", "fail", "missing")
     proc = env.sbops("fix", "istio-gateway", "--dry-run")
     assert proc.returncode == 0 and "create Gateway" in proc.stdout
-    assert status(env.check("istio.gateway")) == ("fail", "missing")
+    assert finding(env.check("istio.gateway")) == ("SB6431", "fail", "missing")
     assert_fixed(env, "istio-gateway", "istio.gateway")
     spec = get_obj(kube, "gateways", GATEWAY)["spec"]
     assert spec["servers"][0]["tls"] == {"mode": "SIMPLE", "credentialName": TLS_SECRET}
@@ -230,7 +231,8 @@ def test_misconfigured_gateway_is_repaired(kube: KubeLab, tmp_path: Path, breaka
 
     put_spec(kube, "gateways", GATEWAY, edit)
     result = env.check("istio.gateway")
-    assert status(result) == ("fail", "misconfigured")
+    code = "SB6433" if breakage == "credential" else "SB6432"  # a credential that does not resolve / a wrong spec
+    assert finding(result) == (code, "fail", "misconfigured")
     assert result["fix"] == "istio-gateway"
     proc = env.sbops("fix", "istio-gateway", "--dry-run")
     assert proc.returncode == 0 and "replace the spec of Gateway" in proc.stdout
@@ -241,7 +243,7 @@ def test_missing_credential_secret_points_at_tls_secret(kube: KubeLab, tmp_path:
     env = lab_env(tmp_path, kube)
     core(kube).delete_namespaced_secret(TLS_SECRET, ISTIO_NAMESPACE)
     result = env.check("istio.gateway")
-    assert status(result) == ("fail", "misconfigured")
+    assert finding(result) == ("SB6433", "fail", "misconfigured")
     assert result["fix"] == "tls-secret"
 
 
@@ -255,7 +257,7 @@ def test_broken_virtualservice_is_repaired(kube: KubeLab, tmp_path: Path, breaka
     env = lab_env(tmp_path, kube)
     if breakage == "deleted":
         custom(kube).delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "virtualservices", VIRTUALSERVICE)
-        expected = ("fail", "missing")
+        expected = ("SB6441", "fail", "missing")
     else:
         def edit(spec: dict) -> None:
             if breakage == "port":
@@ -266,9 +268,9 @@ def test_broken_virtualservice_is_repaired(kube: KubeLab, tmp_path: Path, breaka
                 spec["hosts"] = ["portal.other-domain.com"]
 
         put_spec(kube, "virtualservices", VIRTUALSERVICE, edit)
-        expected = ("fail", "misconfigured")
+        expected = ("SB6442", "fail", "misconfigured")
     result = env.check("istio.virtualservice")
-    assert status(result) == expected
+    assert finding(result) == expected
     if breakage == "port":
         assert any("sb-core" in p and "8000" in p and "8080" in p for p in result["details"]["problems"])
     assert_fixed(env, "istio-gateway", "istio.virtualservice")
@@ -279,8 +281,8 @@ def test_fqdn_destination_is_accepted_and_empty_endpoints_are_not_ready(kube: Ku
     env = lab_env(tmp_path, kube)
     put_spec(kube, "virtualservices", VIRTUALSERVICE, lambda spec: _route(spec, "/admin")["route"][0]["destination"]
              .update(host=f"sb-admin.{NAMESPACE}.svc.cluster.local"))
-    assert status(env.check("istio.virtualservice")) == ("ok", "none")
+    assert finding(env.check("istio.virtualservice")) == ("SB6440", "ok", "none")
     core(kube).replace_namespaced_endpoints("sb-ui", NAMESPACE, {"metadata": {"name": "sb-ui"}, "subsets": []})
     result = env.check("istio.virtualservice")
-    assert status(result) == ("fail", "not_ready")
+    assert finding(result) == ("SB6444", "fail", "not_ready")
     assert result["details"]["not_ready"] == ["sb-ui"]

@@ -17,7 +17,7 @@ import yaml
 
 from tests.lab import kube as lab
 from tests.lab.common import Blackhole, free_port
-from tests.lab.env import LabEnv, fix_json, status
+from tests.lab.env import LabEnv, fix_json, finding
 
 NS = lab.NAMESPACE
 
@@ -54,9 +54,9 @@ def finalize_namespace(core: Any, name: str) -> None:
 # -- healthy ---------------------------------------------------------------------------------------
 def test_seeded_cluster_passes_every_kubernetes_check(env: LabEnv) -> None:
     found = env.doctor("k8s.*")
-    assert {cid: status(r) for cid, r in found.items()} == {
-        "k8s.api": ("ok", "none"), "k8s.nodes": ("ok", "none"), "k8s.namespace": ("ok", "none"),
-        "k8s.storage": ("ok", "none")}
+    assert {cid: finding(r) for cid, r in found.items()} == {
+        "k8s.api": ("SB6010", "ok", "none"), "k8s.nodes": ("SB6020", "ok", "none"),
+        "k8s.namespace": ("SB6030", "ok", "none"), "k8s.storage": ("SB6040", "ok", "none")}
     assert found["k8s.api"]["details"]["version"] == lab.KUBE_VERSION
 
 
@@ -70,7 +70,7 @@ def test_wrong_token_is_auth_failed(env: LabEnv, kube: lab.KubeLab, tmp_path: Pa
     bad = kube.write_kubeconfig(tmp_path / "bad-kubeconfig", "not-the-token")
     env.set("kubeconfig", str(bad))
     result = env.check("k8s.api")
-    assert status(result) == ("fail", "auth_failed")
+    assert finding(result) == ("SB6011", "fail", "auth_failed")
     assert "not-the-token" not in str(result)
 
 
@@ -84,7 +84,7 @@ def kubeconfig_for_port(kube: lab.KubeLab, path: Path, port: int) -> Path:
 
 def test_closed_port_is_refused(env: LabEnv, kube: lab.KubeLab, tmp_path: Path) -> None:
     env.set("kubeconfig", str(kubeconfig_for_port(kube, tmp_path / "closed-kubeconfig", free_port())))
-    assert status(env.check("k8s.api")) == ("fail", "refused")
+    assert finding(env.check("k8s.api")) == ("SB6013", "fail", "refused")
     # the checks that need the API are skipped, not failed again
     found = env.doctor("k8s.*")
     assert found["k8s.nodes"]["status"] == "skip"
@@ -99,7 +99,7 @@ def test_blackholed_server_is_timeout_within_the_check_timeout(env: LabEnv, kube
         env.set("timeout", 1)
         started = time.monotonic()
         result = env.check("k8s.api")
-        assert status(result) == ("fail", "timeout")
+        assert finding(result) == ("SB6013", "fail", "timeout")
         assert time.monotonic() - started < 10
     finally:
         hole.close()
@@ -109,28 +109,28 @@ def test_blackholed_server_is_timeout_within_the_check_timeout(env: LabEnv, kube
 def test_node_not_ready(env: LabEnv, core: Any) -> None:
     set_node_condition(core, "Ready", "False")
     result = env.check("k8s.nodes")
-    assert status(result) == ("fail", "not_ready")
+    assert finding(result) == ("SB6022", "fail", "not_ready")
     assert result["details"]["nodes"][0]["name"] == lab.NODE
 
 
 def test_memory_pressure_is_degraded(env: LabEnv, core: Any) -> None:
     set_node_condition(core, "MemoryPressure", "True")
     result = env.check("k8s.nodes")
-    assert status(result) == ("warn", "degraded")
+    assert finding(result) == ("SB6023", "warn", "degraded")
     assert result["details"]["nodes"][0]["pressure"] == ["MemoryPressure"]
 
 
 # -- k8s.namespace ---------------------------------------------------------------------------------
 def test_label_removed_is_misconfigured_and_fix_relabels(env: LabEnv, core: Any) -> None:
     core.patch_namespace(NS, {"metadata": {"labels": {"istio-injection": None}}})
-    assert status(env.check("k8s.namespace")) == ("fail", "misconfigured")
+    assert finding(env.check("k8s.namespace")) == ("SB6033", "fail", "misconfigured")
     proc = env.fix("k8s-namespace", "--dry-run")
     assert proc.returncode == 0 and "via the Kubernetes API: label namespace sb-apps istio-injection=enabled" in proc.stdout
     assert "istio-injection" not in (core.read_namespace(NS).metadata.labels or {})
     code, doc = fix_json(env, "k8s-namespace")
     assert code == 0, doc
     assert core.read_namespace(NS).metadata.labels["istio-injection"] == "enabled"
-    assert status(env.check("k8s.namespace")) == ("ok", "none")
+    assert finding(env.check("k8s.namespace")) == ("SB6030", "ok", "none")
 
 
 def test_missing_namespace_and_fix_creates_it(env: LabEnv, core: Any) -> None:
@@ -138,13 +138,13 @@ def test_missing_namespace_and_fix_creates_it(env: LabEnv, core: Any) -> None:
     finalize_namespace(core, name)
     env.set("namespace", name)
     try:
-        assert status(env.check("k8s.namespace")) == ("fail", "missing")
+        assert finding(env.check("k8s.namespace")) == ("SB6031", "fail", "missing")
         assert env.fix("k8s-namespace", "--dry-run").returncode == 0
-        assert status(env.check("k8s.namespace")) == ("fail", "missing")
+        assert finding(env.check("k8s.namespace")) == ("SB6031", "fail", "missing")
         code, doc = fix_json(env, "k8s-namespace")
         assert code == 0, doc
         assert core.read_namespace(name).metadata.labels["istio-injection"] == "enabled"
-        assert status(env.check("k8s.namespace")) == ("ok", "none")
+        assert finding(env.check("k8s.namespace")) == ("SB6030", "ok", "none")
     finally:
         finalize_namespace(core, name)
 
@@ -154,13 +154,13 @@ def test_storage_class_deleted_is_missing(env: LabEnv, kube: lab.KubeLab) -> Non
     from kubernetes import client
 
     client.StorageV1Api(kube.api()).delete_storage_class(lab.STORAGE_CLASS)
-    assert status(env.check("k8s.storage")) == ("fail", "missing")
+    assert finding(env.check("k8s.storage")) == ("SB6041", "fail", "missing")
 
 
 def test_pvc_pending(env: LabEnv, core: Any) -> None:
     core.patch_namespaced_persistent_volume_claim_status("sb-data", NS, {"status": {"phase": "Pending"}})
     result = env.check("k8s.storage")
-    assert status(result) == ("fail", "pending")
+    assert finding(result) == ("SB6044", "fail", "pending")
     assert result["details"]["claims"] == [{"name": "sb-data", "phase": "Pending", "storage_class": "nfs-client"}]
 
 
@@ -168,9 +168,9 @@ def test_provisioner_not_ready(env: LabEnv, core: Any) -> None:
     pod = provisioner_pod(core)
     core.patch_namespaced_pod_status(pod, lab.NFS_NAMESPACE, {"status": {
         "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady"}]}})
-    assert status(env.check("k8s.storage")) == ("fail", "not_ready")
+    assert finding(env.check("k8s.storage")) == ("SB6043", "fail", "not_ready")
 
 
 def test_provisioner_gone_is_not_running(env: LabEnv, core: Any) -> None:
     core.delete_namespaced_pod(provisioner_pod(core), lab.NFS_NAMESPACE, grace_period_seconds=0)
-    assert status(env.check("k8s.storage")) == ("fail", "not_running")
+    assert finding(env.check("k8s.storage")) == ("SB6042", "fail", "not_running")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.lab import kube as lab
-from tests.lab.env import LabEnv, status
+from tests.lab.env import LabEnv, finding
 
 TLS_NS = lab.ISTIO_NAMESPACE
 APP_NS = lab.NAMESPACE
@@ -79,8 +79,8 @@ def exists(core: Any, namespace: str) -> bool:
 # -- checks ------------------------------------------------------------------------------------------
 def test_healthy(env: LabEnv) -> None:
     results = env.doctor("tls.*")
-    assert status(results["tls.secret"]) == ("ok", "none")
-    assert status(results["tls.certificate"]) == ("ok", "none")
+    assert finding(results["tls.secret"]) == ("SB6310", "ok", "none")
+    assert finding(results["tls.certificate"]) == ("SB6320", "ok", "none")
     assert results["tls.secret"]["details"]["credential_source"] == f"Gateway {APP_NS}/{lab.GATEWAY}"
     expires = dt.datetime.fromisoformat(results["tls.certificate"]["expires_at"])
     assert expires.tzinfo is not None and expires > dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=80)
@@ -92,20 +92,20 @@ def test_secret_only_in_app_namespace(env: LabEnv, core: Any) -> None:
     core.delete_namespaced_secret(NAME, TLS_NS)
     core.create_namespaced_secret(APP_NS, {"metadata": {"name": NAME}, "type": original.type, "data": original.data})
     results = env.doctor("tls.*")
-    assert status(results["tls.secret"]) == ("fail", "wrong_namespace")
+    assert finding(results["tls.secret"]) == ("SB6312", "fail", "wrong_namespace")
     assert results["tls.secret"]["details"]["found_in"] == [APP_NS]
-    assert status(results["tls.certificate"]) == ("skip", "blocked")
+    assert finding(results["tls.certificate"]) == ("SB0003", "skip", "blocked")
     # the fix copies the valid misplaced copy where the gateway looks
     code, doc = fix(env)
     assert code == 0, doc
     assert exists(core, TLS_NS)
     assert core.read_namespaced_secret(NAME, TLS_NS).data == original.data
-    assert status(env.check("tls.certificate")) == ("ok", "none")
+    assert finding(env.check("tls.certificate")) == ("SB6320", "ok", "none")
 
 
 def test_secret_deleted(env: LabEnv, core: Any, tmp_path: Path) -> None:
     core.delete_namespaced_secret(NAME, TLS_NS)
-    assert status(env.check("tls.secret")) == ("fail", "missing")
+    assert finding(env.check("tls.secret")) == ("SB6311", "fail", "missing")
     # without files (and no copy anywhere) the fix is blocked and changes nothing
     code, doc = fix(env)
     assert code == 3 and doc["outcome"] == "blocked"
@@ -115,14 +115,14 @@ def test_secret_deleted(env: LabEnv, core: Any, tmp_path: Path) -> None:
     code, doc = fix(env, environ={"SBOPS_TLS_CERT_FILE": cert_file, "SBOPS_TLS_KEY_FILE": key_file})
     assert code == 0, doc
     results = env.doctor("tls.*")
-    assert status(results["tls.secret"]) == ("ok", "none")
-    assert status(results["tls.certificate"]) == ("ok", "none")
+    assert finding(results["tls.secret"]) == ("SB6310", "ok", "none")
+    assert finding(results["tls.certificate"]) == ("SB6320", "ok", "none")
 
 
 def test_key_missing(env: LabEnv, core: Any, tmp_path: Path) -> None:
     cert, _ = valid_pair()
     put(core, {"tls.crt": cert}, type_="Opaque")  # kubernetes.io/tls requires both keys: an Opaque copy
-    assert status(env.check("tls.secret")) == ("fail", "misconfigured")
+    assert finding(env.check("tls.secret")) == ("SB6313", "fail", "misconfigured")
     cert_file, key_file = write_pair(tmp_path, *valid_pair())
     env.set("tls.cert_file", cert_file).set("tls.key_file", key_file)
     code, doc = fix(env)
@@ -135,7 +135,7 @@ def test_expired_certificate(env: LabEnv, core: Any, tmp_path: Path) -> None:
                                   not_before=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=100))
     put_pair(core, cert + ca, key)
     result = env.check("tls.certificate")
-    assert status(result) == ("fail", "expired")
+    assert finding(result) == ("SB6323", "fail", "expired")
     assert dt.datetime.fromisoformat(result["expires_at"]) < dt.datetime.now(dt.timezone.utc)
     # the fix refuses expired files, then installs valid ones
     env.set("tls.cert_file", write_pair(tmp_path, cert + ca, key)[0]).set("tls.key_file", str(tmp_path / "privkey.pem"))
@@ -147,18 +147,33 @@ def test_expired_certificate(env: LabEnv, core: Any, tmp_path: Path) -> None:
     env.set("tls.cert_file", cert_file).set("tls.key_file", key_file)
     code, doc = fix(env)
     assert code == 0, doc
-    assert status(env.check("tls.certificate")) == ("ok", "none")
+    assert finding(env.check("tls.certificate")) == ("SB6320", "ok", "none")
+
+
+def test_not_yet_valid_certificate_is_refused_by_the_check_and_the_fix(env: LabEnv, core: Any) -> None:
+    """One judgement: a certificate whose validity starts tomorrow (a clock behind, or a wrong issue date)
+    once passed tls.certificate while tls-secret refused it; now both refuse it, with the same finding."""
+    cert, key, ca = lab.make_cert(lab.DOMAIN, days=90,
+                                  not_before=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1))
+    put_pair(core, cert + ca, key)
+    result = env.check("tls.certificate")
+    assert finding(result) == ("SB6324", "fail", "misconfigured")
+    assert dt.datetime.fromisoformat(result["details"]["not_before"]) > dt.datetime.now(dt.timezone.utc)
+    code, doc = fix(env)  # no files given: the fix judges the secret there is
+    assert code == 3 and doc["outcome"] == "blocked"
+    assert "not valid before" in doc["plan"]["blockers"][0]
+    assert core.read_namespaced_secret(NAME, TLS_NS).data["tls.crt"] == b64(cert + ca)  # changed nothing
 
 
 def test_expiring_certificate(env: LabEnv, core: Any) -> None:
     put_pair(core, *valid_pair(days=5))
-    assert status(env.check("tls.certificate")) == ("warn", "expiring")
+    assert finding(env.check("tls.certificate")) == ("SB6328", "warn", "expiring")
 
 
 def test_certificate_for_another_domain(env: LabEnv, core: Any, tmp_path: Path) -> None:
     cert, key, ca = lab.make_cert("portal.other.example.org")
     put_pair(core, cert + ca, key)
-    assert status(env.check("tls.certificate")) == ("fail", "misconfigured")
+    assert finding(env.check("tls.certificate")) == ("SB6325", "fail", "misconfigured")
     env.set("tls.cert_file", write_pair(tmp_path, cert + ca, key)[0]).set("tls.key_file", str(tmp_path / "privkey.pem"))
     code, doc = fix(env)
     assert code == 3 and "does not cover" in doc["plan"]["blockers"][0]
@@ -168,25 +183,25 @@ def test_key_of_another_certificate(env: LabEnv, core: Any) -> None:
     cert, _, ca = lab.make_cert(lab.DOMAIN)
     _, other_key, _ = lab.make_cert(lab.DOMAIN)
     put_pair(core, cert + ca, other_key)
-    assert status(env.check("tls.certificate")) == ("fail", "misconfigured")
+    assert finding(env.check("tls.certificate")) == ("SB6326", "fail", "misconfigured")
 
 
 def test_chain_out_of_order(env: LabEnv, core: Any, tmp_path: Path) -> None:
     cert, key, ca = lab.make_cert(lab.DOMAIN)
     put_pair(core, ca + cert, key)
     result = env.check("tls.certificate")
-    assert status(result) == ("fail", "misconfigured")
+    assert finding(result) == ("SB6327", "fail", "misconfigured")
     assert "chain_problem" in result["details"]
     cert_file, key_file = write_pair(tmp_path, cert + ca, key)
     code, doc = fix(env, environ={"SBOPS_TLS_CERT_FILE": cert_file, "SBOPS_TLS_KEY_FILE": key_file})
     assert code == 0, doc
-    assert status(env.check("tls.certificate")) == ("ok", "none")
+    assert finding(env.check("tls.certificate")) == ("SB6320", "ok", "none")
 
 
 def test_gateway_absent_falls_back_to_setting(env: LabEnv, custom: Any) -> None:
     custom.delete_namespaced_custom_object("networking.istio.io", "v1beta1", APP_NS, "gateways", lab.GATEWAY)
     result = env.check("tls.secret")
-    assert status(result) == ("ok", "none")
+    assert finding(result) == ("SB6310", "ok", "none")
     assert result["details"]["credential_source"].startswith("setting tls.secret")
 
 
@@ -197,7 +212,7 @@ def test_gateway_names_another_credential(env: LabEnv, custom: Any) -> None:
             server["tls"]["credentialName"] = "stackbill-tls-secret"
     custom.replace_namespaced_custom_object("networking.istio.io", "v1beta1", APP_NS, "gateways", lab.GATEWAY, gateway)
     result = env.check("tls.secret")
-    assert status(result) == ("fail", "missing")
+    assert finding(result) == ("SB6311", "fail", "missing")
     assert result["details"]["secret"] == "stackbill-tls-secret"
 
 

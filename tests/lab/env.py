@@ -119,6 +119,11 @@ def status(result: dict[str, Any]) -> tuple[str, str]:
     return result["status"], result["reason"]
 
 
+def finding(result: dict[str, Any]) -> tuple[str, str, str]:
+    """A check's (code, status, reason): the catalog finding (sbops.messages) it reported."""
+    return result["code"], result["status"], result["reason"]
+
+
 def fix_json(env: LabEnv, name: str, *extra: str) -> tuple[int, dict[str, Any]]:
     """Run `sbops fix NAME --yes --output json`; return its exit code (0 fixed, 3 not) and document."""
     proc = env.fix(name, "--output", "json", *extra)

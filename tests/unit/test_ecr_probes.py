@@ -135,22 +135,23 @@ def state(**kw) -> e.SecretState:
 GOOD = [e.Workload("Deployment", "sb-core", ("awscred",)), e.Workload("Deployment", "sb-ui", ("other", "awscred"))]
 
 
-@pytest.mark.parametrize("st, workloads, status, reason", [
-    (state(), GOOD, Status.OK, Reason.NONE),
-    (state(), [], Status.OK, Reason.NONE),
-    (state(exists=False, type="", config=None), GOOD, Status.FAIL, Reason.MISSING),
-    (state(type="Opaque"), GOOD, Status.FAIL, Reason.MISCONFIGURED),
-    (state(type="kubernetes.io/dockercfg"), GOOD, Status.FAIL, Reason.MISCONFIGURED),
-    (state(config="not json"), GOOD, Status.FAIL, Reason.MISCONFIGURED),
-    (state(config=None), GOOD, Status.FAIL, Reason.MISCONFIGURED),
-    (state(config=config_for("docker.io")), GOOD, Status.FAIL, Reason.MISCONFIGURED),
-    (state(config=config_for(f"https://{REGISTRY}")), GOOD, Status.OK, Reason.NONE),
-    (state(), GOOD + [e.Workload("Deployment", "sb-help", ())], Status.FAIL, Reason.MISCONFIGURED),
+@pytest.mark.parametrize("st, workloads, status, reason, code", [
+    (state(), GOOD, Status.OK, Reason.NONE, "SB6210"),
+    (state(), [], Status.OK, Reason.NONE, "SB6210"),
+    (state(exists=False, type="", config=None), GOOD, Status.FAIL, Reason.MISSING, "SB6211"),
+    (state(type="Opaque"), GOOD, Status.FAIL, Reason.MISCONFIGURED, "SB6212"),
+    (state(type="kubernetes.io/dockercfg"), GOOD, Status.FAIL, Reason.MISCONFIGURED, "SB6212"),
+    (state(config="not json"), GOOD, Status.FAIL, Reason.MISCONFIGURED, "SB6213"),
+    (state(config=None), GOOD, Status.FAIL, Reason.MISCONFIGURED, "SB6213"),
+    (state(config=config_for("docker.io")), GOOD, Status.FAIL, Reason.MISCONFIGURED, "SB6214"),
+    (state(config=config_for(f"https://{REGISTRY}")), GOOD, Status.OK, Reason.NONE, "SB6210"),
+    (state(), GOOD + [e.Workload("Deployment", "sb-help", ())], Status.FAIL, Reason.MISCONFIGURED, "SB6215"),
 ])
-def test_judge_secret(st, workloads, status, reason) -> None:
+def test_judge_secret(st, workloads, status, reason, code) -> None:
     result = e.judge_secret(st, REGISTRY, workloads)
-    assert (result.status, result.reason) == (status, reason)
-    assert "pw" not in json.dumps(result.details) and "pw" not in result.summary.split()
+    assert (result.code, result.status, result.reason) == (code, status, reason)
+    assert "pw" not in json.dumps(result.details) and "pw" not in json.dumps(result.args)
+    assert "sbops fix" not in result.summary
 
 
 def test_judge_secret_names_workloads_without_pull_secret() -> None:
@@ -162,30 +163,30 @@ def annotated(when: str) -> dict[str, str]:
     return {e.EXPIRY_ANNOTATION: when}
 
 
-@pytest.mark.parametrize("st, status, reason, expires", [
-    (state(config=config_for(pw=password(TS))), Status.OK, Reason.NONE, NOW + timedelta(hours=11)),
-    (state(config=config_for(pw=token(TS))), Status.OK, Reason.NONE, NOW + timedelta(hours=11)),
-    (state(config=config_for(pw=token(int((NOW + timedelta(hours=1)).timestamp())))), Status.WARN, Reason.EXPIRING,
+@pytest.mark.parametrize("st, status, reason, code, expires", [
+    (state(config=config_for(pw=password(TS))), Status.OK, Reason.NONE, "SB6220", NOW + timedelta(hours=11)),
+    (state(config=config_for(pw=token(TS))), Status.OK, Reason.NONE, "SB6220", NOW + timedelta(hours=11)),
+    (state(config=config_for(pw=token(int((NOW + timedelta(hours=1)).timestamp())))), Status.WARN, Reason.EXPIRING, "SB6223",
      NOW + timedelta(hours=1)),
-    (state(config=config_for(pw=token(int((NOW - timedelta(hours=1)).timestamp())))), Status.FAIL, Reason.EXPIRED,
+    (state(config=config_for(pw=token(int((NOW - timedelta(hours=1)).timestamp())))), Status.FAIL, Reason.EXPIRED, "SB6222",
      NOW - timedelta(hours=1)),
-    (state(config=config_for(pw=token(int(NOW.timestamp())))), Status.FAIL, Reason.EXPIRED, NOW),
+    (state(config=config_for(pw=token(int(NOW.timestamp())))), Status.FAIL, Reason.EXPIRED, "SB6222", NOW),
     # no expiry in the token: sbops's annotation
-    (state(annotations=annotated("2026-11-26T20:00:00Z")), Status.OK, Reason.NONE, datetime(2026, 11, 26, 20, tzinfo=timezone.utc)),
-    (state(annotations=annotated("2026-11-26T13:00:00Z")), Status.WARN, Reason.EXPIRING, datetime(2026, 11, 26, 13, tzinfo=timezone.utc)),
-    (state(annotations=annotated("2015-01-01T00:00:00Z")), Status.FAIL, Reason.EXPIRED, datetime(2015, 1, 1, tzinfo=timezone.utc)),
+    (state(annotations=annotated("2026-11-26T20:00:00Z")), Status.OK, Reason.NONE, "SB6220", datetime(2026, 11, 26, 20, tzinfo=timezone.utc)),
+    (state(annotations=annotated("2026-11-26T13:00:00Z")), Status.WARN, Reason.EXPIRING, "SB6223", datetime(2026, 11, 26, 13, tzinfo=timezone.utc)),
+    (state(annotations=annotated("2015-01-01T00:00:00Z")), Status.FAIL, Reason.EXPIRED, "SB6222", datetime(2015, 1, 1, tzinfo=timezone.utc)),
     # the token wins over a stale annotation
-    (state(config=config_for(pw=token(TS)), annotations=annotated("2015-01-01T00:00:00Z")), Status.OK, Reason.NONE,
+    (state(config=config_for(pw=token(TS)), annotations=annotated("2015-01-01T00:00:00Z")), Status.OK, Reason.NONE, "SB6220",
      NOW + timedelta(hours=11)),
     # cannot tell
-    (state(), Status.WARN, Reason.MISCONFIGURED, None),
-    (state(config=config_for(pw="garbage")), Status.WARN, Reason.MISCONFIGURED, None),
-    (state(annotations=annotated("garbage")), Status.WARN, Reason.MISCONFIGURED, None),
-    (state(config="{"), Status.WARN, Reason.MISCONFIGURED, None),
+    (state(), Status.WARN, Reason.MISCONFIGURED, "SB6221", None),
+    (state(config=config_for(pw="garbage")), Status.WARN, Reason.MISCONFIGURED, "SB6221", None),
+    (state(annotations=annotated("garbage")), Status.WARN, Reason.MISCONFIGURED, "SB6221", None),
+    (state(config="{"), Status.WARN, Reason.MISCONFIGURED, "SB6221", None),
 ])
-def test_judge_expiry(st, status, reason, expires) -> None:
+def test_judge_expiry(st, status, reason, code, expires) -> None:
     result = e.judge_expiry(st, REGISTRY, NOW, 2.0)
-    assert (result.status, result.reason) == (status, reason)
+    assert (result.code, result.status, result.reason) == (code, status, reason)
     assert result.expires_at == expires
     if expires is not None:
         assert result.expires_at.tzinfo is not None

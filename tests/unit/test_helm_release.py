@@ -60,27 +60,30 @@ def test_revision_of(name: str, label: str, expected: int) -> None:
     assert helm.revision_of({"metadata": {"name": name, "labels": {"version": label}}}) == expected
 
 
-@pytest.mark.parametrize("history, status, reason, target", [
-    ([("deployed", 1)], Status.OK, Reason.NONE, None),
-    ([("superseded", 1), ("deployed", 2)], Status.OK, Reason.NONE, 1),
-    ([("deployed", 1), ("pending-upgrade", 2)], Status.FAIL, Reason.STUCK, 1),
-    ([("pending-install", 1)], Status.FAIL, Reason.STUCK, None),
-    ([("superseded", 1), ("deployed", 2), ("pending-rollback", 3)], Status.FAIL, Reason.STUCK, 2),
-    ([("deployed", 1), ("failed", 2)], Status.FAIL, Reason.FAILED, 1),
-    ([("superseded", 1), ("failed", 2), ("failed", 3)], Status.FAIL, Reason.FAILED, 1),
+@pytest.mark.parametrize("history, status, reason, code, target", [
+    ([("deployed", 1)], Status.OK, Reason.NONE, "SB6510", None),
+    ([("superseded", 1), ("deployed", 2)], Status.OK, Reason.NONE, "SB6510", 1),
+    ([("deployed", 1), ("pending-upgrade", 2)], Status.FAIL, Reason.STUCK, "SB6512", 1),
+    ([("pending-install", 1)], Status.FAIL, Reason.STUCK, "SB6512", None),
+    ([("superseded", 1), ("deployed", 2), ("pending-rollback", 3)], Status.FAIL, Reason.STUCK, "SB6512", 2),
+    ([("deployed", 1), ("failed", 2)], Status.FAIL, Reason.FAILED, "SB6513", 1),
+    ([("superseded", 1), ("failed", 2), ("failed", 3)], Status.FAIL, Reason.FAILED, "SB6513", 1),
     # order of the API's list does not matter: revision 10 is newer than 9
-    ([("failed", 10), ("deployed", 9)], Status.FAIL, Reason.FAILED, 9),
-    ([("uninstalled", 1)], Status.FAIL, Reason.MISSING, None),
-    ([], Status.FAIL, Reason.MISSING, None),
+    ([("failed", 10), ("deployed", 9)], Status.FAIL, Reason.FAILED, "SB6513", 9),
+    ([("uninstalled", 1)], Status.FAIL, Reason.MISSING, "SB6514", None),
+    ([], Status.FAIL, Reason.MISSING, "SB6511", None),
 ])
-def test_judge_release(history: list[tuple[str, int]], status: Status, reason: Reason, target: int | None) -> None:
+def test_judge_release(history: list[tuple[str, int]], status: Status, reason: Reason, code: str,
+                       target: int | None) -> None:
     revisions = [helm.summarize(secret(s, v)) for s, v in history]
     result = helm.judge_release("stackbill", "sb-apps", revisions)
-    assert (result.status, result.reason) == (status, reason)
+    assert (result.code, result.status, result.reason) == (code, status, reason)
     if revisions:
         latest = max(history, key=lambda h: h[1])
         assert result.details["revision"] == latest[1]
-        assert f"revision {latest[1]}" in result.summary and "stackbill-1.2.0" in result.summary
+        assert result.args["where"] == f"release stackbill revision {latest[1]} (stackbill-1.2.0)"
+        if status is not Status.OK:
+            assert result.details["last_deployed"] == target
         older = sorted(revisions, key=lambda r: r["revision"])[:-1]
         assert helm.last_deployed(older) == target
 

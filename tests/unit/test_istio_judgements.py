@@ -57,15 +57,15 @@ def test_bound_to(gateways: list[str], expected: bool) -> None:
 
 # -- istio.istiod -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("deployments,pods,expected", [
-    ([], [], (Status.FAIL, Reason.MISSING)),
-    ([{"metadata": {"name": "istiod"}}], [], (Status.FAIL, Reason.NOT_READY)),
-    ([{"metadata": {"name": "istiod"}}], [pod(ready=False, waiting="CrashLoopBackOff")], (Status.FAIL, Reason.NOT_READY)),
-    ([{"metadata": {"name": "istiod"}}], [pod()], (Status.OK, Reason.NONE)),
-    ([{"metadata": {"name": "istiod"}}], [pod("a", False), pod("b")], (Status.OK, Reason.NONE)),
+    ([], [], (Status.FAIL, Reason.MISSING, "SB6411")),
+    ([{"metadata": {"name": "istiod"}}], [], (Status.FAIL, Reason.NOT_READY, "SB6412")),
+    ([{"metadata": {"name": "istiod"}}], [pod(ready=False, waiting="CrashLoopBackOff")], (Status.FAIL, Reason.NOT_READY, "SB6412")),
+    ([{"metadata": {"name": "istiod"}}], [pod()], (Status.OK, Reason.NONE, "SB6410")),
+    ([{"metadata": {"name": "istiod"}}], [pod("a", False), pod("b")], (Status.OK, Reason.NONE, "SB6410")),
 ])
 def test_judge_istiod(deployments: list, pods: list, expected: tuple) -> None:
     result = istio.judge_istiod(deployments, pods, "istio-system")
-    assert (result.status, result.reason) == expected
+    assert (result.status, result.reason, result.code) == expected
 
 
 # -- istio.ingress ----------------------------------------------------------------------------------
@@ -89,25 +89,25 @@ CURRENT_SCRIPT = service(http=31080, https=31443)  # the current bash installer'
 
 
 @pytest.mark.parametrize("svc,pods,expected,fix", [
-    (None, [], (Status.FAIL, Reason.MISSING), None),
-    (service("ClusterIP", None, None), [gw_pod()], (Status.FAIL, Reason.MISCONFIGURED), None),
-    (CURRENT_SCRIPT, [gw_pod()], (Status.OK, Reason.NONE), None),  # live ports win over the configured
-    (service(http=30555, https=31666), [gw_pod()], (Status.OK, Reason.NONE), None),
-    (service(http=None), [gw_pod()], (Status.FAIL, Reason.MISCONFIGURED), None),
-    (service(http=31443, https=31443), [gw_pod()], (Status.FAIL, Reason.MISCONFIGURED), None),
-    (service(), [], (Status.FAIL, Reason.NOT_READY), "restart-workload"),
-    (service(), [gw_pod(ready=False)], (Status.FAIL, Reason.NOT_READY), "restart-workload"),
-    (service(), [gw_pod()], (Status.OK, Reason.NONE), None),
-    (service("LoadBalancer"), [gw_pod()], (Status.OK, Reason.NONE), None),
-    (service(), [gw_pod(labels={"app": "sb-ui"})], (Status.FAIL, Reason.MISCONFIGURED), None),
-    (service(targets=(8080, 9443)), [gw_pod()], (Status.FAIL, Reason.MISCONFIGURED), None),
-    (service(), [gw_pod(ports=())], (Status.OK, Reason.NONE), None),  # nothing declared: cannot judge targets
-    (service(targets=("http2", 8443)), [gw_pod()], (Status.FAIL, Reason.MISCONFIGURED), None),
+    (None, [], (Status.FAIL, Reason.MISSING, "SB6421"), None),
+    (service("ClusterIP", None, None), [gw_pod()], (Status.FAIL, Reason.MISCONFIGURED, "SB6422"), None),
+    (CURRENT_SCRIPT, [gw_pod()], (Status.OK, Reason.NONE, "SB6420"), None),  # live ports win over the configured
+    (service(http=30555, https=31666), [gw_pod()], (Status.OK, Reason.NONE, "SB6420"), None),
+    (service(http=None), [gw_pod()], (Status.FAIL, Reason.MISCONFIGURED, "SB6423"), None),
+    (service(http=31443, https=31443), [gw_pod()], (Status.FAIL, Reason.MISCONFIGURED, "SB6424"), None),
+    (service(), [], (Status.FAIL, Reason.NOT_READY, "SB6425"), "restart-workload"),
+    (service(), [gw_pod(ready=False)], (Status.FAIL, Reason.NOT_READY, "SB6425"), "restart-workload"),
+    (service(), [gw_pod()], (Status.OK, Reason.NONE, "SB6420"), None),
+    (service("LoadBalancer"), [gw_pod()], (Status.OK, Reason.NONE, "SB6420"), None),
+    (service(), [gw_pod(labels={"app": "sb-ui"})], (Status.FAIL, Reason.MISCONFIGURED, "SB6426"), None),
+    (service(targets=(8080, 9443)), [gw_pod()], (Status.FAIL, Reason.MISCONFIGURED, "SB6427"), None),
+    (service(), [gw_pod(ports=())], (Status.OK, Reason.NONE, "SB6420"), None),  # nothing declared: cannot judge targets
+    (service(targets=("http2", 8443)), [gw_pod()], (Status.FAIL, Reason.MISCONFIGURED, "SB6427"), None),
 ])
 def test_judge_ingress(svc: Any, pods: list, expected: tuple, fix: str | None) -> None:
     result = istio.judge_ingress(svc, pods, name="istio-ingressgateway", namespace="istio-system",
                                  http=31443, https=31882)
-    assert (result.status, result.reason) == expected, result.summary
+    assert (result.status, result.reason, result.code) == expected, result.summary
     assert result.fix == fix
 
 
@@ -116,9 +116,10 @@ def test_other_live_ports_are_reported_not_failed() -> None:
     assert result.details["live"] == {"http2": 31080, "https": 31443}
     assert result.details["configured"] == {"http2": 31443, "https": 31882}
     assert result.details["differs_from_configured"] is True
-    assert "http2 31080, https 31443" in result.summary and "not the configured 31443/31882" in result.summary
+    assert (result.code, result.args["http"], result.args["https"]) == ("SB6420", 31080, 31443)
+    assert result.args["note"]  # the summary says the configured ports differ
     same = istio.judge_ingress(service(), [gw_pod()], name="gw", namespace="ns", http=31443, https=31882)
-    assert "not the configured" not in same.summary and "differs_from_configured" not in same.details
+    assert same.code == "SB6420" and not same.args["note"] and "differs_from_configured" not in same.details
 
 
 def test_ports_found_by_number_when_unnamed() -> None:
@@ -176,31 +177,31 @@ SECRETS = {"istio-ingressgateway-certs"}
 
 
 @pytest.mark.parametrize("gw,expected,fix", [
-    (None, (Status.FAIL, Reason.MISSING), None),
-    (gateway(), (Status.OK, Reason.NONE), None),
-    (broken(lambda s: s.update(selector={"istio": "egressgateway"})), (Status.FAIL, Reason.MISCONFIGURED), None),
-    (broken(lambda s: s.update(selector={})), (Status.FAIL, Reason.MISCONFIGURED), None),
-    (broken(lambda s: [srv.update(hosts=["other.com"]) for srv in s["servers"]]), (Status.FAIL, Reason.MISCONFIGURED), None),
-    (broken(lambda s: [srv.update(hosts=["*"]) for srv in s["servers"]]), (Status.OK, Reason.NONE), None),
-    (broken(lambda s: s.update(servers=s["servers"][1:])), (Status.FAIL, Reason.MISCONFIGURED), None),
-    (broken(lambda s: s["servers"][0]["tls"].update(mode="PASSTHROUGH")), (Status.FAIL, Reason.MISCONFIGURED), None),
-    (broken(lambda s: s["servers"][0]["tls"].pop("credentialName")), (Status.FAIL, Reason.MISCONFIGURED), None),
+    (None, (Status.FAIL, Reason.MISSING, "SB6431"), None),
+    (gateway(), (Status.OK, Reason.NONE, "SB6430"), None),
+    (broken(lambda s: s.update(selector={"istio": "egressgateway"})), (Status.FAIL, Reason.MISCONFIGURED, "SB6432"), None),
+    (broken(lambda s: s.update(selector={})), (Status.FAIL, Reason.MISCONFIGURED, "SB6432"), None),
+    (broken(lambda s: [srv.update(hosts=["other.com"]) for srv in s["servers"]]), (Status.FAIL, Reason.MISCONFIGURED, "SB6432"), None),
+    (broken(lambda s: [srv.update(hosts=["*"]) for srv in s["servers"]]), (Status.OK, Reason.NONE, "SB6430"), None),
+    (broken(lambda s: s.update(servers=s["servers"][1:])), (Status.FAIL, Reason.MISCONFIGURED, "SB6432"), None),
+    (broken(lambda s: s["servers"][0]["tls"].update(mode="PASSTHROUGH")), (Status.FAIL, Reason.MISCONFIGURED, "SB6432"), None),
+    (broken(lambda s: s["servers"][0]["tls"].pop("credentialName")), (Status.FAIL, Reason.MISCONFIGURED, "SB6432"), None),
     (broken(lambda s: s["servers"][0]["tls"].update(credentialName="stackbill-tls-secret")),
-     (Status.FAIL, Reason.MISCONFIGURED), "istio-gateway"),
+     (Status.FAIL, Reason.MISCONFIGURED, "SB6433"), "istio-gateway"),
 ])
 def test_judge_gateway(gw: Any, expected: tuple, fix: str | None) -> None:
     result = istio.judge_gateway(gw, name="stackbill-gateway", namespace="sb-apps", domain=DOMAIN,
                                  secret_exists=SECRETS.__contains__, istio_namespace="istio-system",
                                  tls_secret="istio-ingressgateway-certs")
-    assert (result.status, result.reason) == expected
+    assert (result.status, result.reason, result.code) == expected
     assert result.fix == fix
 
 
 def test_gateway_whose_configured_secret_is_absent_points_at_tls_secret() -> None:
     result = istio.judge_gateway(gateway(), name="g", namespace="sb-apps", domain=DOMAIN, secret_exists=lambda n: False,
                                  istio_namespace="istio-system", tls_secret="istio-ingressgateway-certs")
-    assert (result.reason, result.fix) == (Reason.MISCONFIGURED, "tls-secret")
-    assert "tls.secret" in result.summary
+    assert (result.code, result.reason, result.fix) == ("SB6433", Reason.MISCONFIGURED, "tls-secret")
+    assert result.args["credential"] == "istio-ingressgateway-certs"
 
 
 # -- istio.virtualservice ---------------------------------------------------------------------------
@@ -228,25 +229,25 @@ def dest(spec: dict, index: int) -> dict:
 
 
 @pytest.mark.parametrize("obj,eps,expected", [
-    (None, endpoints(), (Status.FAIL, Reason.MISSING)),
-    (vs(), endpoints(), (Status.OK, Reason.NONE)),
-    (vs_edit(lambda s: s.update(gateways=["mesh"])), endpoints(), (Status.FAIL, Reason.MISCONFIGURED)),
-    (vs_edit(lambda s: s.update(gateways=["sb-apps/stackbill-gateway"])), endpoints(), (Status.OK, Reason.NONE)),
-    (vs_edit(lambda s: s.update(hosts=["other.com"])), endpoints(), (Status.FAIL, Reason.MISCONFIGURED)),
-    (vs_edit(lambda s: dest(s, 3)["port"].update(number=8000)), endpoints(), (Status.FAIL, Reason.MISCONFIGURED)),
-    (vs_edit(lambda s: dest(s, 3).update(host="sb-nothing")), endpoints(), (Status.FAIL, Reason.MISCONFIGURED)),
+    (None, endpoints(), (Status.FAIL, Reason.MISSING, "SB6441")),
+    (vs(), endpoints(), (Status.OK, Reason.NONE, "SB6440")),
+    (vs_edit(lambda s: s.update(gateways=["mesh"])), endpoints(), (Status.FAIL, Reason.MISCONFIGURED, "SB6442")),
+    (vs_edit(lambda s: s.update(gateways=["sb-apps/stackbill-gateway"])), endpoints(), (Status.OK, Reason.NONE, "SB6440")),
+    (vs_edit(lambda s: s.update(hosts=["other.com"])), endpoints(), (Status.FAIL, Reason.MISCONFIGURED, "SB6442")),
+    (vs_edit(lambda s: dest(s, 3)["port"].update(number=8000)), endpoints(), (Status.FAIL, Reason.MISCONFIGURED, "SB6442")),
+    (vs_edit(lambda s: dest(s, 3).update(host="sb-nothing")), endpoints(), (Status.FAIL, Reason.MISCONFIGURED, "SB6442")),
     (vs_edit(lambda s: dest(s, 3).update(host="sb-core.other.svc.cluster.local")), endpoints(),
-     (Status.FAIL, Reason.MISCONFIGURED)),
-    (vs_edit(lambda s: dest(s, 3).update(host="sb-core.sb-apps.svc.cluster.local")), endpoints(), (Status.OK, Reason.NONE)),
-    (vs_edit(lambda s: dest(s, 3).pop("port")), endpoints(), (Status.OK, Reason.NONE)),
-    (vs_edit(lambda s: s.update(http=[])), endpoints(), (Status.FAIL, Reason.MISCONFIGURED)),
-    (vs(), endpoints(empty="sb-ui"), (Status.FAIL, Reason.NOT_READY)),
-    (vs(), {}, (Status.FAIL, Reason.NOT_READY)),
+     (Status.FAIL, Reason.MISCONFIGURED, "SB6442")),
+    (vs_edit(lambda s: dest(s, 3).update(host="sb-core.sb-apps.svc.cluster.local")), endpoints(), (Status.OK, Reason.NONE, "SB6440")),
+    (vs_edit(lambda s: dest(s, 3).pop("port")), endpoints(), (Status.OK, Reason.NONE, "SB6440")),
+    (vs_edit(lambda s: s.update(http=[])), endpoints(), (Status.FAIL, Reason.MISCONFIGURED, "SB6443")),
+    (vs(), endpoints(empty="sb-ui"), (Status.FAIL, Reason.NOT_READY, "SB6444")),
+    (vs(), {}, (Status.FAIL, Reason.NOT_READY, "SB6444")),
 ])
 def test_judge_virtualservice(obj: Any, eps: dict, expected: tuple) -> None:
     result = istio.judge_virtualservice(obj, name="stackbill-vs", namespace="sb-apps", gateway="stackbill-gateway",
                                         domain=DOMAIN, services=services(), endpoints=eps)
-    assert (result.status, result.reason) == expected
+    assert (result.status, result.reason, result.code) == expected
 
 
 def test_wrong_port_names_route_service_and_real_ports() -> None:

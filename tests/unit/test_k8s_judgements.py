@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from sbops.kube import NoKubeconfig
 from sbops.model import Reason, Status
 from sbops.probes import k8s, kubecommon
 
@@ -17,21 +18,21 @@ def node(name: str = "n1", ready: str = "True", **pressure: str) -> dict[str, An
     return {"metadata": {"name": name}, "status": {"conditions": conditions}}
 
 
-@pytest.mark.parametrize("nodes, status, reason", [
-    ([node()], Status.OK, Reason.NONE),
-    ([node(MemoryPressure="False", DiskPressure="False", PIDPressure="False")], Status.OK, Reason.NONE),
-    ([node(MemoryPressure="True")], Status.WARN, Reason.DEGRADED),
-    ([node(DiskPressure="True")], Status.WARN, Reason.DEGRADED),
-    ([node(PIDPressure="True")], Status.WARN, Reason.DEGRADED),
-    ([node(ready="False")], Status.FAIL, Reason.NOT_READY),
-    ([node(ready="Unknown", MemoryPressure="True")], Status.FAIL, Reason.NOT_READY),
-    ([node("a"), node("b", ready="False")], Status.FAIL, Reason.NOT_READY),
-    ([{"metadata": {"name": "x"}, "status": {}}], Status.FAIL, Reason.NOT_READY),
-    ([], Status.FAIL, Reason.MISSING),
+@pytest.mark.parametrize("nodes, status, reason, code", [
+    ([node()], Status.OK, Reason.NONE, "SB6020"),
+    ([node(MemoryPressure="False", DiskPressure="False", PIDPressure="False")], Status.OK, Reason.NONE, "SB6020"),
+    ([node(MemoryPressure="True")], Status.WARN, Reason.DEGRADED, "SB6023"),
+    ([node(DiskPressure="True")], Status.WARN, Reason.DEGRADED, "SB6023"),
+    ([node(PIDPressure="True")], Status.WARN, Reason.DEGRADED, "SB6023"),
+    ([node(ready="False")], Status.FAIL, Reason.NOT_READY, "SB6022"),
+    ([node(ready="Unknown", MemoryPressure="True")], Status.FAIL, Reason.NOT_READY, "SB6022"),
+    ([node("a"), node("b", ready="False")], Status.FAIL, Reason.NOT_READY, "SB6022"),
+    ([{"metadata": {"name": "x"}, "status": {}}], Status.FAIL, Reason.NOT_READY, "SB6022"),
+    ([], Status.FAIL, Reason.MISSING, "SB6021"),
 ])
-def test_judge_nodes(nodes: list[dict[str, Any]], status: Status, reason: Reason) -> None:
+def test_judge_nodes(nodes: list[dict[str, Any]], status: Status, reason: Reason, code: str) -> None:
     result = k8s.judge_nodes([k8s.node_facts(n) for n in nodes])
-    assert (result.status, result.reason) == (status, reason)
+    assert (result.code, result.status, result.reason) == (code, status, reason)
     assert "nodes" in result.details
 
 
@@ -39,17 +40,17 @@ def ns(labels: dict[str, str] | None = None, phase: str = "Active") -> dict[str,
     return {"metadata": {"name": "sb-apps", "labels": labels or {}}, "status": {"phase": phase}}
 
 
-@pytest.mark.parametrize("found, status, reason, changes", [
-    (ns({"istio-injection": "enabled"}), Status.OK, Reason.NONE, []),
-    (ns({"istio-injection": "disabled"}), Status.FAIL, Reason.MISCONFIGURED, ["label"]),
-    (ns({}), Status.FAIL, Reason.MISCONFIGURED, ["label"]),
-    (None, Status.FAIL, Reason.MISSING, ["create"]),
-    (ns({"istio-injection": "enabled"}, phase="Terminating"), Status.FAIL, Reason.MISCONFIGURED, []),
+@pytest.mark.parametrize("found, status, reason, code, changes", [
+    (ns({"istio-injection": "enabled"}), Status.OK, Reason.NONE, "SB6030", []),
+    (ns({"istio-injection": "disabled"}), Status.FAIL, Reason.MISCONFIGURED, "SB6033", ["label"]),
+    (ns({}), Status.FAIL, Reason.MISCONFIGURED, "SB6033", ["label"]),
+    (None, Status.FAIL, Reason.MISSING, "SB6031", ["create"]),
+    (ns({"istio-injection": "enabled"}, phase="Terminating"), Status.FAIL, Reason.MISCONFIGURED, "SB6032", []),
 ])
-def test_namespace_judgement_and_changes(found: dict[str, Any] | None, status: Status, reason: Reason,
+def test_namespace_judgement_and_changes(found: dict[str, Any] | None, status: Status, reason: Reason, code: str,
                                          changes: list[str]) -> None:
     result = k8s.judge_namespace("sb-apps", found)
-    assert (result.status, result.reason) == (status, reason)
+    assert (result.code, result.status, result.reason) == (code, status, reason)
     if status is Status.OK or reason is Reason.MISSING or (found or {}).get("status", {}).get("phase") == "Active":
         assert [next(iter(a)) for _, _, a in k8s.namespace_changes("sb-apps", found)] == changes
 
@@ -63,24 +64,24 @@ def pod(phase: str = "Running", ready: bool = True) -> dict[str, Any]:
             "status": {"phase": phase, "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
 
 
-@pytest.mark.parametrize("sc, pvcs, pods, status, reason", [
-    (True, [pvc("sb-data")], [pod()], Status.OK, Reason.NONE),
-    (True, [], [pod()], Status.OK, Reason.NONE),
-    (False, [pvc("sb-data")], [pod()], Status.FAIL, Reason.MISSING),
-    (True, [pvc("sb-data", "Pending")], [pod()], Status.FAIL, Reason.PENDING),
-    (True, [{"metadata": {"name": "x"}}], [pod()], Status.FAIL, Reason.PENDING),
-    (True, [pvc("sb-data", "Lost")], [pod()], Status.FAIL, Reason.PENDING),
-    (True, [pvc("sb-data")], [], Status.FAIL, Reason.NOT_RUNNING),
-    (True, [pvc("sb-data")], [pod(ready=False)], Status.FAIL, Reason.NOT_READY),
-    (True, [pvc("sb-data")], [pod("Pending", ready=False)], Status.FAIL, Reason.NOT_READY),
-    (True, [pvc("sb-data")], [pod(ready=False), pod()], Status.OK, Reason.NONE),
-    (False, [pvc("sb-data", "Pending")], [], Status.FAIL, Reason.MISSING),  # the root cause first
-    (True, [pvc("sb-data", "Pending")], [pod(ready=False)], Status.FAIL, Reason.NOT_READY),
+@pytest.mark.parametrize("sc, pvcs, pods, status, reason, code", [
+    (True, [pvc("sb-data")], [pod()], Status.OK, Reason.NONE, "SB6040"),
+    (True, [], [pod()], Status.OK, Reason.NONE, "SB6040"),
+    (False, [pvc("sb-data")], [pod()], Status.FAIL, Reason.MISSING, "SB6041"),
+    (True, [pvc("sb-data", "Pending")], [pod()], Status.FAIL, Reason.PENDING, "SB6044"),
+    (True, [{"metadata": {"name": "x"}}], [pod()], Status.FAIL, Reason.PENDING, "SB6044"),
+    (True, [pvc("sb-data", "Lost")], [pod()], Status.FAIL, Reason.PENDING, "SB6044"),
+    (True, [pvc("sb-data")], [], Status.FAIL, Reason.NOT_RUNNING, "SB6042"),
+    (True, [pvc("sb-data")], [pod(ready=False)], Status.FAIL, Reason.NOT_READY, "SB6043"),
+    (True, [pvc("sb-data")], [pod("Pending", ready=False)], Status.FAIL, Reason.NOT_READY, "SB6043"),
+    (True, [pvc("sb-data")], [pod(ready=False), pod()], Status.OK, Reason.NONE, "SB6040"),
+    (False, [pvc("sb-data", "Pending")], [], Status.FAIL, Reason.MISSING, "SB6041"),  # the root cause first
+    (True, [pvc("sb-data", "Pending")], [pod(ready=False)], Status.FAIL, Reason.NOT_READY, "SB6043"),
 ])
 def test_judge_storage(sc: bool, pvcs: list[dict[str, Any]], pods: list[dict[str, Any]], status: Status,
-                       reason: Reason) -> None:
+                       reason: Reason, code: str) -> None:
     result = k8s.judge_storage("nfs-client", sc, pvcs, "app=nfs-subdir-external-provisioner", pods)
-    assert (result.status, result.reason) == (status, reason)
+    assert (result.code, result.status, result.reason) == (code, status, reason)
 
 
 def api_exception(status: int) -> BaseException:
@@ -131,12 +132,14 @@ def test_api_reason(make: Any, reason: Reason) -> None:
     assert kubecommon.api_reason(make()) is reason
 
 
-@pytest.mark.parametrize("status, reason", [
-    (401, Reason.AUTH_FAILED), (403, Reason.ACCESS_DENIED), (404, Reason.MISCONFIGURED),
+@pytest.mark.parametrize("make, reason, code", [
+    (lambda: api_exception(401), Reason.AUTH_FAILED, "SB6011"), (lambda: api_exception(403), Reason.ACCESS_DENIED, "SB6012"),
+    (lambda: api_exception(404), Reason.MISCONFIGURED, "SB6014"), (lambda: api_exception(500), Reason.UNREACHABLE, "SB6013"),
+    (refused, Reason.REFUSED, "SB6013"), (timed_out, Reason.TIMEOUT, "SB6013"),
 ])
-def test_api_failure_judgement(status: int, reason: Reason) -> None:
-    result = k8s.api_failure(api_exception(status), "https://127.0.0.1:6443", "/k")
-    assert (result.status, result.reason) == (Status.FAIL, reason)
+def test_api_failure_judgement(make: Any, reason: Reason, code: str) -> None:
+    result = k8s.api_failure(make(), "https://127.0.0.1:6443", "/k")
+    assert (result.code, result.status, result.reason) == (code, Status.FAIL, reason)
     assert result.details["server"] == "https://127.0.0.1:6443"
 
 
@@ -165,3 +168,21 @@ class _Ctx:
 ])
 def test_domain(setting: str, creds: Any, expected: str) -> None:
     assert kubecommon.domain(_Ctx(setting, creds)) == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda: api_exception(401), Reason.AUTH_FAILED),
+    (lambda: api_exception(403), Reason.ACCESS_DENIED),
+    (refused, Reason.REFUSED),
+    (timed_out, Reason.TIMEOUT),
+])
+def test_the_one_api_guard_reports_the_shared_finding(make: Any, reason: Reason) -> None:
+    result = kubecommon.api_failure("list nodes", make())
+    assert (result.code, result.status, result.reason) == ("SB6001", Status.FAIL, reason)
+    assert result.args["what"] == "list nodes" and result.details["error"]
+
+
+@pytest.mark.parametrize("exc", [KeyError("spec"), NoKubeconfig("no kubeconfig")])
+def test_the_api_guard_raises_what_is_not_an_api_error(exc: BaseException) -> None:
+    with pytest.raises(type(exc)):
+        kubecommon.api_failure("list nodes", exc)

@@ -68,25 +68,27 @@ def test_crash_loop_names_last_termination_and_exit_code() -> None:
     assert found is not None
     assert (found["exit_code"], found["last_termination"], found["restarts"]) == (137, "OOMKilled", 7)
     result = pods.judge_ready("sb-apps", [pod()], [found])
-    assert "137" in result.summary and "OOMKilled" in result.summary
+    assert (result.code, result.status, result.reason) == ("SB6113", Status.FAIL, Reason.CRASH_LOOP)
+    assert (result.args["exit_code"], result.args["termination"], result.args["container"]) == (137, "OOMKilled", "app")
 
 
 def problem(name: str, reason: Reason, **extra: Any) -> dict[str, Any]:
     return {"name": name, "phase": "Running", "reason": reason.value, "container": "app", "detail": "d", **extra}
 
 
-@pytest.mark.parametrize("problems, reason, fix", [
-    ([], Reason.NONE, None),
-    ([problem("a", Reason.NOT_READY)], Reason.NOT_READY, None),
-    ([problem("a", Reason.NOT_READY), problem("b", Reason.CRASH_LOOP, exit_code=1)], Reason.CRASH_LOOP, None),
+@pytest.mark.parametrize("problems, reason, code, fix", [
+    ([], Reason.NONE, "SB6110", None),
+    ([problem("a", Reason.NOT_READY)], Reason.NOT_READY, "SB6115", None),
+    ([problem("a", Reason.NOT_READY), problem("b", Reason.CRASH_LOOP, exit_code=1)], Reason.CRASH_LOOP, "SB6113", None),
     ([problem("a", Reason.PENDING, events=["FailedScheduling: 0/1 nodes"]), problem("b", Reason.NOT_READY)],
-     Reason.PENDING, None),
+     Reason.PENDING, "SB6114", None),
     ([problem("a", Reason.CRASH_LOOP), problem("b", Reason.IMAGE_PULL), problem("c", Reason.PENDING)],
-     Reason.IMAGE_PULL, "ecr-refresh"),
+     Reason.IMAGE_PULL, "SB6112", "ecr-refresh"),
 ])
-def test_judge_ready_picks_the_most_actionable(problems: list[dict[str, Any]], reason: Reason, fix: str | None) -> None:
+def test_judge_ready_picks_the_most_actionable(problems: list[dict[str, Any]], reason: Reason, code: str,
+                                               fix: str | None) -> None:
     result = pods.judge_ready("sb-apps", [pod()] * 3, problems)
-    assert result.reason is reason
+    assert (result.code, result.reason) == (code, reason)
     assert result.fix == fix
     if problems:
         assert result.status is Status.FAIL
@@ -95,16 +97,19 @@ def test_judge_ready_picks_the_most_actionable(problems: list[dict[str, Any]], r
 
 def test_image_pull_points_at_ecr() -> None:
     result = pods.judge_ready("sb-apps", [pod()], [problem("a", Reason.IMAGE_PULL)])
-    assert "ecr.expiry" in result.summary and "ecr-refresh" in result.summary
+    assert (result.code, result.reason, result.fix) == ("SB6112", Reason.IMAGE_PULL, "ecr-refresh")
+    assert "sbops fix" not in result.summary  # the report prints the fix line from Result.fix
 
 
 def test_pending_summary_has_the_latest_event() -> None:
     result = pods.judge_ready("sb-apps", [pod()], [problem("a", Reason.PENDING, events=["FailedScheduling: no nodes"])])
-    assert "FailedScheduling: no nodes" in result.summary
+    assert (result.code, result.reason) == ("SB6114", Reason.PENDING)
+    assert result.args["why"] == "FailedScheduling: no nodes"
 
 
 def test_no_pods_is_missing() -> None:
-    assert pods.judge_ready("sb-apps", [], []).reason is Reason.MISSING
+    result = pods.judge_ready("sb-apps", [], [])
+    assert (result.code, result.status, result.reason) == ("SB6111", Status.FAIL, Reason.MISSING)
 
 
 def test_latest_events_newest_first() -> None:
@@ -126,7 +131,7 @@ def test_restarts(counts: list[int], threshold: int, status: Status, top: int | 
     found = pods.restarts(given, threshold)
     result = pods.judge_restarts("sb-apps", found, threshold)
     assert result.status is status
-    assert result.reason is (Reason.DEGRADED if top else Reason.NONE)
+    assert (result.code, result.reason) == (("SB6121", Reason.DEGRADED) if top else ("SB6120", Reason.NONE))
     if top:
         assert found[0]["restarts"] == top
 

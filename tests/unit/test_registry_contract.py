@@ -32,13 +32,14 @@ def _asserts(function: ast.AST) -> bool:
 
 
 def _judges_status(function: ast.AST) -> bool:
-    """The test looks at a result's status or reason (a key, an attribute, or the suite's `status()` helper)."""
+    """The test looks at a result's status or reason (a key, an attribute, or the suite's `status()` and
+    `finding()` helpers: finding() is (code, status, reason))."""
     for node in ast.walk(function):
         if isinstance(node, ast.Constant) and node.value in ("status", "reason"):
             return True
         if isinstance(node, ast.Attribute) and node.attr in ("status", "reason"):
             return True
-        if isinstance(node, ast.Name) and node.id in ("status", "reason"):
+        if isinstance(node, ast.Name) and node.id in ("status", "reason", "finding"):
             return True
     return False
 

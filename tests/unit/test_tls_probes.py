@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from sbops.messages import CATALOG
 from sbops.model import Reason, Status
 from sbops.probes import tls as t
 
@@ -74,48 +75,59 @@ def pki():
 
 
 CASES = [
-    # name, builder(pki) -> (cert_pem, key_pem), domain, status, reason
-    ("healthy", lambda p: (_pem(p["leaf"]()) + _pem(p["ca"]), _key_pem(p["key"])), DOMAIN, Status.OK, Reason.NONE),
-    ("leaf only", lambda p: (_pem(p["leaf"]()), _key_pem(p["key"])), DOMAIN, Status.OK, Reason.NONE),
-    ("wildcard", lambda p: (_pem(p["leaf"](sans=("*.example.com",))), _key_pem(p["key"])), DOMAIN, Status.OK, Reason.NONE),
-    ("domain unknown", lambda p: (_pem(p["leaf"](sans=("x.test",))), _key_pem(p["key"])), "", Status.OK, Reason.NONE),
-    ("expiring", lambda p: (_pem(p["leaf"](days=10)), _key_pem(p["key"])), DOMAIN, Status.WARN, Reason.EXPIRING),
+    # name, builder(pki) -> (cert_pem, key_pem), domain, every finding of certificate_findings in severity order
+    ("healthy", lambda p: (_pem(p["leaf"]()) + _pem(p["ca"]), _key_pem(p["key"])), DOMAIN, ["SB6320"]),
+    ("leaf only", lambda p: (_pem(p["leaf"]()), _key_pem(p["key"])), DOMAIN, ["SB6320"]),
+    ("wildcard", lambda p: (_pem(p["leaf"](sans=("*.example.com",))), _key_pem(p["key"])), DOMAIN, ["SB6320"]),
+    ("domain unknown", lambda p: (_pem(p["leaf"](sans=("x.test",))), _key_pem(p["key"])), "", ["SB6320"]),
+    ("expiring", lambda p: (_pem(p["leaf"](days=10)), _key_pem(p["key"])), DOMAIN, ["SB6328"]),
     ("expired", lambda p: (_pem(p["leaf"](days=10, start=NOW - timedelta(days=20))), _key_pem(p["key"])), DOMAIN,
-     Status.FAIL, Reason.EXPIRED),
-    ("other domain", lambda p: (_pem(p["leaf"](sans=("other.example.org",))), _key_pem(p["key"])), DOMAIN,
-     Status.FAIL, Reason.MISCONFIGURED),
-    ("wildcard too deep", lambda p: (_pem(p["leaf"](sans=("*.com",))), _key_pem(p["key"])), DOMAIN,
-     Status.FAIL, Reason.MISCONFIGURED),
-    ("no SAN", lambda p: (_pem(p["leaf"](sans=())), _key_pem(p["key"])), DOMAIN, Status.FAIL, Reason.MISCONFIGURED),
-    ("key of another cert", lambda p: (_pem(p["leaf"]()), _key_pem(p["other_key"])), DOMAIN,
-     Status.FAIL, Reason.MISCONFIGURED),
-    ("chain out of order", lambda p: (_pem(p["ca"]) + _pem(p["leaf"]()), _key_pem(p["key"])), DOMAIN,
-     Status.FAIL, Reason.MISCONFIGURED),
-    ("wrong issuer", lambda p: (_pem(p["leaf"]()) + _pem(p["other_ca"]), _key_pem(p["key"])), DOMAIN,
-     Status.FAIL, Reason.MISCONFIGURED),
-    ("forged signature", lambda p: (_pem(p["leaf"](signer=p["other_ca_key"])) + _pem(p["ca"]), _key_pem(p["key"])), DOMAIN,
-     Status.FAIL, Reason.MISCONFIGURED),
-    ("garbage cert", lambda p: (b"hello", _key_pem(p["key"])), DOMAIN, Status.FAIL, Reason.MISCONFIGURED),
+     ["SB6323"]),
+    # the case tls.certificate once passed and tls-secret refused: one judgement now refuses it in both
+    ("not yet valid", lambda p: (_pem(p["leaf"](days=30, start=NOW + timedelta(days=2))), _key_pem(p["key"])), DOMAIN,
+     ["SB6324"]),
+    ("other domain", lambda p: (_pem(p["leaf"](sans=("other.example.org",))), _key_pem(p["key"])), DOMAIN, ["SB6325"]),
+    ("wildcard too deep", lambda p: (_pem(p["leaf"](sans=("*.com",))), _key_pem(p["key"])), DOMAIN, ["SB6325"]),
+    ("no SAN", lambda p: (_pem(p["leaf"](sans=())), _key_pem(p["key"])), DOMAIN, ["SB6325"]),
+    ("key of another cert", lambda p: (_pem(p["leaf"]()), _key_pem(p["other_key"])), DOMAIN, ["SB6326"]),
+    ("chain out of order", lambda p: (_pem(p["ca"]) + _pem(p["leaf"]()), _key_pem(p["key"])), DOMAIN, ["SB6327"]),
+    ("wrong issuer", lambda p: (_pem(p["leaf"]()) + _pem(p["other_ca"]), _key_pem(p["key"])), DOMAIN, ["SB6327"]),
+    ("forged signature", lambda p: (_pem(p["leaf"](signer=p["other_ca_key"])) + _pem(p["ca"]), _key_pem(p["key"])),
+     DOMAIN, ["SB6327"]),
+    ("garbage cert", lambda p: (b"hello", _key_pem(p["key"])), DOMAIN, ["SB6321"]),
     ("broken PEM", lambda p: (b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", _key_pem(p["key"])),
-     DOMAIN, Status.FAIL, Reason.MISCONFIGURED),
-    ("garbage key", lambda p: (_pem(p["leaf"]()), b"nope"), DOMAIN, Status.FAIL, Reason.MISCONFIGURED),
-    # an expired certificate for the wrong domain is reported as expired first
+     DOMAIN, ["SB6321"]),
+    ("garbage key", lambda p: (_pem(p["leaf"]()), b"nope"), DOMAIN, ["SB6322"]),
+    # an expired certificate for the wrong domain is reported as expired first, the domain second
     ("expired and wrong domain", lambda p: (_pem(p["leaf"](sans=("x.org",), days=1, start=NOW - timedelta(days=5))),
-                                            _key_pem(p["key"])), DOMAIN, Status.FAIL, Reason.EXPIRED),
-    # a failure outranks the expiring warning
-    ("expiring with wrong key", lambda p: (_pem(p["leaf"](days=5)), _key_pem(p["other_key"])), DOMAIN,
-     Status.FAIL, Reason.MISCONFIGURED),
+                                            _key_pem(p["key"])), DOMAIN, ["SB6323", "SB6325"]),
+    ("not yet valid, wrong domain, wrong key", lambda p: (_pem(p["leaf"](sans=("x.org",), start=NOW + timedelta(days=1))),
+                                                          _key_pem(p["other_key"])), DOMAIN,
+     ["SB6324", "SB6325", "SB6326"]),
+    # a failure outranks the expiring warning, which is then left out (the pair is refused anyway)
+    ("expiring with wrong key", lambda p: (_pem(p["leaf"](days=5)), _key_pem(p["other_key"])), DOMAIN, ["SB6326"]),
 ]
 
 
-@pytest.mark.parametrize("name, build, domain, status, reason", CASES, ids=[c[0] for c in CASES])
-def test_judge_certificate(pki, name, build, domain, status, reason) -> None:
+@pytest.mark.parametrize("name, build, domain, codes", CASES, ids=[c[0] for c in CASES])
+def test_certificate_findings(pki, name, build, domain, codes) -> None:
+    """The one judgement: every finding, most basic first; the check reports the first, the fix and the
+    installer refuse on every failure."""
     cert_pem, key_pem = build(pki)
-    result = t.judge_certificate(cert_pem, key_pem, domain, NOW, 14.0)
-    assert (result.status, result.reason) == (status, reason), result.summary
-    if cert_pem.startswith(b"-----BEGIN CERTIFICATE-----\nMII"):
-        assert result.expires_at is not None and result.expires_at.tzinfo is not None
-    assert "PRIVATE KEY" not in str(result.details)
+    found = t.certificate_findings(cert_pem, key_pem, domain, NOW, 14.0, "istio-system/certs")
+    assert [r.code for r in found] == codes
+    for result in found:
+        entry = CATALOG[result.code]
+        assert (result.status, result.reason) == (entry.status, entry.reason)
+        assert "sbops fix" not in result.summary and "PRIVATE KEY" not in str(result.details)
+        if cert_pem.startswith(b"-----BEGIN CERTIFICATE-----\nMII"):
+            assert result.expires_at is not None and result.expires_at.tzinfo is not None
+    check = t.judge_certificate(cert_pem, key_pem, domain, NOW, 14.0, "istio-system/certs")
+    assert check.code == codes[0]
+    refused = t.pair_problems(cert_pem, key_pem, domain, NOW)
+    assert refused == [r.summary for r in t.certificate_findings(cert_pem, key_pem, domain, NOW, 0.0)
+                       if r.status is Status.FAIL]
+    assert bool(refused) == (check.status is Status.FAIL)
 
 
 def test_validate_pair_blocks_bad_pairs(pki) -> None:
@@ -135,18 +147,18 @@ def st(**kw) -> t.SecretState:
     return t.SecretState(**base)
 
 
-@pytest.mark.parametrize("state, status, reason", [
-    (st(), Status.OK, Reason.NONE),
-    (st(type="Opaque"), Status.OK, Reason.NONE),  # Istio reads Opaque secrets with these keys too
-    (st(exists=False, data={}), Status.FAIL, Reason.MISSING),
-    (st(exists=False, data={}, elsewhere=("sb-apps",)), Status.FAIL, Reason.WRONG_NAMESPACE),
-    (st(data={"tls.crt": b"c"}), Status.FAIL, Reason.MISCONFIGURED),
-    (st(data={"tls.crt": b"c", "tls.key": b""}), Status.FAIL, Reason.MISCONFIGURED),
-    (st(data={}), Status.FAIL, Reason.MISCONFIGURED),
+@pytest.mark.parametrize("state, status, reason, code", [
+    (st(), Status.OK, Reason.NONE, "SB6310"),
+    (st(type="Opaque"), Status.OK, Reason.NONE, "SB6310"),  # Istio reads Opaque secrets with these keys too
+    (st(exists=False, data={}), Status.FAIL, Reason.MISSING, "SB6311"),
+    (st(exists=False, data={}, elsewhere=("sb-apps",)), Status.FAIL, Reason.WRONG_NAMESPACE, "SB6312"),
+    (st(data={"tls.crt": b"c"}), Status.FAIL, Reason.MISCONFIGURED, "SB6313"),
+    (st(data={"tls.crt": b"c", "tls.key": b""}), Status.FAIL, Reason.MISCONFIGURED, "SB6313"),
+    (st(data={}), Status.FAIL, Reason.MISCONFIGURED, "SB6313"),
 ])
-def test_judge_secret(state, status, reason) -> None:
+def test_judge_secret(state, status, reason, code) -> None:
     result = t.judge_secret(state)
-    assert (result.status, result.reason) == (status, reason)
+    assert (result.code, result.status, result.reason) == (code, status, reason)
 
 
 @pytest.mark.parametrize("gateway, name", [
@@ -163,6 +175,6 @@ def test_gateway_credential(gateway, name) -> None:
 
 def test_chain_out_of_order_names_the_leaf_position(pki) -> None:
     result = t.judge_certificate(_pem(pki["ca"]) + _pem(pki["leaf"]()), _key_pem(pki["key"]), DOMAIN, NOW, 14.0)
-    assert (result.status, result.reason) == (Status.FAIL, Reason.MISCONFIGURED)
-    assert "number 2 of 2" in result.details["chain_problem"]
+    assert (result.code, result.status, result.reason) == ("SB6327", Status.FAIL, Reason.MISCONFIGURED)
+    assert "number 2 of 2" in result.args["problem"] and result.details["chain_problem"] == result.args["problem"]
     assert result.details["subject"] == f"CN={DOMAIN}"
