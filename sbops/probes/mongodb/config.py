@@ -16,7 +16,8 @@ from sbops.model import Change, Plan, Reason, Result, fail, ok, skip, warn
 from sbops.probes.net import tcp_probe, wait_for_port
 from sbops.runner import display, service_restart_argv
 from sbops.probes.mongodb.reachable import observe_anonymous_listdatabases
-from sbops.probes.mongodb.session import UNAUTHORIZED, WANTED_BIND, WILDCARDS, _first_line, admin_login, app_login, forget, is_loopback
+from sbops.probes.mongodb.session import (UNAUTHORIZED, WANTED_BIND, WILDCARDS, _first_line, admin_login, app_login,
+    forget, is_loopback)
 
 if TYPE_CHECKING:
     from sbops.context import Context

@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sbops.model import Reason, Result, fail, ok, warn
-from sbops.probes.mongodb.session import AUTH_DB, AUTH_FAILED, MECHANISM, UNAUTHORIZED, _first_line, anon_client, Login, make_client
+from sbops.probes.mongodb.session import (AUTH_DB, AUTH_FAILED, MECHANISM, UNAUTHORIZED, _first_line, anon_client,
+    Login, make_client)
 
 if TYPE_CHECKING:
     from sbops.context import Context

@@ -10,7 +10,8 @@ from sbops.model import Change, Plan, Reason, Result, fail, ok, skip
 from sbops.probes.net import tcp_probe
 from sbops.secret import MASK
 from sbops.probes.mongodb.access import find_admin_access
-from sbops.probes.mongodb.session import AUTH_DB, REQUIRED_ROLES, _first_line, admin_login, app_login, forget, users_info
+from sbops.probes.mongodb.session import (AUTH_DB, REQUIRED_ROLES, _first_line, admin_login, app_login, forget,
+    users_info)
 
 if TYPE_CHECKING:
     from sbops.context import Context

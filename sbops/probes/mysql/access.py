@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from sbops.model import Reason, Result, skip
-from sbops.probes.mysql.session import ADMIN_KEY, ALL_ADDRESSES, APP_KEY, truthy, admin_target, app_session, connect, LoginError, Session
+from sbops.probes.mysql.session import (ADMIN_KEY, ALL_ADDRESSES, APP_KEY, truthy, admin_target, app_session,
+    connect, LoginError, Session)
 
 if TYPE_CHECKING:
     from sbops.context import Context

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, Iterable
 from sbops.model import Change, Plan, Reason, Result, fail, ok, skip, warn
 from sbops.probes.mysql.access import any_session, app_login_error, no_access_blocker
 from sbops.probes.mysql.config import MIN_CONNECT_ERRORS
-from sbops.probes.mysql.session import ER_HOST_IS_BLOCKED, truthy, describe_error, is_mariadb_version, Session, version_tuple
+from sbops.probes.mysql.session import (ER_HOST_IS_BLOCKED, truthy, describe_error, is_mariadb_version, Session,
+    version_tuple)
 
 if TYPE_CHECKING:
     from sbops.context import Context
