@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from sbops.model import Reason, Result, skip
+from sbops.messages import mysql as M
+from sbops.model import Reason, Result
 from sbops.probes.mysql.session import (ADMIN_KEY, ALL_ADDRESSES, APP_KEY, truthy, admin_target, app_session,
     connect, LoginError, Session)
 
@@ -189,8 +190,9 @@ def no_access_result(access: Access, what: str) -> Result:
     logins = {k: {"reason": e.reason.value, "error": e.detail} for k, e in access.errors.items()}
     other = wrong_server(access)
     if other is not None:
-        return skip(Reason.WRONG_SERVER, f"cannot {what}: {access.why}", logins=logins, reached=other.reached.as_dict())
-    return skip(Reason.NO_ACCESS, f"cannot {what}: no MySQL login works ({access.why})", logins=logins)
+        return M.WRONG_SERVER.result(what=what, why=access.why,
+                                     details={"logins": logins, "reached": other.reached.as_dict()})
+    return M.NO_LOGIN.result(what=what, why=access.why, details={"logins": logins})
 
 
 def login_notes(access: Access) -> tuple[str, ...]:

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
-from sbops.model import Change, Plan, Reason, Result, fail, ok
+from sbops.messages import mysql as M
+from sbops.model import Change, Plan, Result
 from sbops.probes.mysql import cnf
 from sbops.probes.mysql.access import any_session, forget_sessions, no_access_blocker, no_access_result
 from sbops.probes.mysql.session import ALL_ADDRESSES, is_loopback, truthy, Session
@@ -292,17 +293,15 @@ def judge_config(findings: list[Finding], observed: dict[str, str], files: Files
     evidence["findings"] = [f.as_dict() for f in findings]
     if files is not None and files.unread:
         read = ", ".join(files.chain.files) or "no file"
-        return fail(Reason.NOT_READ, f"{files.unread[0]} is never read: nothing in the server's option files "
-                                     f"({read}) includes its directory"
-                    + (f"; and {len(findings)} setting(s) differ" if findings else ""), **evidence)
+        return M.DROPIN_NOT_READ.result(file=files.unread[0], read=read,
+                                        differ=f"; and {len(findings)} setting(s) differ" if findings else "",
+                                        details=evidence)
     if not findings:
         if "skip_host_cache" not in observed:  # a MariaDB whose option files sbops cannot see
-            return ok(f"the {len(RULES) - 1} settings sbops can see match stackbill.cnf (skip-host-cache shows only in "
-                      "the option files of a MariaDB, which sbops cannot read from here)", **evidence)
-        return ok(f"all {len(RULES)} settings match stackbill.cnf", **evidence)
+            return M.VISIBLE_SETTINGS_MATCH.result(count=len(RULES) - 1, details=evidence)
+        return M.SETTINGS_MATCH.result(count=len(RULES), details=evidence)
     listed = ", ".join(f.text() for f in findings[:4]) + (", ..." if len(findings) > 4 else "")
-    return fail(Reason.MISCONFIGURED, f"{len(findings)} MySQL setting(s) differ from stackbill.cnf: {listed}",
-                **evidence)
+    return M.SETTINGS_DIFFER.result(count=len(findings), listed=listed, details=evidence)
 
 
 def local_files(ctx: "Context", observed: dict[str, str]) -> Files | None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sbops.model import Reason, Result, fail, ok, warn
+from sbops.messages import mysql as M
+from sbops.model import Result
 from sbops.probes.mysql.access import any_session, no_access_result
 from sbops.probes.mysql.config import MIN_CONNECTIONS
 
@@ -23,15 +24,11 @@ def judge_connections(threads: int, maximum: int) -> Result:
     """Pure: warn at 80 % of max_connections, fail at 100 %."""
     ratio = threads / maximum if maximum else 1.0
     evidence = {"threads_connected": threads, "max_connections": maximum, "percent": round(ratio * 100, 1)}
-    text = f"{threads} of {maximum} connections in use ({ratio:.0%})"
-    if ratio >= 1.0:
-        result = fail(Reason.TOO_MANY_CONNECTIONS, f"{text}: new logins get error 1040", **evidence)
-    elif ratio >= WARN_RATIO:
-        result = warn(Reason.DEGRADED, f"{text}: close to max_connections", **evidence)
-    else:
-        return ok(text, **evidence)
-    fix = "mysql-config" if maximum < MIN_CONNECTIONS else None
-    return Result(result.status, result.reason, result.summary, result.details, fix=fix)
+    args = {"threads": threads, "maximum": maximum, "percent": ratio * 100}
+    if ratio < WARN_RATIO:
+        return M.CONNECTIONS_OK.result(details=evidence, **args)
+    message = M.CONNECTIONS_EXHAUSTED if ratio >= 1.0 else M.CONNECTIONS_NEAR_MAX
+    return message.result(details=evidence, fix="mysql-config" if maximum < MIN_CONNECTIONS else None, **args)
 
 
 def probe_connections(ctx: "Context") -> Result:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
 
-from sbops.model import Change, Plan, Reason, Result, fail, ok, skip, warn
+from sbops.messages import mysql as M
+from sbops.model import Change, Plan, Result
 from sbops.probes.mysql.access import any_session, app_login_error, no_access_blocker
 from sbops.probes.mysql.config import MIN_CONNECT_ERRORS
 from sbops.probes.mysql.session import (ER_HOST_IS_BLOCKED, truthy, describe_error, is_mariadb_version, Session,
@@ -67,25 +68,21 @@ def judge_host_blocked(cache: HostCache | None, own_blocked: bool, own_who: str,
                         max_connect_errors=cache.max_connect_errors, skip_name_resolve=cache.skip_name_resolve)
         if found:
             names = ", ".join(str(h["ip"]) for h in found)
-            return fail(Reason.HOST_BLOCKED, f"MySQL blocks {len(found)} host(s) after too many connection errors: "
-                                             f"{names}", **evidence)
+            return M.HOSTS_BLOCKED.result(count=len(found), hosts=names, details=evidence)
         if own_blocked:
-            return fail(Reason.HOST_BLOCKED, f"MySQL blocks this machine ({own_who}: error 1129)", **evidence)
+            return M.THIS_HOST_BLOCKED.result(who=own_who, details=evidence)
         if cache.host_cache_size == 0:
-            return ok("the host cache is off (skip-host-cache): MySQL cannot block hosts", **evidence)
-        return ok(f"no host is blocked ({len(cache.rows)} in the host cache, max_connect_errors "
-                  f"{cache.max_connect_errors})", **evidence)
+            return M.HOST_CACHE_OFF.result(how="skip-host-cache", details=evidence)
+        return M.NO_HOST_BLOCKED.result(rows=len(cache.rows), max_connect_errors=cache.max_connect_errors,
+                                        details=evidence)
     if own_blocked:
-        return fail(Reason.HOST_BLOCKED, f"MySQL blocks this machine ({own_who}: error 1129); other blocked hosts "
-                                         f"cannot be listed: {no_view_why}", **own)
+        return M.THIS_HOST_BLOCKED_OTHERS_UNKNOWN.result(who=own_who, why=no_view_why, details=own)
     if cache is not None and cache.host_cache_size == 0:
-        return ok("the host cache is off (host_cache_size 0): MySQL cannot block hosts", **own,
-                  host_cache_size=0)
+        return M.HOST_CACHE_OFF.result(how="host_cache_size 0", details=dict(own, host_cache_size=0))
     if cache is not None:
-        return warn(Reason.NO_ACCESS, f"cannot list blocked pod hosts: {cache.why_no_rows}; sbops's own login "
-                                      "is not blocked", **own, performance_schema=cache.performance_schema,
-                    max_connect_errors=cache.max_connect_errors)
-    return skip(Reason.NO_ACCESS, f"cannot tell whether hosts are blocked: {no_view_why}", **own)
+        return M.BLOCKED_HOSTS_UNLISTED.result(why=cache.why_no_rows, details=dict(
+            own, performance_schema=cache.performance_schema, max_connect_errors=cache.max_connect_errors))
+    return M.HOST_CACHE_UNREADABLE.result(why=no_view_why, details=own)
 
 
 def probe_host_blocked(ctx: "Context") -> Result:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sbops.model import Reason, Result, fail, ok, warn
+from sbops.messages import mysql as M
+from sbops.model import Reason, Result
 from sbops.probes.mysql.session import app_session, LoginError
 
 if TYPE_CHECKING:
@@ -37,37 +38,36 @@ def judge_reachable(host: str, port: int, reason: Reason, version: str, code: in
     if reason in NETWORK_REASONS:
         return judge_unreachable(host, port, Reason.UNREACHABLE if reason is Reason.NOT_RUNNING else reason, error)
     if reason in (Reason.HOST_BLOCKED, Reason.TOO_MANY_CONNECTIONS) and not version:
-        return warn(reason, f"MySQL at {host}:{port} answers but turns this client away: {error}",
-                    host=host, port=port, error_code=code, error=error)
-    return ok(f"MySQL at {host}:{port} answers ({version or 'version not told'})", host=host, port=port,
-              version=version)
+        return M.TURNS_AWAY.result(reason=reason, host=host, port=port, error=error,
+                                   details={"host": host, "port": port, "error_code": code, "error": error})
+    return M.ANSWERS.result(host=host, port=port, version=version or "version not told",
+                            details={"host": host, "port": port, "version": version})
 
 
 def judge_unreachable(host: str, port: int, reason: Reason, error: str) -> Result:
-    what = {
-        Reason.REFUSED: "refuses connections: is MySQL running and listening on that address (bind-address)?",
-        Reason.TIMEOUT: "does not answer: a firewall drops the packets or the server hangs",
-    }.get(reason, "cannot be reached: check the address and the network")
-    return fail(reason, f"MySQL at {host}:{port} {what}", host=host, port=port, error=error)
+    details = {"host": host, "port": port, "error": error}
+    if reason is Reason.REFUSED:
+        return M.REFUSED.result(host=host, port=port, details=details)
+    if reason is Reason.TIMEOUT:
+        return M.TIMEOUT.result(host=host, port=port, details=details)
+    return M.UNREACHABLE.result(reason=reason, host=host, port=port, details=details)
 
 
+LOGIN_FINDINGS = {Reason.AUTH_FAILED: M.LOGIN_REFUSED, Reason.HOST_BLOCKED: M.LOGIN_HOST_BLOCKED,
+                  Reason.TOO_MANY_CONNECTIONS: M.LOGIN_NO_SLOT, Reason.REFUSED: M.LOGIN_CONNECTION_REFUSED,
+                  Reason.TIMEOUT: M.LOGIN_TIMEOUT}
 AUTH_FIX = {Reason.AUTH_FAILED: "mysql-user", Reason.HOST_BLOCKED: "mysql-blocked-host",
             Reason.TOO_MANY_CONNECTIONS: "mysql-config"}
 
 
 def judge_login_error(err: LoginError) -> Result:
-    """Summary and fix for a failed stackbill login."""
-    hint = {
-        Reason.AUTH_FAILED: "the password in the credentials file does not match the server's stackbill user "
-                            "(or the user is missing)",
-        Reason.HOST_BLOCKED: "the server blocked this host after too many connection errors",
-        Reason.TOO_MANY_CONNECTIONS: "the server has no free connection (max_connections reached)",
-        Reason.REFUSED: "the server refused the connection",
-        Reason.TIMEOUT: "the server did not answer in time",
-    }.get(err.reason, "the login failed")
-    result = fail(err.reason, f"{err.who} cannot log in: {hint}", error_code=err.code, error=err.detail)
-    fix = AUTH_FIX.get(err.reason)
-    return Result(result.status, result.reason, result.summary, result.details, fix=fix)
+    """The finding and fix for a failed stackbill login, by the reason its error code gave."""
+    details = {"error_code": err.code, "error": err.detail}
+    message = LOGIN_FINDINGS.get(err.reason)
+    if message is None:
+        return M.LOGIN_FAILED.result(reason=err.reason, who=err.who, error=err.detail, details=details,
+                                     fix=AUTH_FIX.get(err.reason))
+    return message.result(who=err.who, details=details, fix=AUTH_FIX.get(err.reason))
 
 
 def probe_auth(ctx: "Context") -> Result:
@@ -75,4 +75,4 @@ def probe_auth(ctx: "Context") -> Result:
         session = app_session(ctx)
     except LoginError as err:
         return judge_login_error(err)
-    return ok(f"{session.label} logs in ({session.version})", version=session.version)
+    return M.LOGIN_OK.result(who=session.label, version=session.version, details={"version": session.version})

@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from sbops.model import Change, Plan, Reason, Result, fail, ok
+from sbops.messages import mysql as M
+from sbops.model import Change, Plan, Result
 from sbops.probes.mysql.access import any_session, login_notes, no_access_blocker, no_access_result
 from sbops.probes.mysql.session import Session
 
@@ -36,8 +37,8 @@ def observe_databases(session: Session) -> list[str]:
 
 def judge_schema(missing: list[str], wanted: Sequence[str]) -> Result:
     if missing:
-        return fail(Reason.MISSING, f"database(s) missing: {', '.join(missing)}", missing=missing, wanted=list(wanted))
-    return ok(f"databases present: {', '.join(wanted)}", wanted=list(wanted))
+        return M.DATABASES_MISSING.result(missing=", ".join(missing), details={"missing": missing, "wanted": list(wanted)})
+    return M.DATABASES_PRESENT.result(databases=", ".join(wanted), details={"wanted": list(wanted)})
 
 
 def probe_schema(ctx: "Context") -> Result:

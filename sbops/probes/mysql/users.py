@@ -8,7 +8,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from sbops.model import Change, Plan, Reason, Result, fail, ok, skip
+from sbops.messages import mysql as M
+from sbops.model import Change, Plan, Reason, Result
 from sbops.secret import MASK
 from sbops.probes.mysql.access import any_session, app_login_error, login_notes, no_access_blocker, no_access_result
 from sbops.probes.mysql.session import (ER_ACCESS_DENIED_ERROR, ER_NONEXISTING_GRANT, classify, describe_error,
@@ -113,11 +114,11 @@ def judge_user(findings: list[UserFinding], accounts: dict[str, Account], user: 
     evidence = {"accounts": {h: {"plugin": a.plugin or NATIVE} for h, a in accounts.items()},
                 "findings": [f.as_dict() for f in findings]}
     if not findings:
-        return ok(f"{user}@'%' and @'localhost' exist with {NATIVE} and ALL PRIVILEGES WITH GRANT OPTION", **evidence)
+        return M.USER_CORRECT.result(user=user, plugin=NATIVE, details=evidence)
     first = findings[0]
-    reason = Reason.MISSING if all(f.kind == "missing" for f in findings) else Reason.MISCONFIGURED
+    message = M.USER_MISSING if all(f.kind == "missing" for f in findings) else M.USER_MISCONFIGURED
     more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
-    return fail(reason, f"{user}@'{first.host}' {first.detail}{more}", **evidence)
+    return message.result(user=user, host=first.host, detail=first.detail, more=more, details=evidence)
 
 
 def observe_accounts(session: Session, user: str) -> tuple[dict[str, Account], list[str]]:
@@ -148,8 +149,7 @@ def probe_user(ctx: "Context") -> Result:
         accounts, privileges = observe_accounts(access.session, user)
     except Exception as exc:  # noqa: BLE001
         if classify(exc) is Reason.ACCESS_DENIED:
-            return skip(Reason.NO_ACCESS, f"{access.session.label} may not read mysql.user: {describe_error(exc)}; "
-                                          "set mysql.admin_user/admin_password or mysql.admin_socket")
+            return M.USERS_UNREADABLE.result(who=access.session.label, error=describe_error(exc))
         raise
     password = _password_or_none(ctx)
     return judge_user(user_findings(accounts, password, privileges), accounts, user)
