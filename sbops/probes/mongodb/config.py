@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sbops.diff import file_diff
 from sbops.errors import NeedsCredentials
-from sbops.model import Change, Plan, Reason, Result, fail, ok, skip, warn
+from sbops.messages import mongodb as M
+from sbops.model import Change, Plan, Reason, Result
 from sbops.probes.net import tcp_probe, wait_for_port
 from sbops.runner import display, service_restart_argv
 from sbops.probes.mongodb.reachable import observe_anonymous_listdatabases
-from sbops.probes.mongodb.session import (UNAUTHORIZED, WANTED_BIND, WILDCARDS, _first_line, admin_login, app_login,
+from sbops.probes.mongodb.session import (UNAUTHORIZED, WANTED_BIND, WILDCARDS, first_line, admin_login, app_login,
     forget, is_loopback)
 
 if TYPE_CHECKING:
@@ -67,23 +68,20 @@ def judge_bind(source: str, ips: list[str] | None, server_ip: str, listeners: li
     but not yet applied by a restart.
     """
     if ips is None:
-        return skip(Reason.NO_ACCESS, "cannot tell which addresses MongoDB binds: getCmdLineOpts gives no bindIp, "
-                    "the config file is unreadable and the server is not on this host", source=source)
+        return M.BIND_UNKNOWN.result(details={"source": source})
     shown = ",".join(ips) or "(none)"
     evidence: dict[str, Any] = {"source": source, "bind_ip": shown, "server_ip": server_ip}
     if listeners is not None:
         evidence["listening"] = ",".join(listeners) or "(none)"
     kind = exposure(ips, server_ip)
     if kind == "loopback":
-        return fail(Reason.MISCONFIGURED, f"MongoDB binds only {shown} (from {source}): pods reach it through the "
-                    f"host IP {server_ip}", **evidence)
+        return M.BIND_LOOPBACK.result(bind_ip=shown, source=source, server_ip=server_ip, details=evidence)
     if listeners and exposure(listeners, server_ip) == "loopback":
-        return fail(Reason.MISCONFIGURED, f"{source} says bindIp {shown} but mongod listens only on "
-                    f"{','.join(listeners)}: restart MongoDB to apply it", restart_pending=True, **evidence)
+        return M.BIND_NOT_APPLIED.result(source=source, bind_ip=shown, listeners=",".join(listeners),
+                                         details={"restart_pending": True, **evidence})
     if kind == "other":
-        return warn(Reason.MISCONFIGURED, f"MongoDB binds {shown} (from {source}) but not the server IP {server_ip} "
-                    f"that pods use", **evidence)
-    return ok(f"MongoDB binds {shown} (from {source}): reachable through {server_ip}", **evidence)
+        return M.BIND_OTHER.result(bind_ip=shown, source=source, server_ip=server_ip, details=evidence)
+    return M.BIND_OK.result(bind_ip=shown, source=source, server_ip=server_ip, details=evidence)
 
 
 def observe_cmdline_net(ctx: "Context") -> tuple[Any, str]:
@@ -159,7 +157,7 @@ def listeners_on(conns: list[Any], port: int) -> list[str]:
     return sorted(found)
 
 
-def check_bind(ctx: "Context") -> Result:
+def probe_bind(ctx: "Context") -> Result:
     """bindIp from getCmdLineOpts, else the config file (local server), else the listening sockets."""
     host, port = ctx.endpoint("mongodb")
     local = ctx.is_local(host)
@@ -179,18 +177,18 @@ def check_bind(ctx: "Context") -> Result:
             try:
                 doc = parse_config(text)
             except Exception as exc:  # noqa: BLE001 - yaml errors: fall through to the sockets
-                why = f"{path}: invalid YAML: {_first_line(exc)}"
+                why = f"{path}: invalid YAML: {first_line(exc)}"
             else:
                 return judge_bind(f"config file {path}", bind_from_config(doc), ctx.server_ip, listeners)
         tried.append(why)
         if listeners:
             result = judge_bind(f"listening sockets on port {port}", listeners, ctx.server_ip)
-            return Result(result.status, result.reason, result.summary, {**result.details, "not_used": tried})
+            return replace(result, details={**result.details, "not_used": tried})
         tried.append(f"no listener on port {port} on this host")
     else:
         tried.append(f"{host} is not this host: config file and sockets not consulted")
     result = judge_bind("none", None, ctx.server_ip)
-    return Result(result.status, result.reason, result.summary, {**result.details, "tried": tried})
+    return replace(result, details={**result.details, "tried": tried})
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -348,7 +346,7 @@ def plan_config(ctx: "Context", *, allow_restart: bool = False, keys: frozenset[
     try:
         doc = parse_config(text)
     except Exception as exc:  # noqa: BLE001 - yaml errors carry the line
-        return Plan(blockers=(f"{path}: invalid YAML: {_first_line(exc)}; fix it by hand first",))
+        return Plan(blockers=(f"{path}: invalid YAML: {first_line(exc)}; fix it by hand first",))
     if not isinstance(doc, dict):
         return Plan(blockers=(f"{path}: not a YAML mapping; fix it by hand first",))
     edits = [e for e in config_edits(doc, ctx.server_ip) if e.key in keys]
@@ -414,7 +412,7 @@ def authorization_blocker(ctx: "Context", reachable: bool) -> str:
     except NeedsCredentials as exc:
         return f"enabling authorization needs {username}'s password to verify its login: {exc}"
     except PyMongoError as exc:
-        return f"enabling authorization needs proof that {username} can log in: {_first_line(exc)}"
+        return f"enabling authorization needs proof that {username} can log in: {first_line(exc)}"
     if not login.ok:
         return (f"enabling authorization now would lock StackBill out: {username} cannot log in (code {login.code}); "
                 f"run `sbops fix mongodb-user` first")

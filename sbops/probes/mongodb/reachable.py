@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sbops.model import Reason, Result, fail, ok, warn
-from sbops.probes.mongodb.session import (AUTH_DB, AUTH_FAILED, MECHANISM, UNAUTHORIZED, _first_line, anon_client,
-    Login, make_client)
+from sbops.messages import mongodb as M
+from sbops.model import Reason, Result
+from sbops.probes.net import tcp_probe
+from sbops.probes.mongodb.session import (AUTH_DB, AUTH_FAILED, MECHANISM, UNAUTHORIZED, address, anon_client,
+    app_login, first_line, guarded, Login, make_client)
 
 if TYPE_CHECKING:
     from sbops.context import Context
@@ -27,17 +29,29 @@ def hello_evidence(doc: dict[str, Any]) -> dict[str, Any]:
 def judge_reachable(address: str, tcp: tuple[Reason, str], hello: dict[str, Any] | None, hello_error: str) -> Result:
     reason, error = tcp
     if reason is not Reason.NONE:
-        what = {Reason.REFUSED: "connection refused: mongod is not running or listens elsewhere",
-                Reason.TIMEOUT: "no answer in time: a firewall drops the packets, or the host is down",
-                Reason.UNREACHABLE: "the address cannot be reached (name does not resolve, or no route)"}[reason]
-        return fail(reason, f"MongoDB at {address}: {what}", address=address, error=error)
+        message = {Reason.REFUSED: M.REFUSED, Reason.TIMEOUT: M.TIMEOUT, Reason.UNREACHABLE: M.UNREACHABLE}[reason]
+        return message.result(address=address, details={"address": address, "error": error})
     if hello is None:
-        return fail(Reason.MISCONFIGURED, f"{address} accepts connections but does not answer MongoDB's hello "
-                    f"(another program on the port?)", address=address, error=hello_error)
+        return M.NOT_MONGODB.result(address=address, details={"address": address, "error": hello_error})
     evidence = hello_evidence(hello)
     role = "primary" if hello.get("isWritablePrimary") or hello.get("ismaster") else "not primary"
-    return ok(f"MongoDB answers at {address} (wire version {hello.get('maxWireVersion', '?')}, {role})",
-              address=address, **evidence)
+    return M.ANSWERS.result(address=address, wire=hello.get("maxWireVersion", "?"), role=role,
+                            details={"address": address, **evidence})
+
+
+def probe_reachable(ctx: "Context") -> Result:
+    """TCP first (refused/timeout/unreachable need no driver), then MongoDB's hello."""
+    from pymongo.errors import PyMongoError
+
+    host, port = ctx.endpoint("mongodb")
+    tcp = tcp_probe(host, port, ctx.net_timeout)
+    hello, error = None, ""
+    if tcp[0] is Reason.NONE:
+        try:
+            hello = observe_hello(ctx)
+        except PyMongoError as exc:
+            error = first_line(exc) or type(exc).__name__
+    return judge_reachable(f"{host}:{port}", tcp, hello, error)
 
 
 def answers_hello(host: str, port: int, timeout: float) -> bool:
@@ -63,14 +77,17 @@ def observe_hello(ctx: "Context") -> dict[str, Any]:
 def judge_auth(address: str, login: Login) -> Result:
     if login.ok:
         roles = [f"{r.get('role')}@{r.get('db')}" for r in login.status.get("authenticatedUserRoles", [])]
-        return ok(f"{login.user} logs in to {address} with {MECHANISM} (authSource {AUTH_DB})",
-                  user=login.user, mechanism=MECHANISM, auth_source=AUTH_DB, roles=roles)
+        return M.LOGIN_OK.result(user=login.user, address=address, mechanism=MECHANISM, auth_source=AUTH_DB,
+                                 details={"user": login.user, "mechanism": MECHANISM, "auth_source": AUTH_DB,
+                                          "roles": roles})
+    details = {"user": login.user, "code": login.code, "error": login.error}
     if login.code == AUTH_FAILED:
-        return fail(Reason.AUTH_FAILED,
-                    f"MongoDB rejected {login.user}'s login (code 18): wrong password in the credentials file, "
-                    f"or the user does not exist in {AUTH_DB}", user=login.user, code=login.code, error=login.error)
-    return fail(Reason.ACCESS_DENIED, f"{login.user} could not run connectionStatus after logging in "
-                f"(code {login.code})", user=login.user, code=login.code, error=login.error)
+        return M.LOGIN_REJECTED.result(user=login.user, auth_source=AUTH_DB, details=details)
+    return M.LOGIN_NO_STATUS.result(user=login.user, code=login.code, details=details)
+
+
+def probe_auth(ctx: "Context") -> Result:
+    return guarded(lambda: judge_auth(address(ctx), app_login(ctx)), ctx)
 
 
 def observe_anonymous_listdatabases(ctx: "Context") -> tuple[bool, int | None, str]:
@@ -80,16 +97,23 @@ def observe_anonymous_listdatabases(ctx: "Context") -> tuple[bool, int | None, s
     try:
         anon_client(ctx).admin.command("listDatabases", nameOnly=True)
     except OperationFailure as exc:
-        return False, exc.code, _first_line((exc.details or {}).get("errmsg", str(exc)))
+        return False, exc.code, first_line((exc.details or {}).get("errmsg", str(exc)))
     return True, None, ""
 
 
 def judge_authorization(address: str, allowed: bool, code: int | None, error: str) -> Result:
     if allowed:
-        return fail(Reason.INSECURE, f"authorization is not enabled: anyone who reaches {address} can read and "
-                    f"change every database without a password", address=address, anonymous_listDatabases="allowed")
+        return M.AUTHORIZATION_OFF.result(address=address, details={"address": address,
+                                                                    "anonymous_listDatabases": "allowed"})
     if code == UNAUTHORIZED:
-        return ok("MongoDB refuses unauthenticated clients (listDatabases: code 13 Unauthorized)",
-                  address=address, anonymous_listDatabases="refused", code=code)
-    return warn(Reason.MISCONFIGURED, f"unexpected answer to an unauthenticated listDatabases (code {code})",
-                address=address, code=code, error=error)
+        return M.AUTHORIZATION_ON.result(details={"address": address, "anonymous_listDatabases": "refused",
+                                                  "code": code})
+    return M.AUTHORIZATION_UNCLEAR.result(code=code, details={"address": address, "code": code, "error": error})
+
+
+def probe_authorization(ctx: "Context") -> Result:
+    def run() -> Result:
+        allowed, code, error = observe_anonymous_listdatabases(ctx)
+        return judge_authorization(address(ctx), allowed, code, error)
+
+    return guarded(run, ctx)

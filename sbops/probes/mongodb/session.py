@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from sbops.versions import MONGODB_SERIES
-from sbops.model import Reason, Result, fail
+from sbops.messages import mongodb as M
+from sbops.model import Reason, Result
 from sbops.probes.net import tcp_probe
 from sbops.secret import Secret
 
@@ -84,14 +85,14 @@ def try_login(host: str, port: int, timeout: float, username: str, password: Sec
         answer = client.admin.command("connectionStatus")
     except OperationFailure as exc:
         client.close()
-        return Login(username, False, exc.code, _first_line(exc.details.get("errmsg") if exc.details else str(exc)))
+        return Login(username, False, exc.code, first_line(exc.details.get("errmsg") if exc.details else str(exc)))
     except Exception:
         client.close()
         raise
     return Login(username, True, status=dict(answer.get("authInfo", {})), client=client)
 
 
-def _first_line(text: Any) -> str:
+def first_line(text: Any) -> str:
     lines = str(text or "").strip().splitlines()
     return lines[0][:200] if lines else ""
 
@@ -156,5 +157,5 @@ def guarded(probe: Callable[[], Result], ctx: "Context") -> Result:
         host, port = ctx.endpoint("mongodb")
         reason, error = tcp_probe(host, port, ctx.net_timeout)
         if reason is Reason.NONE:
-            return fail(Reason.TIMEOUT, f"MongoDB at {host}:{port} stopped answering: {_first_line(exc)}")
-        return fail(reason, f"MongoDB at {host}:{port}: {error}")
+            return M.STOPPED_ANSWERING.result(address=f"{host}:{port}", error=first_line(exc))
+        return M.CONNECTION_LOST.result(reason=reason, address=f"{host}:{port}", error=error)

@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sbops.errors import NeedsCredentials
-from sbops.model import Change, Plan, Reason, Result, fail, ok, skip
+from sbops.messages import mongodb as M
+from sbops.model import Change, Plan, Reason, Result
 from sbops.probes.net import tcp_probe
 from sbops.secret import MASK
 from sbops.probes.mongodb.access import find_admin_access
-from sbops.probes.mongodb.session import (AUTH_DB, REQUIRED_ROLES, _first_line, admin_login, app_login, forget,
-    users_info)
+from sbops.probes.mongodb.session import (AUTH_DB, REQUIRED_ROLES, admin_login, app_login, first_line, forget,
+    guarded, users_info)
 
 if TYPE_CHECKING:
     from sbops.context import Context
@@ -35,18 +36,22 @@ def fmt_roles(pairs: list[tuple[str, str]] | set[tuple[str, str]]) -> str:
 
 def judge_user(username: str, user: dict[str, Any] | None, via: str) -> Result:
     if user is None:
-        return fail(Reason.MISSING, f"user {username} does not exist in {AUTH_DB}", user=username, looked_as=via)
+        return M.USER_MISSING.result(user=username, auth_source=AUTH_DB, details={"user": username, "looked_as": via})
     roles = list(user.get("roles") or [])
     lacking = missing_roles(roles)
     evidence = {"user": username, "roles": fmt_roles(role_pairs(roles)), "mechanisms": list(user.get("mechanisms") or []),
                 "looked_as": via}
     if lacking:
-        return fail(Reason.MISCONFIGURED, f"{username} lacks role(s) {fmt_roles(lacking)} that StackBill's installer "
-                    f"grants", missing_roles=fmt_roles(lacking), **evidence)
-    return ok(f"{username} exists in {AUTH_DB} with roles {fmt_roles(REQUIRED_ROLES)}", **evidence)
+        return M.USER_LACKS_ROLES.result(user=username, missing=fmt_roles(lacking),
+                                         details={"missing_roles": fmt_roles(lacking), **evidence})
+    return M.USER_OK.result(user=username, auth_source=AUTH_DB, roles=fmt_roles(REQUIRED_ROLES), details=evidence)
 
 
-def check_user(ctx: "Context") -> Result:
+def probe_user(ctx: "Context") -> Result:
+    return guarded(lambda: observe_and_judge_user(ctx), ctx)
+
+
+def observe_and_judge_user(ctx: "Context") -> Result:
     """usersInfo for the StackBill user, as the admin login if configured, else as the user itself."""
     from pymongo.errors import OperationFailure
 
@@ -54,16 +59,14 @@ def check_user(ctx: "Context") -> Result:
     login = admin_login(ctx)
     if login is None or not login.ok:
         if login is not None:
-            return skip(Reason.NO_ACCESS, f"cannot look at users: the admin login {login.user} was rejected "
-                        f"(code {login.code}); check mongodb.admin_user/mongodb.admin_password", code=login.code)
+            return M.ADMIN_REJECTED.result(user=login.user, code=login.code, details={"code": login.code})
         login = app_login(ctx)
         if not login.ok:
-            return skip(Reason.NO_ACCESS, f"cannot look at users: {username}'s own login fails (see mongodb.auth) and "
-                        f"no admin login is configured (mongodb.admin_user, mongodb.admin_password)", code=login.code)
+            return M.NO_USER_ACCESS.result(user=username, details={"code": login.code})
     try:
         user = users_info(login.client, username)
     except OperationFailure as exc:
-        return skip(Reason.NO_ACCESS, f"{login.user} may not run usersInfo (code {exc.code})", code=exc.code)
+        return M.USERSINFO_REFUSED.result(user=login.user, code=exc.code, details={"code": exc.code})
     return judge_user(username, user, login.user)
 
 
@@ -133,7 +136,7 @@ def plan_user(ctx: "Context") -> Plan:
             return Plan(blockers=(blocker,))
         user = users_info(access.client, username) if access.can_view else None
     except PyMongoError as exc:
-        return Plan(blockers=(f"MongoDB at {address}: {_first_line(exc)}",))
+        return Plan(blockers=(f"MongoDB at {address}: {first_line(exc)}",))
     actions = user_actions(user, own.ok, access.can_view)
     if not actions:
         return Plan(nothing_to_do=f"{username} exists in admin, logs in with the credentials file's password and has "

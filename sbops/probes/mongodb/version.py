@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from sbops.model import Reason, Result, fail, ok, warn
-from sbops.probes.mongodb.session import MIN_VERSION, SUPPORTED_MAJOR, UNAUTHORIZED, anon_client, app_login
+from sbops.messages import mongodb as M
+from sbops.model import Result
+from sbops.probes.mongodb.session import MIN_VERSION, SUPPORTED_MAJOR, UNAUTHORIZED, anon_client, app_login, guarded
 
 if TYPE_CHECKING:
     from sbops.context import Context
@@ -33,14 +34,24 @@ def judge_version(build: dict[str, Any]) -> Result:
     if "secantusVersion" in build:
         evidence["secantus_version"] = build["secantusVersion"]
     if not version:
-        return warn(Reason.MISCONFIGURED, f"buildInfo reports no version number ({text!r})", **evidence)
+        return M.VERSION_UNKNOWN.result(version=text, details=evidence)
     if version[:2] < MIN_VERSION:
-        return fail(Reason.MISCONFIGURED, f"MongoDB {text} is older than {MIN_VERSION[0]}.{MIN_VERSION[1]}: "
-                    f"StackBill needs {SUPPORTED_MAJOR}.0 (upgrade MongoDB)", **evidence)
+        return M.VERSION_TOO_OLD.result(version=text, minimum=f"{MIN_VERSION[0]}.{MIN_VERSION[1]}",
+                                        supported=SUPPORTED_MAJOR, details=evidence)
     if version[0] != SUPPORTED_MAJOR:
-        return warn(Reason.MISCONFIGURED, f"MongoDB {text} is not the {SUPPORTED_MAJOR}.x that StackBill's installer "
-                    f"pins: untested combination", **evidence)
-    return ok(f"MongoDB {text}", **evidence)
+        return M.VERSION_OTHER_MAJOR.result(version=text, supported=SUPPORTED_MAJOR, details=evidence)
+    return M.VERSION_OK.result(version=text, details=evidence)
+
+
+def probe_version(ctx: "Context") -> Result:
+    def run() -> Result:
+        try:
+            build = observe_build_info(ctx)
+        except RuntimeError as exc:
+            return M.BUILDINFO_REFUSED.result(why=str(exc))
+        return judge_version(build)
+
+    return guarded(run, ctx)
 
 
 def observe_build_info(ctx: "Context") -> dict[str, Any]:
