@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sbops.model import Reason, Result, fail, ok, skip
+from sbops.messages import rabbitmq as M
+from sbops.model import Result
 from sbops.probes.rabbitmq.session import Answer, api
 from sbops.probes.rabbitmq.users import judge_api_refusal
 
@@ -67,11 +68,11 @@ def judge_alarms(nodes: list[dict[str, Any]], health: Answer | None = None) -> R
     if health is not None and health.status is not None:
         evidence["health_check"] = health.data if isinstance(health.data, dict) else {"http_status": health.status}
     if found:
-        return fail(Reason.DEGRADED, "; ".join(found) + ": publishers are blocked until it clears", alarms=found, **evidence)
+        return M.ALARM.result(alarms="; ".join(found), details={"alarms": found, **evidence})
     down = [n.get("name", "?") for n in nodes if n.get("running") is False]
     if down:
-        return fail(Reason.NOT_RUNNING, f"node(s) not running: {', '.join(down)}", **evidence)
-    return ok("no memory or disk alarm", **evidence)
+        return M.NODE_DOWN.result(nodes=", ".join(down), details=evidence)
+    return M.NO_ALARM.result(details=evidence)
 
 
 def probe_alarms(ctx: "Context") -> Result:
@@ -79,8 +80,7 @@ def probe_alarms(ctx: "Context") -> Result:
     answer = client.get("/api/nodes")
     if answer.status != 200 or not isinstance(answer.data, list):
         if answer.status in (401, 403):
-            return skip(Reason.NO_ACCESS, f"cannot read node alarms: {client.user} may not read /api/nodes (no administrator tag)",
-                        http_status=answer.status)
+            return M.ALARMS_UNREADABLE.result(user=client.user, details={"http_status": answer.status})
         return judge_api_refusal("/api/nodes", answer, client.user)
     nodes = [n for n in answer.data if isinstance(n, dict)]
     return judge_alarms(nodes, client.get("/api/health/checks/alarms"))

@@ -9,7 +9,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sbops.model import Change, Plan, Reason, Result, fail, ok
+from sbops.messages import rabbitmq as M
+from sbops.model import Change, Plan, Reason, Result
 from sbops.runner import display
 from sbops.probes.rabbitmq.access import ctl_failure, local_blocker
 from sbops.probes.rabbitmq.session import API_WAIT, PLUGIN, Answer, Api, api, api_base, login, overview
@@ -23,25 +24,21 @@ def judge_management(base: str, answer: Answer, login_ok: bool | None) -> Result
     evidence = {"url": base + "/api/overview", "http_status": answer.status}
     if answer.status is None:
         if answer.reason is Reason.REFUSED:
-            return fail(Reason.REFUSED, f"the management API does not listen on {base}: the rabbitmq_management plugin is off",
-                        error=answer.error, **evidence)
+            return M.API_OFF.result(base=base, details={"error": answer.error, **evidence})
         if answer.reason is Reason.TIMEOUT:
-            return fail(Reason.TIMEOUT, f"no answer from the management API at {base} in time", error=answer.error, **evidence)
-        return fail(answer.reason, f"cannot reach the management API at {base}: {answer.error}", error=answer.error, **evidence)
+            return M.API_TIMEOUT.result(base=base, details={"error": answer.error, **evidence})
+        return M.API_UNREACHABLE.result(reason=answer.reason, base=base, error=answer.error,
+                                        details={"error": answer.error, **evidence})
     if answer.status == 401:
-        if login_ok:
-            result = fail(Reason.ACCESS_DENIED, "stackbill logs in over AMQP but the management API refuses it: "
-                          "it lacks the administrator tag", **evidence)
-        else:
-            result = fail(Reason.AUTH_FAILED, f"the management API at {base} rejects stackbill's password (HTTP 401)", **evidence)
-        return Result(result.status, result.reason, result.summary, result.details, fix="rabbitmq-user")
+        message = M.API_NOT_ADMIN if login_ok else M.API_PASSWORD
+        return message.result(base=base, user="stackbill", details=evidence, fix="rabbitmq-user")
     if answer.status == 200 and answer.is_json and isinstance(answer.data, dict):
         data = answer.data
-        return ok(f"management API answers at {base} (RabbitMQ {data.get('rabbitmq_version', '?')})",
-                  rabbitmq_version=data.get("rabbitmq_version"), node=data.get("node"),
-                  cluster_name=data.get("cluster_name"), **evidence)
-    return fail(Reason.MISCONFIGURED, f"{base}/api/overview answered HTTP {answer.status} without the expected JSON: "
-                "is the Management URL's port RabbitMQ's?", body=str(answer.data)[:200], **evidence)
+        return M.API_OK.result(base=base, version=data.get("rabbitmq_version", "?"), details={
+            "rabbitmq_version": data.get("rabbitmq_version"), "node": data.get("node"),
+            "cluster_name": data.get("cluster_name"), **evidence})
+    return M.API_UNEXPECTED.result(base=base, status=answer.status,
+                                   details={"body": str(answer.data)[:200], **evidence})
 
 
 def probe_management(ctx: "Context") -> Result:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sbops.model import Reason, Result, fail, ok
+from sbops.messages import rabbitmq as M
+from sbops.model import Reason, Result
 from sbops.probes.net import one_line, socket_reason
 from sbops.probes.rabbitmq.session import amqp_handshake, Handshake, Login, login
 
@@ -17,28 +18,23 @@ def judge_handshake(host: str, port: int, answer: Handshake) -> Result:
     where = f"{host}:{port}"
     if answer.kind == "start":
         name = " ".join(p for p in (answer.product, answer.version) if p) or "an AMQP 0-9-1 broker"
-        return ok(f"{name} answers AMQP on {where}", host=host, port=port, product=answer.product,
-                  version=answer.version, mechanisms=answer.mechanisms)
+        return M.ANSWERS.result(name=name, where=where, details={
+            "host": host, "port": port, "product": answer.product, "version": answer.version,
+            "mechanisms": answer.mechanisms})
     if answer.kind == "header":
-        return fail(Reason.MISCONFIGURED, f"{where} speaks another AMQP version than 0-9-1 (not RabbitMQ's AMQP port?)",
-                    host=host, port=port, answer=answer.other_header)
-    if answer.kind == "silent":
-        return fail(Reason.TIMEOUT, f"{where} accepted the connection but sent no AMQP answer in time: the broker hangs, "
-                    "or this is not its AMQP port", host=host, port=port)
-    if answer.kind == "closed":
-        return fail(Reason.MISCONFIGURED, f"{where} accepted the connection but closed it without an AMQP answer",
-                    host=host, port=port)
-    return fail(Reason.MISCONFIGURED, f"something answers on {where} but it is not AMQP: check the RABBITMQ Port",
-                host=host, port=port)
+        return M.OTHER_AMQP.result(where=where, details={"host": host, "port": port, "answer": answer.other_header})
+    message = {"silent": M.SILENT, "closed": M.CLOSED}.get(answer.kind, M.NOT_AMQP)
+    return message.result(where=where, details={"host": host, "port": port})
 
 
 def judge_unreachable(host: str, port: int, reason: Reason, error: str) -> Result:
     where = f"{host}:{port}"
-    summary = {
-        Reason.REFUSED: f"nothing listens on {where}: start RabbitMQ (systemctl start rabbitmq-server) or fix the RABBITMQ Port",
-        Reason.TIMEOUT: f"no answer from {where}: a firewall drops the traffic or the broker hangs",
-    }.get(reason, f"cannot reach {where}: {error}")
-    return fail(reason, summary, host=host, port=port, error=error)
+    details = {"host": host, "port": port, "error": error}
+    if reason is Reason.REFUSED:
+        return M.REFUSED.result(where=where, details=details)
+    if reason is Reason.TIMEOUT:
+        return M.TIMEOUT.result(where=where, details=details)
+    return M.UNREACHABLE.result(reason=reason, where=where, error=error, details=details)
 
 
 def probe_reachable(ctx: "Context") -> Result:
@@ -54,13 +50,11 @@ def judge_login(host: str, port: int, result: Login) -> Result:
     who = f"{result.user} on {host}:{port} vhost '{result.vhost}'"
     evidence = {"host": host, "port": port, "user": result.user, "vhost": result.vhost}
     if result.ok:
-        return ok(f"{result.user} logs in to {host}:{port} and opens vhost '{result.vhost}'", **evidence)
+        return M.LOGIN_OK.result(user=result.user, where=f"{host}:{port}", vhost=result.vhost, details=evidence)
     if result.reason is Reason.AUTH_FAILED:
-        return fail(Reason.AUTH_FAILED, f"RabbitMQ refused the login of {who}: wrong password or no such user",
-                    error=result.error, **evidence)
+        return M.LOGIN_REFUSED.result(who=who, details={"error": result.error, **evidence})
     if result.reason is Reason.ACCESS_DENIED:
-        return fail(Reason.ACCESS_DENIED, f"{result.user} logs in but may not use vhost '{result.vhost}': no permissions there",
-                    error=result.error, **evidence)
+        return M.VHOST_DENIED.result(user=result.user, vhost=result.vhost, details={"error": result.error, **evidence})
     return judge_unreachable(host, port, result.reason, result.error)
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-from sbops.model import Change, Plan, Reason, Result, fail, ok, skip, warn
+from sbops.messages import rabbitmq as M
+from sbops.model import Change, Plan, Reason, Result
 from sbops.secret import Secret
 from sbops.probes.rabbitmq.access import (Action, admin_via_api, admin_via_ctl, Ctl, HttpAdmin, observe_user_api,
     parse_tags, UserState)
@@ -51,26 +52,27 @@ def judge_permissions(state: UserState) -> Result:
     evidence = {"user": state.name, "vhost": VHOST, "tags": list(state.tags),
                 "permissions": state.permissions, "want_tags": [ADMIN_TAG], "want_permissions": WANT_PERMISSIONS}
     if not state.exists:
-        return fail(Reason.MISSING, f"user {state.name} does not exist", **evidence)
+        return M.USER_MISSING.result(user=state.name, details=evidence)
     actions = [a for a in user_actions(state) if a.kind in ("set_tags", "set_permissions")]
     if not actions:
-        return ok(f"{state.name} is an administrator with configure/write/read '.*' on vhost '{VHOST}'", **evidence)
+        return M.USER_OK.result(user=state.name, vhost=VHOST, details=evidence)
     differs = []
     if any(a.kind == "set_tags" for a in actions):
         differs.append(f"tags are [{','.join(state.tags)}] (want {ADMIN_TAG})")
     if any(a.kind == "set_permissions" for a in actions):
         differs.append(f"permissions on '{VHOST}' are {format_permissions(state.permissions)} (want '.*' '.*' '.*')")
-    return fail(Reason.MISCONFIGURED, f"{state.name}: " + "; ".join(differs), changes=[a.describe() for a in actions], **evidence)
+    return M.USER_DIFFERS.result(user=state.name, differs="; ".join(differs),
+                                 details={"changes": [a.describe() for a in actions], **evidence})
 
 
 def judge_api_refusal(what: str, answer: Answer, user: str) -> Result:
     """An API read that was refused or failed (the check's prerequisites passed a moment ago)."""
     if answer.status in (401, 403):
-        return fail(Reason.MISCONFIGURED, f"{user} may not read {what} from the management API: it lacks the administrator tag",
-                    http_status=answer.status)
+        return M.READ_NOT_ADMIN.result(user=user, what=what, details={"http_status": answer.status})
     if answer.status is None:
-        return fail(answer.reason, f"the management API did not answer reading {what}: {answer.error}", error=answer.error)
-    return fail(Reason.MISCONFIGURED, f"reading {what} from the management API gave HTTP {answer.status}", http_status=answer.status)
+        return M.READ_NO_ANSWER.result(reason=answer.reason, what=what, error=answer.error,
+                                       details={"error": answer.error})
+    return M.READ_UNEXPECTED.result(what=what, status=answer.status, details={"http_status": answer.status})
 
 
 def probe_permissions(ctx: "Context") -> Result:
@@ -82,10 +84,9 @@ def probe_permissions(ctx: "Context") -> Result:
             if who.status == 200 and isinstance(who.data, dict):
                 return judge_permissions(UserState(client.user, True, parse_tags(who.data.get("tags")), None))
             if login(ctx).ok:
-                return fail(Reason.MISCONFIGURED, f"{client.user} logs in over AMQP but the management API refuses it: "
-                            "it lacks the administrator tag", user=client.user, http_status=who.status)
-            return fail(Reason.AUTH_FAILED, f"the management API rejects {client.user}'s password", user=client.user,
-                        http_status=who.status)
+                return M.USER_NOT_ADMIN.result(user=client.user, details={"user": client.user,
+                                                                          "http_status": who.status})
+            return M.USER_PASSWORD.result(user=client.user, details={"user": client.user, "http_status": who.status})
         return judge_api_refusal(f"user {client.user}", state, client.user)
     return judge_permissions(state)
 
@@ -93,13 +94,11 @@ def probe_permissions(ctx: "Context") -> Result:
 # -- guest ---------------------------------------------------------------------------------------------
 def judge_guest(answer: Answer, user: str) -> Result:
     if answer.status == 404:
-        return ok("the default guest user has been removed")
+        return M.GUEST_GONE.result()
     if answer.status == 200 and isinstance(answer.data, dict):
-        return warn(Reason.INSECURE, "the default guest user (password 'guest', administrator) still exists: delete it",
-                    guest_tags=list(parse_tags(answer.data.get("tags"))))
+        return M.GUEST_EXISTS.result(details={"guest_tags": list(parse_tags(answer.data.get("tags")))})
     if answer.status in (401, 403):
-        return skip(Reason.NO_ACCESS, f"cannot tell whether guest exists: {user} may not list users (no administrator tag)",
-                    http_status=answer.status)
+        return M.GUEST_UNKNOWN.result(user=user, details={"http_status": answer.status})
     return judge_api_refusal("user guest", answer, user)
 
 
