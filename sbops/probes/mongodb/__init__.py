@@ -15,15 +15,15 @@ The names below are the public surface the checks, fixes, installer, uninstaller
 
 from __future__ import annotations
 
-from sbops.probes.mongodb.session import address, app_login, AUTH_DB, client_options, guarded, Login, users_info
-from sbops.probes.mongodb.reachable import (answers_hello, judge_auth, judge_authorization, judge_reachable,
-    observe_anonymous_listdatabases, observe_hello, probe_auth, probe_authorization, probe_reachable)
 from sbops.probes.mongodb.access import AdminAccess, find_admin_access
-from sbops.probes.mongodb.users import (probe_user, judge_user, missing_roles, plan_user, user_actions,
-    user_statement, wanted_roles)
 from sbops.probes.mongodb.config import (apply_edits, bind_from_config, bind_from_net, probe_bind, config_edits,
     config_file_mismatch, exposure, judge_bind, listeners_on, parse_bind_ips, plan_config, running_differs,
     set_yaml_key)
+from sbops.probes.mongodb.reachable import (answers_hello, judge_auth, judge_authorization, judge_reachable,
+    observe_anonymous_listdatabases, observe_hello, probe_auth, probe_authorization, probe_reachable)
+from sbops.probes.mongodb.session import address, app_login, AUTH_DB, client_options, guarded, Login, users_info
+from sbops.probes.mongodb.users import (probe_user, judge_user, missing_roles, plan_user, user_actions,
+    user_statement, wanted_roles)
 from sbops.probes.mongodb.version import judge_version, observe_build_info, parse_version, probe_version
 
 __all__ = ["address", "AdminAccess", "answers_hello", "app_login", "apply_edits", "AUTH_DB", "bind_from_config",

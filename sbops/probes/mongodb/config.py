@@ -14,11 +14,11 @@ from sbops.diff import file_diff
 from sbops.errors import NeedsCredentials
 from sbops.messages import mongodb as M
 from sbops.model import Change, Plan, Reason, Result
-from sbops.probes.net import tcp_probe, wait_for_port
-from sbops.runner import display, service_restart_argv
 from sbops.probes.mongodb.reachable import observe_anonymous_listdatabases
 from sbops.probes.mongodb.session import (UNAUTHORIZED, WANTED_BIND, WILDCARDS, first_line, admin_login, app_login,
     forget, is_loopback)
+from sbops.probes.net import tcp_probe, wait_for_port
+from sbops.runner import display, service_restart_argv
 
 if TYPE_CHECKING:
     from sbops.context import Context

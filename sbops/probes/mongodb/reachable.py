@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from sbops.messages import mongodb as M
 from sbops.model import Reason, Result
-from sbops.probes.net import tcp_probe
 from sbops.probes.mongodb.session import (AUTH_DB, AUTH_FAILED, MECHANISM, UNAUTHORIZED, address, anon_client,
     app_login, first_line, guarded, Login, make_client)
+from sbops.probes.net import tcp_probe
 
 if TYPE_CHECKING:
     from sbops.context import Context

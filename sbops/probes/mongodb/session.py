@@ -8,11 +8,11 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from sbops.versions import MONGODB_SERIES
 from sbops.messages import mongodb as M
 from sbops.model import Reason, Result
 from sbops.probes.net import tcp_probe
 from sbops.secret import Secret
+from sbops.versions import MONGODB_SERIES
 
 if TYPE_CHECKING:
     from sbops.context import Context

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 from sbops.errors import NeedsCredentials
 from sbops.messages import mongodb as M
 from sbops.model import Change, Plan, Reason, Result
-from sbops.probes.net import tcp_probe
-from sbops.secret import MASK
 from sbops.probes.mongodb.access import find_admin_access
 from sbops.probes.mongodb.session import (AUTH_DB, REQUIRED_ROLES, admin_login, app_login, first_line, forget,
     guarded, users_info)
+from sbops.probes.net import tcp_probe
+from sbops.secret import MASK
 
 if TYPE_CHECKING:
     from sbops.context import Context

@@ -19,21 +19,21 @@ The names below are the public surface the checks, fixes, installer, uninstaller
 
 from __future__ import annotations
 
-from sbops.probes.mysql.session import (admin_target, classify, describe_error, error_code, greeting,
-    is_mariadb_version, LoginError, parse_greeting, Session, strip_version, version_tuple)
 from sbops.probes.mysql.access import (Access, any_session, identity_mismatch, no_access_blocker, no_access_result,
     ServerId, WrongServer)
-from sbops.probes.mysql.reachable import judge_login_error, judge_reachable, probe_auth, probe_reachable
 from sbops.probes.mysql.config import (choose_target, config_findings, file_findings, Files, judge_config,
     later_overrides, merge_cnf, plan_config, probe_config, RULES, server_argv, set_global_sql, STACKBILL_CNF,
     unread_dropins, with_file_facts)
+from sbops.probes.mysql.connections import judge_connections, probe_connections
 from sbops.probes.mysql.host_cache import (blocked_hosts, blocking_notes, flush_statements, HostCache,
     judge_host_blocked, plan_blocked_host, probe_host_blocked)
+from sbops.probes.mysql.reachable import judge_login_error, judge_reachable, probe_auth, probe_reachable
 from sbops.probes.mysql.schema import (create_database_sql, DATABASES, judge_schema, missing_databases, plan_schema,
     probe_schema, wanted_databases)
+from sbops.probes.mysql.session import (admin_target, classify, describe_error, error_code, greeting,
+    is_mariadb_version, LoginError, parse_greeting, Session, strip_version, version_tuple)
 from sbops.probes.mysql.users import (Account, account_sql, global_grants, judge_user, mask_grant, NATIVE,
     native_hash, observe_accounts, plan_user, probe_user, user_findings, user_statements, UserFinding)
-from sbops.probes.mysql.connections import judge_connections, probe_connections
 
 __all__ = ["Access", "Account", "account_sql", "admin_target", "any_session", "blocked_hosts", "blocking_notes",
     "choose_target", "classify", "config_findings", "create_database_sql", "DATABASES", "describe_error",

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 
 from sbops.messages import mysql as M
 from sbops.model import Change, Plan, Reason, Result
-from sbops.secret import MASK
 from sbops.probes.mysql.access import any_session, app_login_error, login_notes, no_access_blocker, no_access_result
 from sbops.probes.mysql.session import (ER_ACCESS_DENIED_ERROR, ER_NONEXISTING_GRANT, classify, describe_error,
     error_code, Session)
+from sbops.secret import MASK
 
 if TYPE_CHECKING:
     from sbops.context import Context

@@ -16,16 +16,16 @@ The names below are the public surface the checks, fixes, installer, uninstaller
 
 from __future__ import annotations
 
-from sbops.probes.rabbitmq.session import (amqp_handshake, Answer, classify_login_error, Handshake, Login,
-    management_port, parse_answer, username, WANT_PERMISSIONS)
-from sbops.probes.rabbitmq.reachable import judge_handshake, judge_login, probe_auth, probe_reachable
 from sbops.probes.rabbitmq.access import (Action, admin_via_api, admin_via_ctl, Ctl, ctl_failure,
     ctl_identity_mismatch, HttpAdmin, parse_tags, UserState)
-from sbops.probes.rabbitmq.users import (build_changes, guest_blockers, judge_guest, judge_permissions, plan_guest,
-    plan_user, probe_guest, probe_permissions, user_actions)
+from sbops.probes.rabbitmq.alarms import human_bytes, judge_alarms, probe_alarms
 from sbops.probes.rabbitmq.management import (judge_management, parse_plugin_list, plan_management, PluginState,
     probe_management)
-from sbops.probes.rabbitmq.alarms import human_bytes, judge_alarms, probe_alarms
+from sbops.probes.rabbitmq.reachable import judge_handshake, judge_login, probe_auth, probe_reachable
+from sbops.probes.rabbitmq.session import (amqp_handshake, Answer, classify_login_error, Handshake, Login,
+    management_port, parse_answer, username, WANT_PERMISSIONS)
+from sbops.probes.rabbitmq.users import (build_changes, guest_blockers, judge_guest, judge_permissions, plan_guest,
+    plan_user, probe_guest, probe_permissions, user_actions)
 
 __all__ = ["Action", "admin_via_api", "admin_via_ctl", "amqp_handshake", "Answer", "build_changes",
     "classify_login_error", "Ctl", "ctl_failure", "ctl_identity_mismatch", "guest_blockers", "Handshake",

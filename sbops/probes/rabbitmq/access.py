@@ -10,10 +10,10 @@ import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from sbops.runner import CommandResult, display
-from sbops.secret import MASK, Secret
 from sbops.probes.rabbitmq.session import (ADMIN_TAG, NODE_DOWN_MARKERS, VHOST, WANT_PERMISSIONS, amqp_handshake,
     Answer, Api, api, Handshake, path_permissions, path_user)
+from sbops.runner import CommandResult, display
+from sbops.secret import MASK, Secret
 
 if TYPE_CHECKING:
     from sbops.context import Context

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 from sbops.messages import rabbitmq as M
 from sbops.model import Change, Plan, Reason, Result
-from sbops.runner import display
 from sbops.probes.rabbitmq.access import ctl_failure, local_blocker
 from sbops.probes.rabbitmq.session import API_WAIT, PLUGIN, Answer, Api, api, api_base, login, overview
+from sbops.runner import display
 
 if TYPE_CHECKING:
     from sbops.context import Context

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Sequence
 
 from sbops.messages import rabbitmq as M
 from sbops.model import Change, Plan, Reason, Result
-from sbops.secret import Secret
 from sbops.probes.rabbitmq.access import (Action, admin_via_api, admin_via_ctl, Ctl, HttpAdmin, observe_user_api,
     parse_tags, UserState)
 from sbops.probes.rabbitmq.session import (ADMIN_TAG, VHOST, WANT_PERMISSIONS, Answer, api, Login, login, path_user,
     username)
+from sbops.secret import Secret
 
 if TYPE_CHECKING:
     from sbops.context import Context
