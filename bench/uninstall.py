@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sbops.install import inventory  # noqa: E402
+from sbops.uninstall import inventory  # noqa: E402
 from tests.lab.common import Blackhole  # noqa: E402
 from tests.lab.env import LabEnv  # noqa: E402
 from tests.lab.stack import LAB, up  # noqa: E402

@@ -51,8 +51,8 @@ def register(app: typer.Typer) -> None:
 
         Example: sbops uninstall --delete-pvc --delete-db --dry-run
         """
-        from sbops.install.uninstall import Levels
-        from sbops.install.uninstall_flow import run
+        from sbops.uninstall.plan import Levels
+        from sbops.uninstall.flow import run
 
         if namespace is not None and not DNS_LABEL.match(namespace):
             raise UsageError(f"--namespace: {namespace!r} is not a valid namespace name (lower case letters, digits, '-')")

@@ -15,10 +15,10 @@ if TYPE_CHECKING:
 @fix("mongodb-user", title="Create the StackBill MongoDB user, or reset its password and roles",
      repairs=("mongodb.auth", "mongodb.user"), risk=Risk.SAFE)
 def user(ctx: "Context", opts: FixOptions) -> Plan:
-    return probe.plan_user(ctx, opts)
+    return probe.plan_user(ctx)
 
 
 @fix("mongodb-config", title="Bind MongoDB to 0.0.0.0 and enable authorization in mongod.conf",
      repairs=("mongodb.bind", "mongodb.authorization"), risk=Risk.RESTARTS_SERVICE)
 def config(ctx: "Context", opts: FixOptions) -> Plan:
-    return probe.plan_config(ctx, opts)
+    return probe.plan_config(ctx, allow_restart=opts.allow_restart)

@@ -32,6 +32,9 @@ def test_healthy_server_passes(tmp_path: Path, mongo_shared: MongoLab) -> None:
     checks = make_env(tmp_path, mongo_shared).doctor("mongodb.*")
     for cid in ("mongodb.reachable", "mongodb.auth", "mongodb.user", "mongodb.authorization", "mongodb.bind"):
         assert checks[cid]["status"] == "ok", checks[cid]
+    assert {cid: checks[cid]["code"] for cid in checks} == {
+        "mongodb.reachable": "SB3000", "mongodb.auth": "SB3010", "mongodb.user": "SB3030",
+        "mongodb.authorization": "SB3021", "mongodb.bind": "SB3040", "mongodb.version": "SB3053"}
     assert checks["mongodb.reachable"]["details"]["maxWireVersion"] >= 17
     assert checks["mongodb.bind"]["details"]["source"].startswith("config file")
     # SecantusDB reports 8.2.x: not the 7.x the installer pins
@@ -77,7 +80,7 @@ def test_wrong_password_in_credentials_file(tmp_path: Path, mongo_shared: MongoL
     env = make_env(tmp_path, mongo_shared, password="WrongPassword123")
     checks = env.doctor("mongodb.*")
     assert (checks["mongodb.auth"]["status"], checks["mongodb.auth"]["reason"]) == ("fail", "auth_failed")
-    assert checks["mongodb.auth"]["details"]["code"] == 18
+    assert checks["mongodb.auth"]["code"] == "SB3011" and checks["mongodb.auth"]["details"]["code"] == 18
     assert checks["mongodb.auth"]["fix"] == "mongodb-user"
     assert "WrongPassword123" not in json.dumps(checks)
     # without an admin login sbops cannot look at the users
@@ -156,7 +159,7 @@ def test_auth_off_is_insecure_and_mongodb_config_enables_it(tmp_path: Path, mong
     mongo_lab = mongo_factory(auth=False)
     env = make_env(tmp_path, mongo_lab)
     result = env.check("mongodb.authorization")
-    assert (result["status"], result["reason"]) == ("fail", "insecure")
+    assert (result["status"], result["reason"], result["code"]) == ("fail", "insecure", "SB3020")
     assert result["fix"] == "mongodb-config"
     before = mongo_lab.conf_path.read_text()
 

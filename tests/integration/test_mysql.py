@@ -184,8 +184,8 @@ def test_blocked_host_without_performance_schema(mariadb_factory, tmp_path: Path
     server.block_host("127.0.0.2")
     env = lab_env(tmp_path, server)
     result = env.check("mysql.host-blocked")  # cannot list pod hosts, and says why
-    assert status(result) == ("warn", "no_access")
-    assert "performance_schema" in result["summary"]
+    assert status(result) == ("warn", "no_access") and result["code"] == "SB2025"  # MysqlBlockedHostsUnlisted
+    assert result["details"]["performance_schema"] is False
     env.set("mysql.source_address", "127.0.0.2")
     assert status(env.check("mysql.host-blocked")) == ("fail", "host_blocked")  # from its own login's 1129
     code, out = fix_json(env, "mysql-blocked-host")
@@ -278,9 +278,10 @@ def test_admin_socket_of_another_server_is_refused(mariadb_factory, tmp_path: Pa
     results = env.doctor("mysql.*")
     assert status(results["mysql.auth"]) == ("fail", "host_blocked")
     assert status(results["mysql.host-blocked"]) == ("fail", "host_blocked")
-    assert f"port {other.port}" in results["mysql.host-blocked"]["summary"]
+    assert results["mysql.host-blocked"]["code"] == "SB2022"  # blocks this machine, others unlisted
+    assert f"port {other.port}" in results["mysql.host-blocked"]["summary"]  # names the server it refused to read
     config = env.check("mysql.config")  # nothing read through the other server is trusted
-    assert status(config) == ("skip", "wrong_server")
+    assert status(config) == ("skip", "wrong_server") and config["code"] == "SB2009"
     assert config["details"]["reached"]["port"] == other.port and f"port {other.port}" in config["summary"]
 
     code, out = fix_json(env, "mysql-blocked-host")

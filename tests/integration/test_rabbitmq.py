@@ -54,6 +54,9 @@ def test_seeded_node_passes_every_check_and_fixes_have_nothing_to_do(node, tmp_p
     env = lab_env(tmp_path, node)
     results = env.doctor("rabbitmq.*")
     assert {cid: status(r) for cid, r in results.items()} == {cid: ("ok", "none") for cid in ALL}
+    assert {cid: r["code"] for cid, r in results.items()} == {
+        "rabbitmq.reachable": "SB4000", "rabbitmq.auth": "SB4010", "rabbitmq.management": "SB4020",
+        "rabbitmq.permissions": "SB4030", "rabbitmq.guest": "SB4040", "rabbitmq.alarms": "SB4050"}
     assert results["rabbitmq.reachable"]["details"]["product"] == "RabbitMQ"
     for name in ("rabbitmq-user", "rabbitmq-management", "rabbitmq-guest"):
         code, out = fix_json(env, name, "--dry-run")
@@ -63,7 +66,8 @@ def test_seeded_node_passes_every_check_and_fixes_have_nothing_to_do(node, tmp_p
 # -- rabbitmq.reachable --------------------------------------------------------------------------------
 def test_nothing_listening_is_refused(node, tmp_path):
     env = lab_env(tmp_path, node, port=free_port())
-    assert status(env.check("rabbitmq.reachable")) == ("fail", "refused")
+    result = env.check("rabbitmq.reachable")
+    assert status(result) == ("fail", "refused") and result["code"] == "SB4005"
 
 
 def test_blackholed_port_times_out(node, tmp_path):

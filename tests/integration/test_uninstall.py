@@ -374,8 +374,8 @@ def test_credentials_file_is_kept_when_the_drops_cannot_be_verified(
 def test_no_at_the_prompt_changes_nothing(kube: lab.KubeLab, core: Any, helm_bin: str, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     """In-process, so the confirmation can be answered (a subprocess's stdin is never a terminal)."""
-    from sbops.install.uninstall import Levels
-    from sbops.install.uninstall_flow import run
+    from sbops.uninstall.plan import Levels
+    from sbops.uninstall.flow import run
     from sbops.uninstall_cli import context
 
     env = kube_env(tmp_path / "env", kube, helm_bin).write()

@@ -1,11 +1,11 @@
-"""The option-file chain (sbops.probes.mysql_cnf) and what the mysql-config fix writes, from tables."""
+"""The option-file chain (sbops.probes.mysql.cnf) and what the mysql-config fix writes, from tables."""
 
 from __future__ import annotations
 
 import pytest
 
 from sbops.probes import mysql as m
-from sbops.probes import mysql_cnf as c
+from sbops.probes.mysql import cnf as c
 
 
 @pytest.mark.parametrize("text, entries", [

@@ -283,8 +283,8 @@ def test_user_findings(accounts: dict, expected: list[tuple[str, str]]) -> None:
 def test_user_plugin_summary() -> None:
     accounts = {"%": account("%", plugin="caching_sha2_password"), "localhost": account("localhost")}
     result = m.judge_user(m.user_findings(accounts, PW), accounts)
-    assert (result.status, result.reason) == (Status.FAIL, Reason.MISCONFIGURED)
-    assert "caching_sha2_password" in result.summary and "mysql_native_password" in result.summary
+    assert (result.status, result.reason, result.code) == (Status.FAIL, Reason.MISCONFIGURED, "SB2052")
+    assert [(f["account"], f["problem"]) for f in result.details["findings"]] == [("'stackbill'@'%'", "plugin")]
 
 
 def test_user_missing_reason() -> None:

@@ -191,7 +191,9 @@ def test_judge_permissions(state, status, reason):
 
 def test_judge_permissions_names_what_differs():
     result = r.judge_permissions(r.UserState("stackbill", True, ("management",), {**ALL, "configure": ""}))
-    assert "tags are [management]" in result.summary and "configure ''" in result.summary
+    assert (result.status, result.reason, result.code) == (Status.FAIL, Reason.MISCONFIGURED, "SB4032")
+    assert result.details["tags"] == ["management"] and result.details["permissions"]["configure"] == ""
+    assert [c.split(" ")[0] for c in result.details["changes"]] == ["set", "grant"]
 
 
 # -- guest -----------------------------------------------------------------------------------------------
@@ -230,7 +232,7 @@ HEALTHY = r.Answer(200, {"status": "ok"})
 
 
 @pytest.mark.parametrize("nodes, health, status, reason, text", [
-    ([NODE], HEALTHY, Status.OK, Reason.NONE, ""),
+    ([NODE], HEALTHY, Status.OK, Reason.NONE, None),
     ([{**NODE, "mem_alarm": True, "mem_limit": 2532}], HEALTHY, Status.FAIL, Reason.DEGRADED, "memory alarm on rabbit@h: 150.0 MB used"),
     ([{**NODE, "disk_free_alarm": True}], HEALTHY, Status.FAIL, Reason.DEGRADED, "disk alarm on rabbit@h: 50.0 GB free"),
     ([NODE], r.Answer(503, {"status": "failed", "alarms": [{"node": "rabbit@h", "resource": "memory"}]}),
@@ -243,8 +245,10 @@ HEALTHY = r.Answer(200, {"status": "ok"})
 ])
 def test_judge_alarms(nodes, health, status, reason, text):
     result = r.judge_alarms(nodes, health)
-    assert (result.status, result.reason) == (status, reason)
-    assert text in result.summary
+    code = {Reason.NONE: "SB4050", Reason.DEGRADED: "SB4051", Reason.NOT_RUNNING: "SB4052"}[reason]
+    assert (result.status, result.reason, result.code) == (status, reason, code)
+    if text is not None:  # the alarm lines or the nodes down: the finding's arguments, not its wording
+        assert text in (result.args.get("alarms") or result.args.get("nodes"))
 
 
 def test_alarm_reported_by_both_sources_is_listed_once():

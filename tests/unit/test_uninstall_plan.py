@@ -7,10 +7,10 @@ from dataclasses import replace
 
 import pytest
 
-from sbops.install.inventory import (HostInventory, Inventory, KubeInventory, KubeObject, MongoInventory,
+from sbops.uninstall.inventory import (HostInventory, Inventory, KubeInventory, KubeObject, MongoInventory,
                                      MysqlInventory, RabbitInventory)
-from sbops.install.uninstall import Levels, databases_confirmed_gone, leftovers, plan, still_there
-from sbops.install.uninstall_report import Outcome, render_plan, render_verify
+from sbops.uninstall.plan import Levels, databases_confirmed_gone, leftovers, plan, still_there
+from sbops.uninstall.report import Outcome, render_plan, render_verify
 
 NS = "sb-apps"
 CLAIM = {"name": "sb-data", "capacity": "10Gi", "storage_class": "nfs-client", "phase": "Bound",

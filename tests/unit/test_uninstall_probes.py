@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from sbops.context import Context
-from sbops.install.uninstall_apply import remove_units
-from sbops.probes import helm, k8s, mongodb, mysql
+from sbops.probes import helm, k8s
 from sbops.runner import CommandResult, RecordingRunner, succeeds
 from sbops.settings import Settings
+from sbops.uninstall import mongodb_data, mysql_data
+from sbops.uninstall.apply import remove_units
 from tests.lab.kube import helm_release_secret
 
 PVC = {"metadata": {"name": "sb-data", "resourceVersion": "42", "finalizers": ["kubernetes.io/pvc-protection"]},
@@ -80,21 +81,21 @@ def test_mongodb_database_list_leaves_out_mongodbs_own():
                             {"name": "usage", "sizeOnDisk": 1.5e6, "empty": False},
                             {"name": "local", "sizeOnDisk": 8192}, {"name": "config", "sizeOnDisk": 1},
                             {"name": "metrics", "empty": True}], "ok": 1}
-    assert mongodb.parse_database_list(answer) == [{"name": "metrics", "bytes": None, "empty": True},
+    assert mongodb_data.parse_database_list(answer) == [{"name": "metrics", "bytes": None, "empty": True},
                                                    {"name": "usage", "bytes": 1500000, "empty": False}]
 
 
 def test_mysql_drop_statements_take_any_account_name_as_parameters():
-    assert mysql.drop_user_statement("stackbill", "10.42.0.0/255.255.0.0") == (
+    assert mysql_data.drop_user_statement("stackbill", "10.42.0.0/255.255.0.0") == (
         "DROP USER IF EXISTS %s@%s", ("stackbill", "10.42.0.0/255.255.0.0"),
         "DROP USER IF EXISTS 'stackbill'@'10.42.0.0/255.255.0.0'")
-    assert mysql.drop_user_statement("o'brien", "%")[2] == "DROP USER IF EXISTS 'o\\'brien'@'%'"
-    assert mysql.drop_database_sql("configuration") == "DROP DATABASE IF EXISTS `configuration`"
-    assert mysql.tablespace_totals([("stackbill/account", 9437184), ("stackbill/usage#P#p0", 65536),
+    assert mysql_data.drop_user_statement("o'brien", "%")[2] == "DROP USER IF EXISTS 'o\\'brien'@'%'"
+    assert mysql_data.drop_database_sql("configuration") == "DROP DATABASE IF EXISTS `configuration`"
+    assert mysql_data.tablespace_totals([("stackbill/account", 9437184), ("stackbill/usage#P#p0", 65536),
                                     ("stackbillx/t", 1), ("mysql/innodb_table_stats", 2), ("innodb_system", 3)],
                                    ["stackbill", "configuration"]) == {"stackbill": 9502720, "configuration": 0}
     with pytest.raises(ValueError):
-        mysql.drop_database_sql("x`; DROP DATABASE mysql; --")
+        mysql_data.drop_database_sql("x`; DROP DATABASE mysql; --")
 
 
 def test_refresher_removal_stops_the_timer_then_deletes_the_units(tmp_path: Path):

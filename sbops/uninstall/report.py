@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sbops.install.inventory import Inventory
-from sbops.install.uninstall import LEVEL_TITLES, LEVELS, NEVER_REMOVED, Levels, Step, UninstallPlan
 from sbops.report.text import paint
+from sbops.uninstall.inventory import Inventory
+from sbops.uninstall.plan import LEVEL_TITLES, LEVELS, NEVER_REMOVED, Levels, Step, UninstallPlan
 
 
 def render_plan(inv: Inventory, plan: UninstallPlan, levels: Levels, colour: bool = False) -> str:
@@ -41,7 +41,7 @@ def render_plan(inv: Inventory, plan: UninstallPlan, levels: Levels, colour: boo
 
 @dataclass
 class Outcome:
-    """What happened when the plan was applied (filled in by uninstall_flow)."""
+    """What happened when the plan was applied (filled in by flow.py)."""
 
     name: str = ""  # uninstalled | nothing-to-do | dry-run | blocked | aborted | failed | not-finished
     applied: list[dict[str, Any]] = field(default_factory=list)  # {what, seconds}

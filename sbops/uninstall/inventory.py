@@ -3,8 +3,8 @@
 Observation only: each area (the cluster, MySQL, MongoDB, RabbitMQ, the host's files) is read through the
 probes the doctor checks use, in parallel, and comes back as plain frozen data. An area that cannot be read
 carries `error` (one line, secrets masked) instead of failing the run: the planner decides whether that
-blocks anything. The pure parsers live beside their probes (k8s.claim_facts, helm.group_releases,
-mongodb.parse_database_list, mysql.observe_database_sizes' rows).
+blocks anything. The pure parsers live beside their probes (k8s.claim_facts, helm.group_releases) or, when
+only the uninstaller needs them, in *_data.py here (mongodb_data.parse_database_list, mysql_data's sizes).
 """
 
 from __future__ import annotations
@@ -211,7 +211,8 @@ def _read_kube(ctx: "Context", namespace: str, base: dict[str, Any]) -> KubeInve
 
 def tls_users(ctx: "Context", secret: str, namespace: str, gateway: str) -> list[str]:
     """Gateways other than StackBill's that name `secret` as their credential (they would lose HTTPS)."""
-    from sbops.probes import istio, kubecommon as kc, tls
+    from sbops.probes import istio, tls
+    from sbops.probes import kubecommon as kc
 
     try:
         gateways = kc.api(ctx).list(kc.path(group=istio.GROUP, version=istio.VERSION, plural="gateways"))
@@ -231,6 +232,7 @@ def tls_users(ctx: "Context", secret: str, namespace: str, gateway: str) -> list
 
 def observe_mysql(ctx: "Context") -> MysqlInventory:
     from sbops.probes import mysql
+    from sbops.uninstall import mysql_data
 
     user = ctx.service("mysql").username or "stackbill"
     wanted = mysql.wanted_databases(ctx)
@@ -243,7 +245,7 @@ def observe_mysql(ctx: "Context") -> MysqlInventory:
         access = mysql.any_session(ctx, prefer_admin=True)
         if access.session is None:
             return MysqlInventory(user, wanted, error=f"no MySQL login works ({access.why})")
-        sizes = mysql.observe_database_sizes(access.session, wanted)
+        sizes = mysql_data.observe_database_sizes(access.session, wanted)
         databases = tuple({"name": name, **sizes[name]} for name in sorted(sizes))
         hosts = tuple(sorted(mysql.observe_accounts(access.session, user)[0]))
         return MysqlInventory(user, wanted, databases, hosts, access.session.label)
@@ -252,19 +254,19 @@ def observe_mysql(ctx: "Context") -> MysqlInventory:
 
 
 def observe_mongodb(ctx: "Context") -> MongoInventory:
-    from sbops.probes import mongodb
+    from sbops.uninstall import mongodb_data
 
     user = ctx.service("mongodb").username or "stackbill"
 
     def read() -> MongoInventory:
-        presence = mongodb.observe_user_presence(ctx)
+        presence = mongodb_data.observe_user_presence(ctx)
         if presence.exists is None:
             return MongoInventory(user, None, None, error=presence.how, databases_error=presence.how)
         if not presence.can_list_databases:
             return MongoInventory(user, presence.exists, None, presence.how,
                                   databases_error=f"cannot list databases {presence.how}")
         try:
-            databases = tuple(mongodb.observe_databases(presence.access.client))  # type: ignore[union-attr]
+            databases = tuple(mongodb_data.observe_databases(presence.access.client))  # type: ignore[union-attr]
         except Exception as exc:  # noqa: BLE001 - e.g. Unauthorized: the user's existence is still known
             return MongoInventory(user, presence.exists, None, presence.how, databases_error=failure(ctx, exc))
         return MongoInventory(user, presence.exists, databases, presence.how)
@@ -274,15 +276,16 @@ def observe_mongodb(ctx: "Context") -> MongoInventory:
 
 def observe_rabbitmq(ctx: "Context") -> RabbitInventory:
     from sbops.probes import rabbitmq
+    from sbops.uninstall import rabbitmq_data
 
     user = rabbitmq.username(ctx)
 
     def read() -> RabbitInventory:
-        backend, why = rabbitmq.removal_backend(ctx)
+        backend, why = rabbitmq_data.removal_backend(ctx)
         if backend is None:
             return RabbitInventory(user, None, error=f"no way to read RabbitMQ users: {why}")
         exists = backend.observe(user, None).exists
-        return RabbitInventory(user, exists, backend.name, rabbitmq.delete_user_change(backend, user).commands)
+        return RabbitInventory(user, exists, backend.name, rabbitmq_data.delete_user_change(backend, user).commands)
 
     return guarded(ctx, lambda why: RabbitInventory(user, None, error=why), read)
 

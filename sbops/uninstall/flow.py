@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from sbops.errors import UsageError
-from sbops.install import inventory, uninstall
-from sbops.install.inventory import REFRESHER_DIR, Inventory
-from sbops.install.uninstall import Levels, UninstallPlan
-from sbops.install.uninstall_apply import bind
-from sbops.install.uninstall_report import Outcome, document, render_plan, render_verify, summary_line
 from sbops.secret import mask_text, mask_value
+from sbops.uninstall import inventory
+from sbops.uninstall import plan as uninstall
+from sbops.uninstall.apply import bind
+from sbops.uninstall.inventory import REFRESHER_DIR, Inventory
+from sbops.uninstall.plan import Levels, UninstallPlan
+from sbops.uninstall.report import Outcome, document, render_plan, render_verify, summary_line
 
 if TYPE_CHECKING:
     from sbops.context import Context

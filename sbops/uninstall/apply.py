@@ -16,10 +16,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from sbops.install.uninstall import Step
 from sbops.model import Change
-from sbops.probes import helm, istio, k8s, mongodb, mysql, rabbitmq
+from sbops.probes import helm, istio, k8s, mysql
 from sbops.probes import kubecommon as kc
+from sbops.uninstall import mongodb_data, mysql_data, rabbitmq_data
+from sbops.uninstall.plan import Step
 
 if TYPE_CHECKING:
     from sbops.context import Context
@@ -42,9 +43,9 @@ def bind(ctx: "Context", step: Step, wait: float) -> Change:
         "delete-pvc": lambda: delete_claim(ctx, step.target[0], step.target[1], wait),
         "delete-namespace": lambda: delete_namespace(ctx, step.target[0], wait),
         "drop-mongodb-database": lambda: mongo_client(ctx).drop_database(step.target[0]),
-        "drop-mysql-database": lambda: mysql_execute(ctx, mysql.drop_database_sql(step.target[0])),
-        "drop-mysql-user": lambda: mysql_execute(ctx, *mysql.drop_user_statement(*step.target)[:2]),
-        "drop-mongodb-user": lambda: mongodb.drop_user(mongo_client(ctx), step.target[0]),
+        "drop-mysql-database": lambda: mysql_execute(ctx, mysql_data.drop_database_sql(step.target[0])),
+        "drop-mysql-user": lambda: mysql_execute(ctx, *mysql_data.drop_user_statement(*step.target)[:2]),
+        "drop-mongodb-user": lambda: mongodb_data.drop_user(mongo_client(ctx), step.target[0]),
         "delete-rabbitmq-user": lambda: delete_rabbitmq_user(ctx, step.target[0]),
         "remove-credentials": lambda: remove_files(step.target),
     }
@@ -154,16 +155,16 @@ def mysql_execute(ctx: "Context", sql: str, args: tuple[str, ...] | None = None)
 
 
 def mongo_client(ctx: "Context"):  # -> pymongo.MongoClient
-    presence = mongodb.observe_user_presence(ctx)
+    presence = mongodb_data.observe_user_presence(ctx)
     if presence.access is None:
         raise StepFailed(f"no MongoDB access: {presence.how}")
     return presence.access.client
 
 
 def delete_rabbitmq_user(ctx: "Context", user: str) -> None:
-    backend, why = rabbitmq.removal_backend(ctx)
+    backend, why = rabbitmq_data.removal_backend(ctx)
     if backend is None:
         raise StepFailed(f"no way to delete RabbitMQ users: {why}")
-    change = rabbitmq.delete_user_change(backend, user)
+    change = rabbitmq_data.delete_user_change(backend, user)
     assert change.apply is not None
     change.apply()

@@ -12,7 +12,7 @@ Levels (the original uninstall.sh's flags):
 
 The order is the safe one: stop what recreates objects (the refresher), stop the application (the release)
 before taking its storage and data away, data before the users that reach it, the passwords last.
-Nothing here does I/O; each Step's Change has no `apply` (uninstall_apply binds it).
+Nothing here does I/O; each Step's Change has no `apply` (apply.py binds it).
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sbops.install.inventory import Inventory, KubeObject
 from sbops.model import Change
-from sbops.probes import helm, k8s, mongodb, mysql
+from sbops.probes import helm, k8s
 from sbops.probes.rabbitmq import human_bytes
 from sbops.runner import display
+from sbops.uninstall import mongodb_data, mysql_data
+from sbops.uninstall.inventory import Inventory, KubeObject
 
 LEVELS = ("release", "pvc", "namespace", "mongo-data", "db")
 LEVEL_FLAGS = {"release": "", "pvc": "--delete-pvc", "namespace": "--delete-namespace",
@@ -263,7 +264,7 @@ def _plan_mongo_data(b: _Builder, inv: Inventory) -> None:
         size = size_text(db, " on disk")
         b.item("mongo-data", f"MongoDB database {db['name']}", True, "drop-mongodb-database", (db["name"],),
                f"drop MongoDB database {db['name']} ({size}), via the MongoDB driver (in mongosh: "
-               f"{mongodb.drop_database_statement(db['name'])})", size=size)
+               f"{mongodb_data.drop_database_statement(db['name'])})", size=size)
     if mongo.databases and not b.levels.mongo_data and b.levels.db:
         b.notes.append("--delete-db drops the MongoDB user but keeps MongoDB's databases: sbops cannot tell which of "
                        "them StackBill wrote (its user had root over all of them); add --delete-mongo-data to drop "
@@ -282,11 +283,11 @@ def _plan_databases(b: _Builder, inv: Inventory) -> None:
             what = f"MySQL database {name}"
             size = mysql_size(entry) if entry else ""
             b.item("db", what, entry is not None, "drop-mysql-database", (name,), f"drop {what} ({size})",
-                   mysql.drop_database_sql(name), size=size)
+                   mysql_data.drop_database_sql(name), size=size)
         if not my.hosts:
             b.absent("db", f"MySQL user {my.user}", "no account")
         for account_host in my.hosts:
-            _, _, shown = mysql.drop_user_statement(my.user, account_host)
+            _, _, shown = mysql_data.drop_user_statement(my.user, account_host)
             account = f"MySQL account '{my.user}'@'{account_host}'"
             b.item("db", account, True, "drop-mysql-user", (my.user, account_host), f"drop {account} and its grants",
                    shown)
@@ -295,7 +296,7 @@ def _plan_databases(b: _Builder, inv: Inventory) -> None:
     else:
         b.item("db", f"MongoDB user {mongo.user}", mongo.user_exists, "drop-mongodb-user", (mongo.user,),
                f"drop MongoDB user {mongo.user} (admin) via the MongoDB driver (in mongosh: "
-               f"{mongodb.drop_user_statement(mongo.user)}); its databases' data stays unless --delete-mongo-data",
+               f"{mongodb_data.drop_user_statement(mongo.user)}); its databases' data stays unless --delete-mongo-data",
                why_gone=f"does not exist ({mongo.via})")
     if rabbit.exists is None:
         _unmeasured(b, f"RabbitMQ: {rabbit.error}")
