@@ -20,7 +20,6 @@ from sbops.model import Change, Plan, Reason
 from sbops.probes.net import tcp_probe, wait_for_port
 from sbops.probes.system import (ServiceFacts, apt_install_argv, apt_update_argv, enable_now_argv, installed_packages,
                                  os_release, service_actions)
-from sbops.registry import FixOptions
 from sbops.runner import display
 
 if TYPE_CHECKING:
@@ -169,25 +168,22 @@ MONGODB = Server(
     lambda run: v.MONGODB_PACKAGES, lambda run: str(run.settings["mongodb.service"]), mongodb_repo,
 )
 
-RESTART = FixOptions(allow_restart=True)
-
-
 def plan_mongodb_bind(run: "Run", ctx: "Context") -> Plan:
     from sbops.probes import mongodb
 
-    return mongodb.plan_config(ctx, RESTART, keys=frozenset({"bindIp"}))
+    return mongodb.plan_config(ctx, allow_restart=True, keys=frozenset({"bindIp"}))
 
 
 def plan_mongodb_user(run: "Run", ctx: "Context") -> Plan:
     from sbops.probes import mongodb
 
-    return mongodb.plan_user(ctx, RESTART)
+    return mongodb.plan_user(ctx)
 
 
 def plan_mongodb_authorization(run: "Run", ctx: "Context") -> Plan:
     from sbops.probes import mongodb
 
-    return mongodb.plan_config(ctx, RESTART, keys=frozenset({"authorization"}))
+    return mongodb.plan_config(ctx, allow_restart=True, keys=frozenset({"authorization"}))
 
 
 # -- RabbitMQ ----------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ import pytest
 
 from sbops.context import Context
 from sbops.credentials import Credentials, Service
-from sbops.registry import FixOptions
 from sbops.runner import RecordingRunner
 from sbops.secret import Secret
 from sbops.settings import Settings
@@ -31,32 +30,32 @@ def make_ctx(files: dict[str, str], *, host: str = "127.0.0.1", password: str | 
 
 def test_config_missing_file_is_a_blocker(tmp_path: Path) -> None:
     ctx, _ = make_ctx({}, **{"mongodb.config_file": str(tmp_path / "none.conf")})
-    plan = m.plan_config(ctx, FixOptions())
+    plan = m.plan_config(ctx)
     assert plan.blockers and "mongodb.config_file" in plan.blockers[0] and not plan.changes
 
 
 def test_config_remote_server_is_a_blocker() -> None:
     ctx, _ = make_ctx({CONF: LOOPBACK_WITH_AUTH}, host="192.0.2.10")
-    plan = m.plan_config(ctx, FixOptions())
+    plan = m.plan_config(ctx)
     assert plan.blockers and "not on this host" in plan.blockers[0]
 
 
 def test_config_invalid_yaml_is_a_blocker() -> None:
     ctx, _ = make_ctx({CONF: "net: [unclosed\n"})
-    plan = m.plan_config(ctx, FixOptions())
+    plan = m.plan_config(ctx)
     assert plan.blockers and "invalid YAML" in plan.blockers[0]
 
 
 def test_config_nothing_to_do() -> None:
     ctx, _ = make_ctx({CONF: GOOD})
-    plan = m.plan_config(ctx, FixOptions())
+    plan = m.plan_config(ctx)
     assert plan.empty and not plan.blockers and plan.nothing_to_do
 
 
 @pytest.mark.parametrize("restart", [False, True])
 def test_config_bind_edit_and_restart_consent(restart: bool) -> None:
     ctx, runner = make_ctx({CONF: LOOPBACK_WITH_AUTH}, **{"mongodb.restart_command": "/usr/local/bin/restart-mongo now"})
-    plan = m.plan_config(ctx, FixOptions(allow_restart=restart))
+    plan = m.plan_config(ctx, allow_restart=restart)
     assert not plan.blockers
     assert "net.bindIp: 0.0.0.0 (was '127.0.0.1')" in plan.changes[0].description
     if restart:
@@ -71,24 +70,24 @@ def test_config_bind_edit_and_restart_consent(restart: bool) -> None:
 
 def test_config_default_restart_is_systemctl() -> None:
     ctx, _ = make_ctx({CONF: LOOPBACK_WITH_AUTH})
-    plan = m.plan_config(ctx, FixOptions(allow_restart=True))
+    plan = m.plan_config(ctx, allow_restart=True)
     assert plan.changes[-1].commands == ("systemctl restart mongod",)
 
 
 def test_config_will_not_enable_authorization_without_a_working_login() -> None:
     ctx, runner = make_ctx({CONF: NO_AUTH})  # the server is down: the login cannot be proven
-    plan = m.plan_config(ctx, FixOptions(allow_restart=True))
+    plan = m.plan_config(ctx, allow_restart=True)
     assert plan.blockers and "mongodb-user" in plan.blockers[0] and not plan.changes
     assert runner.writes == []
 
 
 def test_user_without_password_is_a_blocker() -> None:
     ctx, _ = make_ctx({}, password=None)
-    plan = m.plan_user(ctx, FixOptions())
+    plan = m.plan_user(ctx)
     assert plan.blockers and "Password" in plan.blockers[0]
 
 
 def test_user_with_server_down_is_a_blocker() -> None:
     ctx, _ = make_ctx({})
-    plan = m.plan_user(ctx, FixOptions())
+    plan = m.plan_user(ctx)
     assert plan.blockers and "not reachable" in plan.blockers[0] and "refused" in plan.blockers[0]
