@@ -114,7 +114,8 @@ def is_fixed(outcomes: list[Outcome], repairs: tuple[str, ...]) -> bool:
 def _plan(ctx: "Context", spec: Fix, params: dict[str, Any]) -> Plan:
     unknown = sorted(set(params) - set(spec.params))
     if unknown:  # the CLI refuses such flags first: this is a caller's mistake, not the user's
-        raise ValueError(f"fix {spec.name} accepts no {', '.join(unknown)} (it accepts: {', '.join(spec.params) or 'nothing'})")
+        accepted = ", ".join(spec.params) or "nothing"
+        raise ValueError(f"fix {spec.name} accepts no {', '.join(unknown)} (it accepts: {accepted})")
     try:
         return spec.plan(ctx, **params)
     except (NeedsCredentials, NoKubeconfig) as exc:

@@ -168,6 +168,7 @@ MONGODB = Server(
     lambda run: v.MONGODB_PACKAGES, lambda run: str(run.settings["mongodb.service"]), mongodb_repo,
 )
 
+
 def plan_mongodb_bind(run: "Run", ctx: "Context") -> Plan:
     from sbops.probes import mongodb
 
