@@ -25,6 +25,7 @@ from sbops.secret import MASK, Secret
 
 if TYPE_CHECKING:
     from sbops.context import Context
+    from sbops.registry import FixOptions
 
 AUTH_FAILED = 18  # AuthenticationFailed: wrong password or no such user
 UNAUTHORIZED = 13  # Unauthorized: not logged in, or the login lacks the privilege
@@ -606,7 +607,7 @@ def localhost_exception_blocker(host: str, anon: Any) -> str:
     return ""
 
 
-def plan_user(ctx: "Context") -> Plan:
+def plan_user(ctx: "Context", opts: "FixOptions") -> Plan:
     from pymongo.errors import PyMongoError
 
     host, port = ctx.endpoint("mongodb")
@@ -798,7 +799,7 @@ def running_differs(doc: Any, authz_enforced: bool | None, listeners: list[str] 
     return why
 
 
-def plan_config(ctx: "Context", *, allow_restart: bool = False, keys: frozenset[str] = CONFIG_KEYS) -> Plan:
+def plan_config(ctx: "Context", opts: "FixOptions", keys: frozenset[str] = CONFIG_KEYS) -> Plan:
     """bindIp and authorization in mongod.conf, then a restart. `keys` limits it to one of the two: the
     installer binds first, creates the user while authorization is off, then enables authorization."""
     from pymongo.errors import PyMongoError
@@ -859,7 +860,7 @@ def plan_config(ctx: "Context", *, allow_restart: bool = False, keys: frozenset[
                               (), write, (file_diff(str(path), text, new_text, ctx.secrets()),)))
     argv = service_restart_argv(str(ctx.settings["mongodb.service"]), str(ctx.settings["mongodb.restart_command"]))
     why_restart = "to apply the new config" if edits else "because " + " and ".join(pending)
-    if allow_restart:
+    if opts.allow_restart:
         def restart() -> None:
             result = ctx.runner.run(argv, timeout=120)
             forget(ctx)
