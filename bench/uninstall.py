@@ -46,7 +46,7 @@ def cli_seconds(env: LabEnv, runs: int = RUNS) -> tuple[float, int]:
 
 
 def inventory_seconds(env: LabEnv, runs: int = RUNS) -> float:
-    from sbops.uninstall_cli import context
+    from sbops.cli.uninstall import context
 
     times = []
     for _ in range(runs):

@@ -16,7 +16,7 @@ from sbops.engine import Outcome, run_checks
 from sbops.errors import NeedsCredentials, UsageError
 from sbops.kube import NoKubeconfig
 from sbops.model import Plan, Reason, Status
-from sbops.registry import Check, Fix, FixOptions, Registry
+from sbops.registry import Check, Fix, Registry
 from sbops.secret import mask_text, mask_value
 
 if TYPE_CHECKING:
@@ -111,19 +111,24 @@ def is_fixed(outcomes: list[Outcome], repairs: tuple[str, ...]) -> bool:
     return True
 
 
-def _plan(ctx: "Context", spec: Fix, opts: FixOptions) -> Plan:
+def _plan(ctx: "Context", spec: Fix, params: dict[str, Any]) -> Plan:
+    unknown = sorted(set(params) - set(spec.params))
+    if unknown:  # the CLI refuses such flags first: this is a caller's mistake, not the user's
+        accepted = ", ".join(spec.params) or "nothing"
+        raise ValueError(f"fix {spec.name} accepts no {', '.join(unknown)} (it accepts: {accepted})")
     try:
-        return spec.plan(ctx, opts)
+        return spec.plan(ctx, **params)
     except (NeedsCredentials, NoKubeconfig) as exc:
         return Plan(blockers=(str(exc),))
 
 
 def run_fix(
-    ctx: "Context", registry: Registry, spec: Fix, *, yes: bool, dry_run: bool, options: FixOptions,
+    ctx: "Context", registry: Registry, spec: Fix, *, yes: bool, dry_run: bool, params: dict[str, Any] | None = None,
     json_output: bool = False, colour: bool = False,
 ) -> int:
+    """`params`: the keyword arguments of the fix's plan (see Fix.params), e.g. {"allow_restart": True}."""
     out: dict[str, Any] = {"fix": spec.name, "risk": spec.risk.value, "repairs": list(spec.repairs)}
-    plan = _plan(ctx, spec, options)
+    plan = _plan(ctx, spec, params or {})
     out["plan"] = {
         "blockers": list(plan.blockers), "notes": list(plan.notes), "nothing_to_do": plan.nothing_to_do,
         "changes": [{"description": c.description, "commands": list(c.commands),

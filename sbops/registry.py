@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import inspect
 import pkgutil
 from dataclasses import dataclass
 from enum import Enum
@@ -74,33 +75,13 @@ class Check:
 
 
 @dataclass(frozen=True)
-class FixOptions:
-    """What the user passed to `sbops fix`. Fields other than allow_restart apply only to the fixes that
-    declare them in `options` (the CLI refuses them elsewhere)."""
-
-    allow_restart: bool = False
-    workload: str | None = None  # restart-workload: the Deployment to restart
-    cert: str | None = None  # tls-secret: certificate (full chain) file
-    key: str | None = None  # tls-secret: private key file
-    token_file: str | None = None  # ecr-refresh: a file holding an ECR token ('-': stdin)
-    profile: str | None = None  # ecr-refresh: AWS profile
-    region: str | None = None  # ecr-refresh: AWS region
-    http_port: int | None = None  # istio-nodeports: the HTTP nodePort the user names (moves a working one)
-    https_port: int | None = None  # istio-nodeports: the HTTPS nodePort the user names
-
-
-OPTION_FLAGS = {"workload": "--workload", "cert": "--cert", "key": "--key", "token_file": "--token-file",
-                "profile": "--profile", "region": "--region", "http_port": "--http-port", "https_port": "--https-port"}
-
-
-@dataclass(frozen=True)
 class Fix:
     name: str
     title: str
     repairs: tuple[str, ...]
     risk: Risk
-    plan: Callable[["Context", FixOptions], Plan]
-    options: tuple[str, ...] = ()  # FixOptions fields this fix reads
+    plan: Callable[..., Plan]  # plan(ctx, **params)
+    params: tuple[str, ...] = ()  # the keyword arguments plan accepts (the CLI turns flags into them)
 
 
 class Registry:
@@ -176,14 +157,24 @@ def check(
     return register
 
 
+def keyword_params(name: str, plan: Callable[..., Plan]) -> tuple[str, ...]:
+    """The keyword arguments a fix declaration accepts, read from its signature: `def plan(ctx, *,
+    allow_restart: bool = False)`. Each has a default, so a fix runs with none of them given."""
+    parameters = list(inspect.signature(plan).parameters.values())
+    if not parameters or parameters[0].kind not in (inspect.Parameter.POSITIONAL_ONLY,
+                                                    inspect.Parameter.POSITIONAL_OR_KEYWORD):
+        raise ValueError(f"fix {name}: its plan takes the Context as first argument")
+    for item in parameters[1:]:
+        if item.kind is not inspect.Parameter.KEYWORD_ONLY or item.default is inspect.Parameter.empty:
+            raise ValueError(f"fix {name}: parameter {item.name} must be keyword-only with a default (after `*`)")
+    return tuple(item.name for item in parameters[1:])
+
+
 def fix(
-    name: str, *, title: str, repairs: tuple[str, ...], risk: Risk, options: tuple[str, ...] = ()
-) -> Callable[[Callable[["Context", FixOptions], Plan]], Callable[["Context", FixOptions], Plan]]:
-    def register(plan: Callable[["Context", FixOptions], Plan]) -> Callable[["Context", FixOptions], Plan]:
-        unknown = set(options) - set(OPTION_FLAGS)
-        if unknown:
-            raise ValueError(f"fix {name}: unknown options {sorted(unknown)}")
-        REGISTRY.add_fix(Fix(name, title, tuple(repairs), risk, plan, tuple(options)))
+    name: str, *, title: str, repairs: tuple[str, ...], risk: Risk
+) -> Callable[[Callable[..., Plan]], Callable[..., Plan]]:
+    def register(plan: Callable[..., Plan]) -> Callable[..., Plan]:
+        REGISTRY.add_fix(Fix(name, title, tuple(repairs), risk, plan, keyword_params(name, plan)))
         return plan
 
     return register

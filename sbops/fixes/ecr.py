@@ -9,15 +9,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sbops.model import Plan
-from sbops.registry import FixOptions, Risk, fix
+from sbops.registry import Risk, fix
 
 if TYPE_CHECKING:
     from sbops.context import Context
 
 
 @fix("ecr-refresh", title="replace the ECR pull secret with a fresh token and delete pods stuck in ImagePullBackOff",
-     repairs=("ecr.secret", "ecr.expiry"), risk=Risk.SAFE, options=("token_file", "profile", "region"))
-def refresh(ctx: "Context", opts: FixOptions) -> Plan:
+     repairs=("ecr.secret", "ecr.expiry"), risk=Risk.SAFE)
+def refresh(ctx: "Context", *, token_file: str | None = None, profile: str | None = None,
+            region: str | None = None) -> Plan:
     from sbops.probes import ecr
 
-    return ecr.plan_refresh(ctx, opts)
+    return ecr.plan_refresh(ctx, token_file=token_file, profile=profile, region=region)

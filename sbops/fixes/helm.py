@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from sbops.model import Plan
 from sbops.probes import helm as probe
-from sbops.registry import FixOptions, Risk, fix
+from sbops.registry import Risk, fix
 
 if TYPE_CHECKING:
     from sbops.context import Context
@@ -14,5 +14,5 @@ if TYPE_CHECKING:
 
 @fix("helm-rollback", title="Roll the release back to its last deployed revision (helm rollback)",
      repairs=("helm.release",), risk=Risk.RESTARTS_SERVICE)
-def rollback(ctx: "Context", opts: FixOptions) -> Plan:
+def rollback(ctx: "Context") -> Plan:
     return probe.plan_rollback(ctx)

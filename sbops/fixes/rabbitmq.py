@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sbops.model import Plan
-from sbops.registry import FixOptions, Risk, fix
+from sbops.registry import Risk, fix
 
 if TYPE_CHECKING:
     from sbops.context import Context
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 @fix("rabbitmq-user", title="create or repair the stackbill user (password, administrator tag, '.*' on vhost /)",
      repairs=("rabbitmq.auth", "rabbitmq.permissions"), risk=Risk.SAFE)
-def user(ctx: "Context", opts: FixOptions) -> Plan:
+def user(ctx: "Context") -> Plan:
     from sbops.probes import rabbitmq
 
     return rabbitmq.plan_user(ctx)
@@ -22,7 +22,7 @@ def user(ctx: "Context", opts: FixOptions) -> Plan:
 # Enabling a plugin starts its listener inside the running broker: no restart, no data touched.
 @fix("rabbitmq-management", title="enable the rabbitmq_management plugin and wait for its API",
      repairs=("rabbitmq.management",), risk=Risk.SAFE)
-def management(ctx: "Context", opts: FixOptions) -> Plan:
+def management(ctx: "Context") -> Plan:
     from sbops.probes import rabbitmq
 
     return rabbitmq.plan_management(ctx)
@@ -30,7 +30,7 @@ def management(ctx: "Context", opts: FixOptions) -> Plan:
 
 @fix("rabbitmq-guest", title="delete the default guest user (only once stackbill works as administrator)",
      repairs=("rabbitmq.guest",), risk=Risk.CHANGES_DATA)
-def guest(ctx: "Context", opts: FixOptions) -> Plan:
+def guest(ctx: "Context") -> Plan:
     from sbops.probes import rabbitmq
 
     return rabbitmq.plan_guest(ctx)

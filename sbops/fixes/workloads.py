@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from sbops.model import Plan
 from sbops.probes import pods as probe
-from sbops.registry import FixOptions, Risk, fix
+from sbops.registry import Risk, fix
 
 if TYPE_CHECKING:
     from sbops.context import Context
@@ -14,6 +14,6 @@ if TYPE_CHECKING:
 
 @fix("restart-workload", title="Rollout-restart the Deployments whose pods crash-loop or are not Ready "
                                "(or the one given with --workload)",
-     repairs=("pods.ready",), risk=Risk.RESTARTS_SERVICE, options=("workload",))
-def restart(ctx: "Context", opts: FixOptions) -> Plan:
-    return probe.plan_restart(ctx, opts)
+     repairs=("pods.ready",), risk=Risk.RESTARTS_SERVICE)
+def restart(ctx: "Context", *, workload: str | None = None) -> Plan:
+    return probe.plan_restart(ctx, workload=workload)

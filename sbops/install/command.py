@@ -1,5 +1,5 @@
 """`sbops install` from parsed flags to exit code: settings, credentials, validation, the plan and its
-confirmation, the run with its log and resume state, the recap. The typer layer (sbops/install_cli.py)
+confirmation, the run with its log and resume state, the recap. The typer layer (sbops/cli/install.py)
 only parses flags.
 
 Exit codes: 0 installed (or nothing to do, or a plan that can run); 2 usage or validation error (nothing

@@ -16,7 +16,6 @@ from sbops.diff import file_diff
 from sbops.install.run import wait_for
 from sbops.install.steps import KUBERNETES, Resource, Step, Verify
 from sbops.model import Change, Plan, Reason, Status
-from sbops.registry import FixOptions
 
 if TYPE_CHECKING:
     from sbops.context import Context
@@ -73,7 +72,7 @@ def plan_refresher(run: "Run", ctx: "Context") -> Plan:
 def plan_tls(run: "Run", ctx: "Context") -> Plan:
     from sbops.probes import tls
 
-    return tls.plan_secret(ctx, FixOptions(cert=run.options.ssl_cert or None, key=run.options.ssl_key or None))
+    return tls.plan_secret(ctx, cert_file=run.options.ssl_cert or None, key_file=run.options.ssl_key or None)
 
 
 # -- the Helm release ------------------------------------------------------------------------------

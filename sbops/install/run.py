@@ -134,13 +134,12 @@ class Run:
         """The ECR token, obtained once per run (a token on stdin can be read only once); raises
         ecr.TokenError, remembered, when there is none."""
         from sbops.probes import ecr
-        from sbops.registry import FixOptions
 
         if self._token is None:
             if self._token_error:
                 raise ecr.TokenError(self._token_error)
             try:
-                self._token = ecr.get_token(ctx, env=self.env, opts=FixOptions(token_file=self.options.ecr_token_file or None))
+                self._token = ecr.get_token(ctx, env=self.env, token_file=self.options.ecr_token_file or None)
             except ecr.TokenError as exc:
                 self._token_error = str(exc)
                 raise

@@ -27,7 +27,6 @@ from sbops.model import Change, Plan, Result, Status
 from sbops.secret import Secret
 
 if TYPE_CHECKING:
-    from sbops.registry import FixOptions
     from sbops.context import Context
 
 DOCKERCONFIGJSON = "kubernetes.io/dockerconfigjson"
@@ -339,11 +338,11 @@ def token_from_aws(ctx: "Context", profile: str | None = None, region: str | Non
     return token_from_text(token, where, expires.astimezone(timezone.utc) if isinstance(expires, datetime) else None)
 
 
-def get_token(ctx: "Context", env: Mapping[str, str] | None = None, stdin: Any = None,
-              opts: "FixOptions | None" = None) -> Token:
+def get_token(ctx: "Context", *, env: Mapping[str, str] | None = None, stdin: Any = None, token_file: str | None = None,
+              profile: str | None = None, region: str | None = None) -> Token:
     """--token-file / ecr.token_file (`-` = stdin), else $AWS_ECR_TOKEN, else the AWS API."""
     env = os.environ if env is None else env
-    path = (opts.token_file if opts and opts.token_file else "") or str(ctx.settings["ecr.token_file"])
+    path = token_file or str(ctx.settings["ecr.token_file"])
     if path == "-":
         return token_from_text((stdin or sys.stdin).read(), "standard input")
     if path:
@@ -355,7 +354,7 @@ def get_token(ctx: "Context", env: Mapping[str, str] | None = None, stdin: Any =
             raise TokenError(f"{path}: the token file is not UTF-8 text") from None
     if env.get(TOKEN_ENV):
         return token_from_text(env[TOKEN_ENV], f"env {TOKEN_ENV}")
-    return token_from_aws(ctx, opts.profile if opts else None, opts.region if opts else None)
+    return token_from_aws(ctx, profile, region)
 
 
 # -- the plan ----------------------------------------------------------------------------------------
@@ -369,7 +368,8 @@ def refresh_needed(state: SecretState, registry: str, now: datetime, warn_hours:
     return None
 
 
-def plan_ensure(ctx: "Context", opts: "FixOptions | None" = None, source: "Callable[[], Token] | None" = None) -> Plan:
+def plan_ensure(ctx: "Context", *, token_file: str | None = None, profile: str | None = None, region: str | None = None,
+                source: "Callable[[], Token] | None" = None) -> Plan:
     """The installer's pull secret: left alone while its token is valid (so a second install changes
     nothing), else what ecr-refresh does. `source`, when given, is called for the token instead of
     get_token (the installer fetches it once per run: a token on stdin can be read only once)."""
@@ -386,11 +386,12 @@ def plan_ensure(ctx: "Context", opts: "FixOptions | None" = None, source: "Calla
     if why is None:
         verdict = judge_expiry(state, registry, datetime.now(timezone.utc), float(ctx.settings["ecr.warn_hours"]))
         return Plan(nothing_to_do=f"{verdict.summary} (`sbops fix ecr-refresh` renews it)")
-    plan = plan_refresh(ctx, opts, source)
+    plan = plan_refresh(ctx, token_file=token_file, profile=profile, region=region, source=source)
     return Plan(plan.changes, plan.blockers, (f"a new token is needed: {why.summary}", *plan.notes), plan.nothing_to_do)
 
 
-def plan_refresh(ctx: "Context", opts: "FixOptions | None" = None, source: "Callable[[], Token] | None" = None) -> Plan:
+def plan_refresh(ctx: "Context", *, token_file: str | None = None, profile: str | None = None, region: str | None = None,
+                 source: "Callable[[], Token] | None" = None) -> Plan:
     """Replace the pull secret with a fresh token, annotate its expiry, delete pods stuck pulling images.
 
     Deleting those pods is safe: they are not Ready (a container waits for its image), so they serve
@@ -408,7 +409,7 @@ def plan_refresh(ctx: "Context", opts: "FixOptions | None" = None, source: "Call
             return Plan(blockers=(kubecommon.api_failure_summary("read the pull secret and pods", exc),))
         raise
     try:
-        token = source() if source is not None else get_token(ctx, opts=opts)
+        token = source() if source is not None else get_token(ctx, token_file=token_file, profile=profile, region=region)
     except TokenError as exc:
         return Plan(blockers=(f"no ECR token: {exc} (configure AWS credentials for boto3, set ecr.profile, "
                               f"or give a token with ecr.token_file / {TOKEN_ENV})",))

@@ -713,13 +713,14 @@ def _live_ports(ctx: "Context") -> tuple[int, int, str]:
     return cfg["http"], cfg["https"], "settings nodeport_http/nodeport_https"
 
 
-def plan_nodeports(ctx: "Context", allow_restart: bool, requested: tuple[int | None, int | None] = (None, None),
-                   installer: bool = False) -> Plan:
-    """Make the ingress Service NodePort with two nodePorts. Working ports stay unless `requested` names
-    others (the fix's --http-port/--https-port). The installer (`installer`) also resets the ports of a
+def plan_nodeports(ctx: "Context", *, allow_restart: bool = False, http_port: int | None = None,
+                   https_port: int | None = None, installer: bool = False) -> Plan:
+    """Make the ingress Service NodePort with two nodePorts. Working ports stay unless `http_port`/`https_port`
+    name others (the fix's --http-port/--https-port). The installer (`installer`) also resets the ports of a
     Service that is not yet NodePort (Istio's demo profile makes it LoadBalancer on random ports) to the
     configured ones; one that is NodePort was set up by an installer and keeps its ports."""
 
+    requested = (http_port, https_port)
     cfg = _settings(ctx)
     ns, name = cfg["istio_ns"], cfg["service"]
     try:

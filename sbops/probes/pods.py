@@ -259,9 +259,9 @@ def restart_patch(now: datetime) -> dict[str, Any]:
     return {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
 
 
-def plan_restart(ctx: "Context", opts: Any) -> Plan:
+def plan_restart(ctx: "Context", *, workload: str | None = None) -> Plan:
     ns = kc.namespace(ctx)
-    target = getattr(opts, "workload", None) or getattr(opts, "target", None)
+    target = workload
     try:
         api = kc.api(ctx)
         if target:

@@ -354,11 +354,11 @@ def probe_certificate(ctx: "Context") -> Result:
 
 
 # -- the plan ----------------------------------------------------------------------------------------
-def files_from(ctx: "Context", opts: Any) -> tuple[str, str]:
-    """--cert/--key when the core has them (opts.cert/opts.key), else settings tls.cert_file/tls.key_file
+def files_from(ctx: "Context", cert_file: str | None = None, key_file: str | None = None) -> tuple[str, str]:
+    """The fix's --cert/--key (the installer's --ssl-cert/--ssl-key), else settings tls.cert_file/tls.key_file
     (env SBOPS_TLS_CERT_FILE / SBOPS_TLS_KEY_FILE)."""
-    cert = getattr(opts, "cert", None) or str(ctx.settings["tls.cert_file"])
-    key = getattr(opts, "key", None) or str(ctx.settings["tls.key_file"])
+    cert = cert_file or str(ctx.settings["tls.cert_file"])
+    key = key_file or str(ctx.settings["tls.key_file"])
     return str(cert or ""), str(key or "")
 
 
@@ -375,7 +375,7 @@ def pair_problems(cert_pem: bytes, key_pem: bytes, domain: str, now: datetime) -
     return [r.summary for r in certificate_findings(cert_pem, key_pem, domain, now, 0.0) if r.status is Status.FAIL]
 
 
-def plan_secret(ctx: "Context", opts: Any) -> Plan:
+def plan_secret(ctx: "Context", *, cert_file: str | None = None, key_file: str | None = None) -> Plan:
     """Create/replace the kubernetes.io/tls secret in tls.namespace from files, or copy a valid misplaced one."""
     from sbops.probes import kubecommon
 
@@ -384,7 +384,7 @@ def plan_secret(ctx: "Context", opts: Any) -> Plan:
     state = _observe(ctx)
     if isinstance(state, Result):
         return Plan(blockers=(state.summary,))
-    cert_file, key_file = files_from(ctx, opts)
+    cert_file, key_file = files_from(ctx, cert_file, key_file)
     notes = [f"secret name from {state.source}"]
     if not domain:
         notes.append("domain unknown (set `domain`): the certificate's names were not checked")

@@ -155,7 +155,7 @@ def check_serialized(text: str, expected: Any, secrets: list[str], where: str) -
 def test_masking_fuzzed_over_random_secrets_and_evidence(tmp_path: Path) -> None:
     rng = random.Random(SEED)
     check = Check("fuzz.check", "host", "fuzz", Severity.CRITICAL, lambda c: None, no_fix="test")
-    fix = Fix("fuzz-fix", "fuzz", ("fuzz.check",), Risk.SAFE, lambda c, o: Plan())
+    fix = Fix("fuzz-fix", "fuzz", ("fuzz.check",), Risk.SAFE, lambda c: Plan())
     started = datetime(2026, 11, 30, tzinfo=timezone.utc)
     journals = 0
     for round_no in range(ROUNDS):

@@ -376,7 +376,7 @@ def test_no_at_the_prompt_changes_nothing(kube: lab.KubeLab, core: Any, helm_bin
     """In-process, so the confirmation can be answered (a subprocess's stdin is never a terminal)."""
     from sbops.uninstall.plan import Levels
     from sbops.uninstall.flow import run
-    from sbops.uninstall_cli import context
+    from sbops.cli.uninstall import context
 
     env = kube_env(tmp_path / "env", kube, helm_bin).write()
     ctx = context(str(env.config_path), str(env.credentials_path), None, None, None, None)

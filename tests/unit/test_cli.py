@@ -105,3 +105,23 @@ def test_bad_kubeconfig_names_the_file(tmp_path):
     empty.write_text("apiVersion: v1\nkind: Config\nclusters: []\n")
     one_line_usage_error(sbops("doctor", "--layer", "host", "--kubeconfig", str(empty)), str(empty), "no clusters")
     one_line_usage_error(sbops("doctor", env={"KUBECONFIG": str(missing)}), str(missing), "KUBECONFIG")
+
+
+def test_command_modules_share_options_and_import_no_other_command():
+    """sbops/cli/__init__.py assembles the commands; each command module imports only sbops.cli.options from
+    the package, so no import cycle and no registration order exist between them."""
+    import ast
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[2] / "sbops" / "cli"
+    modules = sorted(p for p in package.glob("*.py") if p.name != "__init__.py")
+    assert {p.stem for p in modules} >= {"doctor", "fix", "install", "uninstall", "ecr", "exporter", "options"}
+    for path in modules:
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sbops.cli"):
+                imported.add(node.module if node.module != "sbops.cli" else "sbops.cli:" + ",".join(a.name for a in node.names))
+            elif isinstance(node, ast.Import):
+                imported.update(a.name for a in node.names if a.name.startswith("sbops.cli"))
+        allowed = set() if path.stem == "options" else {"sbops.cli.options"}
+        assert imported <= allowed, f"{path.name} imports {sorted(imported - allowed)}"

@@ -45,7 +45,7 @@ def test_secrets_never_reach_the_diff_or_json() -> None:
 
 
 def test_render_plan_shows_the_diff() -> None:
-    spec = Fix("demo", "demo fix", ("x.check",), Risk.SAFE, lambda ctx, opts: Plan())
+    spec = Fix("demo", "demo fix", ("x.check",), Risk.SAFE, lambda ctx: Plan())
     change = Change("write /etc/x.cnf", (), None, (d.file_diff("/etc/x.cnf", "a = 1\n", "a = 2\n"),))
     text = render_plan(spec, Plan(changes=(change,)))
     assert "       --- /etc/x.cnf (current)" in text and "       -a = 1" in text and "       +a = 2" in text

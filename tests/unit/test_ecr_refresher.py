@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sbops import ecr_cli, shipped
+from sbops import shipped
+from sbops.cli import ecr as ecr_cli
 from sbops.runner import CommandResult, RecordingRunner, succeeds
 
 

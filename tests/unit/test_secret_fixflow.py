@@ -14,7 +14,7 @@ from sbops.context import Context
 from sbops.credentials import Credentials, Service
 from sbops.fixflow import EXIT_FIXED, EXIT_INTERRUPTED, EXIT_NOT_FIXED, run_fix
 from sbops.model import Change, Plan, Reason, Severity, fail, ok
-from sbops.registry import Check, Fix, FixOptions, Registry, Risk
+from sbops.registry import Check, Fix, Registry, Risk
 from sbops.secret import MASK, Secret
 from sbops.settings import Settings
 from tests.faults.leaks import json_leaks, text_leaks
@@ -33,14 +33,14 @@ def registry(plan: Plan, healthy: list[bool]) -> Registry:
     reg.add_check(Check("t.thing", "host", "thing", Severity.CRITICAL,
                         lambda _: ok("fine", port=2049) if healthy[0] else fail(Reason.MISSING, "gone", port=2049),
                         fix="t-fix"))
-    reg.add_fix(Fix("t-fix", "repair the thing", ("t.thing",), Risk.SAFE, lambda ctx, opts: plan))
+    reg.add_fix(Fix("t-fix", "repair the thing", ("t.thing",), Risk.SAFE, lambda ctx: plan))
     return reg
 
 
 def run(tmp_path, capsys, plan, *, healthy=None, dry_run=False, json_output=True):
     healthy = healthy if healthy is not None else [False]
     reg = registry(plan, healthy)
-    code = run_fix(context(tmp_path), reg, reg.fixes["t-fix"], yes=True, dry_run=dry_run, options=FixOptions(),
+    code = run_fix(context(tmp_path), reg, reg.fixes["t-fix"], yes=True, dry_run=dry_run, params={},
                    json_output=json_output)
     out, err = capsys.readouterr()
     return code, out, err
@@ -150,7 +150,7 @@ def test_keyword_and_number_passwords_keep_the_json_valid(tmp_path, capsys, secr
     ctx = Context(Settings.load(env={}, flags={"journal": str(tmp_path / "journal.log")}), creds)
     healthy = [False]
     reg = registry(leaky_plan(healthy), healthy)
-    code = run_fix(ctx, reg, reg.fixes["t-fix"], yes=True, dry_run=False, options=FixOptions(), json_output=True)
+    code = run_fix(ctx, reg, reg.fixes["t-fix"], yes=True, dry_run=False, params={}, json_output=True)
     out = capsys.readouterr().out
     doc = json.loads(out)
     assert code == EXIT_FIXED and doc["risk"] == "safe" and doc["checks"][0]["status"] == "ok"

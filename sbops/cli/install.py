@@ -1,17 +1,14 @@
-"""`sbops install`: flags only; the work is in sbops.install.command (wired into sbops/cli.py by one hook)."""
+"""`sbops install`: flags only; the work is in sbops.install.command."""
 
 from __future__ import annotations
 
 import os
-from enum import Enum
 from typing import List, Optional
 
 import typer
 
-
-class Output(str, Enum):
-    text = "text"
-    json = "json"
+from sbops.cli.options import ConfigOpt, KubeOpt, Output, OutputOpt, colour
+from sbops.errors import UsageError
 
 
 def install(
@@ -31,10 +28,10 @@ def install(
     no_ecr_refresher: bool = typer.Option(False, "--no-ecr-refresher", help="do not install the ECR token refresher timer"),
     no_exporter: bool = typer.Option(False, "--no-exporter", help="do not install the sbops exporter service (the checks as Prometheus metrics)"),
     force_os: bool = typer.Option(False, "--force-os", help="install on a distribution other than Ubuntu 22.04/24.04 or Debian 12"),
-    output: Output = typer.Option(Output.text, "--output", "-o", help="text or json"),
-    config: Optional[str] = typer.Option(None, "--config", metavar="FILE", help="YAML settings (default: $SBOPS_CONFIG, /etc/sbops/config.yaml)"),
+    output: Output = OutputOpt,
+    config: Optional[str] = ConfigOpt,
     credentials: Optional[str] = typer.Option(None, "--credentials", metavar="FILE", help="credentials file read and written (default: /root/stackbill-credentials.txt)"),
-    kubeconfig: Optional[str] = typer.Option(None, "--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, /etc/rancher/k3s/k3s.yaml)"),
+    kubeconfig: Optional[str] = KubeOpt,
     timeout: Optional[float] = typer.Option(None, "--timeout", metavar="SECONDS", help="seconds each probe's connection may take (default 5; setting timeout)"),
     list_steps: bool = typer.Option(False, "--list-steps", help="list the steps and exit"),
 ) -> None:
@@ -44,8 +41,6 @@ def install(
 
     Example: sbops install --domain portal.example.com --ssl-cert fullchain.pem --ssl-key privkey.pem --plan
     """
-    from sbops.cli import _colour
-    from sbops.errors import UsageError
     from sbops.install import command
 
     if timeout is not None and not timeout > 0:  # 0 would read as "not given"; nan is not > 0
@@ -65,5 +60,5 @@ def install(
             flags[key] = os.path.abspath(flags[key])
     given = {k: v for k, v in flags.items() if v is not None}
     code = command.execute(given, plan_only=plan, yes=yes, resume=resume, log_file=log_file or "",
-                           json_output=output is Output.json, colour=_colour())
+                           json_output=output is Output.json, colour=colour())
     raise typer.Exit(code)

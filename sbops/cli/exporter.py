@@ -1,7 +1,7 @@
 """`sbops exporter`: serve the doctor's checks to Prometheus; `print-rules`, `print-dashboard`, `print-unit`
 write out the shipped alert rules, Grafana dashboard and systemd unit.
 
-The typer app object is `exporter_app` (wired into sbops/cli.py as `app.add_typer(exporter_app, name="exporter")`).
+The typer app object is `exporter_app` (sbops/cli/__init__.py adds it as the group `exporter`).
 Exit codes: 0 stopped by SIGTERM/SIGINT (or printed), 2 usage error (bad flag, config, credentials,
 kubeconfig or web-config file, address in use), 1 internal error.
 """
@@ -13,7 +13,7 @@ from typing import Callable, Optional
 
 import typer
 
-from sbops.errors import UsageError
+from sbops.cli.options import ConfigOpt, CredsOpt, KubeOpt, TimeoutOpt, check_timeout
 from sbops.shipped import MONITORING_FILES, asset, exporter_unit_file
 
 exporter_app = typer.Typer(
@@ -31,10 +31,10 @@ def exporter(
                                              help="exporter-toolkit web-config: TLS and basic auth (setting exporter.web_config)"),
     scrape_timeout: Optional[float] = typer.Option(None, "--scrape-timeout", metavar="SECONDS",
                                                    help="most a scrape may take (default 10; Prometheus's scrape timeout header lowers it)"),
-    config: Optional[str] = typer.Option(None, "--config", metavar="FILE", help="YAML settings (default: $SBOPS_CONFIG, /etc/sbops/config.yaml)"),
-    credentials: Optional[str] = typer.Option(None, "--credentials", metavar="FILE", help="credentials file (default: $SBOPS_CREDENTIALS, /root/stackbill-credentials.txt)"),
-    kubeconfig: Optional[str] = typer.Option(None, "--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, /etc/rancher/k3s/k3s.yaml)"),
-    timeout: Optional[float] = typer.Option(None, "--timeout", metavar="SECONDS", help="per-check timeout (default 5)"),
+    config: Optional[str] = ConfigOpt,
+    credentials: Optional[str] = CredsOpt,
+    kubeconfig: Optional[str] = KubeOpt,
+    timeout: Optional[float] = TimeoutOpt,
 ) -> None:
     """Serve every check as Prometheus metrics: /metrics (all layers), /probe?module=LAYER, /-/healthy.
 
@@ -42,9 +42,8 @@ def exporter(
     """
     if ctx.invoked_subcommand is not None:
         return
-    for flag, value in (("--timeout", timeout), ("--scrape-timeout", scrape_timeout)):
-        if value is not None and value <= 0:
-            raise UsageError(f"{flag}: must be a positive number of seconds, got {value:g}")
+    check_timeout(timeout)
+    check_timeout(scrape_timeout, "--scrape-timeout")
     from sbops import kube
     from sbops.exporter.collect import CredentialsSource, Scraper
     from sbops.exporter.server import bind, log, parse_listen, serve

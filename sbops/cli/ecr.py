@@ -1,7 +1,7 @@
 """`sbops ecr install-refresher`: keep the ECR pull secret fresh with a systemd timer (why a timer on the host
 rather than a CronJob: sbops/shipped.py, which renders the units).
 
-The typer app object is `ecr_app` (wired into sbops/cli.py as `app.add_typer(ecr_app, name="ecr")`).
+The typer app object is `ecr_app` (sbops/cli/__init__.py adds it as the group `ecr`).
 """
 
 from __future__ import annotations
