@@ -435,7 +435,7 @@ def later_overrides(files: Files, target: str, options: Iterable[str]) -> list[s
     return out
 
 
-def plan_config(ctx: "Context", allow_restart: bool) -> Plan:
+def plan_config(ctx: "Context", *, allow_restart: bool = False) -> Plan:
     from sbops.diff import file_diff
     from sbops.runner import display, service_restart_argv
 
