@@ -1,4 +1,5 @@
-"""Wall time of every command that talks to the Kubernetes API against a blackholed API server (issue 9).
+"""Wall time of every command that talks to the Kubernetes API against a blackholed API server, and of every
+command that talks to the databases against blackholed MySQL, MongoDB and RabbitMQ (issue 9).
 
 For each blackhole (`silent`: accepts and never answers; `never-accepts`: SYNs unanswered) and each command
 (doctor per Kubernetes layer, fix --dry-run for the Kubernetes fixes, uninstall --dry-run, the exporter's
@@ -8,8 +9,10 @@ before issue 9, urllib3's three retries made fix and uninstall take about 3.5 x 
 Kubernetes steps probes them one after the other, each within T, so it takes about 2 x T (shown OVER GOAL).
 The exporter caches some checks' results (helm.release): a repeated /probe of that layer answers at once.
 
-No other server is involved: the settings point MySQL, MongoDB and RabbitMQ at a closed port and their
-commands at /bin/false (tests/faults/test_faults_timeouts.py's isolated_config).
+In the API part no other server is involved: the settings point MySQL, MongoDB and RabbitMQ at a closed port
+and their commands at /bin/false (tests/faults/test_faults_timeouts.py's isolated_config). In the database
+part the credentials file and the settings point all three services (and RabbitMQ's management API) at the
+blackhole, as does the kubeconfig, so `uninstall --dry-run --delete-db` measures every level at once.
 Run: .venv/bin/python bench/faults.py [--timeout 2] [--runs 3]
 """
 
@@ -28,13 +31,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.faults.test_faults_databases import DATABASE_COMMANDS, database_setup  # noqa: E402
 from tests.faults.test_faults_timeouts import COMMANDS, isolated_config, write_credentials  # noqa: E402
 from tests.lab import blackhole  # noqa: E402
 from tests.lab.common import free_port  # noqa: E402
 
 EXPORTER_LAYERS = ("kubernetes", "tls", "istio", "workloads", "helm", "ecr")
-
-
 def reason_of(stdout: str) -> str:
     """The most telling reason in a JSON document: timeout when any part timed out."""
     try:
@@ -118,6 +120,15 @@ def main() -> int:
                 worst = max(worst, wall)
                 mark = "" if wall <= args.timeout + 1 else "  OVER GOAL"
                 print(f"{mode:<14} {name:<34} {wall:7.2f} {wall / args.timeout:9.2f} {code:>5}  {reason}{mark}")
+    print()
+    for mode in sorted(blackhole.MODES):
+        with tempfile.TemporaryDirectory(prefix="sbops-bench-faults-") as tmp, blackhole.MODES[mode]() as server:
+            kubeconfig, cfg = database_setup(Path(tmp), server.port)
+            for name, argv, _ in DATABASE_COMMANDS:
+                wall, code, reason = time_command(argv, kubeconfig, cfg, args.timeout, args.runs)
+                worst = max(worst, wall)
+                mark = "" if wall <= args.timeout + 1 else "  OVER GOAL"
+                print(f"{mode + ' dbs':<14} {name:<34} {wall:7.2f} {wall / args.timeout:9.2f} {code:>5}  {reason}{mark}")
     print(f"\nslowest: {worst:.2f} s = {worst / args.timeout:.2f} x --timeout")
     return 0
 

@@ -28,9 +28,10 @@ TIMEOUT = 2.0
 BOUND = 3 * TIMEOUT  # the fixed commands take about TIMEOUT + 0.5 s; with urllib3 retries, 6.9-7.4 s
 
 
-def isolated_config(root: Path) -> Path:
-    """Settings that keep every non-Kubernetes probe away from this machine's services."""
-    closed = free_port()
+def isolated_config(root: Path, port: int | None = None) -> Path:
+    """Settings that keep every non-Kubernetes probe away from this machine's services: the databases at a
+    closed port, or at `port` (bench/faults.py points them at a blackhole)."""
+    closed = port or free_port()
     cfg = root / "config.yaml"
     cfg.write_text(f"""journal: {root}/journal.log
 server_ip: 127.0.0.1

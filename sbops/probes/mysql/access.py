@@ -146,17 +146,38 @@ class Access:
         return "; ".join(str(e) for e in self.errors.values())
 
 
+UNANSWERED = (Reason.TIMEOUT, Reason.UNREACHABLE)
+
+
+def _over_tcp_to(ctx: "Context", name: str) -> tuple[str, int] | None:
+    """The Host:Port a login dials over TCP (the stackbill login always; the admin one without a socket)."""
+    if name == "app":
+        return ctx.endpoint("mysql")
+    target = admin_target(ctx)
+    return None if "unix_socket" in target else (str(target["host"]), int(target["port"]))
+
+
 def any_session(ctx: "Context", prefer_admin: bool = False) -> Access:
-    """The first login that works (stackbill first, or admin first), collecting the others' errors."""
+    """The first login that works (stackbill first, or admin first), collecting the others' errors.
+
+    A login over TCP to a Host:Port that the previous login found silent (timeout, unreachable) is not
+    tried: it would only wait out a second timeout, and a fix's plan would take twice --timeout."""
     order: list[tuple[str, Callable[["Context"], Session]]] = [("app", app_session), ("admin", admin_session)]
     if prefer_admin:
         order.reverse()
     errors: dict[str, LoginError] = {}
+    silent: dict[tuple[str, int], LoginError] = {}
     for name, opener in order:
+        endpoint = _over_tcp_to(ctx, name)
+        if endpoint is not None and endpoint in silent:
+            errors[name] = silent[endpoint]
+            continue
         try:
             return Access(opener(ctx), errors)
         except LoginError as exc:
             errors[name] = exc
+            if endpoint is not None and exc.reason in UNANSWERED:
+                silent[endpoint] = exc
         except Exception as exc:  # noqa: BLE001 - e.g. NeedsCredentials for the app login
             errors[name] = LoginError(name, exc)
     return Access(None, errors)
