@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.test_faults_timeouts import isolated_config
+from tests.faults.test_faults_timeouts import isolated_config, write_credentials
 from tests.lab import blackhole
 from tests.lab.env import REPO
 
@@ -41,17 +41,9 @@ DATABASE_COMMANDS = [
 
 
 def database_setup(root: Path, port: int) -> tuple[Path, Path]:
-    """(kubeconfig, config) with every service, its admin access and the API server at the blackhole's port."""
-    from sbops import credentials as creds_mod
-    from sbops.credentials import Credentials, Service
-    from sbops.secret import Secret
-
-    service = Service(host="127.0.0.1", port=port, username="stackbill", password=Secret("unused-Pw0001"),
-                      management=f"http://127.0.0.1:{port}")
-    creds_mod.save(Credentials(portal_url="https://portal.example.com", server_ip="127.0.0.1",
-                               generated="Thu Nov 26 10:00:00 UTC 2026", mysql=service, mongodb=service,
-                               rabbitmq=service, nfs_server="127.0.0.1", nfs_path=str(root / "nfs")),
-                   root / "creds.txt")
+    """(kubeconfig, config) with every service, its admin access and the API server at the blackhole's port;
+    the credentials file (root/creds.txt) names the blackhole too."""
+    write_credentials(root, port)
     return blackhole.kubeconfig(root / "kubeconfig", port), isolated_config(root, port)
 
 

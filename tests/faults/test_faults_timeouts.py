@@ -76,12 +76,13 @@ def run(argv: list[str], kubeconfig: Path, cfg: Path, timeout: float = TIMEOUT) 
     return proc, time.monotonic() - began
 
 
-def write_credentials(root: Path) -> None:
+def write_credentials(root: Path, port: int | None = None) -> None:
+    """A credentials file naming every service at a closed port, or at `port` (a blackhole)."""
     from sbops import credentials as creds_mod
     from sbops.credentials import Credentials, Service
     from sbops.secret import Secret
 
-    closed = free_port()
+    closed = port or free_port()
     service = Service(host="127.0.0.1", port=closed, username="stackbill", password=Secret("unused-Pw0001"),
                       management=f"http://127.0.0.1:{closed}")
     creds_mod.save(Credentials(portal_url="https://portal.example.com", server_ip="127.0.0.1",
