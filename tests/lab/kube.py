@@ -2,7 +2,7 @@
 
 No controller-manager, scheduler or kubelet run: nothing reconciles. The lab creates every object a healthy
 install has (pods and their status through the status subresource, Endpoints, Deployment status, the node's
-status) and tests break it through the API. Binaries come from scripts/build-kube-apiserver (cached under
+status) and tests break it through the API. Binaries come from scripts/build-kube (cached under
 ${SBOPS_CACHE:-~/.cache/sbops}/kube/v1.20.2; built on first use, which fails loudly when it cannot).
 
 Layout of a lab directory D:
@@ -81,14 +81,21 @@ def cache_dir() -> Path:
     return base / "kube" / KUBE_VERSION
 
 
+NODE_COMPONENTS = ("kubelet", "kube-proxy", "kube-controller-manager", "kube-scheduler")
+
+
 def binaries() -> tuple[Path, Path]:
-    """(kube-apiserver, etcd), building them once with scripts/build-kube-apiserver (fails loudly)."""
+    """(kube-apiserver, etcd), building every cached binary once with scripts/build-kube (fails loudly): the
+    living node's kubelet, kube-proxy, controller-manager and scheduler come from the same build."""
     apiserver, etcd = cache_dir() / "kube-apiserver", cache_dir() / "etcd"
-    if not (os.access(apiserver, os.X_OK) and os.access(etcd, os.X_OK)):
-        print("kube lab: building kube-apiserver (first use, several minutes)", file=sys.stderr, flush=True)
+    wanted = [apiserver, etcd, *(cache_dir() / name for name in NODE_COMPONENTS)]
+    if not all(os.access(path, os.X_OK) for path in wanted):
+        print("kube lab: building the Kubernetes binaries (first use, about 15 minutes)", file=sys.stderr, flush=True)
         proc = subprocess.run([str(BUILD_SCRIPT)], stdout=sys.stderr)
-        if proc.returncode != 0 or not (os.access(apiserver, os.X_OK) and os.access(etcd, os.X_OK)):
-            raise RuntimeError(f"{BUILD_SCRIPT} failed (exit {proc.returncode}): no kube-apiserver/etcd in {cache_dir()}")
+        missing = [path.name for path in wanted if not os.access(path, os.X_OK)]
+        if proc.returncode != 0 or missing:
+            raise RuntimeError(f"{BUILD_SCRIPT} failed (exit {proc.returncode}): missing {', '.join(missing)} "
+                               f"in {cache_dir()}")
     return apiserver, etcd
 
 
@@ -327,8 +334,9 @@ def node_status() -> dict:
 class KubeLab:
     """etcd + kube-apiserver on free loopback ports, data in `root`; admin kubeconfig at root/kubeconfig."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, bind: str = "127.0.0.1") -> None:
         self.root = Path(root)
+        self.bind = bind  # the living cluster binds a lab-owned address its node's namespace can reach
         self.etcd_port = 0
         self.port = 0
         self.tokens: dict[str, str] = {}
@@ -345,7 +353,7 @@ class KubeLab:
 
     @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return f"https://{self.bind}:{self.port}"
 
     @property
     def ca_file(self) -> Path:
@@ -365,6 +373,7 @@ class KubeLab:
         lab = cls(root)
         state = json.loads(lab.state_file.read_text())
         lab.etcd_port, lab.port = state["etcd_port"], state["port"]
+        lab.bind = state.get("bind", "127.0.0.1")
         lab.tokens, lab.pids = state["tokens"], state.get("pids", {})
         return lab
 
@@ -377,7 +386,7 @@ class KubeLab:
         pki.mkdir(exist_ok=True)
         self._write_pki(pki)
         self._write_tokens()
-        self.etcd_port, peer, self.port = free_port(), free_port(), free_port()
+        self.etcd_port, peer, self.port = free_port(), free_port(), free_port(self.bind)
         etcd_url, peer_url = f"http://127.0.0.1:{self.etcd_port}", f"http://127.0.0.1:{peer}"
         self._spawn("etcd", [
             str(etcd), "--name", "lab", "--data-dir", str(self.root / "etcd"),
@@ -386,7 +395,9 @@ class KubeLab:
             "--initial-cluster", f"lab={peer_url}", "--log-level", "warn",
         ])
         self._spawn("apiserver", [
-            str(apiserver), f"--etcd-servers={etcd_url}", "--bind-address=127.0.0.1",
+            str(apiserver), f"--etcd-servers={etcd_url}", f"--bind-address={self.bind}",
+            *([f"--advertise-address={self.bind}", "--kubelet-preferred-address-types=InternalIP"]
+              if self.bind != "127.0.0.1" else []),
             f"--secure-port={self.port}", f"--cert-dir={pki}",
             f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
             f"--token-auth-file={self.root / 'tokens.csv'}", "--authorization-mode=RBAC",
@@ -430,7 +441,7 @@ class KubeLab:
         self.pids[name] = proc.pid
 
     def _save(self) -> None:
-        self.state_file.write_text(json.dumps({"etcd_port": self.etcd_port, "port": self.port,
+        self.state_file.write_text(json.dumps({"etcd_port": self.etcd_port, "port": self.port, "bind": self.bind,
                                                "tokens": self.tokens, "pids": self.pids}, indent=1))
 
     def _write_pki(self, pki: Path) -> None:
@@ -443,7 +454,7 @@ class KubeLab:
         if not (pki / "ca.crt").exists():
             ca = make_ca("sbops lab kubernetes CA")
             cert, key, _ = make_cert("kube-apiserver", days=3650, ca=ca, sans=[
-                "127.0.0.1", "localhost", "10.43.0.1", "kubernetes", "kubernetes.default",
+                *dict.fromkeys(("127.0.0.1", self.bind)), "localhost", "10.43.0.1", "kubernetes", "kubernetes.default",
                 "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"])
             (pki / "ca.crt").write_text(ca[0])
             (pki / "ca.key").write_text(ca[1])

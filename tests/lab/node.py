@@ -1,0 +1,450 @@
+"""A living Kubernetes node for the lab: containerd + runc + CNI, kubelet and kube-proxy, in a network namespace.
+
+The node runs in a network namespace of its own, joined to the host by a veth pair on lab-owned addresses
+(10.99.N.0/30: the host end is HOST_IP, the node's end NODE_IP). Inside it: containerd (private root, state and
+socket), the kubelet, kube-proxy in iptables mode, the CNI bridge `cni0` with pods on 10.42.0.0/24 (10.42.0.0/16
+cluster-wide, as K3s), Services on 10.43.0.0/16. kube-controller-manager and kube-scheduler run on the host and
+talk to the lab's kube-apiserver, which listens on HOST_IP so the node can reach it.
+
+Why a namespace rather than the host's own network: kube-proxy rewrites iptables and the CNI bridge owns routes;
+in a namespace both stay private to the lab, two labs (a developer's run and a fresh clone's) can run at once, and
+nothing of the machine's own network changes. Pods reach the host's services at HOST_IP, the way pods on K3s
+reach the server's address: through the bridge, masqueraded to NODE_IP, into the host's INPUT chain, where a
+server bound to 127.0.0.1 refuses and a firewall rule drops.
+
+The recipe and its traps are in ../shared/TESTENV.md ("A living node", "A second node"): containerd's CRI plugin
+needs `restrict_oom_score_adj = true` here; processes enter the namespace with `nsenter --net=...` (never
+`ip netns exec`, which remounts /sys and hides the cgroup mounts from the kubelet).
+
+Layout of a node directory D:
+    D/containerd/      config.toml, root/, state/ (task bundles: /run/containerd's equivalent), containerd.sock
+    D/cni/             the CNI network config (conf_dir); D/cni-ipam/ host-local's leases
+    D/kubelet/         --root-dir; D/kubelet-pki/ its self-signed serving cert; D/kubelet.yaml its config
+    D/*.log            each process's log;  D/node.json  names, addresses and pids, for stop() from elsewhere
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from tests.lab.common import free_port, tail
+
+POD_CIDR = "10.42.0.0/16"
+NODE_POD_CIDR = "10.42.0.0/24"
+SERVICE_CIDR = "10.43.0.0/16"
+LINK_PREFIX = "10.99"
+CNI_BIN = Path("/usr/lib/cni")
+CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
+NODE_NAME = "stackbill-node"
+PAUSE_IMAGE = "docker.io/sbops-lab/pause:1"
+NEEDS = {  # program -> the Debian package scripts/setup installs it from
+    "containerd": "containerd", "containerd-shim-runc-v2": "containerd", "ctr": "containerd", "runc": "runc",
+    "iptables": "iptables", "nsenter": "util-linux", "ip": "iproute2", "conntrack": "conntrack",
+}
+
+
+class NodeError(RuntimeError):
+    """The node could not be set up or did not become Ready; the message says which part and shows its log."""
+
+
+@dataclass(frozen=True)
+class Link:
+    """The lab-owned point-to-point network between the host and the node's namespace."""
+
+    suffix: str    # names: netns sbn-<suffix>, host veth sbh-<suffix>
+    subnet: int    # N in 10.99.N.0/30
+
+    @property
+    def netns(self) -> str:
+        return f"sbn-{self.suffix}"
+
+    @property
+    def host_if(self) -> str:
+        return f"sbh-{self.suffix}"
+
+    @property
+    def host_ip(self) -> str:
+        return f"{LINK_PREFIX}.{self.subnet}.1"
+
+    @property
+    def node_ip(self) -> str:
+        return f"{LINK_PREFIX}.{self.subnet}.2"
+
+    @property
+    def netns_path(self) -> str:
+        return f"/var/run/netns/{self.netns}"
+
+
+def missing_programs() -> list[str]:
+    """The programs the node needs that this machine lacks, with the package that has each."""
+    return [f"{prog} ({pkg})" for prog, pkg in NEEDS.items() if shutil.which(prog) is None] + [
+        f"{CNI_BIN / p} (containernetworking-plugins)" for p in CNI_PLUGINS if not (CNI_BIN / p).exists()]
+
+
+def _run(*argv: str, check: bool = True, timeout: float = 30.0) -> subprocess.CompletedProcess:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    if check and done.returncode != 0:
+        raise NodeError(f"{' '.join(argv)} failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-400:]}")
+    return done
+
+
+def _used_subnets() -> set[int]:
+    out = _run("ip", "-4", "-o", "addr", "show", check=False).stdout
+    used = set()
+    for word in out.split():
+        if word.startswith(f"{LINK_PREFIX}."):
+            try:
+                used.add(int(word.split(".")[2]))
+            except (IndexError, ValueError):
+                continue
+    return used
+
+
+def pick_link() -> Link:
+    """A /30 in 10.99.0.0/16 that no interface of this machine uses, and names no other lab holds."""
+    used = _used_subnets()
+    existing = set(os.listdir("/var/run/netns")) if os.path.isdir("/var/run/netns") else set()
+    for _ in range(200):
+        subnet = random.randint(1, 254)
+        suffix = f"{random.getrandbits(24):06x}"
+        if subnet not in used and f"sbn-{suffix}" not in existing:
+            return Link(suffix, subnet)
+    raise NodeError("no free 10.99.N.0/30 subnet for the lab node's link")
+
+
+class LivingNode:
+    """containerd + kubelet + kube-proxy in a network namespace, plus the controller-manager and scheduler."""
+
+    def __init__(self, root: Path | str, binaries: dict[str, Path], link: Link | None = None) -> None:
+        self.root = Path(root)
+        self.bin = binaries
+        self.link = link or pick_link()
+        self.pids: dict[str, int] = {}
+        self._procs: dict[str, subprocess.Popen] = {}
+        self.registry_mirror: tuple[str, str, Path] | None = None  # (registry host, https endpoint, CA file)
+
+    # -- paths ------------------------------------------------------------------------------------------
+    @property
+    def containerd_dir(self) -> Path:
+        return self.root / "containerd"
+
+    @property
+    def containerd_sock(self) -> Path:
+        return self.containerd_dir / "containerd.sock"
+
+    @property
+    def containerd_state(self) -> Path:
+        """containerd's state dir: task bundles under io.containerd.runtime.v2.task/k8s.io/<id>/."""
+        return self.containerd_dir / "state"
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "node.json"
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+    def start_network(self) -> None:
+        """The namespace, the veth pair and the namespace's sysctls (forwarding on, bridged traffic through
+        iptables so kube-proxy's rules see pod-to-Service traffic)."""
+        missing = missing_programs()
+        if missing:
+            raise NodeError("the living node needs: " + ", ".join(missing) + " (scripts/setup installs them)")
+        link = self.link
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._save()
+        _run("ip", "netns", "add", link.netns)
+        peer = f"sbp-{link.suffix}"
+        _run("ip", "link", "add", link.host_if, "type", "veth", "peer", "name", peer)
+        _run("ip", "link", "set", peer, "netns", link.netns)
+        _run("ip", "addr", "add", f"{link.host_ip}/30", "dev", link.host_if)
+        _run("ip", "link", "set", link.host_if, "up")
+        inside = ("nsenter", f"--net={link.netns_path}")
+        _run(*inside, "ip", "link", "set", "lo", "up")
+        _run(*inside, "ip", "link", "set", peer, "name", "eth0")
+        _run(*inside, "ip", "addr", "add", f"{link.node_ip}/30", "dev", "eth0")
+        _run(*inside, "ip", "link", "set", "eth0", "up")
+        _run(*inside, "ip", "route", "add", "default", "via", link.host_ip)
+        for key in ("net.ipv4.ip_forward=1", "net.ipv4.conf.all.route_localnet=1"):
+            _run(*inside, "sysctl", "-qw", key)
+        # Namespaced since Linux 5.3; harmless where it is already on.
+        _run(*inside, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1", check=False)
+
+    def start_runtime(self, images: Iterable[Path] = ()) -> None:
+        """containerd in the namespace, then import the images the node needs without a registry (pause)."""
+        self._write_containerd_config()
+        self._write_cni_config()
+        self._spawn("containerd", [
+            "containerd", "--config", str(self.containerd_dir / "config.toml")], netns=True)
+        self._wait(lambda: self.containerd_sock.exists() and self._ctr("version", check=False).returncode == 0,
+                   30, "containerd")
+        for archive in images:
+            self._ctr("images", "import", "--no-unpack", str(archive), timeout=120)
+
+    def start_kubernetes(self, server: str, kubeconfig: Path, pki: Path, timeout: float = 120.0) -> None:
+        """kubelet and kube-proxy in the namespace, controller-manager and scheduler on the host; returns when
+        the node is Ready."""
+        kubelet_port = 10250
+        config = self.root / "kubelet.yaml"
+        config.write_text(json.dumps({
+            "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
+            "address": self.link.node_ip, "port": kubelet_port, "readOnlyPort": 0, "healthzPort": 0,
+            "cgroupDriver": "cgroupfs", "cgroupsPerQOS": False, "enforceNodeAllocatable": [],
+            "failSwapOn": False, "evictionHard": {"memory.available": "1Mi", "nodefs.available": "1%",
+                                                  "imagefs.available": "1%", "nodefs.inodesFree": "1%"},
+            "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
+            "authentication": {"anonymous": {"enabled": True}, "webhook": {"enabled": False},
+                               "x509": {}},
+            "authorization": {"mode": "AlwaysAllow"},
+            "serializeImagePulls": False, "syncFrequency": "10s", "fileCheckFrequency": "10s",
+            "nodeStatusUpdateFrequency": "5s", "resolvConf": self._resolv_conf(),
+            "staticPodPath": "", "makeIPTablesUtilChains": True,
+        }, indent=1))
+        self._spawn("kubelet", [
+            str(self.bin["kubelet"]), "--container-runtime=remote",
+            f"--container-runtime-endpoint=unix://{self.containerd_sock}", f"--root-dir={self.root / 'kubelet'}",
+            f"--cert-dir={self.root / 'kubelet-pki'}", f"--hostname-override={NODE_NAME}",
+            f"--node-ip={self.link.node_ip}", f"--pod-infra-container-image={PAUSE_IMAGE}",
+            f"--kubeconfig={kubeconfig}", f"--config={config}", "--v=1",
+        ], netns=True)
+        self._spawn("kube-proxy", [
+            str(self.bin["kube-proxy"]), f"--kubeconfig={kubeconfig}", "--proxy-mode=iptables",
+            f"--cluster-cidr={POD_CIDR}", f"--hostname-override={NODE_NAME}", "--masquerade-all",
+            "--conntrack-max-per-core=0", "--conntrack-tcp-timeout-established=0",
+            "--conntrack-tcp-timeout-close-wait=0",
+            f"--healthz-bind-address=127.0.0.1:{free_port()}", f"--metrics-bind-address=127.0.0.1:{free_port()}",
+            "--v=1",
+        ], netns=True)
+        self._spawn("kube-controller-manager", [
+            str(self.bin["kube-controller-manager"]), f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1", f"--secure-port={free_port()}", "--port=0", "--leader-elect=false",
+            f"--service-account-private-key-file={pki / 'sa.key'}", f"--root-ca-file={pki / 'ca.crt'}",
+            f"--cluster-cidr={POD_CIDR}", f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--controllers=*,-nodeipam,-cloud-node-lifecycle,-csrsigning,-csrapproving,-bootstrapsigner,-tokencleaner",
+            "--node-monitor-grace-period=20s", "--pod-eviction-timeout=30m", "--v=1",
+        ])
+        self._spawn("kube-scheduler", [
+            str(self.bin["kube-scheduler"]), f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1", f"--secure-port={free_port()}", "--port=0", "--leader-elect=false", "--v=1",
+        ])
+        self._save()
+        atexit.register(self._stop_if_owned)
+        self._wait_node_ready(kubeconfig, timeout)
+
+    def _wait_node_ready(self, kubeconfig: Path, timeout: float) -> None:
+        from kubernetes import client, config
+
+        api = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
+        end = time.monotonic() + timeout
+        last = "not registered"
+        while time.monotonic() < end:
+            self._check_alive()
+            try:
+                node = api.read_node(NODE_NAME)
+                ready = [c for c in node.status.conditions or [] if c.type == "Ready"]
+                if ready and ready[0].status == "True":
+                    return
+                last = f"{ready[0].reason}: {ready[0].message}" if ready else "no Ready condition"
+            except Exception as exc:  # noqa: BLE001 - not registered yet
+                last = str(exc).splitlines()[0]
+            time.sleep(0.5)
+        raise NodeError(f"node {NODE_NAME} not Ready after {timeout:g}s ({last}): {tail(self.root / 'kubelet.log', 25)}")
+
+    def _check_alive(self) -> None:
+        for name, proc in self._procs.items():
+            if proc.poll() is not None:
+                raise NodeError(f"{name} exited with {proc.returncode}: {tail(self.root / f'{name}.log', 25)}")
+
+    # -- stop -------------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop everything and leave nothing behind: processes, containers, mounts, namespaces, the link."""
+        for name in ("kube-scheduler", "kube-controller-manager", "kube-proxy", "kubelet"):
+            self._terminate(name)
+        sandboxes = self._sandbox_netns()
+        self._kill_containers()
+        self._terminate("containerd")
+        self._unmount_all()
+        for path in sandboxes:
+            name = os.path.basename(path)
+            if path.startswith("/var/run/netns/") or path.startswith("/run/netns/"):
+                _run("ip", "netns", "del", name, check=False)
+        if os.path.exists(self.link.netns_path):
+            _run("ip", "netns", "del", self.link.netns, check=False)
+        _run("ip", "link", "del", self.link.host_if, check=False)
+        self.pids = {}
+        if self.state_file.exists():
+            self._save()
+
+    def _stop_if_owned(self) -> None:
+        if self._procs:
+            self.stop()
+
+    def _terminate(self, name: str) -> None:
+        pid = self.pids.pop(name, None)
+        proc = self._procs.pop(name, None)
+        if pid:
+            _terminate(pid, proc)
+
+    def _task_dirs(self) -> list[Path]:
+        base = self.containerd_state / "io.containerd.runtime.v2.task" / "k8s.io"
+        return sorted(base.iterdir()) if base.is_dir() else []
+
+    def _sandbox_netns(self) -> list[str]:
+        """The network namespace paths of the pod sandboxes (the CNI plugin made them under /var/run/netns)."""
+        found = []
+        for task in self._task_dirs():
+            try:
+                spec = json.loads((task / "config.json").read_text())
+            except (OSError, ValueError):
+                continue
+            for ns in spec.get("linux", {}).get("namespaces", []):
+                if ns.get("type") == "network" and ns.get("path"):
+                    found.append(ns["path"])
+        return found
+
+    def _kill_containers(self) -> None:
+        """SIGKILL every container's processes and the shims that watch them (found by the shim's -address)."""
+        for task in self._task_dirs():
+            try:
+                pid = int((task / "init.pid").read_text().strip())
+                os.kill(pid, signal.SIGKILL)
+            except (OSError, ValueError):
+                continue
+        address = str(self.containerd_sock)
+        for proc_dir in Path("/proc").iterdir():
+            if not proc_dir.name.isdigit():
+                continue
+            try:
+                argv = (proc_dir / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv and argv[0].endswith(b"containerd-shim-runc-v2") and address.encode() in argv:
+                try:
+                    os.kill(int(proc_dir.name), signal.SIGKILL)
+                except OSError:
+                    pass
+
+    def _unmount_all(self) -> None:
+        """Unmount whatever containerd and the kubelet mounted under the node directory, deepest first."""
+        root = str(self.root.resolve())
+        for _ in range(3):
+            mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+            mine = sorted({m.replace("\\040", " ") for m in mounts if m == root or m.startswith(root + "/")},
+                          key=len, reverse=True)
+            if not mine:
+                return
+            for mount in mine:
+                _run("umount", "-l", mount, check=False)
+
+    # -- helpers ------------------------------------------------------------------------------------------
+    def ctr(self, *args: str, check: bool = True, timeout: float = 30.0) -> subprocess.CompletedProcess:
+        """`ctr` against this node's containerd, namespace k8s.io (where the CRI keeps its images)."""
+        return self._ctr(*args, check=check, timeout=timeout)
+
+    def _ctr(self, *args: str, check: bool = True, timeout: float = 30.0) -> subprocess.CompletedProcess:
+        return _run("ctr", "--address", str(self.containerd_sock), "-n", "k8s.io", *args, check=check, timeout=timeout)
+
+    def _spawn(self, name: str, argv: list[str], netns: bool = False) -> None:
+        if netns:
+            argv = ["nsenter", f"--net={self.link.netns_path}", *argv]
+        log = open(self.root / f"{name}.log", "ab")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, cwd=self.root)
+        log.close()
+        self._procs[name] = proc
+        self.pids[name] = proc.pid
+        self._save()
+
+    def _wait(self, ready: Any, timeout: float, name: str) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            self._check_alive()
+            if ready():
+                return
+            time.sleep(0.1)
+        raise NodeError(f"{name} not up after {timeout:g}s: {tail(self.root / f'{name}.log', 25)}")
+
+    def _save(self) -> None:
+        self.state_file.write_text(json.dumps({"suffix": self.link.suffix, "subnet": self.link.subnet,
+                                               "pids": self.pids}, indent=1))
+
+    @classmethod
+    def load(cls, root: Path | str, binaries: dict[str, Path]) -> "LivingNode":
+        root = Path(root)
+        state = json.loads((root / "node.json").read_text())
+        node = cls(root, binaries, Link(state["suffix"], state["subnet"]))
+        node.pids = state.get("pids", {})
+        return node
+
+    def _resolv_conf(self) -> str:
+        path = self.root / "resolv.conf"
+        path.write_text("# the lab has no cluster DNS; pods reach Services by ClusterIP\noptions ndots:1\n")
+        return str(path)
+
+    def _write_containerd_config(self) -> None:
+        d = self.containerd_dir
+        (d / "root").mkdir(parents=True, exist_ok=True)
+        (d / "state").mkdir(parents=True, exist_ok=True)
+        cri = 'plugins."io.containerd.grpc.v1.cri"'
+        lines = [
+            "version = 2",
+            f'root = "{d / "root"}"',
+            f'state = "{d / "state"}"',
+            "oom_score = 0",
+            "[grpc]", f'  address = "{self.containerd_sock}"',
+            "[ttrpc]", f'  address = "{self.containerd_sock}.ttrpc"',
+            "[debug]", '  address = ""', "[metrics]", '  address = ""',
+            f"[{cri}]",
+            f'  sandbox_image = "{PAUSE_IMAGE}"',
+            "  restrict_oom_score_adj = true",  # this machine refuses to lower oom_score_adj (TESTENV.md)
+            "  enable_selinux = false",
+            "  disable_apparmor = true",
+            f"[{cri}.containerd]",
+            '  snapshotter = "overlayfs"',
+            '  default_runtime_name = "runc"',
+            f"[{cri}.containerd.runtimes.runc]",
+            '  runtime_type = "io.containerd.runc.v2"',
+            f"[{cri}.containerd.runtimes.runc.options]",
+            "  SystemdCgroup = false",
+            f"[{cri}.cni]",
+            f'  bin_dir = "{CNI_BIN}"',
+            f'  conf_dir = "{self.root / "cni"}"',
+        ]
+        if self.registry_mirror:
+            host, endpoint, ca = self.registry_mirror
+            address = endpoint.split("://", 1)[-1]
+            lines += [
+                f'[{cri}.registry.mirrors."{host}"]', f'  endpoint = ["{endpoint}"]',
+                f'[{cri}.registry.configs."{address}".tls]', f'  ca_file = "{ca}"',
+            ]
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "config.toml").write_text("\n".join(lines) + "\n")
+        # containerd-shim-runc-v2 creates its sockets under /run/containerd/s whatever the config says.
+        Path("/run/containerd/s").mkdir(parents=True, exist_ok=True)
+
+    def _write_cni_config(self) -> None:
+        conf = self.root / "cni"
+        conf.mkdir(parents=True, exist_ok=True)
+        (conf / "10-sblab.conflist").write_text(json.dumps({
+            "cniVersion": "0.4.0", "name": "sblab", "plugins": [
+                {"type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": True, "hairpinMode": True,
+                 "ipam": {"type": "host-local", "ranges": [[{"subnet": NODE_POD_CIDR}]],
+                          "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(self.root / "cni-ipam")}},
+                {"type": "portmap", "capabilities": {"portMappings": True}},
+            ]}, indent=1))
+
+
+def _terminate(pid: int, proc: subprocess.Popen | None, timeout: float = 15.0) -> None:
+    from tests.lab.kube import _terminate as terminate
+
+    terminate(pid, proc, timeout)
