@@ -166,7 +166,8 @@ def test_detached_start_binds_only_the_host_and_stops(tmp_path: Path) -> None:
         assert ours and all(line.split()[3] == registry.address for line in ours), ours
         assert registry.address.startswith("127.0.0.2:") and not port_open("127.0.0.1", registry.port)
         assert requests.get(f"{registry.url}/v2/", verify=str(registry.ca_file), timeout=10).status_code == 401
-        again = subprocess.run([*cli, "start", str(root), "--host", "127.0.0.2"], capture_output=True, text=True, timeout=60, cwd=REPO)
+        again = subprocess.run([*cli, "start", str(root), "--host", "127.0.0.2"], capture_output=True, text=True,
+                               timeout=60, cwd=REPO)
         assert again.stdout.strip() == registry.address and lr.LabRegistry.load(root).pid == registry.pid
 
         new = lr.lab_token()

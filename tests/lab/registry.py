@@ -283,7 +283,8 @@ class LabRegistry:
         target = f"{self.address}/{repo}:{tag}"
         tmp = self.root / "tmp"
         tmp.mkdir(exist_ok=True)
-        argv = ["skopeo", "--policy", str(self.root / "policy.json"), "--tmpdir", str(tmp), "copy", "--retry-times", "2",
+        argv = ["skopeo", "--policy", str(self.root / "policy.json"), "--tmpdir", str(tmp),
+                "copy", "--retry-times", "2",
                 "--dest-authfile", str(self.authfile), "--dest-cert-dir", str(self.cert_dir),
                 f"docker-archive:{archive}", f"docker://{target}"]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
