@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.lab.https",
     "tests.lab.helm",
     "tests.lab.registry",
+    "tests.lab.living",
 ]

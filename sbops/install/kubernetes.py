@@ -77,16 +77,22 @@ def plan_tls(run: "Run", ctx: "Context") -> Plan:
 
 # -- the Helm release ------------------------------------------------------------------------------
 def chart_values(creds: "Credentials", domain: str) -> dict[str, Any]:
-    """The values the original passed with --set (global.domain, nfs, mysql, mongo, rabbitmq)."""
+    """The values the original passed with --set (global.domain, nfs, mysql, mongo, rabbitmq), plus a server's
+    port when the credentials file names one that is not the default: pods reach a server on another port only
+    if the chart is told (a chart that does not know the key ignores it). Default ports add nothing, so the
+    values of a release the original installed stay exactly as they were (no upgrade for nothing)."""
     ip = creds.server_ip
 
-    def service(section: Any) -> dict[str, str]:
-        return {"ip": section.host or ip, "username": section.username,
-                "password": section.password.reveal() if section.password else ""}
+    def service(section: Any, default_port: int) -> dict[str, Any]:
+        values: dict[str, Any] = {"ip": section.host or ip, "username": section.username,
+                                  "password": section.password.reveal() if section.password else ""}
+        if section.port and section.port != default_port:
+            values["port"] = section.port
+        return values
 
     return {"global": {"domain": domain, "nfs": {"server": creds.nfs_server or ip, "path": creds.nfs_path},
-                       "mysql": service(creds.mysql), "mongo": service(creds.mongodb),
-                       "rabbitmq": service(creds.rabbitmq)}}
+                       "mysql": service(creds.mysql, 3306), "mongo": service(creds.mongodb, 27017),
+                       "rabbitmq": service(creds.rabbitmq, 5672)}}
 
 
 def chart_source(run: "Run") -> tuple[str, str]:

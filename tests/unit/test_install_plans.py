@@ -348,3 +348,12 @@ def test_resource_outcome_pending() -> None:
 def test_helm_release_record_round_trip() -> None:
     raw = base64.b64encode(gzip.compress(json.dumps(record()).encode())).decode()
     assert helm.decode_release(raw)["config"] == VALUES
+
+
+def test_chart_values_name_a_port_only_when_it_is_not_the_default() -> None:
+    """The lab's servers run on private ports: the pods learn them from global.<svc>.port; a server on its
+    default port adds no key, so an existing release's values do not change."""
+    desired = creds_mod.parse(ORIGINAL.replace("3306", "33061"), "c")
+    values = chart_values(desired, "portal.example.com")["global"]
+    assert values["mysql"]["port"] == 33061
+    assert "port" not in values["mongo"] and "port" not in values["rabbitmq"]
