@@ -277,9 +277,19 @@ class KubeApi:
                 body: Any = None, content_type: str = "application/json") -> Any:
         import json
 
+        data = self._call(method, resource, query=query, body=body, content_type=content_type,
+                          accept="application/json")
+        return json.loads(data) if data else None
+
+    def text(self, resource: str, **query: Any) -> str:
+        """A GET whose answer is text, not JSON: a container's log (`pods/NAME/log`)."""
+        return self._call("GET", resource, query=query, accept="text/plain, */*").decode("utf-8", "replace")
+
+    def _call(self, method: str, resource: str, *, query: Mapping[str, Any] | None, accept: str,
+              body: Any = None, content_type: str = "application/json") -> bytes:
         from kubernetes.client.exceptions import ApiException
 
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         if body is not None:
             headers["Content-Type"] = content_type
         params = [(k, v) for k, v in (query or {}).items() if v not in (None, "")]
@@ -289,7 +299,7 @@ class KubeApi:
         data = response.read()
         if not 200 <= response.status <= 299:
             raise ApiException.from_response(http_resp=response, body=data.decode("utf-8", "replace"), data=None)
-        return json.loads(data) if data else None
+        return data
 
     def get(self, resource: str, **query: Any) -> dict[str, Any]:
         return self.request("GET", resource, query=query)

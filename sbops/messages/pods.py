@@ -16,7 +16,7 @@ PODS_CANNOT_PULL = define("SB6112", "PodsCannotPullImage", Status.FAIL,
                           "expired (see ecr.expiry)", READY, Reason.IMAGE_PULL)
 PODS_CRASH_LOOPING = define("SB6113", "PodsCrashLooping", Status.FAIL,
                             "{count} pod(s) crash-looping ({pods}): {container} last exited {exit_code} "
-                            "({termination}){more}", READY, Reason.CRASH_LOOP)
+                            "({termination}){log}{more}", READY, Reason.CRASH_LOOP)
 PODS_PENDING = define("SB6114", "PodsPending", Status.FAIL, "{count} pod(s) Pending ({pods}): {why}{more}", READY,
                       Reason.PENDING)
 PODS_NOT_READY = define("SB6115", "PodsNotReady", Status.FAIL, "{count} pod(s) not Ready ({pods}): {why}{more}", READY,

@@ -22,6 +22,9 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 # Most actionable first: image_pull has a fix of its own (ecr-refresh); crash_loop has a cause in the logs.
 PRIORITY = (Reason.IMAGE_PULL, Reason.CRASH_LOOP, Reason.PENDING, Reason.NOT_READY)
 MAX_EVENTS = 3
+# A crash-looping container's last log lines: what `kubectl logs --previous --tail` shows, the usual first
+# clue (a bad config, a refused database). Bounded in lines and bytes, for a few pods only.
+LOG_LINES, LOG_BYTES, LOG_PODS = 5, 2048, 3
 # Container waiting reasons counted in pods.ready's evidence (`waiting`), the list kube-state-metrics uses;
 # any other reason counts as "other", so the exporter's sbops_pods_waiting{reason} stays bounded.
 WAITING_REASONS = ("ContainerCreating", "PodInitializing", "CrashLoopBackOff", "CreateContainerConfigError",
@@ -140,8 +143,10 @@ def judge_ready(namespace: str, pods: list[dict[str, Any]], problems: list[dict[
     if reason is Reason.IMAGE_PULL:
         return msg.PODS_CANNOT_PULL.result(details=details, fix="ecr-refresh", **args)
     if reason is Reason.CRASH_LOOP:
+        logs = top.get("last_logs") or []
         return msg.PODS_CRASH_LOOPING.result(container=top["container"], exit_code=top.get("exit_code"),
                                              termination=top.get("last_termination") or "no reason",
+                                             log=f"; last log line: {logs[-1]}" if logs else "",
                                              details=details, **args)
     if reason is Reason.PENDING:
         events = top.get("events") or []
@@ -158,6 +163,30 @@ def pod_events(ctx: "Context", namespace: str, name: str) -> list[dict[str, Any]
     return kc.api(ctx).list(kc.path(namespace=namespace, plural="events"), field_selector=f"involvedObject.name={name}")
 
 
+def log_tail(text: str, lines: int = LOG_LINES) -> list[str]:
+    """The last `lines` non-empty lines of a log, each cut to 300 characters."""
+    kept = [line.rstrip()[:300] for line in text.splitlines() if line.strip()]
+    return kept[-lines:]
+
+
+def last_logs(ctx: "Context", namespace: str, pod: str, container: str) -> list[str]:
+    """The previous (crashed) run's last lines, else the current run's; [] when the kubelet has none. A log
+    that cannot be read is said in the list, not raised: the diagnosis stands without it."""
+    api = kc.api(ctx)
+    resource = kc.path(namespace=namespace, plural="pods", name=pod) + "/log"
+    for previous in ("true", "false"):
+        try:
+            text = api.text(resource, container=container, previous=previous, tailLines=LOG_LINES,
+                            limitBytes=LOG_BYTES)
+        except Exception as exc:  # noqa: BLE001 - e.g. 400 "previous terminated container not found"
+            if kc.api_status(exc) in (400, 404):
+                continue
+            return [f"(logs unavailable: {kc.api_failure_summary('read the log', exc)})"]
+        if text.strip():
+            return log_tail(text)
+    return []
+
+
 def probe_ready(ctx: "Context") -> Result:
     ns = kc.namespace(ctx)
     try:
@@ -165,6 +194,8 @@ def probe_ready(ctx: "Context") -> Result:
         problems = [p for p in (diagnose_pod(pod) for pod in pods) if p is not None]
         for problem in [p for p in problems if p["reason"] == Reason.PENDING.value][:5]:
             problem["events"] = latest_events(pod_events(ctx, ns, problem["name"]))
+        for problem in [p for p in problems if p["reason"] == Reason.CRASH_LOOP.value][:LOG_PODS]:
+            problem["last_logs"] = last_logs(ctx, ns, problem["name"], problem["container"])
     except Exception as exc:  # noqa: BLE001
         return kc.api_failure(f"list pods in {ns}", exc)
     return judge_ready(ns, pods, problems)

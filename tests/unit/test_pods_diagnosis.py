@@ -191,3 +191,23 @@ def test_pod_counts_for_the_exporter() -> None:
     result = pods.judge_ready("sb-apps", pods_list, [p for p in map(pods.diagnose_pod, pods_list) if p])
     assert result.details["ready"] == 1 and result.details["desired"] == 3
     assert pods.judge_ready("sb-apps", [pod("a-1")], []).details["waiting"]["ImagePullBackOff"] == 0
+
+
+def test_crash_loop_message_carries_the_last_log_line() -> None:
+    """The kubelet's log of the crashed run is the first clue: its last line is in the summary, all kept lines
+    in the evidence."""
+    found = problem("sb-core-1", Reason.CRASH_LOOP, exit_code=3, last_termination="Error",
+                    last_logs=["starting", "cannot reach MySQL at 10.0.0.5:3306"])
+    result = pods.judge_ready("sb-apps", [pod()], [found])
+    assert result.code == "SB6113"
+    assert result.summary.endswith("last log line: cannot reach MySQL at 10.0.0.5:3306")
+    assert result.details["not_ready"][0]["last_logs"][-1] == "cannot reach MySQL at 10.0.0.5:3306"
+
+
+@pytest.mark.parametrize("text, lines, expected", [
+    ("", 5, []),
+    ("a\n\nb\n  \nc\n", 2, ["b", "c"]),
+    ("x" * 400 + "\n", 5, ["x" * 300]),
+])
+def test_log_tail_keeps_the_last_non_empty_lines(text: str, lines: int, expected: list[str]) -> None:
+    assert pods.log_tail(text, lines) == expected
