@@ -142,7 +142,7 @@ def test_restart_workload_replaces_pods_that_crashed_while_mysql_was_down(
     mysql = living.servers["mysql"]
     patch_container(living, "sb-core", command=["/bin/sh", "-c",
         'nc -w 2 "$MYSQL_HOST" "$MYSQL_PORT" </dev/null | head -c 1 | grep -q . '
-        '|| { echo "sb-core: cannot reach MySQL at $MYSQL_HOST:$MYSQL_PORT"; exit 1; }; exec /start.sh'])
+        '|| { echo "sb-core: cannot reach MySQL at $MYSQL_HOST:$MYSQL_PORT"; exit 1; }; exec /usr/local/bin/sb-serve sb-core 8080'])
     living.wait_ready(timeout=WAIT)
     mysql.stop()
     try:

@@ -41,7 +41,7 @@ GATEWAY_CHART = CHARTS / "istio-gateway"
 APPS = ("sb-core", "sb-ui", "sb-admin", "sb-kong")
 IMAGE_TAG = "lab"
 # Images the node gets without a registry (Istio's come from docker.io on a real server, with no pull secret).
-LOCAL_IMAGES = ("pause", "istio-ingressgateway", "istiod")
+LOCAL_IMAGES = ("pause", "istio-ingressgateway")
 COMPONENTS = kubelab.NODE_COMPONENTS
 LAB_NAMESPACES = (kubelab.NAMESPACE, kubelab.ISTIO_NAMESPACE)
 
@@ -360,7 +360,7 @@ def lab_env(cluster: LivingCluster, root: Path, servers: dict[str, Any]) -> "Lab
                 management=f"http://127.0.0.1:{rabbit.management_port}")
     env.set("rabbitmq.management_port", rabbit.management_port)
     env.set("rabbitmq.ctl_command", rabbit.ctl_command).set("rabbitmq.plugins_command", rabbit.plugins_command)
-    env.set("netpath.containerd_state", [str(cluster.node.containerd_state)])
+    env.set("netpath.containerd_state", str(cluster.node.containerd_state))
     return env
 
 

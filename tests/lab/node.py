@@ -46,7 +46,7 @@ LINK_PREFIX = "10.99"
 CNI_BIN = Path("/usr/lib/cni")
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
 NODE_NAME = "stackbill-node"
-PAUSE_IMAGE = "docker.io/sbops-lab/pause:1"
+PAUSE_IMAGE = "k8s.gcr.io/pause:3.2"  # the kubelet's default for v1.20; tests/lab/images.py builds it
 NEEDS = {  # program -> the Debian package scripts/setup installs it from
     "containerd": "containerd", "containerd-shim-runc-v2": "containerd", "ctr": "containerd", "runc": "runc",
     "iptables": "iptables", "nsenter": "util-linux", "ip": "iproute2", "conntrack": "conntrack",
