@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 LAYER = "netpath"
 NO_FIX = ("the result names the paired fix ({fixes}); a timeout is a host firewall (runbook "
-          "guides/host-firewall.md), repaired by hand")
+          "runbooks/guides/host-firewall.md), repaired by hand")
 
 
 @check("netpath.mysql", layer=LAYER, title="a pod logs in to MySQL at the address the Helm values give",
