@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from sbops.context import Context
 
 # Layer names are part of the interface (CLI --layer, JSON, metrics), in the order they are reported.
-LAYERS = ("host", "mysql", "mongodb", "rabbitmq", "nfs", "kubernetes", "ecr", "tls", "istio", "workloads", "helm", "app")
+LAYERS = ("host", "mysql", "mongodb", "rabbitmq", "nfs", "kubernetes", "ecr", "tls", "istio", "workloads", "helm",
+          "netpath", "app")
 
 
 # The client libraries each layer's probes use. The engine imports them once, in one thread, before the
@@ -35,6 +36,8 @@ CLIENT_MODULES: dict[str, tuple[str, ...]] = {
     # typed API classes: kubernetes 37 builds those with pydantic and CoreV1Api alone imports in about 1 s
     **{layer: KUBE_MODULES for layer in ("kubernetes", "ecr", "istio", "workloads", "helm")},
     "tls": (*KUBE_MODULES, "cryptography.x509"),
+    # the parent only reads the API and containerd's files; the clients run in the child it starts
+    "netpath": KUBE_MODULES,
     "app": ("ssl", "http.client"),
 }
 
@@ -43,7 +46,7 @@ CLIENT_MODULES: dict[str, tuple[str, ...]] = {
 # kubeconfig for the cluster's layers. Without it such a check fails for want of sbops's own access, which
 # says nothing about the portal, so correlation never names it as a likely cause.
 NEEDS_PASSWORD = ("mysql", "mongodb", "rabbitmq")
-NEEDS_KUBECONFIG = ("kubernetes", "ecr", "tls", "istio", "workloads", "helm")
+NEEDS_KUBECONFIG = ("kubernetes", "ecr", "tls", "istio", "workloads", "helm", "netpath")
 
 
 class Risk(str, Enum):

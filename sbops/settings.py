@@ -93,6 +93,9 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "nfs.port": (2049, "NFS server port"),
     "nfs.exportfs_command": ("exportfs", "exportfs"),
     "nfs.min_free_gb": (10, "free space below which nfs.directory warns, GB"),
+    # netpath (checks made from inside a pod's network namespace)
+    "netpath.containerd_state": ("/run/k3s/containerd:/run/containerd", "containerd state directories to look for pod sandboxes in, ':'-separated; the first that exists is used (K3s's, then plain containerd's)"),
+    "netpath.attempt_timeout": (2.0, "seconds each connection attempt from inside a pod may take (capped by the check's timeout)"),
     # exporter
     "exporter.listen": ("127.0.0.1:29100", "HOST:PORT `sbops exporter` listens on (README: why 29100)"),
     "exporter.web_config": ("", "exporter-toolkit web-config file: TLS and basic auth (empty: plain HTTP, no auth)"),

@@ -174,6 +174,14 @@ def runbook_url(value: str) -> str:
     return ""
 
 
+def path_list(value: str) -> str:
+    """Absolute directories separated by ':' (as PATH): netpath.containerd_state."""
+    parts = [part for part in value.split(":") if part.strip()]
+    if not parts or any(absolute_path(part.strip()) for part in parts):
+        return "must be absolute directories separated by ':' (e.g. /run/k3s/containerd:/run/containerd)"
+    return ""
+
+
 def no_spaces(value: str) -> str:
     if any(c.isspace() for c in value) or control_characters(value):
         return "must not contain spaces or control characters"
@@ -242,6 +250,8 @@ RULES: dict[str, Rule] = {
     "nfs.path": absolute_path,
     "nfs.exports_file": absolute_path,
     "nfs.exportfs_command": command,
+    "netpath.containerd_state": path_list,
+    "netpath.attempt_timeout": number_between(0, 600),
     "exporter.listen": listen,
     "exporter.web_config": file_path,
     "exporter.timeout": number_between(0, 3600),

@@ -31,11 +31,16 @@ MAX_BODY = 256 * 1024
 
 # Related checks by what went wrong, most likely cause first, with the cause each stands for.
 # The API answered, but wrongly: ARCHITECTURE.md's white-page causes (database, configuration, Kong routing).
+# The netpath checks follow their host-side counterparts: MySQL can accept sbops's login on 127.0.0.1 while
+# it refuses the pods (bind-address), blocks them (1129) or a firewall drops their traffic.
 CAUSES: tuple[tuple[str, str], ...] = (
     ("mysql.auth", "database"),
     ("mysql.schema", "configuration"),
     ("mongodb.auth", "database"),
     ("rabbitmq.auth", "database"),
+    ("netpath.mysql", "database, as the pods reach it"),
+    ("netpath.mongodb", "database, as the pods reach it"),
+    ("netpath.rabbitmq", "database, as the pods reach it"),
     ("pods.ready", "workloads"),
     ("istio.virtualservice", "Kong routing"),
     ("istio.gateway", "Istio routing"),
@@ -49,6 +54,9 @@ ROUTING_CAUSES: tuple[tuple[str, str], ...] = (
     ("mysql.auth", "database"),
     ("mongodb.auth", "database"),
     ("rabbitmq.auth", "database"),
+    ("netpath.mysql", "database, as the pods reach it"),
+    ("netpath.mongodb", "database, as the pods reach it"),
+    ("netpath.rabbitmq", "database, as the pods reach it"),
 )
 # Nothing answered: the way in.
 NETWORK_CAUSES: tuple[tuple[str, str], ...] = (

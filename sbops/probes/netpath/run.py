@@ -1,0 +1,146 @@
+"""The netpath probes: find a pod to test from, find what it is configured to reach, connect from inside it.
+
+Each check says honestly when it cannot test (a `skip`, never a pass): sbops is not root, no containerd state
+is visible (sbops does not run on the node), or no running pod with a network namespace of its own is there.
+The pod and the Helm values are looked up once per run and shared by the five checks.
+
+Time: the check's budget is the run's network timeout (Context.net_timeout, a little under setting
+`timeout`). What the API lookups leave of it goes to the child; each connection attempt inside it is bounded
+by setting `netpath.attempt_timeout` and by the child's deadline, and the parent kills the child when the
+budget is spent.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from sbops.messages import netpath as msg
+from sbops.model import Reason, Result
+from sbops.probes.netpath import judge, sandbox, targets
+from sbops.probes.netpath.enter import EnterFailed, run_in_netns
+
+if TYPE_CHECKING:
+    from sbops.context import Context
+    from sbops.messages.netpath import Common
+
+COMMON: dict[str, "Common"] = {"mysql": msg.MYSQL_COMMON, "mongodb": msg.MONGO_COMMON,
+                               "rabbitmq": msg.RABBIT_COMMON, "nfs": msg.NFS_COMMON,
+                               "services": msg.SERVICES_COMMON}
+KIND = {"mysql": "mysql", "mongodb": "mongodb", "rabbitmq": "rabbitmq", "nfs": "tcp", "services": "http"}
+DEFAULT_USERS = {"mysql": "stackbill", "mongodb": "", "rabbitmq": "stackbill"}
+MIN_BUDGET = 0.5
+
+
+def where_to_test(ctx: "Context", common: "Common") -> Result | sandbox.Located:
+    """The sandbox to test from (shared by the run's netpath checks), or the skip that says why there is none."""
+    from sbops.probes import kubecommon as kc
+
+    if os.geteuid() != 0:
+        return common.not_root.result(uid=os.geteuid())
+    dirs = sandbox.split_dirs(str(ctx.settings["netpath.containerd_state"]))
+    try:
+        located = ctx.shared("netpath.located", lambda: sandbox.locate(ctx, dirs))
+    except Exception as exc:  # noqa: BLE001
+        return kc.api_failure("list the pods of this node's sandboxes", exc)
+    if not located.state_dir:
+        return common.no_state.result(dirs=", ".join(dirs) or "(none configured)", details={"looked_in": dirs})
+    if located.sandbox is None:
+        return common.no_pod.result(why=located.why_none(), details=located.evidence())
+    return located
+
+
+def pod_evidence(located: sandbox.Located) -> dict[str, Any]:
+    assert located.sandbox is not None
+    return {**located.sandbox.brief(), "ready": sandbox.pod_ready(located.pod or {})}
+
+
+def budget_left(ctx: "Context", started: float) -> float:
+    return max(MIN_BUDGET, ctx.net_timeout - (time.monotonic() - started))
+
+
+def attempt_timeout(ctx: "Context") -> float:
+    return min(float(ctx.settings["netpath.attempt_timeout"]), ctx.net_timeout)
+
+
+def login_for(ctx: "Context", service: str) -> tuple[str, dict[str, str]]:
+    """(who, the child's login) from the credentials file: MySQL needs its password (NeedsCredentials
+    otherwise); MongoDB and RabbitMQ without one are only asked to answer their protocol."""
+    user = ctx.service(service).username or DEFAULT_USERS.get(service, "")
+    if service == "mysql":
+        return user, {"user": user, "password": ctx.password("mysql").reveal()}
+    password = ctx.service(service).password
+    if not (user and password):
+        return user or "(no user)", {}
+    return user, {"user": user, "password": password.reveal()}
+
+
+def probe_service(ctx: "Context", service: str) -> Result:
+    """netpath.mysql / mongodb / rabbitmq / nfs: one connection to the address the pods are configured with."""
+    from sbops.probes import kubecommon as kc
+
+    started = time.monotonic()
+    common = COMMON[service]
+    gate = where_to_test(ctx, common)
+    if isinstance(gate, Result):
+        return gate
+    located = gate
+    try:
+        target = targets.target(ctx, service)
+    except Exception as exc:  # noqa: BLE001
+        return kc.api_failure(f"read the Helm release {ctx.settings['release']}'s values", exc)
+    if target is None:
+        return common.no_target.result(why=f"neither the Helm release's values nor a credentials file name "
+                                           f"{service}'s address", details={"tested_from": located.evidence()})
+    who, login = login_for(ctx, service) if service != "nfs" else ("", {})
+    timeout = attempt_timeout(ctx)
+    details: dict[str, Any] = {"pod": pod_evidence(located), "target": target.brief(), "timeout_seconds": timeout,
+                               "tested_from": located.evidence()}
+    request = {"kind": KIND[service], "targets": [{"host": target.host, "port": target.port}], "timeout": timeout,
+               "login": login}
+    try:
+        answer = run_in_netns(located.sandbox.netns, located.netns_inode, request,  # type: ignore[union-attr]
+                              budget_left(ctx, started))
+    except EnterFailed as exc:
+        return common.probe_failed.result(pod=located.pod_name, error=str(exc), reason=Reason(exc.reason),
+                                          details=details)
+    attempt = answer["attempts"][0]
+    details["attempts"] = answer["attempts"]
+    return judge.JUDGES[service](located.pod_name, target, attempt, who=who, timeout=timeout,
+                                 local=ctx.is_local(target.host), details=details)
+
+
+def probe_services(ctx: "Context") -> Result:
+    """netpath.services: HTTP to each Service the VirtualService routes to, at its ClusterIP:port."""
+    from sbops.probes import kubecommon as kc
+
+    started = time.monotonic()
+    common = COMMON["services"]
+    gate = where_to_test(ctx, common)
+    if isinstance(gate, Result):
+        return gate
+    located = gate
+    namespace, vs = kc.namespace(ctx), str(ctx.settings["istio.virtualservice"])
+    try:
+        routes, found, untestable = targets.services(ctx)
+    except Exception as exc:  # noqa: BLE001
+        return kc.api_failure(f"read VirtualService {namespace}/{vs} and its Services", exc)
+    if not routes:
+        return msg.SERVICES_NO_ROUTES.result(virtualservice=vs, namespace=namespace,
+                                             details={"tested_from": located.evidence()})
+    if not found:
+        return common.no_target.result(why="; ".join(untestable), details={"untestable": untestable})
+    timeout = attempt_timeout(ctx)
+    details: dict[str, Any] = {"pod": pod_evidence(located), "targets": [t.brief() | {"service": t.key} for t in found],
+                               "timeout_seconds": timeout, "tested_from": located.evidence()}
+    request = {"kind": "http", "targets": [{"host": t.host, "port": t.port} for t in found], "timeout": timeout}
+    try:
+        answer = run_in_netns(located.sandbox.netns, located.netns_inode, request,  # type: ignore[union-attr]
+                              budget_left(ctx, started))
+    except EnterFailed as exc:
+        return common.probe_failed.result(pod=located.pod_name, error=str(exc), reason=Reason(exc.reason),
+                                          details=details)
+    details["attempts"] = answer["attempts"]
+    return judge.judge_services(located.pod_name, found, answer["attempts"], untestable, details)
+
