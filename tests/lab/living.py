@@ -43,7 +43,7 @@ IMAGE_TAG = "lab"
 # Images the node gets without a registry (Istio's come from docker.io on a real server, with no pull secret).
 LOCAL_IMAGES = ("pause", "istio-ingressgateway")
 COMPONENTS = kubelab.NODE_COMPONENTS
-LAB_NAMESPACES = (kubelab.NAMESPACE, kubelab.ISTIO_NAMESPACE)
+LAB_NAMESPACES = (kubelab.NAMESPACE, kubelab.ISTIO_NAMESPACE, kubelab.NFS_NAMESPACE)
 
 
 @dataclass
@@ -60,7 +60,6 @@ class Services:
     mysql: Endpoint
     mongodb: Endpoint
     rabbitmq: Endpoint
-    nfs_path: str = "/data/stackbill"
 
 
 @dataclass
@@ -69,6 +68,7 @@ class LivingCluster:
     node: LivingNode = field(init=False)
     kube: kubelab.KubeLab = field(init=False)
     registry: Any = field(init=False)
+    nfs: Any = field(init=False)
     token: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     servers: dict[str, Any] = field(default_factory=dict)  # the data servers the pods use (start_servers)
@@ -101,6 +101,7 @@ class LivingCluster:
                 raise NodeError(f"{path} missing: run scripts/build-kube")
         self.node = LivingNode(self.root / "node", binaries)
         self.node.start_network()
+        self._start_nfs()
         self._mark("network", t0)
 
         self.kube = kubelab.KubeLab(self.root / "kube", bind=self.host_ip).start()
@@ -128,6 +129,14 @@ class LivingCluster:
         self._mark("pods Ready", t0)
         return self
 
+    def _start_nfs(self) -> None:
+        """The lab's NFS (the real exportfs on a private table, a listener standing in for nfsd) on port 2049
+        of HOST_IP, exported to the node's address as the installer exports it to the server's."""
+        from tests.lab.nfs import NfsLab
+
+        self.nfs = NfsLab(self.root / "nfs", port=2049, bind=self.host_ip).start()
+        self.nfs.seed_stackbill(self.node_ip)
+
     def _mark(self, what: str, t0: float) -> None:
         self.timings[what] = round(time.monotonic() - t0, 1)
         print(f"living lab: {what} at {self.timings[what]:.1f}s", file=sys.stderr, flush=True)
@@ -139,7 +148,7 @@ class LivingCluster:
             return {"ip": self.host_ip, "port": ep.port, "username": ep.username, "password": ep.password}
 
         return {"global": {"domain": kubelab.DOMAIN,
-                           "nfs": {"server": self.host_ip, "path": services.nfs_path},
+                           "nfs": {"server": self.host_ip, "path": str(self.nfs.export_dir)},
                            "mysql": service(services.mysql), "mongo": service(services.mongodb),
                            "rabbitmq": service(services.rabbitmq)},
                 "image": {"registry": kubelab.REGISTRY, "tag": IMAGE_TAG}}
@@ -154,13 +163,45 @@ class LivingCluster:
             if not kubelab._exists(core.read_namespace, ns):
                 core.create_namespace({"metadata": {"name": ns, "labels": labels}})
         self.write_pull_secret(self.token)
+        from kubernetes import client as k8s
+
+        k8s.StorageV1Api(self.kube.api()).create_storage_class({
+            "metadata": {"name": kubelab.STORAGE_CLASS}, "provisioner": kubelab.PROVISIONER,
+            "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate", "parameters": {"archiveOnDelete": "true"}})
         ca = kubelab.make_ca("sbops lab ingress CA")
         cert, key, ca_pem = kubelab.make_cert(kubelab.DOMAIN, days=90, ca=ca)
         core.create_namespaced_secret(kubelab.ISTIO_NAMESPACE, {
             "metadata": {"name": kubelab.TLS_SECRET}, "type": "kubernetes.io/tls",
             "data": {"tls.crt": kubelab._b64(cert + ca_pem), "tls.key": kubelab._b64(key)}})
+        self._nfs_provisioner()
         self.helm("istio-gateway", GATEWAY_CHART, kubelab.ISTIO_NAMESPACE, {})
         self.helm("stackbill", STACKBILL_CHART, kubelab.NAMESPACE, self.values(services))
+
+    def _nfs_provisioner(self) -> None:
+        """The NFS provisioner's Deployment, under its real image name (the lab's busybox image, tagged so:
+        nothing provisions volumes, but its pod is Ready only while the NFS port answers from the pod network)."""
+        from kubernetes import client
+
+        from tests.lab.images import image_ref
+
+        image = "registry.k8s.io/sig-storage/nfs-subdir-external-provisioner:v4.0.2"
+        self.node.ctr("images", "tag", "--force", image_ref("istio-ingressgateway"), image)
+        core, apps = client.CoreV1Api(self.kube.api()), client.AppsV1Api(self.kube.api())
+        ns, name = kubelab.NFS_NAMESPACE, "nfs-subdir-external-provisioner"
+        if not kubelab._exists(core.read_namespace, ns):
+            core.create_namespace({"metadata": {"name": ns}})
+        labels = {"app": name}
+        apps.create_namespaced_deployment(ns, {"metadata": {"name": name, "labels": labels}, "spec": {
+            "replicas": 1, "selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{"name": name, "image": image, "imagePullPolicy": "IfNotPresent",
+                                "command": ["/bin/sleep", "2147483647"],
+                                "env": [{"name": "NFS_SERVER", "value": self.host_ip},
+                                        {"name": "NFS_PATH", "value": str(self.nfs.export_dir)},
+                                        {"name": "PROVISIONER_NAME", "value": kubelab.PROVISIONER}],
+                                "readinessProbe": {"exec": {"command": [
+                                    "/bin/sh", "-c", f"nc -w 2 {self.host_ip} 2049 </dev/null"]},
+                                    "periodSeconds": 5}}]}}}})
 
     def write_pull_secret(self, token: str) -> None:
         """awscred as the installer writes it (`kubectl create secret docker-registry`), replacing any."""
@@ -201,7 +242,7 @@ class LivingCluster:
         core = client.CoreV1Api(self.kube.api())
         return kubelab._raw(core.list_namespaced_pod, namespace)["items"]
 
-    def wait_ready(self, namespaces: tuple[str, ...] = (kubelab.NAMESPACE, kubelab.ISTIO_NAMESPACE),
+    def wait_ready(self, namespaces: tuple[str, ...] = LAB_NAMESPACES,
                    timeout: float = 180.0) -> None:
         """Every Deployment in `namespaces` has all its replicas updated and Ready (the kubelet's verdict)."""
         from kubernetes import client
@@ -239,7 +280,7 @@ class LivingCluster:
     def describe_pods(self) -> str:
         """One line per pod: phase and each container's state, for failure messages."""
         lines = []
-        for ns in (kubelab.NAMESPACE, kubelab.ISTIO_NAMESPACE):
+        for ns in LAB_NAMESPACES:
             for pod in self.pods(ns):
                 states = []
                 for cs in pod.get("status", {}).get("containerStatuses", []) or []:
@@ -319,7 +360,7 @@ class LivingCluster:
     def stop(self) -> None:
         """Node first (its pods), then registry and API server; each part stops even when another fails."""
         errors = []
-        for part in ("node", "registry", "kube"):
+        for part in ("node", "registry", "kube", "nfs"):
             obj = getattr(self, part, None)
             if obj is None:
                 continue
@@ -361,6 +402,8 @@ def lab_env(cluster: LivingCluster, root: Path, servers: dict[str, Any]) -> "Lab
     env.set("rabbitmq.management_port", rabbit.management_port)
     env.set("rabbitmq.ctl_command", rabbit.ctl_command).set("rabbitmq.plugins_command", rabbit.plugins_command)
     env.set("netpath.containerd_state", str(cluster.node.containerd_state))
+    cluster.nfs.configure(env)
+    env.set("nfs.server", cluster.host_ip)
     return env
 
 

@@ -63,14 +63,15 @@ def unavailable() -> str:
 class NfsLab:
     """A private exports table, its export directory, the real exportfs, and a listener for the NFS port."""
 
-    def __init__(self, root: Path, port: int | None = None) -> None:
+    def __init__(self, root: Path, port: int | None = None, bind: str = "0.0.0.0") -> None:
         self.root = Path(root)
+        self.bind = bind  # the living cluster's NFS answers on its HOST_IP only (port 2049 there is the lab's)
         self.exports_file = self.root / "exports"
         self.state = self.root / "state"
         self.empty = self.root / "exports.d"
         self.export_dir = self.root / "data" / "stackbill"
         self.exportfs_command = self.root / "bin" / "exportfs"
-        self.port = port or free_port("0.0.0.0")
+        self.port = port or free_port(bind)
         self.listener: ListenerProc | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -90,7 +91,7 @@ class NfsLab:
     def start_server(self) -> None:
         """The NFS port: nfsd listens on all addresses."""
         if self.listener is None:
-            self.listener = ListenerProc("0.0.0.0", self.port, self.root / "listener.log", name="nfsd").start()
+            self.listener = ListenerProc(self.bind, self.port, self.root / "listener.log", name="nfsd").start()
 
     def stop(self) -> None:
         if self.listener is not None:

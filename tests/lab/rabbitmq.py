@@ -82,7 +82,7 @@ class RabbitMQ:
         (self.root / "rabbitmq.conf").write_text(
             f"listeners.tcp.default = {self.bind}:{self.port}\n"
             f"management.tcp.port = {self.management_port}\n"
-            "management.tcp.ip = 127.0.0.1\n"
+            f"management.tcp.ip = {self.bind}\n"
             "collect_statistics_interval = 1000\n"
         )
         exports = "".join(f"export {k}='{v}'\n" for k, v in self.env().items() if k != "PATH")

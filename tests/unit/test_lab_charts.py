@@ -25,16 +25,18 @@ PASSWORDS = {"mysql": "My-Sql-Pw-1234567", "mongo": "Mongo-Pw-7654321", "rabbitm
 
 
 def installer_values() -> dict[str, Any]:
-    """What sbops's installer passes (its own chart_values), plus the lab's private ports."""
+    """What sbops's installer passes (its own chart_values) for a credentials file whose MySQL is on a private
+    port, as the lab's is: the installer passes that port on."""
 
-    def section(name: str) -> SimpleNamespace:
-        return SimpleNamespace(host="10.99.0.1", username="stackbill",
+    def section(name: str, port: int) -> SimpleNamespace:
+        return SimpleNamespace(host="10.99.0.1", port=port, username="stackbill",
                                password=SimpleNamespace(reveal=lambda: PASSWORDS[name]))
 
     creds = SimpleNamespace(server_ip="10.99.0.1", nfs_server="", nfs_path="/data/stackbill",
-                            mysql=section("mysql"), mongodb=section("mongo"), rabbitmq=section("rabbitmq"))
+                            mysql=section("mysql", 13306), mongodb=section("mongo", 27017),
+                            rabbitmq=section("rabbitmq", 5672))
     values = chart_values(creds, kube.DOMAIN)  # type: ignore[arg-type]
-    values["global"]["mysql"]["port"] = 13306
+    assert values["global"]["mysql"]["port"] == 13306
     return values
 
 
