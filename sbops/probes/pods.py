@@ -25,6 +25,7 @@ MAX_EVENTS = 3
 # A crash-looping container's last log lines: what `kubectl logs --previous --tail` shows, the usual first
 # clue (a bad config, a refused database). Bounded in lines and bytes, for a few pods only.
 LOG_LINES, LOG_BYTES, LOG_PODS = 5, 2048, 3
+KUBELET_NO_LOG = "unable to retrieve container logs for "  # the kubelet's answer when the log file is gone
 # Container waiting reasons counted in pods.ready's evidence (`waiting`), the list kube-state-metrics uses;
 # any other reason counts as "other", so the exporter's sbops_pods_waiting{reason} stays bounded.
 WAITING_REASONS = ("ContainerCreating", "PodInitializing", "CrashLoopBackOff", "CreateContainerConfigError",
@@ -170,20 +171,24 @@ def log_tail(text: str, lines: int = LOG_LINES) -> list[str]:
 
 
 def last_logs(ctx: "Context", namespace: str, pod: str, container: str) -> list[str]:
-    """The previous (crashed) run's last lines, else the current run's; [] when the kubelet has none. A log
-    that cannot be read is said in the list, not raised: the diagnosis stands without it."""
+    """The last lines of the container's latest run, as `kubectl logs --tail` shows them; [] when the kubelet has
+    none. The latest run first: for a container waiting in CrashLoopBackOff that is the run that just crashed,
+    while `previous` may name a run whose log the kubelet's garbage collection already removed (it answers
+    200 with "unable to retrieve container logs ..." then). A log that cannot be read is said in the list, not
+    raised: the diagnosis stands without it."""
     api = kc.api(ctx)
     resource = kc.path(namespace=namespace, plural="pods", name=pod) + "/log"
-    for previous in ("true", "false"):
+    for previous in ("false", "true"):
         try:
             text = api.text(resource, container=container, previous=previous, tailLines=LOG_LINES,
                             limitBytes=LOG_BYTES)
-        except Exception as exc:  # noqa: BLE001 - e.g. 400 "previous terminated container not found"
+        except Exception as exc:  # noqa: BLE001 - e.g. 400 "container ... is waiting to start"
             if kc.api_status(exc) in (400, 404):
                 continue
             return [f"(logs unavailable: {kc.api_failure_summary('read the log', exc)})"]
-        if text.strip():
-            return log_tail(text)
+        lines = log_tail(text)
+        if lines and not lines[-1].startswith(KUBELET_NO_LOG):
+            return lines
     return []
 
 

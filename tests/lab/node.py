@@ -271,6 +271,7 @@ class LivingNode:
         for name in ("kube-scheduler", "kube-controller-manager", "kube-proxy", "kubelet"):
             self._terminate(name)
         sandboxes = self._sandbox_netns()
+        log_dirs = self._pod_log_dirs()
         self._kill_containers()
         self._terminate("containerd")
         self._unmount_all()
@@ -278,6 +279,11 @@ class LivingNode:
             name = os.path.basename(path)
             if path.startswith("/var/run/netns/") or path.startswith("/run/netns/"):
                 _run("ip", "netns", "del", name, check=False)
+        for path in log_dirs:  # the kubelet writes pod logs under /var/log/pods whatever its --root-dir
+            shutil.rmtree(path, ignore_errors=True)
+        for link in Path("/var/log/containers").glob("*.log") if Path("/var/log/containers").is_dir() else ():
+            if link.is_symlink() and not link.exists():
+                link.unlink(missing_ok=True)
         if os.path.exists(self.link.netns_path):
             _run("ip", "netns", "del", self.link.netns, check=False)
         _run("ip", "link", "del", self.link.host_if, check=False)
@@ -310,6 +316,19 @@ class LivingNode:
             for ns in spec.get("linux", {}).get("namespaces", []):
                 if ns.get("type") == "network" and ns.get("path"):
                     found.append(ns["path"])
+        return found
+
+    def _pod_log_dirs(self) -> list[Path]:
+        """/var/log/pods/<namespace>_<pod>_<uid> of this node's pods (from the sandboxes' CRI annotations)."""
+        found = []
+        for task in self._task_dirs():
+            try:
+                notes = json.loads((task / "config.json").read_text()).get("annotations", {})
+            except (OSError, ValueError):
+                continue
+            parts = [notes.get(f"io.kubernetes.cri.sandbox-{key}", "") for key in ("namespace", "name", "uid")]
+            if notes.get("io.kubernetes.cri.container-type") == "sandbox" and all(parts):
+                found.append(Path("/var/log/pods") / "_".join(parts))
         return found
 
     def _kill_containers(self) -> None:
