@@ -6,7 +6,7 @@ socat with the shared libraries `ldd` lists for it (and the dynamic loader), bec
 server. Images differ only by their entrypoint and arguments:
 
     pause                 /pause                        (a sleeper that exits on TERM)
-    sb-core               sb-serve sb-core 8080         env MYSQL_HOST, MYSQL_PORT (see standins/sb-handler)
+    sb-core               sb-serve sb-core 8080         env MYSQL_HOST, MYSQL_PORT, MYSQL_USER, MYSQL_PASSWORD
     sb-ui                 sb-serve sb-ui 80
     sb-admin              sb-serve sb-admin 80
     sb-kong               sb-serve sb-kong 8000
@@ -54,6 +54,7 @@ SCRIPTS: dict[str, tuple[str, int]] = {
     "sb-serve": ("usr/local/bin/sb-serve", 0o755),
     "gateway": ("usr/local/bin/gateway", 0o755),
     "gw-handler": ("usr/local/bin/gw-handler", 0o755),
+    "mysql-ping": ("usr/local/bin/mysql-ping", 0o755),
     "pause": ("pause", 0o755),
 }
 DIRECTORIES = ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "usr/local", "usr/local/bin", "usr/local/lib",
