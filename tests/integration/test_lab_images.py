@@ -228,12 +228,13 @@ def test_pause_runs_and_stops_on_term(containerd: Containerd) -> None:
 CLOUDCONFIG = "/apidocs/api/cloudconfiguration/general"
 
 
-def run_core(containerd: Containerd, name: str, mysql_port: int, password: str = LAB_PASSWORD) -> tuple[int, Path]:
+def run_core(containerd: Containerd, name: str, mysql_port: int, password: str = LAB_PASSWORD,
+             check: str = "login") -> tuple[int, Path]:
     """sb-core on a free port, configured as the chart configures it (user stackbill)."""
     port = free_port()
     log = containerd.run(image_ref("sb-core"), name, "/usr/local/bin/sb-serve", "sb-core", str(port),
                          env={"MYSQL_HOST": "127.0.0.1", "MYSQL_PORT": str(mysql_port), "MYSQL_USER": "stackbill",
-                              "MYSQL_PASSWORD": password, "DOMAIN": DOMAIN})
+                              "MYSQL_PASSWORD": password, "DOMAIN": DOMAIN, "SB_MYSQL_CHECK": check})
     wait_port("127.0.0.1", port, 20)
     return port, log
 
@@ -275,8 +276,13 @@ def test_sb_core_reports_a_wrong_password(containerd: Containerd, mariadb_seeded
         assert (f"sb-core: MySQL at 127.0.0.1:{mariadb_seeded.port} rejected the connection: error 1045: "
                 "Access denied for user 'stackbill'@") in body and "(using password: YES)" in body
         assert "not-the-password" not in body
+        # The chart's sbCore.mysqlCheck=greeting: reachability only, the password is not tried.
+        greeting, _ = run_core(containerd, "core-greeting", mariadb_seeded.port, password="not-the-password",
+                               check="greeting")
+        assert http(f"http://127.0.0.1:{greeting}{CLOUDCONFIG}")[0] == 200
     finally:
         containerd.remove("core-badpw")
+        containerd.remove("core-greeting")
 
 
 def test_sb_core_reports_a_closed_port_and_a_silent_server(containerd: Containerd) -> None:
