@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.lab.kube",
     "tests.lab.https",
     "tests.lab.helm",
+    "tests.lab.podnet",
 ]
