@@ -64,6 +64,9 @@ class PodNet:
         return self.proc.pid
 
     def start(self) -> "PodNet":
+        import atexit
+
+        atexit.register(self.close)  # an interrupted session must not leave rules or a veth behind
         self.proc = subprocess.Popen(["unshare", "--net", "--", "sleep", "3600"], start_new_session=True,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         ns = f"/proc/{self.pid}/ns/net"
