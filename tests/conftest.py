@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.lab.helm",
     "tests.lab.registry",
     "tests.lab.living",
+    "tests.lab.podnet",
 ]

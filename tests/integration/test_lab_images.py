@@ -2,7 +2,7 @@
 
 Each container runs with the host's network (`ctr run --net-host`) on a free port the test passes as the
 stand-in's argument, so the test reaches it without a CNI network. sb-core is judged against a real MariaDB
-(a greeting, a closed port, a host MariaDB has blocked); the gateway terminates TLS with a lab certificate and
+(a login, a wrong password, a closed port, a silent server, a host MariaDB has blocked); the gateway terminates TLS with a lab certificate and
 routes to stand-ins running beside it.
 """
 
@@ -74,9 +74,10 @@ class Containerd:
             mounts: dict[Path, str] | None = None) -> Path:
         """Start a detached container on the host network; returns its log file (stdout and stderr)."""
         log = self.root / f"{name}.log"
-        args = ["run", "-d", "--net-host", "--log-uri", f"file://{log}"]
-        for key, value in (env or {}).items():
-            args += ["--env", f"{key}={value}"]
+        env_file = self.root / f"{name}.env"  # a file, so that no password is on a command line
+        env_file.touch(0o600)
+        env_file.write_text("".join(f"{key}={value}\n" for key, value in (env or {}).items()))
+        args = ["run", "-d", "--net-host", "--log-uri", f"file://{log}", "--env-file", str(env_file)]
         for source, target in (mounts or {}).items():
             args += ["--mount", f"type=bind,src={source},dst={target},options=rbind:ro"]
         self.ctr(*args, image, name, *argv)
@@ -193,6 +194,17 @@ def test_archive_layout(images: dict[str, Path]) -> None:
             "lib64/ld-linux-x86-64.so.2", "usr/local/bin/gw-handler"} <= names
 
 
+def test_skopeo_reads_every_archive(images: dict[str, Path], tmp_path: Path) -> None:
+    """skopeo (the lab registry's loader) accepts each tarball and sees its config."""
+    for name, path in images.items():
+        proc = subprocess.run(["skopeo", "copy", "--quiet", f"docker-archive:{path}", f"oci:{tmp_path / name}:lab"],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+    inspect = subprocess.run(["skopeo", "inspect", "--config", f"docker-archive:{images['sb-core']}"],
+                             capture_output=True, text=True, timeout=60)
+    assert json.loads(inspect.stdout)["config"]["Cmd"] == ["sb-core", "8080"]
+
+
 def test_every_image_imports(containerd: Containerd) -> None:
     listed = containerd.ctr("images", "ls", "-q").stdout.split()
     assert sorted(image_ref(name) for name in IMAGES) == sorted(set(listed) & {image_ref(n) for n in IMAGES})
@@ -216,16 +228,19 @@ def test_pause_runs_and_stops_on_term(containerd: Containerd) -> None:
 CLOUDCONFIG = "/apidocs/api/cloudconfiguration/general"
 
 
-def run_core(containerd: Containerd, name: str, mysql_port: int) -> tuple[int, Path]:
+def run_core(containerd: Containerd, name: str, mysql_port: int, password: str = LAB_PASSWORD,
+             check: str = "login") -> tuple[int, Path]:
+    """sb-core on a free port, configured as the chart configures it (user stackbill)."""
     port = free_port()
     log = containerd.run(image_ref("sb-core"), name, "/usr/local/bin/sb-serve", "sb-core", str(port),
-                         env={"MYSQL_HOST": "127.0.0.1", "MYSQL_PORT": str(mysql_port), "DOMAIN": DOMAIN})
+                         env={"MYSQL_HOST": "127.0.0.1", "MYSQL_PORT": str(mysql_port), "MYSQL_USER": "stackbill",
+                              "MYSQL_PASSWORD": password, "DOMAIN": DOMAIN, "SB_MYSQL_CHECK": check})
     wait_port("127.0.0.1", port, 20)
     return port, log
 
 
-def test_sb_core_answers_json_while_mysql_greets(containerd: Containerd, mariadb_factory) -> None:  # noqa: ANN001
-    db = mariadb_factory()
+def test_sb_core_answers_json_while_it_can_log_in(containerd: Containerd, mariadb_factory) -> None:  # noqa: ANN001
+    db = mariadb_factory().seed_stackbill(LAB_PASSWORD)
     port, log = run_core(containerd, "core-up", db.port)
     try:
         status, headers, body = http(f"http://127.0.0.1:{port}{CLOUDCONFIG}")
@@ -242,12 +257,32 @@ def test_sb_core_answers_json_while_mysql_greets(containerd: Containerd, mariadb
         assert http(f"http://127.0.0.1:{port}/healthz")[0] == 200  # liveness stays up: only readiness fails
 
         db.start()
+        query = "SHOW GLOBAL STATUS WHERE Variable_name IN ('Aborted_connects', 'Aborted_clients')"
+        before = dict(db.sql(query))
         assert http(f"http://127.0.0.1:{port}{CLOUDCONFIG}")[0] == 200
+        assert dict(db.sql(query)) == before  # it logs in and quits cleanly: no host block ever builds up
         lines = wait_log(log, f'"GET {CLOUDCONFIG} HTTP/1.1" 200', 2)
         assert sum(f'"GET {CLOUDCONFIG} HTTP/1.1" 503' in line for line in lines) == 1, lines
         assert not [line for line in lines if "sb-core" not in line], lines  # nothing but its own lines
     finally:
         containerd.remove("core-up")
+
+
+def test_sb_core_reports_a_wrong_password(containerd: Containerd, mariadb_seeded) -> None:  # noqa: ANN001
+    port, _ = run_core(containerd, "core-badpw", mariadb_seeded.port, password="not-the-password")
+    try:
+        status, _, body = http(f"http://127.0.0.1:{port}{CLOUDCONFIG}")
+        assert status == 503
+        assert (f"sb-core: MySQL at 127.0.0.1:{mariadb_seeded.port} rejected the connection: error 1045: "
+                "Access denied for user 'stackbill'@") in body and "(using password: YES)" in body
+        assert "not-the-password" not in body
+        # The chart's sbCore.mysqlCheck=greeting: reachability only, the password is not tried.
+        greeting, _ = run_core(containerd, "core-greeting", mariadb_seeded.port, password="not-the-password",
+                               check="greeting")
+        assert http(f"http://127.0.0.1:{greeting}{CLOUDCONFIG}")[0] == 200
+    finally:
+        containerd.remove("core-badpw")
+        containerd.remove("core-greeting")
 
 
 def test_sb_core_reports_a_closed_port_and_a_silent_server(containerd: Containerd) -> None:
@@ -284,7 +319,7 @@ def test_sb_core_names_a_host_mysql_blocked(containerd: Containerd, mariadb_fact
         port, _ = run_core(containerd, "core-blocked", relay_port)
         status, _, body = http(f"http://127.0.0.1:{port}{CLOUDCONFIG}")
         assert status == 503
-        assert f"MySQL at 127.0.0.1:{relay_port} refused the connection: error 1129" in body, body
+        assert f"MySQL at 127.0.0.1:{relay_port} rejected the connection: error 1129" in body, body
         assert "is blocked" in body
     finally:
         containerd.remove("core-blocked")
@@ -333,7 +368,8 @@ def gateway(containerd: Containerd, stand_ins: dict[str, int], tmp_path_factory:
     (certs / "tls.key").write_text(key)
     core_port = free_port()
     containerd.run(image_ref("sb-core"), "core-gw", "/usr/local/bin/sb-serve", "sb-core", str(core_port),
-                   env={"MYSQL_HOST": "127.0.0.1", "MYSQL_PORT": str(mariadb_seeded.port)})
+                   env={"MYSQL_HOST": "127.0.0.1", "MYSQL_PORT": str(mariadb_seeded.port), "MYSQL_USER": "stackbill",
+                        "MYSQL_PASSWORD": LAB_PASSWORD})
     silent = socket.create_server(("127.0.0.1", 0))
     held: list[socket.socket] = []
 
@@ -391,7 +427,8 @@ def test_gateway_terminates_tls_with_the_secret(gateway: dict) -> None:
 
 def test_gateway_routes_longest_prefix_first(gateway: dict) -> None:
     status, headers, body = https_get(gateway, CLOUDCONFIG)
-    assert status == 200 and headers["content-type"] == "application/json" and json.loads(body)["status"] == "success"
+    assert status == 200 and headers["content-type"] == "application/json", body
+    assert json.loads(body)["status"] == "success"
     assert "(sb-admin)" in https_get(gateway, "/admin/")[2]
     assert json.loads(https_get(gateway, "/api/x")[2])["service"] == "sb-kong"
     assert json.loads(https_get(gateway, "/core/status")[2])["service"] == "sb-core"

@@ -6,11 +6,13 @@ socat with the shared libraries `ldd` lists for it (and the dynamic loader), bec
 server. Images differ only by their entrypoint and arguments:
 
     pause                 /pause                        (a sleeper that exits on TERM)
-    sb-core               sb-serve sb-core 8080         env MYSQL_HOST, MYSQL_PORT (see standins/sb-handler)
+    sb-core               sb-serve sb-core 8080         env MYSQL_HOST, MYSQL_PORT, MYSQL_USER, MYSQL_PASSWORD,
+                                                        SB_MYSQL_CHECK (login | greeting; standins/mysql-ping)
     sb-ui                 sb-serve sb-ui 80
     sb-admin              sb-serve sb-admin 80
     sb-kong               sb-serve sb-kong 8000
     istio-ingressgateway  gateway                       env GW_ROUTES, GW_CERT, GW_KEY, GW_*_PORT (standins/gateway)
+    (istiod in the chart)  sb-serve istiod 15014        from the istio-ingressgateway image: /ready
 
 Each image is a docker-archive tarball (manifest.json, a config JSON, one layer tar) as
 `skopeo copy docker-archive:FILE ...` and `ctr -n k8s.io images import FILE` read it; its RepoTags name it
@@ -54,6 +56,7 @@ SCRIPTS: dict[str, tuple[str, int]] = {
     "sb-serve": ("usr/local/bin/sb-serve", 0o755),
     "gateway": ("usr/local/bin/gateway", 0o755),
     "gw-handler": ("usr/local/bin/gw-handler", 0o755),
+    "mysql-ping": ("usr/local/bin/mysql-ping", 0o755),
     "pause": ("pause", 0o755),
 }
 DIRECTORIES = ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "usr/local", "usr/local/bin", "usr/local/lib",

@@ -107,8 +107,9 @@ def test_stackbill_workloads(helm_bin: str, helm_env: dict[str, str], tmp_path: 
         assert svc["spec"]["type"] == "ClusterIP" and svc["spec"]["selector"] == {"app": name}
         assert ipaddress.ip_address(svc["spec"]["clusterIP"]) in SERVICE_NET
         assert [(p["name"], p["port"]) for p in svc["spec"]["ports"]] == [("http", port)]
-    readiness = deployments["sb-core"]["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
-    assert readiness["httpGet"]["path"] == "/apidocs/api/cloudconfiguration/general"
+    core = deployments["sb-core"]["spec"]["template"]["spec"]["containers"][0]
+    assert core["readinessProbe"]["httpGet"]["path"] == "/apidocs/api/cloudconfiguration/general"
+    assert {"name": "SB_MYSQL_CHECK", "value": "login"} in core["env"]
     assert len({s["spec"]["clusterIP"] for s in services.values()}) == len(services)
     assert not [pw for pw in PASSWORDS.values() if pw in text]  # only base64 in the Secret
 

@@ -318,3 +318,10 @@ def test_every_check_has_its_own_common_findings() -> None:
     assert len(docs) == 5
     assert msg.MYSQL_COMMON.no_pod.result(why="x").status is Status.SKIP
     assert msg.NFS_COMMON.probe_failed.result(pod=POD, error="e", reason=Reason.TIMEOUT).reason is Reason.TIMEOUT
+
+
+@pytest.mark.parametrize("budget, expected", [(4.0, 3.0), (1.2, 0.6), (0.5, 0.25)])
+def test_the_attempts_get_all_but_the_interpreter_start_and_at_least_half(budget: float, expected: float) -> None:
+    from sbops.probes.netpath.enter import attempts_budget
+
+    assert attempts_budget(budget) == pytest.approx(expected)

@@ -44,11 +44,16 @@ def child_env() -> dict[str, str]:
             "PYTHONPATH": root, "PYTHONDONTWRITEBYTECODE": "1"}
 
 
+def attempts_budget(budget: float) -> float:
+    """What the attempts may spend of `budget`: all but the interpreter's start, and at least half of it."""
+    return max(budget * 0.5, budget - START_ALLOWANCE)
+
+
 def run_in_netns(netns: str, expected_inode: int | None, request: dict[str, Any], budget: float) -> dict[str, Any]:
     """Run one request in the namespace at `netns`; the child's answer ({"attempts": [...], "netns": inode}).
 
-    `budget`: seconds for everything, the child's start included; the attempts get what is left after
-    START_ALLOWANCE (at least a tenth of it). Raises EnterFailed."""
+    `budget`: seconds for everything, the child's start included; the attempts get attempts_budget(budget).
+    Raises EnterFailed."""
     try:
         fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
@@ -56,8 +61,7 @@ def run_in_netns(netns: str, expected_inode: int | None, request: dict[str, Any]
     try:
         if expected_inode is not None and os.fstat(fd).st_ino != expected_inode:
             raise EnterFailed("not_running", f"{netns} is another network namespace now (the pod restarted)")
-        attempts_budget = max(budget * 0.1, budget - START_ALLOWANCE)
-        payload = json.dumps({**request, "netns_fd": fd, "budget": attempts_budget}).encode()
+        payload = json.dumps({**request, "netns_fd": fd, "budget": attempts_budget(budget)}).encode()
         try:
             proc = subprocess.Popen([sys.executable, "-m", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, pass_fds=(fd,), env=child_env(), start_new_session=True)

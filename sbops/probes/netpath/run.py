@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sbops.messages import netpath as msg
 from sbops.model import Reason, Result
 from sbops.probes.netpath import judge, sandbox, targets
-from sbops.probes.netpath.enter import EnterFailed, run_in_netns
+from sbops.probes.netpath.enter import EnterFailed, attempts_budget, run_in_netns
 
 if TYPE_CHECKING:
     from sbops.context import Context
@@ -60,8 +60,10 @@ def budget_left(ctx: "Context", started: float) -> float:
     return max(MIN_BUDGET, ctx.net_timeout - (time.monotonic() - started))
 
 
-def attempt_timeout(ctx: "Context") -> float:
-    return min(float(ctx.settings["netpath.attempt_timeout"]), ctx.net_timeout)
+def attempt_timeout(ctx: "Context", budget: float) -> float:
+    """Each attempt's timeout: setting netpath.attempt_timeout, never more than the child's share of the budget
+    (so a `timeout` finding always means the server stayed silent that long)."""
+    return min(float(ctx.settings["netpath.attempt_timeout"]), attempts_budget(budget))
 
 
 def login_for(ctx: "Context", service: str) -> tuple[str, dict[str, str]]:
@@ -94,14 +96,15 @@ def probe_service(ctx: "Context", service: str) -> Result:
         return common.no_target.result(why=f"neither the Helm release's values nor a credentials file name "
                                            f"{service}'s address", details={"tested_from": located.evidence()})
     who, login = login_for(ctx, service) if service != "nfs" else ("", {})
-    timeout = attempt_timeout(ctx)
+    budget = budget_left(ctx, started)
+    timeout = attempt_timeout(ctx, budget)
     details: dict[str, Any] = {"pod": pod_evidence(located), "target": target.brief(), "timeout_seconds": timeout,
                                "tested_from": located.evidence()}
     request = {"kind": KIND[service], "targets": [{"host": target.host, "port": target.port}], "timeout": timeout,
                "login": login}
     try:
         answer = run_in_netns(located.sandbox.netns, located.netns_inode, request,  # type: ignore[union-attr]
-                              budget_left(ctx, started))
+                              budget)
     except EnterFailed as exc:
         return common.probe_failed.result(pod=located.pod_name, error=str(exc), reason=Reason(exc.reason),
                                           details=details)
@@ -131,13 +134,14 @@ def probe_services(ctx: "Context") -> Result:
                                              details={"tested_from": located.evidence()})
     if not found:
         return common.no_target.result(why="; ".join(untestable), details={"untestable": untestable})
-    timeout = attempt_timeout(ctx)
+    budget = budget_left(ctx, started)
+    timeout = attempt_timeout(ctx, budget)
     details: dict[str, Any] = {"pod": pod_evidence(located), "targets": [t.brief() | {"service": t.key} for t in found],
                                "timeout_seconds": timeout, "tested_from": located.evidence()}
     request = {"kind": "http", "targets": [{"host": t.host, "port": t.port} for t in found], "timeout": timeout}
     try:
         answer = run_in_netns(located.sandbox.netns, located.netns_inode, request,  # type: ignore[union-attr]
-                              budget_left(ctx, started))
+                              budget)
     except EnterFailed as exc:
         return common.probe_failed.result(pod=located.pod_name, error=str(exc), reason=Reason(exc.reason),
                                           details=details)

@@ -172,7 +172,7 @@ def fallback(ctx: "Context", service: str) -> tuple[str, int] | None:
     """The credentials file's address of a service (NFS: setting nfs.server, which the file fills)."""
     if service == "nfs":
         host = str(ctx.settings["nfs.server"] or "") or (ctx.server_ip if ctx.credentials is not None else "")
-        return (host, VALUE_KEYS["nfs"][2]) if host else None
+        return (host, int(ctx.settings["nfs.port"])) if host else None
     if ctx.credentials is None:
         return None
     return ctx.endpoint(service)  # its Host (else SERVER IP, as the installer fills the values) and Port
