@@ -265,7 +265,7 @@ class LivingCluster:
             time.sleep(0.5)
         raise NodeError(f"not Ready after {timeout:g}s: {', '.join(waiting)}; pods: {self.describe_pods()}")
 
-    def wait_pods_settled(self, timeout: float = 60.0) -> None:
+    def wait_pods_settled(self, timeout: float = 120.0) -> None:
         """Only the Deployments' current pods are left (old ones of a rollout terminated and gone)."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
@@ -425,6 +425,31 @@ def start_servers(root: Path, mongo_template: Any = None) -> dict[str, Any]:
             "passwords": {"mysql": LAB_PASSWORD, "mongodb": MONGO_PASSWORD, "rabbitmq": LAB_PASSWORD}}
 
 
+def mysql_config(mysql: Any) -> dict[Path, str]:
+    """MariaDB's configuration files (my.cnf and its drop-ins), to put back what a test or a fix changed."""
+    files = [mysql.root / "my.cnf", *sorted(mysql.conf_d.glob("*"))]
+    return {path: path.read_text() for path in files if path.is_file()}
+
+
+def restore_servers(cluster: LivingCluster) -> None:
+    """The data servers as the session started them: MariaDB's configuration (restarted when a test changed
+    it) and running; the NFS port answering."""
+    mysql = cluster.servers["mysql"]
+    saved = cluster.servers.setdefault("mysql_config", mysql_config(mysql))
+    if mysql_config(mysql) != saved:
+        for path in mysql.conf_d.glob("*"):
+            if path not in saved:
+                path.unlink()
+        for path, text in saved.items():
+            path.write_text(text)
+        if mysql.running:
+            mysql.stop()
+    if not mysql.running:
+        mysql.start()
+    if cluster.nfs.listener is None:
+        cluster.nfs.start_server()
+
+
 def services_of(servers: dict[str, Any]) -> Services:
     passwords = servers["passwords"]
     return Services(mysql=Endpoint(servers["mysql"].port, passwords["mysql"]),
@@ -458,6 +483,7 @@ if pytest is not None:
         servers = start_servers(root / "servers", mongo_template)
         cluster = LivingCluster(root / "cluster")
         cluster.servers = servers
+        servers["mysql_config"] = mysql_config(servers["mysql"])
         try:
             cluster.start(services_of(servers))
             yield cluster
@@ -471,9 +497,7 @@ if pytest is not None:
     def living(living_cluster: LivingCluster) -> LivingCluster:
         """The living cluster, put back to its healthy install before the test (restore() touches only what
         an earlier test changed); its MariaDB restarted if a test stopped it."""
-        mysql = living_cluster.servers["mysql"]
-        if not mysql.running:
-            mysql.start()
+        restore_servers(living_cluster)
         living_cluster.restore()
         return living_cluster
 

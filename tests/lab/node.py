@@ -20,6 +20,7 @@ Layout of a node directory D:
     D/containerd/      config.toml, root/, state/ (task bundles: /run/containerd's equivalent), containerd.sock
     D/cni/             the CNI network config (conf_dir); D/cni-ipam/ host-local's leases
     D/kubelet/         --root-dir; D/kubelet-pki/ its self-signed serving cert; D/kubelet.yaml its config
+    D/log/pods/        what containerd and the kubelet see as /var/log/pods (their mount namespace's own)
     D/*.log            each process's log;  D/node.json  names, addresses and pids, for stop() from elsewhere
 """
 
@@ -46,6 +47,7 @@ LINK_PREFIX = "10.99"
 CNI_BIN = Path("/usr/lib/cni")
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
 NODE_NAME = "stackbill-node"
+LOG_DIRS = ("/var/log/pods", "/var/log/containers")
 PAUSE_IMAGE = "k8s.gcr.io/pause:3.2"  # the kubelet's default for v1.20; tests/lab/images.py builds it
 NEEDS = {  # program -> the Debian package scripts/setup installs it from
     "containerd": "containerd", "containerd-shim-runc-v2": "containerd", "ctr": "containerd", "runc": "runc",
@@ -182,8 +184,18 @@ class LivingNode:
         """containerd in the namespace, then import the images the node needs without a registry (pause)."""
         self._write_containerd_config()
         self._write_cni_config()
-        self._spawn("containerd", [
-            "containerd", "--config", str(self.containerd_dir / "config.toml")], netns=True)
+        # A mount namespace of the node's own, shared by containerd and the kubelet, where /var/log/pods and
+        # /var/log/containers are the node's directories: the kubelet (v1.20: a fixed path) garbage-collects
+        # every pod log directory it does not know, so two nodes on one machine would delete each other's logs.
+        binds = []
+        for target in LOG_DIRS:
+            Path(target).mkdir(parents=True, exist_ok=True)
+            own = self.root / "log" / Path(target).name
+            own.mkdir(parents=True, exist_ok=True)
+            binds.append(f"mount --bind {own} {target}")
+        script = " && ".join([*binds, f'exec containerd --config {self.containerd_dir / "config.toml"}'])
+        self._spawn("containerd", ["unshare", "--mount", "--propagation", "slave", "/bin/sh", "-c", script],
+                    netns=True)
         self._wait(lambda: self.containerd_sock.exists() and self._ctr("version", check=False).returncode == 0,
                    30, "containerd")
         for archive in images:
@@ -214,7 +226,7 @@ class LivingNode:
             f"--cert-dir={self.root / 'kubelet-pki'}", f"--hostname-override={NODE_NAME}",
             f"--node-ip={self.link.node_ip}", f"--pod-infra-container-image={PAUSE_IMAGE}",
             f"--kubeconfig={kubeconfig}", f"--config={config}", "--v=1",
-        ], netns=True)
+        ], netns=True, mount_of="containerd")
         self._spawn("kube-proxy", [
             str(self.bin["kube-proxy"]), f"--kubeconfig={kubeconfig}", "--proxy-mode=iptables",
             f"--cluster-cidr={POD_CIDR}", f"--hostname-override={NODE_NAME}", "--masquerade-all",
@@ -271,7 +283,6 @@ class LivingNode:
         for name in ("kube-scheduler", "kube-controller-manager", "kube-proxy", "kubelet"):
             self._terminate(name)
         sandboxes = self._sandbox_netns()
-        log_dirs = self._pod_log_dirs()
         self._kill_containers()
         self._terminate("containerd")
         self._unmount_all()
@@ -279,11 +290,6 @@ class LivingNode:
             name = os.path.basename(path)
             if path.startswith("/var/run/netns/") or path.startswith("/run/netns/"):
                 _run("ip", "netns", "del", name, check=False)
-        for path in log_dirs:  # the kubelet writes pod logs under /var/log/pods whatever its --root-dir
-            shutil.rmtree(path, ignore_errors=True)
-        for link in Path("/var/log/containers").glob("*.log") if Path("/var/log/containers").is_dir() else ():
-            if link.is_symlink() and not link.exists():
-                link.unlink(missing_ok=True)
         if os.path.exists(self.link.netns_path):
             _run("ip", "netns", "del", self.link.netns, check=False)
         _run("ip", "link", "del", self.link.host_if, check=False)
@@ -316,19 +322,6 @@ class LivingNode:
             for ns in spec.get("linux", {}).get("namespaces", []):
                 if ns.get("type") == "network" and ns.get("path"):
                     found.append(ns["path"])
-        return found
-
-    def _pod_log_dirs(self) -> list[Path]:
-        """/var/log/pods/<namespace>_<pod>_<uid> of this node's pods (from the sandboxes' CRI annotations)."""
-        found = []
-        for task in self._task_dirs():
-            try:
-                notes = json.loads((task / "config.json").read_text()).get("annotations", {})
-            except (OSError, ValueError):
-                continue
-            parts = [notes.get(f"io.kubernetes.cri.sandbox-{key}", "") for key in ("namespace", "name", "uid")]
-            if notes.get("io.kubernetes.cri.container-type") == "sandbox" and all(parts):
-                found.append(Path("/var/log/pods") / "_".join(parts))
         return found
 
     def _kill_containers(self) -> None:
@@ -373,9 +366,12 @@ class LivingNode:
     def _ctr(self, *args: str, check: bool = True, timeout: float = 30.0) -> subprocess.CompletedProcess:
         return _run("ctr", "--address", str(self.containerd_sock), "-n", "k8s.io", *args, check=check, timeout=timeout)
 
-    def _spawn(self, name: str, argv: list[str], netns: bool = False) -> None:
+    def _spawn(self, name: str, argv: list[str], netns: bool = False, mount_of: str = "") -> None:
+        """Start a process (in the node's network namespace when `netns`; in the mount namespace of the process
+        `mount_of` when given), logging to D/<name>.log, in a session of its own so stop() kills its group."""
         if netns:
-            argv = ["nsenter", f"--net={self.link.netns_path}", *argv]
+            mount = [f"--mount=/proc/{self.pids[mount_of]}/ns/mnt"] if mount_of else []
+            argv = ["nsenter", f"--net={self.link.netns_path}", *mount, *argv]
         log = open(self.root / f"{name}.log", "ab")
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, cwd=self.root)
