@@ -493,10 +493,24 @@ def judge_directory(info: dict[str, Any], min_free_gb: float) -> Result:
     return msg.DIRECTORY_OK.result(path=path, free_gb=info["free_gb"], details=details)
 
 
+WILDCARDS = frozenset({"0.0.0.0", "::", "*", ""})
+
+
+def serves(listener_ip: str, server: str) -> bool:
+    """Whether a socket listening on `listener_ip` answers clients that connect to `server`: a wildcard does, a
+    specific address only for itself (nfsd on another address of this machine does not serve the pods')."""
+    try:
+        ipaddress.ip_address(server)
+    except ValueError:
+        return True  # a name: any local listener may be the one it resolves to
+    return listener_ip in WILDCARDS or listener_ip == server
+
+
 def listening_on(ctx: "Context", port: int) -> tuple[bool, dict[str, Any]]:
     from sbops.probes.host import run_listeners
 
-    found = [item for item in run_listeners(ctx) if item.port == port]
+    server = str(ctx.settings["nfs.server"]) or ctx.server_ip
+    found = [item for item in run_listeners(ctx) if item.port == port and serves(item.ip, server)]
     procs = sorted({f"{i.process or '?'}/{i.pid}" for i in found if i.pid})
     return bool(found), {"addresses": sorted({i.ip for i in found}), "processes": procs}
 

@@ -372,6 +372,74 @@ class LivingCluster:
             raise NodeError("stopping the living lab: " + "; ".join(errors))
 
 
+# -- detached (scripts/lab): the cluster outlives the process that started it --------------------------------
+def save(cluster: LivingCluster) -> None:
+    """What load() needs to find and stop a running cluster from another process."""
+    nfs_pid = cluster.nfs.listener.pid if cluster.nfs.listener else 0
+    (cluster.root / "cluster.json").write_text(json.dumps({
+        "token": cluster.token, "nfs_pid": nfs_pid, "timings": cluster.timings}, indent=1))
+    (cluster.root / "cluster.json").chmod(0o600)
+
+
+def load(root: Path) -> LivingCluster:
+    """The cluster a detached start left in `root` (processes tracked by pid)."""
+    from tests.lab.nfs import NfsLab
+    from tests.lab.registry import LabRegistry
+
+    state = json.loads((root / "cluster.json").read_text())
+    cluster = LivingCluster(root, token=state["token"], timings=state.get("timings", {}))
+    binaries = {name: kubelab.cache_dir() / name for name in COMPONENTS}
+    cluster.node = LivingNode.load(root / "node", binaries)
+    cluster.kube = kubelab.KubeLab.load(root / "kube")
+    cluster.registry = LabRegistry.load(root / "registry")
+    cluster.nfs = NfsLab(root / "nfs", port=2049, bind=cluster.host_ip)
+    cluster.nfs_pid = state.get("nfs_pid", 0)  # type: ignore[attr-defined]
+    return cluster
+
+
+def running(root: Path) -> bool:
+    """Whether a detached cluster in `root` is up: every process it started is alive."""
+    if not (root / "cluster.json").exists():
+        return False
+    try:
+        cluster = load(root)
+    except (OSError, ValueError, KeyError):
+        return False
+    return cluster.kube.running and cluster.registry.running and bool(cluster.node.pids) and all(
+        kubelab._alive(pid) for pid in cluster.node.pids.values())
+
+
+def start_detached(root: Path, services: Services) -> LivingCluster:
+    """Start the cluster and leave it running (stop_detached stops it); reuse it when it is already up."""
+    if running(root):
+        return load(root)
+    stop_detached(root)
+    import shutil
+
+    shutil.rmtree(root, ignore_errors=True)
+    cluster = LivingCluster(root).start(services)
+    save(cluster)
+    for part in (cluster.node, cluster.kube):
+        part._procs.clear()  # leave them running, tracked by pid
+    if cluster.nfs.listener is not None:
+        cluster.nfs.listener = None  # the listener process stays; its pid is in cluster.json
+    cluster.registry._proc = None  # hand over: tracked by pid (as tests.lab.registry.start_detached does)
+    return cluster
+
+
+def stop_detached(root: Path) -> None:
+    """Stop a detached cluster; nothing of it is left running (namespaces, mounts, processes)."""
+    if not (root / "cluster.json").exists():
+        return
+    cluster = load(root)
+    nfs_pid = getattr(cluster, "nfs_pid", 0)
+    if nfs_pid and kubelab._alive(nfs_pid):
+        kubelab._terminate(nfs_pid, None, timeout=5)
+    cluster.nfs = None
+    cluster.stop()
+    (root / "cluster.json").unlink(missing_ok=True)
+
+
 def pull_secret_token(cluster: LivingCluster) -> str:
     """The token awscred holds now (to check what a fix wrote)."""
     from kubernetes import client

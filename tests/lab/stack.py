@@ -1,6 +1,7 @@
 """The local lab: the data servers of a StackBill host, private and seeded as the installer would leave them.
 
-    python -m tests.lab.stack up        start (or reuse) MariaDB, MongoDB-wire, RabbitMQ and the NFS table
+    python -m tests.lab.stack up        start (or reuse) MariaDB, MongoDB-wire, RabbitMQ, and the living cluster
+                                        (tests/lab/living.py: a node running StackBill's pods, NFS, the ECR stand-in)
     python -m tests.lab.stack doctor    `up`, then `sbops doctor` against the lab (extra args pass through)
     python -m tests.lab.stack env       print the exports that point a shell's sbops at the lab
     python -m tests.lab.stack down      stop every lab server (add --purge to delete the lab's data)
@@ -45,7 +46,6 @@ def _passwords() -> dict[str, str]:
 def up() -> LabEnv:
     from tests.lab.mariadb import MariaDB
     from tests.lab.mongodb import MongoLab
-    from tests.lab.nfs import NfsLab
     from tests.lab.rabbitmq import RabbitMQ
 
     LAB.mkdir(parents=True, exist_ok=True)
@@ -79,22 +79,27 @@ def up() -> LabEnv:
     env.set("rabbitmq.management_port", rabbit.management_port)
     env.set("rabbitmq.ctl_command", rabbit.ctl_command).set("rabbitmq.plugins_command", rabbit.plugins_command)
 
-    say("NFS export table")
-    stop_pid_file(LAB / "nfs" / "listener.pid")  # a second `up` must not leave the first one's listener behind
-    nfs = NfsLab(LAB / "nfs")
-    nfs.start()
-    nfs.seed_for_kube_lab(str(env.settings["server_ip"]))  # the stack's kube lab has a Node (10.0.0.10): the export covers it and the server
-    (LAB / "nfs" / "listener.pid").write_text(str(nfs.listener.pid) if nfs.listener else "")
-    nfs.configure(env)
+    say("the living cluster: kube-apiserver + etcd, a node (containerd, kubelet, kube-proxy), the ECR stand-in, "
+        "StackBill by Helm (about a minute; the first run builds the Kubernetes binaries, about 7 minutes)")
+    from tests.lab import living
 
-    say("Kubernetes API (kube-apiserver + etcd; first run builds it, several minutes)")
-    from tests.lab.kube import start_detached as start_kube
+    stop_pid_file(LAB / "nfs" / "listener.pid")  # an older lab's NFS listener and API-only cluster
+    from tests.lab.kube import stop_detached as stop_kube
 
-    kube = start_kube(LAB / "kube")
-    env.set("kubeconfig", str(kube.kubeconfig))
-
-    say("the portal's HTTPS endpoint (a stand-in answering / and the cloudconfiguration API)")
-    env.set("app.url", f"https://127.0.0.1:{start_portal(LAB / 'portal')}")
+    stop_kube(LAB / "kube")
+    stop_pid_file(LAB / "portal" / "pid")
+    cluster = living.start_detached(LAB / "living", living.services_of({
+        "mysql": mysql, "mongodb": mongo, "rabbitmq": rabbit, "passwords": passwords}))
+    # What a StackBill host's files say, for this cluster: the servers at the address pods reach them by.
+    env.set("server_ip", cluster.node_ip)
+    env.service("mysql", host=cluster.host_ip, port=mysql.port, password=passwords["mysql"])
+    env.service("mongodb", host=cluster.host_ip, port=mongo.port, password=passwords["mongodb"])
+    env.service("rabbitmq", host=cluster.host_ip, port=rabbit.port, password=passwords["rabbitmq"],
+                management=f"http://127.0.0.1:{rabbit.management_port}")
+    env.set("kubeconfig", str(cluster.kubeconfig))
+    env.set("netpath.containerd_state", str(cluster.node.containerd_state))
+    cluster.nfs.configure(env)
+    env.set("nfs.server", cluster.host_ip)
 
     env.set("helm.command", helm_binary())  # for helm-rollback and uninstall, as /usr/local/bin/helm would be
     env.set("journal", str(LAB / "journal.log"))
@@ -148,8 +153,10 @@ def down(purge: bool = False) -> None:
     stop_pid_file(LAB / "nfs" / "listener.pid")
     stop_pid_file(LAB / "portal" / "pid")
     from tests.lab.kube import stop_detached as stop_kube
+    from tests.lab.living import stop_detached as stop_living
 
     stop_kube(LAB / "kube")
+    stop_living(LAB / "living")
     if purge and LAB.exists():
         shutil.rmtree(LAB)
 

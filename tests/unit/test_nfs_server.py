@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sbops.model import Reason, Status
+from sbops.probes import nfs
 from sbops.probes.nfs import Active, judge_directory, judge_server, parse_exportfs, same_clients
 
 P = "/data/stackbill"
@@ -96,3 +97,16 @@ def test_judge_directory(info, status, reason, code):
 ])
 def test_same_clients(wanted, live, same):
     assert same_clients(wanted, live) is same
+
+
+@pytest.mark.parametrize("listener, server, expected", [
+    ("0.0.0.0", "10.99.4.1", True),
+    ("::", "10.99.4.1", True),
+    ("10.99.4.1", "10.99.4.1", True),
+    ("10.99.7.1", "10.99.4.1", False),  # another address's nfsd (another lab, another interface) serves not ours
+    ("127.0.0.1", "192.0.2.10", False),
+    ("127.0.0.1", "nfs.example.com", True),  # a name: cannot tell, count it
+])
+def test_a_listener_serves_the_nfs_address_only_if_wildcard_or_the_same(listener: str, server: str,
+                                                                         expected: bool) -> None:
+    assert nfs.serves(listener, server) is expected
