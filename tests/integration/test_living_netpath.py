@@ -115,11 +115,28 @@ def test_a_routed_service_without_pods_is_refused_through_kube_proxy(living: Liv
     assert "sb-kong" in result["summary"]
 
 
-def test_no_pod_to_test_from_is_a_skip_never_a_pass(living: LivingCluster, living_env: LabEnv) -> None:
+def test_without_stackbill_pods_another_pod_on_the_node_serves(living: LivingCluster, living_env: LabEnv) -> None:
+    """Every pod on the node shares the path (the bridge, the masquerade, the host's INPUT): with StackBill's
+    pods gone, the check uses another running pod and says which."""
     for name in ("sb-core", "sb-ui", "sb-admin", "sb-kong"):
         scale(living, name, 0)
     deadline = time.monotonic() + 60
     while living.pods() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    result = living_env.check("netpath.mysql")
+    assert status(result) == ("ok", "none")
+    assert result["details"]["pod"]["namespace"] != NS and result["details"]["pod"]["name"] in result["summary"]
+
+
+def test_no_pod_to_test_from_is_a_skip_never_a_pass(living: LivingCluster, living_env: LabEnv) -> None:
+    from kubernetes import client
+
+    apps = client.AppsV1Api(living.kube.api())
+    for ns in (NS, lab.ISTIO_NAMESPACE, lab.NFS_NAMESPACE):
+        for deploy in apps.list_namespaced_deployment(ns).items:
+            apps.patch_namespaced_deployment_scale(deploy.metadata.name, ns, {"spec": {"replicas": 0}})
+    deadline = time.monotonic() + 90
+    while any(living.pods(ns) for ns in (NS, lab.ISTIO_NAMESPACE, lab.NFS_NAMESPACE)) and time.monotonic() < deadline:
         time.sleep(0.5)
     found = living_env.doctor(*ALL)
     assert {cid: status(found[cid]) for cid in ALL} == {cid: ("skip", "not_running") for cid in ALL}
