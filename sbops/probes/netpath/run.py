@@ -56,6 +56,17 @@ def pod_evidence(located: sandbox.Located) -> dict[str, Any]:
     return {**located.sandbox.brief(), "ready": sandbox.pod_ready(located.pod or {})}
 
 
+def enter(located: sandbox.Located, request: dict[str, Any], budget: float, common: "Common",
+          details: dict[str, Any]) -> dict[str, Any] | Result:
+    """The child's answer from inside the pod's network namespace, or the skip that says why it could not run."""
+    assert located.sandbox is not None
+    try:
+        return run_in_netns(located.sandbox.netns, located.netns_inode, request, budget)
+    except EnterFailed as exc:
+        return common.probe_failed.result(pod=located.pod_name, error=str(exc), reason=Reason(exc.reason),
+                                          details=details)
+
+
 def budget_left(ctx: "Context", started: float) -> float:
     return max(MIN_BUDGET, ctx.net_timeout - (time.monotonic() - started))
 
@@ -102,12 +113,9 @@ def probe_service(ctx: "Context", service: str) -> Result:
                                "tested_from": located.evidence()}
     request = {"kind": KIND[service], "targets": [{"host": target.host, "port": target.port}], "timeout": timeout,
                "login": login}
-    try:
-        answer = run_in_netns(located.sandbox.netns, located.netns_inode, request,  # type: ignore[union-attr]
-                              budget)
-    except EnterFailed as exc:
-        return common.probe_failed.result(pod=located.pod_name, error=str(exc), reason=Reason(exc.reason),
-                                          details=details)
+    answer = enter(located, request, budget, common, details)
+    if isinstance(answer, Result):
+        return answer
     attempt = answer["attempts"][0]
     details["attempts"] = answer["attempts"]
     return judge.JUDGES[service](located.pod_name, target, attempt, who=who, timeout=timeout,
@@ -139,12 +147,9 @@ def probe_services(ctx: "Context") -> Result:
     details: dict[str, Any] = {"pod": pod_evidence(located), "targets": [t.brief() | {"service": t.key} for t in found],
                                "timeout_seconds": timeout, "tested_from": located.evidence()}
     request = {"kind": "http", "targets": [{"host": t.host, "port": t.port} for t in found], "timeout": timeout}
-    try:
-        answer = run_in_netns(located.sandbox.netns, located.netns_inode, request,  # type: ignore[union-attr]
-                              budget)
-    except EnterFailed as exc:
-        return common.probe_failed.result(pod=located.pod_name, error=str(exc), reason=Reason(exc.reason),
-                                          details=details)
+    answer = enter(located, request, budget, common, details)
+    if isinstance(answer, Result):
+        return answer
     details["attempts"] = answer["attempts"]
     return judge.judge_services(located.pod_name, found, answer["attempts"], untestable, details)
 
