@@ -3,8 +3,8 @@ from the catalog (sbops.messages), and that message's status and reason are the 
 
 The lab is assembled as test_exporter.py's full_env does (every data server, the test cluster, the HTTPS
 portal), then doctor runs twice: on the healthy lab, and on a broken one (MySQL stopped, wrong MongoDB and
-RabbitMQ passwords, the NFS export on the pod network, the portal API failing, a pod that cannot pull its
-image), so the failure paths report codes too, the engine's included (a check blocked by mysql.reachable is
+RabbitMQ passwords, the NFS export on the pod network, the portal API failing, a pod that never gets
+scheduled), so the failure paths report codes too, the engine's included (a check blocked by mysql.reachable is
 SB0003). Each (scenario, layer) pair is its own test, so a layer whose probes still return free text shows
 up by name. Both doctor runs happen once per module; the tests read their documents.
 """
@@ -47,19 +47,18 @@ def run_doctor(env) -> dict[str, dict[str, Any]]:
 
 def break_the_lab(env, mysql, nfs_lab, https_portal, core, rabbit) -> None:
     """What users break: a database stopped, passwords that no longer match, an export to the pod network, an
-    API that fails, a pod whose image cannot be pulled."""
+    API that fails, a pod left Pending."""
     mysql.stop()
     env.service("mongodb", port=env.services["mongodb"].port, password=MONGO_PASSWORD + "-wrong")
     env.service("rabbitmq", port=rabbit.port, password="not-the-password",
                 management=f"http://127.0.0.1:{rabbit.management_port}")
     nfs_lab.seed_stackbill("10.42.0.0/16")
     https_portal.set(CLOUDCONFIG_PATH, Reply(500, b'{"error":"Could not open JDBC Connection"}', "application/json"))
-    pod = core.list_namespaced_pod("sb-apps").items[0]
-    core.patch_namespaced_pod_status(pod.metadata.name, "sb-apps", {"status": {
-        "conditions": [{"type": "Ready", "status": "False"}],
-        "containerStatuses": [{"name": c.name, "image": c.image, "imageID": "", "ready": False, "restartCount": 0,
-                               "state": {"waiting": {"reason": "ImagePullBackOff", "message": "401"}}}
-                              for c in pod.status.container_statuses]}})
+    # a pod nothing will run: this cluster has no scheduler or kubelet, so it stays Pending as the API server
+    # created it (no test writes a pod status; the kubelet's own verdicts are in test_living_*.py)
+    template = core.list_namespaced_pod("sb-apps").items[0]
+    core.create_namespaced_pod("sb-apps", {"metadata": {"name": "sb-unscheduled", "labels": {"app": "sb-unscheduled"}},
+                                           "spec": {"containers": [{"name": "app", "image": template.spec.containers[0].image}]}})
     env.write()
 
 

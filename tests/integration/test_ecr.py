@@ -1,10 +1,12 @@
-"""ecr.* checks and the ecr-refresh fix against the real kube-apiserver lab (tests/lab/kube.py).
+"""ecr.* checks and the ecr-refresh fix.
 
-Real here: the API server and etcd (secrets, Deployments, pods and their status), boto3 talking to moto's
-ECR server (ThreadedMotoServer on a free port, fake AWS credentials in the environment) for the AWS path.
-Not real: kubelets (nothing pulls images; a stuck pod is a pod whose status we set to ImagePullBackOff) and
-AWS itself (moto's token is opaque and its expiresAt is a fixed 2015-01-01, so after a moto refresh the
-expiry comes from that expiresAt and ecr.expiry reports it expired: the fallback is what is tested there;
+The secret's own checks and the refresh from each token source run against the API-only lab
+(tests/lab/kube.py: a real API server and etcd, secrets and Deployments, no node). Whatever involves pods
+stuck pulling runs on the living cluster (tests/lab/living.py): the ECR stand-in answers 401 to a token it no
+longer accepts, the kubelet reports ErrImagePull / ImagePullBackOff, and after the fix the ReplicaSet's new pod
+pulls with the new secret and becomes Ready. boto3 talks to moto's ECR server (ThreadedMotoServer on a free
+port, fake AWS credentials in the environment) for the AWS path: moto's token is opaque and its expiresAt is a
+fixed 2015-01-01, so after a moto refresh ecr.expiry reports it expired (the fallback is what is tested there;
 the realistic path uses a token built by tests.lab.kube.ecr_token).
 """
 
@@ -13,17 +15,20 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
 from tests.lab import kube as lab
-from tests.lab.env import LabEnv, finding
+from tests.lab.env import LabEnv, finding, status
+from tests.lab.living import LivingCluster
 
 NS = lab.NAMESPACE
 SECRET = lab.PULL_SECRET
 UTC = dt.timezone.utc
+PULL_WAIT = 120.0  # seconds: the kubelet's image-pull back-off sets the pace
 
 
 def now() -> dt.datetime:
@@ -54,30 +59,67 @@ def read_config(core: Any) -> tuple[Any, dict]:
     return obj, json.loads(base64.b64decode(obj.data[".dockerconfigjson"]))
 
 
-def stuck_pod(core: Any, name: str = "sb-core-7d9f8b6c5d-abcde", owned: bool = True) -> str:
-    """A pod of sb-core waiting in ImagePullBackOff, owned by a ReplicaSet (nothing garbage-collects here)."""
-    owners = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "sb-core-7d9f8b6c5d", "controller": True,
-               "blockOwnerDeletion": True, "uid": "0b0e7c9e-1111-4222-8333-444455556666"}] if owned else []
-    core.create_namespaced_pod(NS, {
-        "metadata": {"name": name, "labels": {"app": "sb-core"}, "ownerReferences": owners},
-        "spec": {"containers": [{"name": "sb-core", "image": f"{lab.REGISTRY}/sb-core:latest"}],
-                 "imagePullSecrets": [{"name": SECRET}], "nodeName": lab.NODE}})
-    core.patch_namespaced_pod_status(name, NS, {"status": {"phase": "Pending", "containerStatuses": [
-        {"name": "sb-core", "image": f"{lab.REGISTRY}/sb-core:latest", "imageID": "", "ready": False,
-         "restartCount": 0, "state": {"waiting": {"reason": "ImagePullBackOff",
-                                                   "message": "Back-off pulling image: 401 Unauthorized"}}}]}})
-    return name
-
-
 def pod_exists(core: Any, name: str) -> bool:
-    """Present and not being deleted. A graceful delete only sets deletionTimestamp until a kubelet confirms,
-    and no kubelet runs here: a pod sbops deleted counts as gone once its deletion has started."""
+    """Present and not being deleted (a graceful delete first only sets deletionTimestamp)."""
     try:
         return core.read_namespaced_pod(name, NS).metadata.deletion_timestamp is None
     except Exception as exc:  # noqa: BLE001
         if getattr(exc, "status", None) == 404:
             return False
         raise
+
+
+# -- the living cluster: pods the kubelet cannot pull for ---------------------------------------------
+def living_core(living: LivingCluster) -> Any:
+    from kubernetes import client
+
+    return client.CoreV1Api(living.kube.api())
+
+
+def stale_secret(living: LivingCluster, registry_token: str) -> None:
+    """ECR moved on: the registry accepts only `registry_token`, awscred still holds one that expired."""
+    living.write_pull_secret(lab.ecr_token(now() - dt.timedelta(hours=2)))
+    living.registry.set_token(registry_token)
+
+
+def unowned_pod(living: LivingCluster, app: str, name: str) -> str:
+    """A pod someone started by hand from the app's image with the pull secret: no controller owns it."""
+    from kubernetes import client
+
+    image = client.AppsV1Api(living.kube.api()).read_namespaced_deployment(app, NS).spec.template.spec.containers[0].image
+    living_core(living).create_namespaced_pod(NS, {
+        "metadata": {"name": name, "labels": {"run": name}},
+        "spec": {"containers": [{"name": name, "image": image, "imagePullPolicy": "Always"}],
+                 "imagePullSecrets": [{"name": SECRET}], "terminationGracePeriodSeconds": 1}})
+    return name
+
+
+def stuck_pods(living: LivingCluster, app: str, extra: tuple[str, ...] = ()) -> set[str]:
+    """Delete the app's pods (as a reschedule or node restart would) and wait until the kubelet reports each
+    replacement (and each pod in `extra`) stuck pulling: ErrImagePull or ImagePullBackOff after the registry's
+    401. Returns the names of the app's stuck pods."""
+    core = living_core(living)
+    for pod in core.list_namespaced_pod(NS, label_selector=f"app={app}").items:
+        core.delete_namespaced_pod(pod.metadata.name, NS, grace_period_seconds=0)
+
+    def waiting() -> dict[str, str]:
+        found = {}
+        for pod in core.list_namespaced_pod(NS).items:
+            if pod.metadata.deletion_timestamp is not None:
+                continue
+            for cs in pod.status.container_statuses or []:
+                if cs.state.waiting is not None and cs.state.waiting.reason in ("ErrImagePull", "ImagePullBackOff"):
+                    found[pod.metadata.name] = (pod.metadata.labels or {}).get("app", "")
+        return found
+
+    end = time.monotonic() + PULL_WAIT
+    found: dict[str, str] = {}
+    while time.monotonic() < end:
+        found = waiting()
+        if app in found.values() and set(extra) <= set(found):
+            return {name for name, owner in found.items() if owner == app}
+        time.sleep(1.0)
+    raise AssertionError(f"no {app} pod stuck pulling after {PULL_WAIT:g}s: {living.describe_pods()}")
 
 
 def fix_json(env: LabEnv, *extra: str, input: str | None = None, environ: dict | None = None) -> tuple[int, dict, str]:
@@ -153,28 +195,36 @@ def test_expiry_from_annotation(env: LabEnv, core: Any) -> None:
 
 
 # -- ecr-refresh -------------------------------------------------------------------------------------
-def test_refresh_from_env_token_repairs_and_deletes_stuck_pods(env: LabEnv, core: Any) -> None:
-    put_token(core, lab.ecr_token(now() - dt.timedelta(hours=2)))
-    stuck = stuck_pod(core)
-    orphan = stuck_pod(core, "sb-ui-manual", owned=False)
-    healthy = lab.pod_name("sb-admin")
+def test_refresh_from_env_token_repairs_and_deletes_stuck_pods(living: LivingCluster, living_env: LabEnv) -> None:
+    """The token expired and ECR moved on: sb-core's new pod gets 401 from the registry, and so does a pod someone
+    started by hand. ecr-refresh (token from AWS_ECR_TOKEN) writes the secret, deletes the stuck pod its
+    ReplicaSet owns (the replacement pulls and becomes Ready), and leaves the unowned one and the healthy ones."""
     fresh = lab.ecr_token(now() + dt.timedelta(hours=12))
-    code, doc, output = fix_json(env, environ={**NO_AWS, "AWS_ECR_TOKEN": fresh})
+    stale_secret(living, fresh)
+    orphan = unowned_pod(living, "sb-ui", "sb-ui-manual")
+    healthy = {p.metadata.name for p in living_core(living).list_namespaced_pod(NS, label_selector="app=sb-admin").items}
+    stuck = stuck_pods(living, "sb-core", extra=(orphan,))
+
+    code, doc, output = fix_json(living_env, environ={**NO_AWS, "AWS_ECR_TOKEN": fresh})
     assert code == 0, output
     assert doc["outcome"] == "fixed"
     assert {c["id"]: (c["status"], c["reason"]) for c in doc["checks"]} == {
         "ecr.secret": ("ok", "none"), "ecr.expiry": ("ok", "none")}
-    assert not pod_exists(core, stuck)
-    assert pod_exists(core, orphan) and pod_exists(core, healthy)
+    assert stuck and all(name in json.dumps(doc["plan"]) for name in stuck)  # the plan names the pods it deletes
+    assert orphan in " ".join(doc["plan"]["notes"])  # named, not deleted: nothing would bring it back
+    core = living_core(living)
+    assert not any(pod_exists(core, name) for name in stuck)
+    assert pod_exists(core, orphan) and all(pod_exists(core, name) for name in healthy)
     obj, config = read_config(core)
     entry = config["auths"][lab.REGISTRY]
     assert entry["username"] == "AWS" and entry["password"] == lab.ecr_password(fresh)
     assert obj.type == "kubernetes.io/dockerconfigjson"
     assert obj.metadata.annotations["sbops.io/expires-at"].endswith("Z")
     # the token is a secret: never in output, plan or journal
-    for text in (output, Path(env.settings["journal"]).read_text()):
+    for text in (output, Path(living_env.settings["journal"]).read_text()):
         assert fresh not in text and lab.ecr_password(fresh) not in text
-    assert stuck in json.dumps(doc["plan"])  # the plan names the pods it deletes
+    # the kubelet pulls with the new secret: sb-core's new pod is Ready
+    living.wait_ready(timeout=PULL_WAIT)
 
 
 def test_refresh_recreates_deleted_and_wrong_type_secret(env: LabEnv, core: Any) -> None:
@@ -220,25 +270,29 @@ def moto_ecr() -> Iterator[str]:
         server.stop()
 
 
-def test_refresh_from_aws_api(env: LabEnv, core: Any, moto_ecr: str) -> None:
-    """boto3's standard chain (fake env credentials) against moto: the token is opaque, so the annotation
-    comes from AWS's expiresAt (moto: 2015-01-01), and ecr.expiry then reads that annotation."""
-    put_token(core, lab.ecr_token(now() - dt.timedelta(hours=1)))
-    stuck = stuck_pod(core)
-    env.set("ecr.endpoint_url", moto_ecr)
+def test_refresh_from_aws_api(living: LivingCluster, living_env: LabEnv, moto_ecr: str) -> None:
+    """boto3's standard chain (fake env credentials) against moto, whose token the ECR stand-in accepts: the
+    token is opaque, so the annotation comes from AWS's expiresAt (moto: 2015-01-01) and ecr.expiry reports it
+    expired, yet the kubelet pulls with it and the stuck pod's replacement becomes Ready."""
+    moto_token = base64.b64encode(b"AWS:123456789012-auth-token").decode()  # what moto's GetAuthorizationToken returns
+    stale_secret(living, moto_token)
+    stuck = stuck_pods(living, "sb-core")
+    living_env.set("ecr.endpoint_url", moto_ecr)
     aws = {**NO_AWS, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    code, doc, output = fix_json(env, environ=aws)
+    code, doc, output = fix_json(living_env, environ=aws)
     checks = {c["id"]: (c["status"], c["reason"]) for c in doc["checks"]}
     assert checks["ecr.secret"] == ("ok", "none")
     assert checks["ecr.expiry"] == ("fail", "expired")  # moto's fixed expiresAt is in 2015
     assert code == 3
+    core = living_core(living)
     obj, config = read_config(core)
     entry = config["auths"][lab.REGISTRY]
     assert entry["password"] == "123456789012-auth-token"  # moto's token, after "AWS:"
     assert obj.metadata.annotations["sbops.io/expires-at"] == "2015-01-01T00:00:00Z"
-    assert not pod_exists(core, stuck)
+    assert not any(pod_exists(core, name) for name in stuck)
     assert "123456789012-auth-token" not in output
-    assert env.check("ecr.expiry")["expires_at"].startswith("2015-01-01T00:00:00")
+    assert living_env.check("ecr.expiry")["expires_at"].startswith("2015-01-01T00:00:00")
+    living.wait_ready(timeout=PULL_WAIT)
 
 
 def test_refresh_without_credentials_is_blocked(env: LabEnv, core: Any) -> None:
@@ -250,15 +304,19 @@ def test_refresh_without_credentials_is_blocked(env: LabEnv, core: Any) -> None:
     assert core.read_namespaced_secret(SECRET, NS).metadata.resource_version == before
 
 
-def test_refresh_dry_run_changes_nothing(env: LabEnv, core: Any) -> None:
-    put_token(core, lab.ecr_token(now() - dt.timedelta(hours=1)))
-    stuck = stuck_pod(core)
-    before = core.read_namespaced_secret(SECRET, NS).metadata.resource_version
+def test_refresh_dry_run_changes_nothing(living: LivingCluster, living_env: LabEnv) -> None:
     fresh = lab.ecr_token(now() + dt.timedelta(hours=12))
-    proc = env.sbops("fix", "ecr-refresh", "--dry-run", env={**NO_AWS, "AWS_ECR_TOKEN": fresh})
+    stale_secret(living, fresh)
+    stuck = stuck_pods(living, "sb-core")
+    core = living_core(living)
+    before = core.read_namespaced_secret(SECRET, NS).metadata.resource_version
+    proc = living_env.sbops("fix", "ecr-refresh", "--dry-run", env={**NO_AWS, "AWS_ECR_TOKEN": fresh})
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert stuck in proc.stdout and "****" in proc.stdout
+    assert all(name in proc.stdout for name in stuck) and "****" in proc.stdout
     assert fresh not in proc.stdout + proc.stderr and lab.ecr_password(fresh) not in proc.stdout + proc.stderr
     assert core.read_namespaced_secret(SECRET, NS).metadata.resource_version == before
-    assert pod_exists(core, stuck)
-    assert finding(env.check("ecr.expiry")) == ("SB6222", "fail", "expired")
+    assert all(pod_exists(core, name) for name in stuck)
+    assert finding(living_env.check("ecr.expiry")) == ("SB6222", "fail", "expired")
+    assert status(living_env.check("pods.ready")) == ("fail", "image_pull")  # still stuck: nothing was changed
+
+

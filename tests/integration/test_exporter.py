@@ -1,7 +1,8 @@
 """`sbops exporter` over real HTTP against the lab: every data server, the test cluster and the HTTPS portal.
 
 Each test starts the real CLI (`python -m sbops exporter`) on a free port and scrapes it with an HTTP client,
-as Prometheus would. The web-config tests are in test_exporter_webconfig.py.
+as Prometheus would. The web-config tests are in test_exporter_webconfig.py. The workload metrics of a pod
+that cannot pull are scraped on the living cluster (tests/lab/living.py), where the kubelet reports the pull.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ def test_healthy_lab_every_check_passes_and_promtool_accepts_the_scrape(healthy:
 
 
 def test_break_a_backend_and_the_metric_and_reason_change(tmp_path, mariadb_factory, mongo_shared, rabbitmq_healthy,
-                                                          nfs_lab, kube, https_portal, core):
+                                                          nfs_lab, kube, https_portal):
     mysql = mariadb_factory()
     mysql.seed_stackbill(MYSQL_PASSWORD)
     env = full_env(tmp_path / "env", mysql, mongo_shared, rabbitmq_healthy, nfs_lab, kube, https_portal)
@@ -146,17 +147,40 @@ def test_break_a_backend_and_the_metric_and_reason_change(tmp_path, mariadb_fact
         again = parse(exporter.scrape("/probe?module=mysql"))
         assert set(by_check(again, "sbops_check_success").values()) == {1.0}, reasons(again)
 
-        # a pod that cannot pull its image: pods metrics come from pods.ready's evidence
-        pod = core.list_namespaced_pod("sb-apps").items[0]
-        core.patch_namespaced_pod_status(pod.metadata.name, "sb-apps", {"status": {
-            "conditions": [{"type": "Ready", "status": "False"}],
-            "containerStatuses": [{"name": c.name, "image": c.image, "imageID": "", "ready": False, "restartCount": 0,
-                                   "state": {"waiting": {"reason": "ImagePullBackOff", "message": "401"}}}
-                                  for c in pod.status.container_statuses]}})
+
+
+def test_a_pod_that_cannot_pull_shows_in_the_workload_metrics(living, living_env: LabEnv):
+    """On the living cluster: the registry moved to a new token, awscred still holds the old one, and sb-ui's
+    pod is replaced (as a reschedule would): the kubelet reports the pull failure and the workload metrics
+    follow pods.ready's evidence."""
+    import datetime as dt
+
+    from kubernetes import client
+
+    from tests.lab import kube as lab
+
+    with ExporterProc(living_env) as exporter:
+        healthy = parse(exporter.scrape("/probe?module=workloads"))
+        desired = value(healthy, "sbops_pods_desired")
+        assert desired and value(healthy, "sbops_pods_ready") == desired, reasons(healthy)
+
+        later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=12)
+        living.registry.set_token(lab.ecr_token(later))
+        core = client.CoreV1Api(living.kube.api())
+        for pod in core.list_namespaced_pod(lab.NAMESPACE, label_selector="app=sb-ui").items:
+            core.delete_namespaced_pod(pod.metadata.name, lab.NAMESPACE, grace_period_seconds=0)
+
+        def waiting() -> float:
+            samples = parse(exporter.scrape("/probe?module=workloads"))
+            return sum(value(samples, "sbops_pods_waiting", reason=r) or 0 for r in ("ErrImagePull", "ImagePullBackOff"))
+
+        end = time.monotonic() + 120
+        while waiting() != 1 and time.monotonic() < end:
+            time.sleep(1.0)
         pods = parse(exporter.scrape("/probe?module=workloads"))
-        assert value(pods, "sbops_pods_ready") == 9 and value(pods, "sbops_pods_desired") == 10
-        assert value(pods, "sbops_pods_waiting", reason="ImagePullBackOff") == 1
         assert reasons(pods)["pods.ready"] == "image_pull"
+        assert value(pods, "sbops_pods_ready") == desired - 1 and value(pods, "sbops_pods_desired") == desired
+        assert sum(value(pods, "sbops_pods_waiting", reason=r) or 0 for r in ("ErrImagePull", "ImagePullBackOff")) == 1
 
 
 def test_helm_release_state_set_follows_the_release(tmp_path, healthy: LabEnv, core):

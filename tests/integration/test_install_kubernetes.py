@@ -1,7 +1,11 @@
 """The Kubernetes steps of `sbops install` against the lab's real kube-apiserver, with the real Helm 3:
 namespace, ECR pull secret, TLS secret, the Helm release of the local demo chart (values on stdin, never
 in argv), Gateway and VirtualService, the ingress Service patched to NodePort, and the wait for pods
-(a timeout fails the step naming each pod and why). Nothing reconciles in the lab: tests set pod states.
+(a timeout fails the step naming each pod and why).
+
+The object steps run on the API-only lab (tests/lab/kube.py). The wait for pods runs on the living cluster
+(tests/lab/living.py): the lab's chart installed by the helm-release step, pods the kubelet pulls, starts and
+probes, a container that really exits; no test writes a pod status.
 """
 
 from __future__ import annotations
@@ -9,8 +13,11 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import os
+import re
 import secrets
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +28,7 @@ from tests.lab import kube as lab
 from tests.lab.argv_watch import ArgvWatcher
 from tests.lab.env import LabEnv
 from tests.lab.helm import DEMO_CHART
+from tests.lab.living import LivingCluster
 
 PASSWORDS = {"mysql": "KubeStepsMysql01", "mongodb": "KubeStepsMongo01", "rabbitmq": "KubeStepsRabbit1"}
 STEPS = ("namespace", "ecr-secret", "tls-secret", "helm-release", "istio-gateway")
@@ -95,7 +103,9 @@ def test_kubernetes_steps_create_everything_then_a_rerun_changes_nothing(
     tls = core.read_namespaced_secret(lab.TLS_SECRET, lab.ISTIO_NAMESPACE)
     assert base64.b64decode(tls.data["tls.crt"]) == cert.read_bytes()
     values = helm_json(helm_bin, helm_env, kube, "get", "values", "stackbill", "-n", ns)
-    assert values["global"]["mysql"] == {"ip": "127.0.0.1", "username": "stackbill", "password": PASSWORDS["mysql"]}
+    # port 1 is not MySQL's default, so the chart is told (chart_values): pods reach a server where it listens
+    assert values["global"]["mysql"] == {"ip": "127.0.0.1", "port": 1, "username": "stackbill",
+                                         "password": PASSWORDS["mysql"]}
     assert values["global"]["domain"] == lab.DOMAIN
     assert core.read_namespaced_config_map("stackbill-settings", ns).data["chartVersion"] == "0.1.0"
     gateway = custom.get_namespaced_custom_object("networking.istio.io", "v1beta1", ns, "gateways", "stackbill-gateway")
@@ -139,45 +149,115 @@ def test_an_expired_pull_secret_is_renewed(env: LabEnv, core: Any) -> None:
     assert env.check("ecr.expiry")["status"] == "ok"
 
 
-def set_ready(core: Any, app: str, ready: bool) -> str:
-    """As a kubelet would report the app's container: crash-looping, or running and Ready."""
-    pod = lab.pod_name(app)
-    current = core.read_namespaced_pod_status(pod, lab.NAMESPACE)
-    statuses = []
-    for cs in current.status.container_statuses:
-        item = core.api_client.sanitize_for_serialization(cs)
-        if cs.name == app:
-            item.update(ready=ready, restartCount=0 if ready else 4, state={"running": {"startedAt": "2026-01-01T00:00:00Z"}}
-                        if ready else {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s"}},
-                        lastState={} if ready else {"terminated": {"exitCode": 1, "reason": "Error",
-                                                                   "startedAt": "2026-01-01T00:00:00Z",
-                                                                   "finishedAt": "2026-01-01T00:00:01Z"}})
-        statuses.append(item)
-    flag = "True" if ready else "False"
-    core.patch_namespaced_pod_status(pod, lab.NAMESPACE, {"status": {"containerStatuses": statuses, "conditions": [
-        {"type": "Ready", "status": flag}, {"type": "ContainersReady", "status": flag}]}})
-    return pod
+# -- wait-pods on the living cluster: pods the kubelet really runs -------------------------------------------
+def eventually(what: str, probe: Any, ok: Any, timeout: float = 180.0) -> Any:
+    """Poll `probe` until `ok(result)`; fail with the last result (the kubelet works at its own pace)."""
+    end = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < end:
+        last = probe()
+        if ok(last):
+            return last
+        time.sleep(1.0)
+    raise AssertionError(f"{what}: not reached in {timeout:g}s; last: {last}")
 
 
-def test_wait_pods_fails_naming_the_pods_then_resume_converges(env: LabEnv, core: Any) -> None:
+def living_installer(living_env: LabEnv) -> LabEnv:
+    """`sbops install` pointed at the living cluster, with the lab's chart and the cached Helm."""
+    from tests.lab.living import STACKBILL_CHART
+    from tests.lab.stack import helm_binary
+
+    return living_env.set("helm.command", helm_binary()).set("install.chart", str(STACKBILL_CHART)).installer()
+
+
+def last_install_log(env: LabEnv) -> str:
+    """The newest `sbops install` log (each step's changes and verifying checks, line by line)."""
+    return sorted((env.root / "install" / "log_dir").glob("install-*.log"))[-1].read_text()
+
+
+def helm_homes(root: Path) -> dict[str, str]:
+    return {**os.environ, **{k: str(root / "helm" / k.lower())
+                             for k in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME")}}
+
+
+def test_wait_pods_fails_naming_the_crash_looping_pod_then_resume_converges(
+        living: LivingCluster, living_env: LabEnv) -> None:
+    """sb-core's container exits at start (a bad image): the kubelet crash-loops it, wait-pods gives up after
+    its timeout naming the pod and the exit; the Deployment put right, `install --resume` waits until the
+    kubelet reports every pod Ready."""
+    from kubernetes import client
+
+    env = living_installer(living_env)
+    apps = client.AppsV1Api(living.kube.api())
+    apps.patch_namespaced_deployment("sb-core", lab.NAMESPACE, {"spec": {"template": {"spec": {"containers": [
+        {"name": "sb-core", "command": ["/bin/sh", "-c", "echo 'sb-core: bad build'; exit 1"]}]}}}})
+    eventually("sb-core crash-loops", lambda: env.check("pods.ready")["reason"], lambda r: r == "crash_loop")
     env.set("install.pod_timeout", 2)
-    pod = set_ready(core, "sb-core", False)
     proc = env.install("--yes", *only("wait-pods"))
     assert proc.returncode == 3, proc.stdout + proc.stderr
-    assert f"not every pod is Ready after 2s: {pod}: crash_loop (CrashLoopBackOff: last exit 1 (Error), 4 restarts)" \
-        in proc.stdout
+    assert re.search(r"not every pod is Ready after 2s: sb-core-[a-z0-9]+-[a-z0-9]+: crash_loop \(CrashLoopBackOff: "
+                     r"last exit 1 \(Error\), \d+ restarts", proc.stdout), proc.stdout
     assert "Install failed at step wait-pods" in proc.stdout and "sbops install --resume" in proc.stdout
     state = json.loads((env.root / "install" / "state.json").read_text())
     assert state["steps"]["wait-pods"]["status"] == "failed" and state["finished"] is False
 
-    set_ready(core, "sb-core", True)
+    apps.patch_namespaced_deployment("sb-core", lab.NAMESPACE, {"spec": {"template": {"spec": {"containers": [
+        {"name": "sb-core", "command": None}]}}}})
+    env.set("install.pod_timeout", 180)
     proc = env.install("--resume", "--yes")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "at step wait-pods" in proc.stdout and "= pods.ready: all 10 pod(s) in sb-apps are Ready" in proc.stdout
+    pods = len(living.pods())
+    # the step waited (the fixed Deployment's new pod starts and passes its probe), then verified
+    assert "at step wait-pods" in proc.stdout
+    assert f"check pods.ready: ok (none) all {pods} pod(s) in sb-apps are Ready" in last_install_log(env)
     state = json.loads((env.root / "install" / "state.json").read_text())
     assert state["finished"] is True and state["options"]["only"] == ["wait-pods"]
     refused = env.install("--resume", "--yes")
     assert refused.returncode == 2 and "nothing to resume" in refused.stderr
+
+
+def test_helm_release_installs_the_chart_and_wait_pods_waits_for_the_kubelet(
+        living: LivingCluster, living_env: LabEnv, tmp_path: Path) -> None:
+    """The release gone (`helm uninstall`): the installer's helm-release step installs the lab's chart with the
+    values from the credentials, and wait-pods returns only once the kubelet has pulled from the ECR stand-in,
+    started the containers and passed their readiness probes."""
+    from tests.lab.living import STACKBILL_CHART, services_of
+    from tests.lab.stack import helm_binary
+
+    env = living_installer(living_env)
+    homes = helm_homes(tmp_path)
+    gone = subprocess.run([helm_binary(), "uninstall", "stackbill", "-n", lab.NAMESPACE, "--kubeconfig",
+                           str(living.kubeconfig), "--wait", "--timeout", "120s"],
+                          capture_output=True, text=True, timeout=180, env=homes)
+    assert gone.returncode == 0, gone.stderr
+    try:
+        eventually("the release's pods are gone", living.pods, lambda pods: not pods)
+        proc = env.install("--yes", *only("helm-release", "wait-pods"), env=homes)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert re.search(r"check pods.ready: ok \(none\) all [1-9]\d* pod\(s\) in sb-apps are Ready",
+                         last_install_log(env)), proc.stdout
+        pods = living.pods()
+        assert {p["metadata"]["labels"]["app"] for p in pods} == {"sb-core", "sb-ui", "sb-admin", "sb-kong"}
+        for pod in pods:  # Ready by the kubelet's verdict, in containers containerd runs
+            assert {c["type"]: c["status"] for c in pod["status"]["conditions"]}["Ready"] == "True"
+            assert all(cs["containerID"].startswith("containerd://") for cs in pod["status"]["containerStatuses"])
+        history = helm_json_at(living, homes, "history", "stackbill", "-n", lab.NAMESPACE)
+        assert [h["status"] for h in history] == ["deployed"]
+    finally:
+        # the session's cluster must keep its release whatever happened above
+        listed = subprocess.run([helm_binary(), "status", "stackbill", "-n", lab.NAMESPACE, "--kubeconfig",
+                                 str(living.kubeconfig)], capture_output=True, text=True, timeout=60, env=homes)
+        if listed.returncode != 0:
+            living.helm("stackbill", STACKBILL_CHART, lab.NAMESPACE, living.values(services_of(living.servers)))
+
+
+def helm_json_at(living: LivingCluster, homes: dict[str, str], *args: str) -> Any:
+    from tests.lab.stack import helm_binary
+
+    proc = subprocess.run([helm_binary(), *args, "--kubeconfig", str(living.kubeconfig), "-o", "json"],
+                          capture_output=True, text=True, timeout=60, env=homes)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
 
 
 def test_token_from_aws_credentials_offers_the_refresher(env: LabEnv, core: Any, moto_ecr: str) -> None:

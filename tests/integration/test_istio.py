@@ -1,12 +1,14 @@
-"""Istio layer against the real kube-apiserver lab (tests/lab/kube.py): break the objects, check, fix.
+"""Istio layer: break the objects, check, fix.
 
 Every check id appears here: "istio.istiod", "istio.ingress", "istio.gateway", "istio.virtualservice";
-every fix: "istio-gateway", "istio-nodeports". Nothing reconciles in the lab: what the checks read after a
-fix is exactly what the fix wrote.
+every fix: "istio-gateway", "istio-nodeports". Objects are broken on the API-only lab (tests/lab/kube.py), where
+nothing reconciles: what the checks read after a fix is exactly what the fix wrote. Pods that are not Ready
+are the kubelet's verdict on the living cluster (tests/lab/living.py): a readiness probe that fails.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 from tests.lab.env import LabEnv, fix_json, finding
 from tests.lab.kube import (DOMAIN, GATEWAY, ISTIO_NAMESPACE, NAMESPACE, NODEPORT_HTTP, NODEPORT_HTTPS, TLS_SECRET,
                             VIRTUALSERVICE, KubeLab)
+from tests.lab.living import LivingCluster
 
 ALL = ("istio.istiod", "istio.ingress", "istio.gateway", "istio.virtualservice")
 PASSED = {"istio.istiod": "SB6410", "istio.ingress": "SB6420", "istio.gateway": "SB6430", "istio.virtualservice": "SB6440"}
@@ -68,13 +71,29 @@ def nodeports(kube: KubeLab) -> tuple[str, dict[str, int]]:
     return svc.spec.type, {p.name: p.node_port for p in svc.spec.ports if p.name in ("http2", "https")}
 
 
-def unready(kube: KubeLab, namespace: str, selector: str) -> None:
-    """Mark the pods' Ready condition False through the status subresource (as a kubelet would)."""
-    api = core(kube)
-    for pod in api.list_namespaced_pod(namespace, label_selector=selector).items:
-        conditions = [{"type": c.type, "status": "False" if c.type in ("Ready", "ContainersReady") else c.status}
-                      for c in pod.status.conditions]
-        api.patch_namespaced_pod_status(pod.metadata.name, namespace, {"status": {"conditions": conditions}})
+def break_readiness(living: LivingCluster, name: str) -> None:
+    """A bad upgrade of Deployment `name` in istio-system: its readiness probe now asks a path the stand-in
+    answers 404, and Recreate replaces the Ready pod, so the kubelet reports the new one not Ready."""
+    from kubernetes import client
+
+    apps = client.AppsV1Api(living.kube.api())
+    container = apps.read_namespaced_deployment(name, ISTIO_NAMESPACE).spec.template.spec.containers[0].name
+    apps.patch_namespaced_deployment(name, ISTIO_NAMESPACE, {"spec": {
+        "strategy": {"type": "Recreate", "rollingUpdate": None},
+        "template": {"spec": {"containers": [{"name": container, "readinessProbe": {
+            "httpGet": {"path": "/not-ready"}, "periodSeconds": 1, "failureThreshold": 1}}]}}}})
+
+
+def eventually(what: str, probe: Any, ok: Any, timeout: float = 120.0) -> Any:
+    """Poll `probe` until `ok(result)`; fail with the last result (the kubelet works at its own pace)."""
+    end = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < end:
+        last = probe()
+        if ok(last):
+            return last
+        time.sleep(1.0)
+    raise AssertionError(f"{what}: not reached in {timeout:g}s; last: {last}")
 
 
 def assert_fixed(env: LabEnv, name: str, check_id: str, *extra: str) -> None:
@@ -94,10 +113,15 @@ def test_seeded_cluster_passes_and_fixes_have_nothing_to_do(kube: KubeLab, tmp_p
 
 
 # -- istio.istiod --------------------------------------------------------------------------------------
-def test_istiod_not_ready_then_missing(kube: KubeLab, tmp_path: Path) -> None:
+def test_istiod_not_ready_on_the_living_cluster(living: LivingCluster, living_env: LabEnv) -> None:
+    assert finding(living_env.check("istio.istiod")) == ("SB6410", "ok", "none")
+    break_readiness(living, "istiod")
+    eventually("istio.istiod reports not_ready", lambda: finding(living_env.check("istio.istiod")),
+               lambda found: found == ("SB6412", "fail", "not_ready"))
+
+
+def test_istiod_missing(kube: KubeLab, tmp_path: Path) -> None:
     env = lab_env(tmp_path, kube)
-    unready(kube, ISTIO_NAMESPACE, "app=istiod")
-    assert finding(env.check("istio.istiod")) == ("SB6412", "fail", "not_ready")
     from kubernetes import client
 
     client.AppsV1Api(kube.api()).delete_namespaced_deployment("istiod", ISTIO_NAMESPACE)
@@ -192,10 +216,15 @@ def test_a_selector_that_misses_the_gateway_is_misconfigured_and_repaired(kube: 
     assert nodeports(kube) == ("NodePort", {"http2": NODEPORT_HTTP, "https": NODEPORT_HTTPS})
 
 
-def test_ingress_without_ready_pod_then_missing(kube: KubeLab, tmp_path: Path) -> None:
+def test_ingress_without_ready_pod_on_the_living_cluster(living: LivingCluster, living_env: LabEnv) -> None:
+    assert finding(living_env.check("istio.ingress")) == ("SB6420", "ok", "none")
+    break_readiness(living, INGRESS)
+    eventually("istio.ingress reports not_ready", lambda: finding(living_env.check("istio.ingress")),
+               lambda found: found == ("SB6425", "fail", "not_ready"))
+
+
+def test_ingress_service_missing_blocks_the_nodeports_fix(kube: KubeLab, tmp_path: Path) -> None:
     env = lab_env(tmp_path, kube)
-    unready(kube, ISTIO_NAMESPACE, "istio=ingressgateway")
-    assert finding(env.check("istio.ingress")) == ("SB6425", "fail", "not_ready")
     core(kube).delete_namespaced_service(INGRESS, ISTIO_NAMESPACE, _preload_content=False)
     assert finding(env.check("istio.ingress")) == ("SB6421", "fail", "missing")
     code, out = fix_json(env, "istio-nodeports")

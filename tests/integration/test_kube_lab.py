@@ -1,5 +1,9 @@
-"""The test cluster itself (tests/lab/kube.py): a real kube-apiserver v1.20.2 + etcd, seeded as the contract
-says, reset back to that state, and narrow static-token users that RBAC really restricts."""
+"""The API-only test cluster itself (tests/lab/kube.py): a real kube-apiserver v1.20.2 + etcd, seeded as the
+contract says, reset back to that state, and narrow static-token users that RBAC really restricts.
+
+Its pods' statuses are the seed's, not a kubelet's, so nothing here asserts on them: what pods really report
+(containerd containerIDs, Ready conditions from readiness probes) is tested on the living cluster, in
+tests/integration/test_living_workloads.py."""
 
 from __future__ import annotations
 
@@ -44,9 +48,6 @@ def test_seed_matches_the_contract(kube: kl.KubeLab) -> None:
         pod = pods[0]
         assert pod.metadata.name.startswith(name + "-")
         assert [c.name for c in pod.spec.containers] == [name, "istio-proxy"]
-        assert pod.status.phase == "Running"
-        assert {c.type: c.status for c in pod.status.conditions}["Ready"] == "True"
-        assert all(c.ready and c.restart_count == 0 for c in pod.status.container_statuses)
 
     pull = v1.read_namespaced_secret("awscred", "sb-apps")
     assert pull.type == "kubernetes.io/dockerconfigjson"
@@ -66,7 +67,7 @@ def test_seed_matches_the_contract(kube: kl.KubeLab) -> None:
         "http2": (80, 31443), "https": (443, 31882)}
     for selector in ("istio=ingressgateway", "app=istiod,istio=pilot"):
         pods = v1.list_namespaced_pod("istio-system", label_selector=selector).items
-        assert len(pods) == 1 and pods[0].status.phase == "Running"
+        assert len(pods) == 1
 
     gateway = custom.get_namespaced_custom_object("networking.istio.io", "v1beta1", "sb-apps", "gateways",
                                                   "stackbill-gateway")
@@ -85,7 +86,7 @@ def test_seed_matches_the_contract(kube: kl.KubeLab) -> None:
     assert sc.provisioner == "cluster.local/nfs-subdir-external-provisioner"
     assert v1.read_namespaced_persistent_volume_claim("sb-data", "sb-apps").status.phase == "Bound"
     prov = v1.list_namespaced_pod("nfs-provisioner", label_selector="app=nfs-subdir-external-provisioner").items
-    assert len(prov) == 1 and prov[0].status.container_statuses[0].ready
+    assert len(prov) == 1
 
     helm = v1.read_namespaced_secret("sh.helm.release.v1.stackbill.v1", "sb-apps")
     assert helm.type == "helm.sh/release.v1"
@@ -99,10 +100,7 @@ def test_reset_undoes_breakage(kube: kl.KubeLab) -> None:
 
     api = kube.api()
     v1, apps, custom = client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api)
-    pod = v1.list_namespaced_pod("sb-apps", label_selector="app=sb-core").items[0].metadata.name
-    v1.patch_namespaced_pod_status(pod, "sb-apps", {"status": {"containerStatuses": [
-        {"name": "sb-core", "ready": False, "restartCount": 7, "image": "x", "imageID": "",
-         "state": {"waiting": {"reason": "ImagePullBackOff"}}}]}})
+    v1.delete_collection_namespaced_pod("sb-apps", label_selector="app=sb-core", grace_period_seconds=0)
     v1.delete_namespaced_secret("awscred", "sb-apps")
     v1.patch_namespace("sb-apps", {"metadata": {"labels": {"istio-injection": None, "extra": "x"}}})
     v1.create_namespaced_secret("sb-apps", {"metadata": {"name": "extra"}, "stringData": {"a": "b"}})
@@ -121,8 +119,7 @@ def test_reset_undoes_breakage(kube: kl.KubeLab) -> None:
     assert v1.read_namespace("istio-system").metadata.deletion_timestamp is None
     assert {s.metadata.name for s in v1.list_namespaced_secret("sb-apps").items} == {
         "awscred", "sh.helm.release.v1.stackbill.v1"}
-    status = v1.read_namespaced_pod_status(pod, "sb-apps").status
-    assert all(c.ready and c.restart_count == 0 for c in status.container_statuses)
+    assert len(v1.list_namespaced_pod("sb-apps", label_selector="app=sb-core").items) == 1
     assert apps.read_namespaced_deployment("sb-ui", "sb-apps").spec.replicas == 1
     custom.get_namespaced_custom_object("networking.istio.io", "v1beta1", "sb-apps", "gateways", "stackbill-gateway")
     assert v1.read_namespaced_persistent_volume_claim("sb-data", "sb-apps").status.phase == "Bound"

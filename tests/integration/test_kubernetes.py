@@ -4,11 +4,13 @@ Real here: kube-apiserver v1.20 + etcd, its token authentication and RBAC, every
 checks read (nodes, namespaces, StorageClasses, PVCs, pods). Not real: kubelets and controllers (nothing
 reconciles): a NotReady node or a Pending PVC is a status we set through the status subresource, as a
 kubelet or the PV controller would. "API server port closed" is a kubeconfig pointing at a free port
-(the shared apiserver keeps running for the other tests).
+(the shared apiserver keeps running for the other tests). No test writes a pod's status: a provisioner pod
+that is not Ready is the kubelet's verdict on the living cluster (tests/lab/living.py).
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import yaml
 from tests.lab import kube as lab
 from tests.lab.common import Blackhole, free_port
 from tests.lab.env import LabEnv, fix_json, finding
+from tests.lab.living import LivingCluster
 
 NS = lab.NAMESPACE
 
@@ -25,6 +28,18 @@ NS = lab.NAMESPACE
 @pytest.fixture
 def env(kube: lab.KubeLab, tmp_path: Path) -> LabEnv:
     return LabEnv(tmp_path / "env").set("kubeconfig", str(kube.kubeconfig))
+
+
+def eventually(what: str, probe: Any, ok: Any, timeout: float = 120.0) -> Any:
+    """Poll `probe` until `ok(result)`; fail with the last result (the kubelet works at its own pace)."""
+    end = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < end:
+        last = probe()
+        if ok(last):
+            return last
+        time.sleep(1.0)
+    raise AssertionError(f"{what}: not reached in {timeout:g}s; last: {last}")
 
 
 def set_node_condition(core: Any, kind: str, value: str) -> None:
@@ -164,11 +179,18 @@ def test_pvc_pending(env: LabEnv, core: Any) -> None:
     assert result["details"]["claims"] == [{"name": "sb-data", "phase": "Pending", "storage_class": "nfs-client"}]
 
 
-def test_provisioner_not_ready(env: LabEnv, core: Any) -> None:
-    pod = provisioner_pod(core)
-    core.patch_namespaced_pod_status(pod, lab.NFS_NAMESPACE, {"status": {
-        "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady"}]}})
-    assert finding(env.check("k8s.storage")) == ("SB6043", "fail", "not_ready")
+def test_provisioner_not_ready_while_nfs_is_down(living: LivingCluster, living_env: LabEnv) -> None:
+    """nfsd stopped on the host: the provisioner's readiness probe (a TCP connect to the NFS port from its
+    pod) fails and the kubelet marks it not Ready; NFS back, it is Ready again."""
+    assert finding(living_env.check("k8s.storage"))[1] == "ok"
+    living.nfs.stop()
+    try:
+        eventually("k8s.storage reports not_ready", lambda: finding(living_env.check("k8s.storage")),
+                   lambda found: found == ("SB6043", "fail", "not_ready"))
+    finally:
+        living.nfs.start_server()
+    eventually("k8s.storage passes again", lambda: finding(living_env.check("k8s.storage"))[1],
+               lambda found: found == "ok")
 
 
 def test_provisioner_gone_is_not_running(env: LabEnv, core: Any) -> None:

@@ -215,7 +215,6 @@ def test_pvc_held_by_a_pod_is_reported_then_removed_once_the_pod_is_gone(kube: l
     core.create_namespaced_pod(NS, {"metadata": {"name": "sb-worker"}, "spec": {
         "nodeName": lab.NODE, "containers": [{"name": "w", "image": "busybox"}],
         "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "sb-data"}}]}})
-    core.patch_namespaced_pod_status("sb-worker", NS, {"status": {"phase": "Running"}})
     env = kube_env(tmp_path / "env", kube, helm_bin)
 
     code, doc, _ = uninstall(env, "--delete-pvc", "--yes", "--wait", "1", extra_env=helm_env)
