@@ -40,6 +40,8 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "k8s.storage_class": ("nfs-client", "StorageClass the chart's PVCs use"),
     "k8s.provisioner_label": ("app=nfs-subdir-external-provisioner", "label selector of the NFS provisioner pod (any namespace)"),
     "pods.restart_threshold": (5, "pods.restarts warns above this many restarts of a container"),
+    "pods.rollout_timeout": (180.0, "seconds restart-workload waits for its rollout (new pods Ready, old pods gone) "
+                                    "before re-checking, as `kubectl rollout status` would"),
     # istio
     "istio.namespace": ("istio-system", "namespace of istiod and the ingress gateway"),
     "istio.ingress_service": ("istio-ingressgateway", "the ingress gateway Service"),

@@ -252,6 +252,7 @@ RULES: dict[str, Rule] = {
     "nfs.exportfs_command": command,
     "netpath.containerd_state": path_list,
     "netpath.attempt_timeout": number_between(0, 600),
+    "pods.rollout_timeout": number_between(0, 3600),
     "exporter.listen": listen,
     "exporter.web_config": file_path,
     "exporter.timeout": number_between(0, 3600),

@@ -314,14 +314,49 @@ def plan_restart(ctx: "Context", *, workload: str | None = None) -> Plan:
     if not targets:
         return Plan(notes=tuple(notes), nothing_to_do=f"no Deployment in {ns} has crash-looping or not-Ready pods")
     changes = tuple(Change(f"via the Kubernetes API: rollout-restart Deployment {name} in {ns} (new pods replace the "
-                           "old ones)", (),
+                           "old ones; waits for the rollout)", (),
                            apply=_restart_applier(ctx, ns, name)) for name in targets)
     return Plan(changes=changes, notes=tuple(notes))
 
 
+def rollout_progress(deployment: dict[str, Any]) -> tuple[bool, str]:
+    """(done, what is left) of a Deployment's rollout, by the rules of `kubectl rollout status`: the controller
+    saw the latest spec, every replica runs the new template and is available, and no old replica is left."""
+    spec, status = deployment.get("spec") or {}, _status(deployment)
+    want = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
+    if int(status.get("observedGeneration") or 0) < int(_meta(deployment).get("generation") or 0):
+        return False, "the Deployment controller has not seen the change yet"
+    updated, total = int(status.get("updatedReplicas") or 0), int(status.get("replicas") or 0)
+    available = int(status.get("availableReplicas") or 0)
+    if updated < want:
+        return False, f"{updated} of {want} new replica(s) created"
+    if total > updated:
+        return False, f"{total - updated} old replica(s) pending termination"
+    if available < updated:
+        return False, f"{available} of {updated} new replica(s) available"
+    return True, f"{updated} new replica(s) available"
+
+
+def wait_rollout(ctx: "Context", ns: str, name: str, timeout: float, poll: float = 1.0) -> tuple[bool, str]:
+    """Poll the Deployment until its rollout is done or `timeout` seconds pass; (done, last progress)."""
+    import time
+
+    resource = kc.path(group="apps", namespace=ns, plural="deployments", name=name)
+    end = time.monotonic() + timeout
+    while True:
+        done, left = rollout_progress(kc.api(ctx).get(resource))
+        if done or time.monotonic() >= end:
+            return done, left
+        time.sleep(min(poll, max(0.0, end - time.monotonic())))
+
+
 def _restart_applier(ctx: "Context", ns: str, name: str) -> Any:
+    """Patch the template (what `kubectl rollout restart` does), then wait for the rollout as `kubectl rollout
+    status` would, so the fix's re-check judges the new pods, not the old ones still being replaced. A rollout
+    still going at pods.rollout_timeout is left to run: the re-check then says what is not Ready yet."""
     def apply() -> None:
         kc.api(ctx).patch(kc.path(group="apps", namespace=ns, plural="deployments", name=name),
                           restart_patch(datetime.now(timezone.utc)))
+        wait_rollout(ctx, ns, name, float(ctx.settings["pods.rollout_timeout"]))
 
     return apply

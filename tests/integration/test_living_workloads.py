@@ -160,13 +160,14 @@ def test_restart_workload_replaces_pods_that_crashed_while_mysql_was_down(
 
     code, doc = fix_json(living_env, "restart-workload")
     assert [c["description"] for c in doc["plan"]["changes"]] == [
-        "via the Kubernetes API: rollout-restart Deployment sb-core in sb-apps (new pods replace the old ones)"]
-    eventually("sb-core Ready again", check(living_env, "pods.ready"), lambda r: r["status"] == "ok")
+        "via the Kubernetes API: rollout-restart Deployment sb-core in sb-apps (new pods replace the old ones; "
+        "waits for the rollout)"]
+    # the fix waited for the rollout (as `kubectl rollout status`), so its own re-check already saw the new pods
+    assert code == 0 and doc["outcome"] == "fixed", doc
+    assert finding(living_env.check("pods.ready")) == ("SB6110", "ok", "none")
     after = {rs.metadata.name for rs in apps_api(living).list_namespaced_replica_set(NS, label_selector="app=sb-core").items}
     assert after - before, "restart-workload made no new ReplicaSet"
-    eventually("the old pods are gone", lambda: {p["metadata"]["name"] for p in living.pods()} & old_pods,
-               lambda left: not left)
-    assert code in (0, 3)
+    assert not {p["metadata"]["name"] for p in living.pods()} & old_pods, "old pods left after the rollout"
 
 
 def test_restart_workload_has_nothing_to_do_when_healthy(living: LivingCluster, living_env: LabEnv) -> None:
@@ -192,10 +193,9 @@ def test_restart_workload_named_rolls_out_that_deployment_only(living: LivingClu
     assert restarted_at(living, "sb-ui") is None and replica_sets() == before
 
     code, doc = fix_json(living_env, "restart-workload", "--workload", "sb-ui")
-    # the fix re-checks pods.ready right after the restart, while the new pod may still be starting: it then
-    # reports "not fixed" (3) although the rollout goes on to succeed (as in the crash-loop test above)
     assert doc["plan"]["changes"][0]["description"].endswith(
-        "rollout-restart Deployment sb-ui in sb-apps (new pods replace the old ones)") and code in (0, 3), doc
+        "rollout-restart Deployment sb-ui in sb-apps (new pods replace the old ones; waits for the rollout)")
+    assert code == 0 and doc["outcome"] == "fixed", doc
     assert dt.datetime.strptime(restarted_at(living, "sb-ui") or "", "%Y-%m-%dT%H:%M:%SZ")
     assert all(restarted_at(living, app) is None for app in ("sb-core", "sb-admin", "sb-kong"))
     eventually("a new ReplicaSet for sb-ui", replica_sets, lambda names: bool(names - before))

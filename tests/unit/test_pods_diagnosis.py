@@ -211,3 +211,22 @@ def test_crash_loop_message_carries_the_last_log_line() -> None:
 ])
 def test_log_tail_keeps_the_last_non_empty_lines(text: str, lines: int, expected: list[str]) -> None:
     assert pods.log_tail(text, lines) == expected
+
+
+def deployment(generation: int = 2, observed: int = 2, replicas: int = 1, updated: int = 1, total: int = 1,
+               available: int = 1) -> dict[str, Any]:
+    return {"metadata": {"generation": generation}, "spec": {"replicas": replicas},
+            "status": {"observedGeneration": observed, "updatedReplicas": updated, "replicas": total,
+                       "availableReplicas": available}}
+
+
+@pytest.mark.parametrize("deploy, done, left", [
+    (deployment(), True, "1 new replica(s) available"),
+    (deployment(observed=1), False, "the Deployment controller has not seen the change yet"),
+    (deployment(updated=0, total=1, available=1), False, "0 of 1 new replica(s) created"),
+    (deployment(total=2, available=1), False, "1 old replica(s) pending termination"),
+    (deployment(available=0), False, "0 of 1 new replica(s) available"),
+    (deployment(replicas=0, updated=0, total=0, available=0), True, "0 new replica(s) available"),
+])
+def test_rollout_progress_follows_kubectl_rollout_status(deploy: dict[str, Any], done: bool, left: str) -> None:
+    assert pods.rollout_progress(deploy) == (done, left)
