@@ -205,14 +205,14 @@ def pod_run(ctx: "Context", started: float) -> probepod.PodRun:
                       lambda: probepod.run_pod(ctx, pod_probes(ctx), pod_timeout(ctx, budget), budget))
 
 
-def pod_failure(common: "Common", run: probepod.PodRun, ctx: "Context", details: dict[str, Any]) -> Result:
-    """The skip for a probe pod that gave no answer, by its failure."""
+def pod_failure(common: "Common", run: probepod.PodRun, secret: str, details: dict[str, Any]) -> Result:
+    """The skip for a probe pod that gave no answer, by its failure (pure; `secret`: setting ecr.secret)."""
     if run.failure == Reason.NO_ACCESS.value:
         return common.pod_forbidden.result(verb=run.verb or "create", namespace=run.namespace, error=run.why,
                                            details=details)
     if run.failure == Reason.IMAGE_PULL.value:
         return common.pod_image.result(pod=run.pod, image=run.image, why=run.why,
-                                       secret=str(ctx.settings["ecr.secret"]), details=details)
+                                       secret=secret, details=details)
     if run.failure in (Reason.PENDING.value, Reason.TIMEOUT.value):
         return common.pod_not_started.result(pod=run.pod, budget=round(run.budget, 1), why=run.why,
                                              reason=Reason(run.failure), details=details)
@@ -245,7 +245,7 @@ def probe_pod_service(ctx: "Context", service: str, started: float) -> Result:
                                "timeout_seconds": run.timeout}
     attempt = run.attempts.get(service)
     if attempt is None:
-        return pod_failure(common, run, ctx, details)
+        return pod_failure(common, run, str(ctx.settings["ecr.secret"]), details)
     details["attempts"] = [attempt]
     return judge.judge_tcp_only(service, run.pod, target, attempt, timeout=run.timeout,
                                 local=ctx.is_local(target.host), details=details)
@@ -274,6 +274,6 @@ def probe_pod_services(ctx: "Context", started: float) -> Result:
                                "timeout_seconds": run.timeout}
     attempts = [run.attempts.get(f"services.{i}") for i in range(len(found))]
     if any(a is None for a in attempts):
-        return pod_failure(common, run, ctx, details)
+        return pod_failure(common, run, str(ctx.settings["ecr.secret"]), details)
     details["attempts"] = attempts
     return judge.judge_services(run.pod, found, attempts, untestable, details)  # type: ignore[arg-type]
