@@ -100,3 +100,34 @@ def test_without_the_setting_the_checks_still_skip_for_want_of_access(living: Li
     assert {cid: status(found[cid]) for cid in ALL} == {cid: ("skip", "no_access") for cid in ALL}
     assert "netpath.probe_image" in found["netpath.mysql"]["summary"]
     assert probe_pods(living) == []
+
+
+def rules_of(name: str, kind: str) -> list[dict]:
+    import yaml
+
+    from tests.lab.env import REPO
+
+    docs = yaml.safe_load_all((REPO / "deploy" / "rbac" / name).read_text())
+    return [d for d in docs if d and d["kind"] == kind][0]["rules"]
+
+
+def test_the_documented_rbac_is_enough_and_the_doctors_alone_is_a_skip_naming_the_verb(
+        living: LivingCluster, living_env: LabEnv) -> None:
+    """A token bound to the doctor's read-only rules may not create pods: a skip (no_access) that says which
+    verb and what to grant. Bound to those plus deploy/rbac/sbops-netpath-probe.yaml's: the probe pod runs."""
+    doctor = rules_of("sbops-doctor.yaml", "ClusterRole")
+    env = probe_pod_env(living_env, image_ref("sb-core"))
+    env.set("kubeconfig", str(living.kube.token_kubeconfig("user2", doctor)))
+    found = env.doctor(*ALL)
+    assert {cid: status(found[cid]) for cid in ALL} == {cid: ("skip", "no_access") for cid in ALL}, \
+        {cid: found[cid]["summary"] for cid in ALL}
+    assert [found[c]["code"] for c in ALL] == ["SB8115", "SB8135", "SB8155", "SB8175", "SB8195"]
+    assert "may not create pods" in found["netpath.mysql"]["summary"]
+    assert probe_pods(living) == []
+
+    env.set("kubeconfig", str(living.kube.token_kubeconfig(
+        "user3", doctor + rules_of("sbops-netpath-probe.yaml", "Role"))))
+    found = env.doctor(*ALL)
+    assert {cid: status(found[cid]) for cid in ALL} == {cid: ("ok", "none") for cid in ALL}, \
+        {cid: found[cid]["summary"] for cid in ALL}
+    assert gone(living) == []

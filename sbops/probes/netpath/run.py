@@ -199,10 +199,15 @@ def pod_timeout(ctx: "Context", budget: float) -> float:
 
 
 def pod_run(ctx: "Context", started: float) -> probepod.PodRun:
-    """The run's probe pod (started by the first netpath check that needs it, within that check's budget)."""
-    budget = budget_left(ctx, started)
-    return ctx.shared("netpath.probe_pod",
-                      lambda: probepod.run_pod(ctx, pod_probes(ctx), pod_timeout(ctx, budget), budget))
+    """The run's probe pod (started by the first netpath check that needs it, within what the API lookups
+    leave of that check's budget)."""
+
+    def start() -> probepod.PodRun:
+        probes = pod_probes(ctx)
+        budget = budget_left(ctx, started)
+        return probepod.run_pod(ctx, probes, pod_timeout(ctx, budget), budget)
+
+    return ctx.shared("netpath.probe_pod", start)
 
 
 def pod_failure(common: "Common", run: probepod.PodRun, secret: str, details: dict[str, Any]) -> Result:
