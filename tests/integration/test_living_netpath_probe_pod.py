@@ -81,6 +81,26 @@ def test_mysql_bound_to_loopback_is_refused_from_the_probe_pod(living: LivingClu
     assert gone(living) == []
 
 
+def test_a_firewall_dropping_the_nodes_traffic_to_rabbitmq_times_out_in_the_probe_pod(
+        living: LivingCluster, living_env: LabEnv) -> None:
+    import subprocess
+
+    port = living.servers["rabbitmq"].port
+    rule = ["INPUT", "-i", living.node.link.host_if, "-p", "tcp", "--dport", str(port), "-j", "DROP"]
+    subprocess.run(["iptables", "-I", *rule], check=True)
+    try:
+        found = probe_pod_env(living_env, image_ref("sb-core")).doctor("netpath.rabbitmq", "netpath.mysql")
+    finally:
+        subprocess.run(["iptables", "-D", *rule], check=True)
+    rabbit = found["netpath.rabbitmq"]
+    assert finding(rabbit) == ("SB8142", "fail", "timeout"), rabbit["summary"]
+    assert rabbit["details"]["attempts"][0]["ms"] >= 1900  # nc -w 2 waited its two seconds
+    assert rabbit["duration_seconds"] < 20
+    assert status(found["netpath.mysql"]) == ("ok", "none")  # the same pod, another port: not dropped
+    assert pod_of(rabbit) == pod_of(found["netpath.mysql"])
+    assert gone(living) == []
+
+
 def test_an_image_that_does_not_exist_is_a_skip_and_its_pod_is_deleted(living: LivingCluster,
                                                                        living_env: LabEnv) -> None:
     missing = image_ref("sb-core", tag="no-such-tag")
