@@ -60,13 +60,13 @@ def _common(number: int, prefix: str, doc: str, what: str) -> Common:
                "create, get, list and delete on pods and get on pods/log there, or run sbops as root on the node",
                doc, Reason.NO_ACCESS),
         define(code(16), f"{prefix}ProbePodImagePull", Status.SKIP,
-               f"cannot test {what} from probe pod {{pod}}: its image {{image}} does not pull ({{why}}); check "
+               f"cannot test {what} from pod {{pod}}: its image {{image}} does not pull ({{why}}); check "
                "setting netpath.probe_image and the pull secret {secret}", doc, Reason.IMAGE_PULL),
         define(code(17), f"{prefix}ProbePodNotStarted", Status.SKIP,
-               f"cannot test {what} from probe pod {{pod}}: it did not finish within {{budget:g}}s ({{why}}); "
+               f"cannot test {what} from pod {{pod}}: it did not finish within {{budget:g}}s ({{why}}); "
                "raise setting timeout (--timeout) or see why the pod does not start", doc),
         define(code(18), f"{prefix}ProbePodNoAnswer", Status.SKIP,
-               f"cannot test {what} from probe pod {{pod}}: {{why}} (the image {{image}} needs busybox's sh, nc, "
+               f"cannot test {what} from pod {{pod}}: {{why}} (the image {{image}} needs busybox's sh, nc, "
                "wget and timeout)", doc),
     )
 
