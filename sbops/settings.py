@@ -98,6 +98,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     # netpath (checks made from inside a pod's network namespace)
     "netpath.containerd_state": ("/run/k3s/containerd:/run/containerd", "containerd state directories to look for pod sandboxes in, ':'-separated; the first that exists is used (K3s's, then plain containerd's)"),
     "netpath.attempt_timeout": (2.0, "seconds each connection attempt from inside a pod may take (capped by the check's timeout)"),
+    "netpath.probe_image": ("", "image of a short-lived probe pod (busybox sh, nc, wget) the netpath checks start when sbops cannot enter a pod's network namespace (not root, or not on the node); empty: off, they skip"),
     # exporter
     "exporter.listen": ("127.0.0.1:29100", "HOST:PORT `sbops exporter` listens on (README: why 29100)"),
     "exporter.web_config": ("", "exporter-toolkit web-config file: TLS and basic auth (empty: plain HTTP, no auth)"),

@@ -182,6 +182,19 @@ def path_list(value: str) -> str:
     return ""
 
 
+_IMAGE = re.compile(r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*"
+                    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$")
+
+
+def image_reference(value: str) -> str:
+    """A container image reference (registry/repository[:tag][@sha256:digest]): netpath.probe_image, which
+    goes into a pod spec verbatim, so anything the kubelet would refuse is refused here instead."""
+    if len(value) > 512 or not _IMAGE.match(value):
+        return ("must be an image reference such as "
+                "730335576030.dkr.ecr.ap-south-1.amazonaws.com/sb-core:lab or busybox:1.36")
+    return ""
+
+
 def no_spaces(value: str) -> str:
     if any(c.isspace() for c in value) or control_characters(value):
         return "must not contain spaces or control characters"
@@ -253,6 +266,7 @@ RULES: dict[str, Rule] = {
     "netpath.containerd_state": path_list,
     "netpath.attempt_timeout": number_between(0, 600),
     "pods.rollout_timeout": number_between(0, 3600),
+    "netpath.probe_image": optional(image_reference),
     "exporter.listen": listen,
     "exporter.web_config": file_path,
     "exporter.timeout": number_between(0, 3600),

@@ -2,8 +2,10 @@
 
 One block of twenty codes per check, documented in runbooks/netpath.<check>.md under "## Findings":
 SB8100-SB8119 netpath.mysql, SB8120-SB8139 netpath.mongodb, SB8140-SB8159 netpath.rabbitmq, SB8160-SB8179
-netpath.nfs, SB8180-SB8199 netpath.services. Offsets 0-9 are the check's own findings; offsets 10-14 are
-the same five in every block (why the check could not test from a pod), so each stays in its own runbook.
+netpath.nfs, SB8180-SB8199 netpath.services. Offsets 0-9 are the check's own findings; offsets 10-18 are
+the same nine in every block (why the check could not test from a pod: 10-14 from a pod sandbox on the node,
+15-18 from a probe pod, setting netpath.probe_image), so each stays in its own runbook. Offset 9 is the pass
+of a probe pod, which tests TCP only (MySQL, MongoDB, RabbitMQ: their logins need sbops on the node).
 `{pod}` is namespace/name of the pod tested from, `{address}` HOST:PORT, `{source}` where the address came
 from (helm values, or the credentials file when there is no release).
 """
@@ -28,6 +30,10 @@ class Common:
     no_pod: Message
     probe_failed: Message
     no_target: Message
+    pod_forbidden: Message
+    pod_image: Message
+    pod_not_started: Message
+    pod_no_answer: Message
 
 
 def _common(number: int, prefix: str, doc: str, what: str) -> Common:
@@ -37,16 +43,31 @@ def _common(number: int, prefix: str, doc: str, what: str) -> Common:
     return Common(
         define(code(10), f"{prefix}NeedsRoot", Status.SKIP,
                f"cannot test {what} from a pod: entering a pod's network namespace needs root (sbops runs as uid "
-               "{uid})", doc, Reason.NO_ACCESS),
+               "{uid}; or name an image in setting netpath.probe_image to test from a probe pod)", doc,
+               Reason.NO_ACCESS),
         define(code(11), f"{prefix}NoContainerdState", Status.SKIP,
                f"cannot test {what} from a pod: no containerd state in {{dirs}} (sbops does not run on the node; "
-               "setting netpath.containerd_state)", doc, Reason.NO_ACCESS),
+               "setting netpath.containerd_state; or name an image in setting netpath.probe_image to test from a "
+               "probe pod)", doc, Reason.NO_ACCESS),
         define(code(12), f"{prefix}NoPodToTestFrom", Status.SKIP,
                f"cannot test {what} from a pod: no running pod with a network namespace of its own on this node "
                "({why})", doc, Reason.NOT_RUNNING),
         define(code(13), f"{prefix}PodProbeFailed", Status.SKIP,
                f"cannot test {what} from pod {{pod}}: {{error}}", doc),
         define(code(14), f"{prefix}NoAddress", Status.SKIP, "no address to test: {why}", doc, Reason.NOT_APPLICABLE),
+        define(code(15), f"{prefix}ProbePodForbidden", Status.SKIP,
+               f"cannot test {what} from a probe pod: sbops may not {{verb}} pods in {{namespace}} ({{error}}); grant "
+               "create, get, list and delete on pods and get on pods/log there, or run sbops as root on the node",
+               doc, Reason.NO_ACCESS),
+        define(code(16), f"{prefix}ProbePodImagePull", Status.SKIP,
+               f"cannot test {what} from pod {{pod}}: its image {{image}} does not pull ({{why}}); check "
+               "setting netpath.probe_image and the pull secret {secret}", doc, Reason.IMAGE_PULL),
+        define(code(17), f"{prefix}ProbePodNotStarted", Status.SKIP,
+               f"cannot test {what} from pod {{pod}}: it did not finish within {{budget:g}}s ({{why}}); "
+               "raise setting timeout (--timeout) or see why the pod does not start", doc),
+        define(code(18), f"{prefix}ProbePodNoAnswer", Status.SKIP,
+               f"cannot test {what} from pod {{pod}}: {{why}} (the image {{image}} needs busybox's sh, nc, "
+               "wget and timeout)", doc),
     )
 
 
@@ -74,6 +95,9 @@ MYSQL_AUTH = define("SB8106", "MysqlRejectsPodLogin", Status.FAIL,
                     Reason.AUTH_FAILED)
 MYSQL_OTHER = define("SB8107", "MysqlLoginFailsFromPod", Status.FAIL,
                      "from pod {pod}, {who} cannot log in to MySQL at {address} ({source}): {error}", MYSQL)
+MYSQL_TCP_OK = define("SB8109", "MysqlTcpReachableFromProbePod", Status.OK,
+                      "from pod {pod}, MySQL at {address} ({source}) accepts TCP connections; the login is not "
+                      "tested (that needs sbops on the node)", MYSQL, Reason.NONE)
 MYSQL_COMMON = _common(8100, "NetpathMysql", MYSQL, "MySQL")
 
 # netpath.mongodb
@@ -94,6 +118,9 @@ MONGO_AUTH = define("SB8124", "MongodbRejectsPodLogin", Status.FAIL,
 MONGO_NOT_MONGO = define("SB8125", "MongodbNotAnsweringPods", Status.FAIL,
                          "from pod {pod}, {address} ({source}) accepts TCP but does not answer as MongoDB: {error}",
                          MONGODB, Reason.MISCONFIGURED)
+MONGO_TCP_OK = define("SB8129", "MongodbTcpReachableFromProbePod", Status.OK,
+                      "from pod {pod}, MongoDB at {address} ({source}) accepts TCP connections; hello and the "
+                      "login are not tested (that needs sbops on the node)", MONGODB, Reason.NONE)
 MONGO_COMMON = _common(8120, "NetpathMongodb", MONGODB, "MongoDB")
 
 # netpath.rabbitmq
@@ -119,6 +146,9 @@ RABBIT_DENIED = define("SB8145", "RabbitmqDeniesPodVhost", Status.FAIL,
 RABBIT_NOT_AMQP = define("SB8146", "RabbitmqNotAnsweringPods", Status.FAIL,
                          "from pod {pod}, {address} ({source}) accepts TCP but does not answer as AMQP 0-9-1: "
                          "{error}", RABBITMQ, Reason.MISCONFIGURED)
+RABBIT_TCP_OK = define("SB8149", "RabbitmqTcpReachableFromProbePod", Status.OK,
+                       "from pod {pod}, RabbitMQ at {address} ({source}) accepts TCP connections; AMQP and the "
+                       "login are not tested (that needs sbops on the node)", RABBITMQ, Reason.NONE)
 RABBIT_COMMON = _common(8140, "NetpathRabbitmq", RABBITMQ, "RabbitMQ")
 
 # netpath.nfs

@@ -6,7 +6,8 @@ Modules, one job each: `sandbox` finds the pod to test from (containerd's bundle
 reads what the pods are configured to reach (the Helm values, else the credentials file; the routed
 Services' ClusterIPs), `enter` runs the child and enforces the deadline, `child` is that child (setns, then
 the attempts), `attempts` makes and classifies each connection, `judge` turns the answers into findings,
-`run` puts them together for the checks. Importing this package imports none of the client libraries.
+`run` puts them together for the checks. When sbops cannot enter a sandbox, `probepod` starts a short-lived
+pod from setting `netpath.probe_image` whose busybox script, manifest and log lines are `podscript`'s. Importing this package imports none of the client libraries.
 """
 
 from sbops.probes.netpath.run import probe_service, probe_services

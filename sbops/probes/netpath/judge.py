@@ -145,3 +145,22 @@ def judge_services(pod: str, targets: list[Target], attempts: list[dict[str, Any
     problems = "; ".join(f"{t.key} at {t.address} ({t.source}): {a.get('outcome')}" for t, a in failed)
     return msg.SERVICES_FAIL.result(pod=pod, failed=len(failed), total=len(targets), problems=problems, reason=worst,
                                     details=details)
+
+
+TCP_OK = {"mysql": msg.MYSQL_TCP_OK, "mongodb": msg.MONGO_TCP_OK, "rabbitmq": msg.RABBIT_TCP_OK, "nfs": msg.NFS_OK}
+UNREACHABLE_MESSAGES = {"mysql": msg.MYSQL_UNREACHABLE, "mongodb": msg.MONGO_UNREACHABLE,
+                        "rabbitmq": msg.RABBIT_UNREACHABLE, "nfs": msg.NFS_UNREACHABLE}
+
+
+def judge_tcp_only(service: str, pod: str, target: Target, attempt: dict[str, Any], *, timeout: float, local: bool,
+                   details: dict[str, Any]) -> Result:
+    """A probe pod's TCP attempt: refused / timeout / unreachable as from a sandbox; a connection that opened
+    passes with a summary that says the protocol and the login were not tested (that needs sbops on the node)."""
+    found = _network(service, pod, target, attempt, timeout, local, details)
+    if found is not None:
+        return found
+    base = _base(pod, target, attempt)
+    if attempt.get("outcome") == NONE:
+        return TCP_OK[service].result(**base, details=details)
+    return UNREACHABLE_MESSAGES[service].result(**base, error=attempt.get("error") or str(attempt.get("outcome")),
+                                                details=details)
