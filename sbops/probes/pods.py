@@ -25,6 +25,7 @@ MAX_EVENTS = 3
 # A crash-looping container's last log lines: what `kubectl logs --previous --tail` shows, the usual first
 # clue (a bad config, a refused database). Bounded in lines and bytes, for a few pods only.
 LOG_LINES, LOG_BYTES, LOG_PODS = 5, 2048, 3
+STUCK_AFTER = 60  # seconds past a pod's deletionTimestamp after which it counts as stuck terminating
 KUBELET_NO_LOG = "unable to retrieve container logs for "  # the kubelet's answer when the log file is gone
 # Container waiting reasons counted in pods.ready's evidence (`waiting`), the list kube-state-metrics uses;
 # any other reason counts as "other", so the exporter's sbops_pods_waiting{reason} stays bounded.
@@ -49,6 +50,27 @@ def container_statuses(pod: dict[str, Any]) -> list[dict[str, Any]]:
     return list(status.get("initContainerStatuses") or []) + list(status.get("containerStatuses") or [])
 
 
+def _parse_time(text: str) -> datetime | None:
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except (TypeError, ValueError):
+        return None
+
+
+def split_departing(pods: list[dict[str, Any]], now: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(pods to judge, pods on their way out). A pod being deleted (a rollout's old pod, one ecr-refresh
+    deleted) is leaving: judging it would report what was already dealt with. One still there STUCK_AFTER
+    seconds past its deletion time (a finalizer, a node that does not answer) is judged: that is a problem."""
+    judged, leaving = [], []
+    for pod in pods:
+        when = _parse_time(str(_meta(pod).get("deletionTimestamp") or ""))
+        if when is not None and (now - when).total_seconds() <= STUCK_AFTER:
+            leaving.append(pod)
+        else:
+            judged.append(pod)
+    return judged, leaving
+
+
 def diagnose_pod(pod: dict[str, Any]) -> dict[str, Any] | None:
     """None for a Ready (or finished) pod, else {name, phase, reason, container, detail} from container states."""
     status = _status(pod)
@@ -57,6 +79,11 @@ def diagnose_pod(pod: dict[str, Any]) -> dict[str, Any] | None:
     if phase == "Succeeded" or is_ready(pod):
         return None
     found = {"name": name, "phase": phase}
+    deleting = _meta(pod).get("deletionTimestamp")
+    if deleting:  # past split_departing's grace: stuck
+        finalizers = ", ".join(_meta(pod).get("finalizers") or []) or "none"
+        return {**found, "reason": Reason.NOT_READY.value, "container": "",
+                "detail": f"stuck terminating since {deleting} (finalizers: {finalizers}; is its node answering?)"}
     statuses = container_statuses(pod)
     for cs in statuses:
         waiting = (cs.get("state") or {}).get("waiting") or {}
@@ -126,9 +153,11 @@ def choose(problems: list[dict[str, Any]]) -> dict[str, Any]:
     return sorted(problems, key=lambda p: (order.get(p["reason"], len(order)), p["name"]))[0]
 
 
-def judge_ready(namespace: str, pods: list[dict[str, Any]], problems: list[dict[str, Any]]) -> Result:
-    """ok when every pod is Ready; otherwise the most actionable reason, with every failing pod in details."""
-    counts = pod_counts(pods)
+def judge_ready(namespace: str, pods: list[dict[str, Any]], problems: list[dict[str, Any]],
+                terminating: int = 0) -> Result:
+    """ok when every pod is Ready; otherwise the most actionable reason, with every failing pod in details.
+    `terminating`: pods on their way out (split_departing), counted in the evidence, not judged."""
+    counts = {**pod_counts(pods), "terminating": terminating}
     if not pods:
         return msg.NO_PODS.result(namespace=namespace, details={"namespace": namespace, "pods": [], **counts})
     if not problems:
@@ -195,7 +224,7 @@ def last_logs(ctx: "Context", namespace: str, pod: str, container: str) -> list[
 def probe_ready(ctx: "Context") -> Result:
     ns = kc.namespace(ctx)
     try:
-        pods = list_pods(ctx, ns)
+        pods, leaving = split_departing(list_pods(ctx, ns), datetime.now(timezone.utc))
         problems = [p for p in (diagnose_pod(pod) for pod in pods) if p is not None]
         for problem in [p for p in problems if p["reason"] == Reason.PENDING.value][:5]:
             problem["events"] = latest_events(pod_events(ctx, ns, problem["name"]))
@@ -203,7 +232,7 @@ def probe_ready(ctx: "Context") -> Result:
             problem["last_logs"] = last_logs(ctx, ns, problem["name"], problem["container"])
     except Exception as exc:  # noqa: BLE001
         return kc.api_failure(f"list pods in {ns}", exc)
-    return judge_ready(ns, pods, problems)
+    return judge_ready(ns, pods, problems, terminating=len(leaving))
 
 
 # -- pods.restarts ---------------------------------------------------------------------------------
@@ -306,7 +335,7 @@ def plan_restart(ctx: "Context", *, workload: str | None = None) -> Plan:
             targets, notes = [target], []
         else:
             deployments = api.list(kc.path(group="apps", namespace=ns, plural="deployments"))
-            pods = list_pods(ctx, ns)
+            pods, _ = split_departing(list_pods(ctx, ns), datetime.now(timezone.utc))
             problems = [p for p in (diagnose_pod(pod) for pod in pods) if p is not None]
             targets, notes = restart_targets(deployments, problems, pods)
     except Exception as exc:  # noqa: BLE001

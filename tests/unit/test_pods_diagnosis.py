@@ -230,3 +230,26 @@ def deployment(generation: int = 2, observed: int = 2, replicas: int = 1, update
 ])
 def test_rollout_progress_follows_kubectl_rollout_status(deploy: dict[str, Any], done: bool, left: str) -> None:
     assert pods.rollout_progress(deploy) == (done, left)
+
+
+def leaving_pod(name: str, deleted: str, ready: bool = False) -> dict[str, Any]:
+    found = pod(ready=ready, containers=[cs("app", ready, {"waiting": {"reason": "ImagePullBackOff"}})])
+    found["metadata"] = {"name": name, "deletionTimestamp": deleted, "finalizers": ["example.com/hold"]}
+    return found
+
+
+def test_pods_being_deleted_are_not_judged_until_stuck() -> None:
+    """A rollout's old pod or one ecr-refresh deleted is on its way out: not a problem; one still there a minute
+    past its deletion time is, and says it is stuck terminating."""
+    from datetime import datetime, timezone
+
+    now = datetime(2026, 12, 1, 4, 0, 0, tzinfo=timezone.utc)
+    fresh, stuck, alive = leaving_pod("old-1", "2026-12-01T03:59:50Z"), leaving_pod("old-2", "2026-12-01T03:58:00Z"), pod()
+    judged, leaving = pods.split_departing([fresh, stuck, alive], now)
+    assert [p["metadata"]["name"] for p in leaving] == ["old-1"]
+    assert stuck in judged and alive in judged
+    found = pods.diagnose_pod(stuck)
+    assert found is not None and found["reason"] == Reason.NOT_READY.value
+    assert found["detail"].startswith("stuck terminating since 2026-12-01T03:58:00Z (finalizers: example.com/hold")
+    result = pods.judge_ready("sb-apps", [alive], [], terminating=len(leaving))
+    assert result.status is Status.OK and result.details["terminating"] == 1
