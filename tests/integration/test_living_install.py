@@ -23,7 +23,6 @@ same cluster. Nothing is mocked; no pod status is written.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import datetime as dt
 import json
 import os
@@ -64,11 +63,10 @@ def uninstall(living: LivingCluster) -> None:
 
 
 def installer_env(living: LivingCluster, env: LabEnv) -> LabEnv:
-    """The living LabEnv as an installer's: the lab chart, the lab's Helm, and a credentials file whose NFS
-    server is the host's address on the node's link (where the pods mount it, as living.install's values say)."""
+    """The living LabEnv as an installer's: the lab chart and the lab's Helm (its credentials file already names
+    the host's address on the node's link as NFS server, where the pods mount it, as living.install's values say)."""
+    assert env.nfs_server == living.host_ip
     env.set("helm.command", helm_binary()).set("install.chart", str(STACKBILL_CHART)).set("domain", lab.DOMAIN)
-    base = env.credentials
-    env.credentials = lambda: dataclasses.replace(base(), nfs_server=living.host_ip)  # type: ignore[method-assign]
     return env.installer()
 
 

@@ -34,6 +34,7 @@ class LabEnv:
         }
         self.services: dict[str, Service] = {}
         self.portal_url = "https://stackbill.example.com"
+        self.nfs_server = "127.0.0.1"  # the credentials file's NFS Server (the living cluster's is its HOST_IP)
         self.credentials_file = True  # False: leave the credentials file as it is (absent, or written by a test)
 
     # -- building the files ------------------------------------------------------------------------
@@ -57,7 +58,7 @@ class LabEnv:
             mysql=self.services.get("mysql", Service(host="127.0.0.1", port=1, password=Secret("unused-mysql"))),
             mongodb=self.services.get("mongodb", Service(host="127.0.0.1", port=1, password=Secret("unused-mongo"))),
             rabbitmq=self.services.get("rabbitmq", Service(host="127.0.0.1", port=1, password=Secret("unused-rabbit"))),
-            nfs_server="127.0.0.1", nfs_path=str(self.settings.get("nfs.path", "/data/stackbill")),
+            nfs_server=self.nfs_server, nfs_path=str(self.settings.get("nfs.path", "/data/stackbill")),
         )
 
     def write(self) -> "LabEnv":

@@ -471,7 +471,7 @@ def lab_env(cluster: LivingCluster, root: Path, servers: dict[str, Any]) -> "Lab
     env.set("rabbitmq.ctl_command", rabbit.ctl_command).set("rabbitmq.plugins_command", rabbit.plugins_command)
     env.set("netpath.containerd_state", str(cluster.node.containerd_state))
     cluster.nfs.configure(env)
-    env.set("nfs.server", cluster.host_ip)
+    env.nfs_server = cluster.host_ip  # the credentials file's NFS Server, as the installer writes it
     return env
 
 

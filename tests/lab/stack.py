@@ -99,7 +99,7 @@ def up() -> LabEnv:
     env.set("kubeconfig", str(cluster.kubeconfig))
     env.set("netpath.containerd_state", str(cluster.node.containerd_state))
     cluster.nfs.configure(env)
-    env.set("nfs.server", cluster.host_ip)
+    env.nfs_server = cluster.host_ip  # the credentials file's NFS Server, as the installer writes it
 
     env.set("helm.command", helm_binary())  # for helm-rollback and uninstall, as /usr/local/bin/helm would be
     env.set("journal", str(LAB / "journal.log"))
