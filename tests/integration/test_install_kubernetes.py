@@ -17,7 +17,6 @@ import os
 import re
 import secrets
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from tests.lab import kube as lab
 from tests.lab.argv_watch import ArgvWatcher
 from tests.lab.env import LabEnv
 from tests.lab.helm import DEMO_CHART
-from tests.lab.living import LivingCluster
+from tests.lab.living import LivingCluster, eventually
 
 PASSWORDS = {"mysql": "KubeStepsMysql01", "mongodb": "KubeStepsMongo01", "rabbitmq": "KubeStepsRabbit1"}
 STEPS = ("namespace", "ecr-secret", "tls-secret", "helm-release", "istio-gateway")
@@ -150,16 +149,6 @@ def test_an_expired_pull_secret_is_renewed(env: LabEnv, core: Any) -> None:
 
 
 # -- wait-pods on the living cluster: pods the kubelet really runs -------------------------------------------
-def eventually(what: str, probe: Any, ok: Any, timeout: float = 180.0) -> Any:
-    """Poll `probe` until `ok(result)`; fail with the last result (the kubelet works at its own pace)."""
-    end = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < end:
-        last = probe()
-        if ok(last):
-            return last
-        time.sleep(1.0)
-    raise AssertionError(f"{what}: not reached in {timeout:g}s; last: {last}")
 
 
 def living_installer(living_env: LabEnv) -> LabEnv:
@@ -191,7 +180,8 @@ def test_wait_pods_fails_naming_the_crash_looping_pod_then_resume_converges(
     apps = client.AppsV1Api(living.kube.api())
     apps.patch_namespaced_deployment("sb-core", lab.NAMESPACE, {"spec": {"template": {"spec": {"containers": [
         {"name": "sb-core", "command": ["/bin/sh", "-c", "echo 'sb-core: bad build'; exit 1"]}]}}}})
-    eventually("sb-core crash-loops", lambda: env.check("pods.ready")["reason"], lambda r: r == "crash_loop")
+    eventually("sb-core crash-loops", lambda: env.check("pods.ready")["reason"], lambda r: r == "crash_loop",
+               timeout=180)
     env.set("install.pod_timeout", 2)
     proc = env.install("--yes", *only("wait-pods"))
     assert proc.returncode == 3, proc.stdout + proc.stderr
@@ -231,7 +221,7 @@ def test_helm_release_installs_the_chart_and_wait_pods_waits_for_the_kubelet(
                           capture_output=True, text=True, timeout=180, env=homes)
     assert gone.returncode == 0, gone.stderr
     try:
-        eventually("the release's pods are gone", living.pods, lambda pods: not pods)
+        eventually("the release's pods are gone", living.pods, lambda pods: not pods, timeout=180)
         proc = env.install("--yes", *only("helm-release", "wait-pods"), env=homes)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert re.search(r"check pods.ready: ok \(none\) all [1-9]\d* pod\(s\) in sb-apps are Ready",

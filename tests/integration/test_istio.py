@@ -8,7 +8,6 @@ are the kubelet's verdict on the living cluster (tests/lab/living.py): a readine
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import pytest
 from tests.lab.env import LabEnv, fix_json, finding
 from tests.lab.kube import (DOMAIN, GATEWAY, ISTIO_NAMESPACE, NAMESPACE, NODEPORT_HTTP, NODEPORT_HTTPS, TLS_SECRET,
                             VIRTUALSERVICE, KubeLab)
-from tests.lab.living import LivingCluster
+from tests.lab.living import LivingCluster, eventually
 
 ALL = ("istio.istiod", "istio.ingress", "istio.gateway", "istio.virtualservice")
 PASSED = {"istio.istiod": "SB6410", "istio.ingress": "SB6420", "istio.gateway": "SB6430", "istio.virtualservice": "SB6440"}
@@ -84,16 +83,6 @@ def break_readiness(living: LivingCluster, name: str) -> None:
             "httpGet": {"path": "/not-ready"}, "periodSeconds": 1, "failureThreshold": 1}}]}}}})
 
 
-def eventually(what: str, probe: Any, ok: Any, timeout: float = 120.0) -> Any:
-    """Poll `probe` until `ok(result)`; fail with the last result (the kubelet works at its own pace)."""
-    end = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < end:
-        last = probe()
-        if ok(last):
-            return last
-        time.sleep(1.0)
-    raise AssertionError(f"{what}: not reached in {timeout:g}s; last: {last}")
 
 
 def assert_fixed(env: LabEnv, name: str, check_id: str, *extra: str) -> None:

@@ -10,7 +10,6 @@ that is not Ready is the kubelet's verdict on the living cluster (tests/lab/livi
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import yaml
 from tests.lab import kube as lab
 from tests.lab.common import Blackhole, free_port
 from tests.lab.env import LabEnv, fix_json, finding
-from tests.lab.living import LivingCluster
+from tests.lab.living import LivingCluster, eventually
 
 NS = lab.NAMESPACE
 
@@ -30,16 +29,6 @@ def env(kube: lab.KubeLab, tmp_path: Path) -> LabEnv:
     return LabEnv(tmp_path / "env").set("kubeconfig", str(kube.kubeconfig))
 
 
-def eventually(what: str, probe: Any, ok: Any, timeout: float = 120.0) -> Any:
-    """Poll `probe` until `ok(result)`; fail with the last result (the kubelet works at its own pace)."""
-    end = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < end:
-        last = probe()
-        if ok(last):
-            return last
-        time.sleep(1.0)
-    raise AssertionError(f"{what}: not reached in {timeout:g}s; last: {last}")
 
 
 def set_node_condition(core: Any, kind: str, value: str) -> None:

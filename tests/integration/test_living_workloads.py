@@ -9,13 +9,12 @@ Nothing is mocked.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 from tests.lab import kube as lab
 from tests.lab.env import LabEnv, finding, fix_json
-from tests.lab.living import NODE_NAME, LivingCluster, pull_secret_token
+from tests.lab.living import LivingCluster, NODE_NAME, eventually, pull_secret_token
 
 NS = lab.NAMESPACE
 WAIT = 120.0  # seconds: the kubelet's back-offs (image pull, crash loop) set the pace
@@ -25,16 +24,6 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def eventually(what: str, probe: Callable[[], Any], ok: Callable[[Any], bool], timeout: float = WAIT) -> Any:
-    """Poll `probe` until `ok(result)`; fail with the last result (the kubelet works at its own pace)."""
-    end = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < end:
-        last = probe()
-        if ok(last):
-            return last
-        time.sleep(1.0)
-    raise AssertionError(f"{what}: not reached in {timeout:g}s; last: {last}")
 
 
 def apps_api(living: LivingCluster) -> Any:

@@ -440,6 +440,19 @@ def stop_detached(root: Path) -> None:
     (root / "cluster.json").unlink(missing_ok=True)
 
 
+def eventually(what: str, probe: Any, ok: Any, timeout: float = 120.0) -> Any:
+    """Poll `probe` until `ok(result)`; fail with the last result. Tests on the living cluster wait for the
+    kubelet and the controllers, which work at their own pace (back-offs, probe periods, grace periods)."""
+    end = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < end:
+        last = probe()
+        if ok(last):
+            return last
+        time.sleep(1.0)
+    raise AssertionError(f"{what}: not reached in {timeout:g}s; last: {last}")
+
+
 def pull_secret_token(cluster: LivingCluster) -> str:
     """The token awscred holds now (to check what a fix wrote)."""
     from kubernetes import client
@@ -575,4 +588,5 @@ if pytest is not None:
         return lab_env(living, tmp_path / "env", living.servers)
 
 
-__all__ = ["LivingCluster", "Services", "Endpoint", "NODE_NAME", "pull_secret_token", "lab_env", "start_servers"]
+__all__ = ["LivingCluster", "Services", "Endpoint", "NODE_NAME", "pull_secret_token", "lab_env", "start_servers",
+           "eventually"]
