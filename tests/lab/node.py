@@ -283,6 +283,7 @@ class LivingNode:
         for name in ("kube-scheduler", "kube-controller-manager", "kube-proxy", "kubelet"):
             self._terminate(name)
         sandboxes = self._sandbox_netns()
+        shim_sockets = self._shim_sockets()
         self._kill_containers()
         self._terminate("containerd")
         self._unmount_all()
@@ -290,6 +291,8 @@ class LivingNode:
             name = os.path.basename(path)
             if path.startswith("/var/run/netns/") or path.startswith("/run/netns/"):
                 _run("ip", "netns", "del", name, check=False)
+        for sock in shim_sockets:  # a killed shim leaves its socket in the machine-wide /run/containerd/s
+            sock.unlink(missing_ok=True)
         if os.path.exists(self.link.netns_path):
             _run("ip", "netns", "del", self.link.netns, check=False)
         _run("ip", "link", "del", self.link.host_if, check=False)
@@ -323,6 +326,14 @@ class LivingNode:
                 if ns.get("type") == "network" and ns.get("path"):
                     found.append(ns["path"])
         return found
+
+    def _shim_sockets(self) -> list[Path]:
+        """The shims' sockets: containerd 1.6 puts each at /run/containerd/s/<sha256 of "address/namespace/id">
+        whatever its own state dir says, so they outlive a killed shim in that machine-wide directory."""
+        import hashlib
+
+        return [Path("/run/containerd/s") / hashlib.sha256(f"{self.containerd_sock}/k8s.io/{task.name}".encode())
+                .hexdigest() for task in self._task_dirs()]
 
     def _kill_containers(self) -> None:
         """SIGKILL every container's processes and the shims that watch them (found by the shim's -address)."""
