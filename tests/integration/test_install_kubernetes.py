@@ -196,10 +196,10 @@ def test_wait_pods_fails_naming_the_crash_looping_pod_then_resume_converges(
     env.set("install.pod_timeout", 180)
     proc = env.install("--resume", "--yes")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    pods = len(living.pods())
-    # the step waited (the fixed Deployment's new pod starts and passes its probe), then verified
+    # the step waited (the fixed Deployment's new pod starts and passes its probe), then verified; the crashed
+    # pod may still be terminating, which pods.ready counts apart and does not judge
     assert "at step wait-pods" in proc.stdout
-    assert f"check pods.ready: ok (none) all {pods} pod(s) in sb-apps are Ready" in last_install_log(env)
+    assert re.search(r"check pods\.ready: ok \(none\) all \d+ pod\(s\) in sb-apps are Ready", last_install_log(env))
     state = json.loads((env.root / "install" / "state.json").read_text())
     assert state["finished"] is True and state["options"]["only"] == ["wait-pods"]
     refused = env.install("--resume", "--yes")
