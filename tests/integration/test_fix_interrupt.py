@@ -46,7 +46,13 @@ def start(env: LabEnv, *args: str, new_session: bool = False) -> subprocess.Pope
     extra = {"NO_COLOR": "1", "SBOPS_MYSQL_ADMIN_PASSWORD": ADMIN_PASSWORD,
              "SBOPS_MONGODB_ADMIN_PASSWORD": ADMIN_PASSWORD, "AWS_ECR_TOKEN": ECR_TOKEN}
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-                            env={**os.environ, **extra}, start_new_session=new_session)
+                            env={**os.environ, **extra}, start_new_session=new_session, preexec_fn=default_sigint)
+
+
+def default_sigint() -> None:
+    """sbops gets SIGINT's default disposition, as from a terminal: a test run started in the background of a
+    non-interactive shell inherits SIGINT ignored, and Python keeps an ignored SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for(path: Path, proc: subprocess.Popen, seconds: float = 60) -> None:

@@ -219,13 +219,26 @@ def test_interrupted_in_the_middle_of_a_step_then_resumed(mariadb_factory, tmp_p
     assert env.check("mysql.auth")["status"] == "ok"
 
 
-def test_a_killed_run_is_resumed(kube: lab.KubeLab, core: Any, tmp_path: Path) -> None:
-    """SIGKILL while wait-pods waits for a crash-looping pod: the state says the step was running;
-    once the pod is Ready, --resume (with no other flag: the killed run's options) converges."""
-    from tests.integration.test_install_kubernetes import set_ready
+def test_a_killed_run_is_resumed(living: Any, living_env: LabEnv) -> None:
+    """SIGKILL while wait-pods waits for a pod the kubelet holds NotReady (sb-admin's readiness probe asks for a
+    page it does not serve): the state says the step was running; once the probe is put right and the kubelet
+    marks the new pod Ready, --resume (with no other flag: the killed run's options) converges."""
+    from kubernetes import client
 
-    env = LabEnv(tmp_path / "env").installer().set("kubeconfig", str(kube.kubeconfig)).set("install.pod_timeout", 120)
-    set_ready(core, "sb-ui", False)
+    from tests.lab.living import eventually
+
+    apps = client.AppsV1Api(living.kube.api())
+    good = apps.read_namespaced_deployment("sb-admin", lab.NAMESPACE).spec.template.spec.containers[0]
+    path = good.readiness_probe.http_get.path
+
+    def probe_path(to: str) -> None:
+        apps.patch_namespaced_deployment("sb-admin", lab.NAMESPACE, {"spec": {"template": {"spec": {"containers": [
+            {"name": good.name, "readinessProbe": {"httpGet": {"path": to}}}]}}}})
+
+    probe_path("/not-a-page-sb-admin-serves")
+    eventually("sb-admin's new pod is NotReady", lambda: living_env.check("pods.ready")["reason"],
+               lambda reason: reason == "not_ready")
+    env = living_env.installer().set("install.pod_timeout", 120)
     env.write()
     argv = [sys.executable, "-m", "sbops", "install", "--yes", "--only", "wait-pods", "--config", str(env.config_path),
             "--credentials", str(env.credentials_path)]
@@ -242,7 +255,7 @@ def test_a_killed_run_is_resumed(kube: lab.KubeLab, core: Any, tmp_path: Path) -
     proc.wait(timeout=10)
     assert json.loads(state_file.read_text())["steps"]["wait-pods"]["status"] == "running"
 
-    set_ready(core, "sb-ui", True)
+    probe_path(path)
     resumed = env.install("--resume", "--yes")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "resuming the install of" in resumed.stdout and "at step wait-pods" in resumed.stdout

@@ -17,7 +17,8 @@ needs `restrict_oom_score_adj = true` here; processes enter the namespace with `
 `ip netns exec`, which remounts /sys and hides the cgroup mounts from the kubelet).
 
 Layout of a node directory D:
-    D/containerd/      config.toml, root/, state/ (task bundles: /run/containerd's equivalent), containerd.sock
+    D/containerd/      config.toml, root/, state/ (task bundles: /run/containerd's equivalent); its socket is
+                       /run/sbops-lab/<suffix>/containerd.sock (a unix socket path must stay under 104 bytes)
     D/cni/             the CNI network config (conf_dir); D/cni-ipam/ host-local's leases
     D/kubelet/         --root-dir; D/kubelet-pki/ its self-signed serving cert; D/kubelet.yaml its config
     D/log/pods/        what containerd and the kubelet see as /var/log/pods (their mount namespace's own)
@@ -141,8 +142,14 @@ class LivingNode:
         return self.root / "containerd"
 
     @property
+    def sock_dir(self) -> Path:
+        """containerd's sockets live under /run/sbops-lab/<suffix>: a unix socket path may not exceed 104
+        bytes, which a pytest temp directory easily does."""
+        return Path("/run/sbops-lab") / self.link.suffix
+
+    @property
     def containerd_sock(self) -> Path:
-        return self.containerd_dir / "containerd.sock"
+        return self.sock_dir / "containerd.sock"
 
     @property
     def containerd_state(self) -> Path:
@@ -293,6 +300,7 @@ class LivingNode:
                 _run("ip", "netns", "del", name, check=False)
         for sock in shim_sockets:  # a killed shim leaves its socket in the machine-wide /run/containerd/s
             sock.unlink(missing_ok=True)
+        shutil.rmtree(self.sock_dir, ignore_errors=True)
         if os.path.exists(self.link.netns_path):
             _run("ip", "netns", "del", self.link.netns, check=False)
         _run("ip", "link", "del", self.link.host_if, check=False)
@@ -454,6 +462,7 @@ class LivingNode:
                 f'[{cri}.registry.configs."{address}".tls]', f'  ca_file = "{ca}"',
             ]
         d.mkdir(parents=True, exist_ok=True)
+        self.sock_dir.mkdir(parents=True, exist_ok=True)
         (d / "config.toml").write_text("\n".join(lines) + "\n")
         # containerd-shim-runc-v2 creates its sockets under /run/containerd/s whatever the config says.
         Path("/run/containerd/s").mkdir(parents=True, exist_ok=True)
