@@ -20,7 +20,8 @@ Layout of a node directory D:
     D/containerd/      config.toml, root/, state/ (task bundles: /run/containerd's equivalent); its socket is
                        /run/sbops-lab/<suffix>/containerd.sock (a unix socket path must stay under 104 bytes)
     D/cni/             the CNI network config (conf_dir); D/cni-ipam/ host-local's leases
-    D/kubelet/         --root-dir; D/kubelet-pki/ its self-signed serving cert; D/kubelet.yaml its config
+    /var/lib/sbops-lab/<suffix>/kubelet/   the kubelet's --root-dir (short: it holds unix sockets);
+    D/kubelet-pki/     the kubelet's self-signed serving cert; D/kubelet.yaml its config
     D/log/pods/        what containerd and the kubelet see as /var/log/pods (their mount namespace's own)
     D/*.log            each process's log;  D/node.json  names, addresses and pids, for stop() from elsewhere
 """
@@ -148,6 +149,12 @@ class LivingNode:
         return Path("/run/sbops-lab") / self.link.suffix
 
     @property
+    def kubelet_dir(self) -> Path:
+        """The kubelet's --root-dir, under /var/lib/sbops-lab/<suffix> for the same reason: it holds the kubelet's
+        own sockets (pod-resources, device-plugins)."""
+        return Path("/var/lib/sbops-lab") / self.link.suffix / "kubelet"
+
+    @property
     def containerd_sock(self) -> Path:
         return self.sock_dir / "containerd.sock"
 
@@ -229,7 +236,7 @@ class LivingNode:
         }, indent=1))
         self._spawn("kubelet", [
             str(self.bin["kubelet"]), "--container-runtime=remote",
-            f"--container-runtime-endpoint=unix://{self.containerd_sock}", f"--root-dir={self.root / 'kubelet'}",
+            f"--container-runtime-endpoint=unix://{self.containerd_sock}", f"--root-dir={self.kubelet_dir}",
             f"--cert-dir={self.root / 'kubelet-pki'}", f"--hostname-override={NODE_NAME}",
             f"--node-ip={self.link.node_ip}", f"--pod-infra-container-image={PAUSE_IMAGE}",
             f"--kubeconfig={kubeconfig}", f"--config={config}", "--v=1",
@@ -301,6 +308,9 @@ class LivingNode:
         for sock in shim_sockets:  # a killed shim leaves its socket in the machine-wide /run/containerd/s
             sock.unlink(missing_ok=True)
         shutil.rmtree(self.sock_dir, ignore_errors=True)
+        if not any(line.split()[1].startswith(str(self.kubelet_dir))
+                   for line in Path("/proc/self/mounts").read_text().splitlines()):
+            shutil.rmtree(self.kubelet_dir.parent, ignore_errors=True)
         if os.path.exists(self.link.netns_path):
             _run("ip", "netns", "del", self.link.netns, check=False)
         _run("ip", "link", "del", self.link.host_if, check=False)
