@@ -417,7 +417,12 @@ def start_detached(root: Path, services: Services) -> LivingCluster:
     import shutil
 
     shutil.rmtree(root, ignore_errors=True)
-    cluster = LivingCluster(root).start(services)
+    cluster = LivingCluster(root)
+    try:
+        cluster.start(services)
+    except BaseException:
+        cluster.stop()  # a start that failed half-way leaves no namespace, process or mount behind
+        raise
     save(cluster)
     for part in (cluster.node, cluster.kube):
         part._procs.clear()  # leave them running, tracked by pid
