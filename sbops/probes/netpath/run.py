@@ -65,6 +65,21 @@ def pod_evidence(located: sandbox.Located) -> dict[str, Any]:
     return {**located.sandbox.brief(), "ready": sandbox.pod_ready(located.pod or {})}
 
 
+def configured_target(ctx: "Context", service: str, evidence: dict[str, Any]) -> "targets.Target | Result":
+    """The address the pods are configured to reach `service` at (the Helm values, else the credentials file),
+    or the result that says why there is none; the same for the sandbox and the probe-pod ways in."""
+    from sbops.probes import kubecommon as kc
+
+    try:
+        target = targets.target(ctx, service)
+    except Exception as exc:  # noqa: BLE001
+        return kc.api_failure(f"read the Helm release {ctx.settings['release']}'s values", exc)
+    if target is None:
+        return COMMON[service].no_target.result(why=f"neither the Helm release's values nor a credentials file name "
+                                                    f"{service}'s address", details=evidence)
+    return target
+
+
 def enter(located: sandbox.Located, request: dict[str, Any], budget: float, common: "Common",
           details: dict[str, Any]) -> dict[str, Any] | Result:
     """The child's answer from inside the pod's network namespace, or the skip that says why it could not run."""
@@ -100,7 +115,6 @@ def login_for(ctx: "Context", service: str) -> tuple[str, dict[str, str]]:
 
 def probe_service(ctx: "Context", service: str) -> Result:
     """netpath.mysql / mongodb / rabbitmq / nfs: one connection to the address the pods are configured with."""
-    from sbops.probes import kubecommon as kc
 
     started = time.monotonic()
     common = COMMON[service]
@@ -111,13 +125,9 @@ def probe_service(ctx: "Context", service: str) -> Result:
         return probe_pod_service(ctx, service, started)
     assert isinstance(gate, sandbox.Located)
     located = gate
-    try:
-        target = targets.target(ctx, service)
-    except Exception as exc:  # noqa: BLE001
-        return kc.api_failure(f"read the Helm release {ctx.settings['release']}'s values", exc)
-    if target is None:
-        return common.no_target.result(why=f"neither the Helm release's values nor a credentials file name "
-                                           f"{service}'s address", details={"tested_from": located.evidence()})
+    target = configured_target(ctx, service, {"tested_from": located.evidence()})
+    if isinstance(target, Result):
+        return target
     who, login = login_for(ctx, service) if service != "nfs" else ("", {})
     budget = budget_left(ctx, started)
     timeout = attempt_timeout(ctx, budget)
@@ -237,13 +247,9 @@ def probe_pod_service(ctx: "Context", service: str, started: float) -> Result:
     from sbops.probes import kubecommon as kc
 
     common = COMMON[service]
-    try:
-        target = targets.target(ctx, service)
-    except Exception as exc:  # noqa: BLE001
-        return kc.api_failure(f"read the Helm release {ctx.settings['release']}'s values", exc)
-    if target is None:
-        return common.no_target.result(why=f"neither the Helm release's values nor a credentials file name "
-                                           f"{service}'s address", details={"via": PROBE_POD})
+    target = configured_target(ctx, service, {"via": PROBE_POD})
+    if isinstance(target, Result):
+        return target
     if not podscript.safe_host(target.host):
         return common.no_target.result(why=f"{service}'s address {target.host!r} is neither an IP address nor a "
                                            "DNS name", details={"via": PROBE_POD, "target": target.brief()})
