@@ -66,15 +66,21 @@ def replace_ingress_tls(living: LivingCluster, cert: str, key: str) -> None:
 
 
 def served_certificate(living: LivingCluster) -> str:
-    """The leaf the gateway presents on the NodePort for the domain (PEM), read without verification."""
+    """The leaf the gateway presents on the NodePort for the domain (PEM), read without verification; or the
+    connection's error as text, for eventually() to retry and to show: while kube-proxy catches up with a
+    gateway pod that became Ready again, the NodePort refuses for a moment (its REJECT rule for a Service with
+    no endpoints)."""
     import socket
     import ssl
 
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    with socket.create_connection((living.node_ip, lab.NODEPORT_HTTPS), timeout=5) as raw:
-        with context.wrap_socket(raw, server_hostname=lab.DOMAIN) as tls:
-            der = tls.getpeercert(binary_form=True)
+    try:
+        with socket.create_connection((living.node_ip, lab.NODEPORT_HTTPS), timeout=5) as raw:
+            with context.wrap_socket(raw, server_hostname=lab.DOMAIN) as tls:
+                der = tls.getpeercert(binary_form=True)
+    except OSError as exc:
+        return f"no certificate: {exc}"
     return ssl.DER_cert_to_PEM_cert(der)
 
 

@@ -148,7 +148,7 @@ def test_routed_services_answer_through_their_cluster_ips(podnet, kube, core, tm
         ips = {name: core.read_namespaced_service(name, NAMESPACE).spec.cluster_ip for name in routed}
         rules = {name: podnet.dnat(ips[name], port, server.server_address[1]) for name, port in routed.items()}
         result = env.check("netpath.services")
-        assert (result["code"], *status(result)) == ("SB8180", "ok", "none")
+        assert (result["code"], *status(result)) == ("SB8180", "ok", "none"), result
         assert sorted(tried(result)) == sorted(f"{ips[n]}:{p}" for n, p in routed.items())
 
         podnet.remove(rules["sb-core"])  # sb-core's ClusterIP now leads to a closed port of the node

@@ -325,3 +325,43 @@ def test_the_attempts_get_all_but_the_interpreter_start_and_at_least_half(budget
     from sbops.probes.netpath.enter import attempts_budget
 
     assert attempts_budget(budget) == pytest.approx(expected)
+
+
+# -- the HTTP attempt: a hang-up before the status line is tried once more ---------------------------------
+def _hanging_up_server(answer_from: int) -> tuple[socket.socket, list[int]]:
+    """A loopback server that closes its first `answer_from` connections without a byte, then answers HTTP."""
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    seen: list[int] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                seen.append(1)
+                conn.recv(4096)  # read the request first: closing with it unread would be a reset, not a hang-up
+                if len(seen) > answer_from:
+                    conn.sendall(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, seen
+
+
+@pytest.mark.parametrize("hang_ups, outcome, tries", [
+    (0, "none", 1),            # answers at once
+    (1, "none", 2),            # one hang-up (a restart, load shedding): the second try answers
+    (99, "misconfigured", 2),  # hangs up every time: accepts TCP, does not speak HTTP
+])
+def test_http_attempt_tries_once_more_after_a_hang_up(hang_ups, outcome, tries):
+    import time
+
+    listener, seen = _hanging_up_server(hang_ups)
+    try:
+        result = attempts.http("127.0.0.1", listener.getsockname()[1], timeout=2.0, deadline=time.monotonic() + 5)
+    finally:
+        listener.close()
+    assert (result["outcome"], len(seen)) == (outcome, tries), result

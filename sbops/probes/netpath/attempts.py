@@ -142,12 +142,16 @@ def http(host: str, port: int, timeout: float, deadline: float, **_: Any) -> dic
     """GET / over plain HTTP to a ClusterIP: any HTTP status means the Service answered."""
     from sbops.probes.app import http_get
 
+    import http.client
+
     started = time.monotonic()
     shown = f"[{host}]" if ":" in host else host
     answer = http_get(f"http://{shown}:{port}/", domain="", verify=False, timeout=remaining(deadline, timeout))
+    if isinstance(answer.error, http.client.RemoteDisconnected) and deadline - time.monotonic() > 0.5:
+        # Closed before a status line: a server restarting or shedding load does that once; one that does
+        # not speak HTTP does it again. One more try tells them apart (urllib3 retries this case too).
+        answer = http_get(f"http://{shown}:{port}/", domain="", verify=False, timeout=remaining(deadline, timeout))
     if answer.error is not None:
-        import http.client
-
         spoke = isinstance(answer.error, http.client.HTTPException)  # it answered, but not HTTP
         return _result(host, port, started, Reason.MISCONFIGURED.value if spoke else network_outcome(answer.error),
                        one_line(answer.error))
