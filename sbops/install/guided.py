@@ -119,8 +119,12 @@ def check_cert_file(text: str, read: Callable[[str], bytes], domain: str, now: d
         pem = read(path)
     except OSError as exc:
         return "", f"{path}: cannot read: {exc.strerror or exc}"
-    findings = tls.certificate_findings(pem, b"", domain, now, 0.0)
-    problems = [r.summary for r in findings if r.status is Status.FAIL and r.code != msg.KEY_UNREADABLE.code]
+    findings = [r for r in tls.certificate_findings(pem, b"", domain, now, 0.0)
+                if r.status is Status.FAIL and r.code != msg.KEY_UNREADABLE.code]
+    # without the key, the first certificate is taken for the server's: when the chain is out of order,
+    # that is the one problem to name (the others are about a CA certificate)
+    order = [r for r in findings if r.code == msg.CHAIN_OUT_OF_ORDER.code]
+    problems = [r.summary for r in order or findings]
     return ("", f"{path}: {'; '.join(problems)}") if problems else (path, "")
 
 
