@@ -259,6 +259,17 @@ class Answers:
             flags.update(cloudstack_url=self.cloudstack_url, cloudstack_api_key=self.cloudstack_api_key)
         return flags
 
+    def secret_env(self) -> dict[str, str]:
+        """The secrets, as the environment variables the install reads them from: the ECR token as
+        $AWS_ECR_TOKEN (command.execute's `env`), the CloudStack secret key as the setting
+        cloudstack.secret_key's override (this process's environment; runner.child_env keeps both from children)."""
+        found = {}
+        if self.ecr_token is not None:
+            found[TOKEN_ENV] = self.ecr_token.reveal()
+        if self.cloudstack_secret_key is not None:
+            found[SECRET_KEY_ENV] = self.cloudstack_secret_key.reveal()
+        return found
+
     def recap(self, token_source: str = "") -> list[str]:
         tls = {"letsencrypt": f"Let's Encrypt, notices to {self.email}",
                "files": f"{self.ssl_cert} with the key {self.ssl_key}",
@@ -410,11 +421,10 @@ def run(given: Mapping[str, Any], *, plan_only: bool, log_file: str = "", colour
     for line in answers.recap(known.token_source):
         term.say(line)
     term.say()
-    env = dict(os.environ)
-    if answers.ecr_token is not None:
-        env[TOKEN_ENV] = answers.ecr_token.reveal()
-    if answers.cloudstack_secret_key is not None:
-        os.environ[SECRET_KEY_ENV] = answers.cloudstack_secret_key.reveal()
+    secrets = answers.secret_env()
+    if SECRET_KEY_ENV in secrets:  # read by Settings.load, which looks at this process's environment
+        os.environ[SECRET_KEY_ENV] = secrets[SECRET_KEY_ENV]
+    env = {**os.environ, **secrets}
     # every question is answered: the flag run's prompt for a missing domain or certificate must not ask again
     return command.execute(flags, plan_only=plan_only, yes=False, resume=False, log_file=log_file, json_output=False,
                            colour=colour, env=env, interactive=True, ask=lambda question: "")

@@ -199,3 +199,32 @@ def test_ctrl_c_at_a_visible_question(env: LabEnv) -> None:
     assert child.exitstatus == 130, shown
     assert "sbops: install: interrupted at a question: nothing was changed" in shown and "Traceback" not in shown
     nothing_written(env)
+
+
+def test_guided_plan_asks_then_plans_without_a_confirmation(env: LabEnv, certs) -> None:
+    """`sbops install --plan` on a terminal: the questions, then the plan; nothing to confirm, nothing changed."""
+    child = record(spawn(env, "--plan", "--skip-db"))
+    answer(child, "Domain name: ", DOMAIN)
+    answer(child, "Select option [1/2]: ", "2")
+    answer(child, "Certificate file (full chain, e.g. fullchain.pem): ", str(certs["fullchain.pem"]))
+    answer(child, "Its private key file (e.g. privkey.pem): ", str(certs["privkey.pem"]))
+    answer(child, "Select option [1/2/3]: ", "3")
+    answer(child, "ECR token (hidden): ", lab.ecr_token(dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=11)))
+    child.expect_exact("Plan only: nothing was changed")
+    shown = transcript(child)
+    assert child.exitstatus == 0, shown
+    assert "Apply these changes" not in shown and "Traceback" not in shown
+    nothing_written(env)
+
+
+def test_end_of_input_at_a_question_is_one_line(env: LabEnv) -> None:
+    """Ctrl-D (end of input) instead of an answer: exit 2, one line, nothing changed."""
+    child = record(spawn(env))
+    answer(child, "Domain name: ", DOMAIN)
+    child.expect_exact("Select option [1/2]: ")
+    child.sendeof()
+    shown = transcript(child)
+    assert child.exitstatus == 2, shown
+    assert "sbops: error: install: the terminal closed before every question was answered: nothing was changed" in shown
+    assert "Traceback" not in shown
+    nothing_written(env)

@@ -221,3 +221,18 @@ def test_answers_become_flags_without_secrets(answers, flags) -> None:
 ])
 def test_unsupported(flags, known, missing) -> None:
     assert guided.unsupported(flags, known) == missing
+
+
+def test_the_secrets_go_where_the_install_reads_them_and_no_child_inherits_them() -> None:
+    from sbops.runner import child_env
+    from sbops.settings import Settings
+
+    answers = Answers(domain="p.example.com", cloudstack="existing", cloudstack_secret_key=Secret("SK-123"),
+                      ecr_token=Secret("T" * 150))
+    env = answers.secret_env()
+    assert env == {"AWS_ECR_TOKEN": "T" * 150, "SBOPS_CLOUDSTACK_SECRET_KEY": "SK-123"}
+    settings = Settings.load(None, env={**env, "SBOPS_CONFIG": ""})
+    value = settings["cloudstack.secret_key"]
+    assert isinstance(value, Secret) and value.reveal() == "SK-123" and "SK-123" not in str(value)
+    assert not set(env) & set(child_env({**env, "PATH": "/bin"}))
+    assert Answers(domain="p.example.com").secret_env() == {}
