@@ -339,10 +339,12 @@ def ask_all(term: Terminal, known: Known, *, read: Callable[[str], bytes] = lamb
     if answers.tls == "letsencrypt":
         answers.email = ask_until(term, "Email address for Let's Encrypt's notices", check_email)
     elif answers.tls == "files":
-        answers.ssl_cert = ask_until(term, "Certificate file (full chain, e.g. fullchain.pem)",
-                                     lambda t: check_cert_file(t, read, answers.domain, now()))
-        answers.ssl_key = ask_until(term, "Its private key file (e.g. privkey.pem)",
-                                    lambda t: check_key_file(t, answers.ssl_cert, read, answers.domain, now()))
+        while not answers.ssl_key:  # Enter at the key's question goes back to the certificate's
+            answers.ssl_cert = ask_until(term, "Certificate file (full chain, e.g. fullchain.pem)",
+                                         lambda t: check_cert_file(t, read, answers.domain, now()))
+            answers.ssl_key = ask_until(
+                term, "Its private key file (e.g. privkey.pem; Enter: another certificate)",
+                lambda t: check_key_file(t, answers.ssl_cert, read, answers.domain, now()) if t.strip() else ("", ""))
 
     heading(term, "3/4", "CloudStack")
     term.say("  1) An existing CloudStack: its URL, and the API key and secret key of StackBill's user")

@@ -23,6 +23,8 @@ from tests.lab import kube as lab
 from tests.lab.env import REPO, LabEnv
 
 DOMAIN = lab.DOMAIN
+CERT_PROMPT = "Certificate file (full chain, e.g. fullchain.pem): "
+KEY_PROMPT = "Its private key file (e.g. privkey.pem; Enter: another certificate): "
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
@@ -83,7 +85,8 @@ def nothing_written(env: LabEnv) -> None:
 
 def test_guided_run_with_certificate_files_shows_the_plan_and_asks_before_applying(env: LabEnv, certs) -> None:
     """Every answer checked as it is given: a bad domain, a wrong option, a missing file, a certificate for
-    another name, a key that is not its key and a too-short ECR token are each asked again with the reason;
+    another name, a key that is not its key (then Enter: back to the certificate's question) and a too-short
+    ECR token are each asked again with the reason;
     the token is not echoed; the plan is the install's plan; "no" at the confirmation changes nothing."""
     token = lab.ecr_token(dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=11))
     child = record(spawn(env, "--skip-db"))
@@ -96,16 +99,18 @@ def test_guided_run_with_certificate_files_shows_the_plan_and_asks_before_applyi
     child.expect_exact("5: not an option; enter 1 or 2")
     answer(child, "Select option [1/2]: ", "2")
     missing = certs["fullchain.pem"].parent / "nowhere.pem"
-    answer(child, "Certificate file (full chain, e.g. fullchain.pem): ", str(missing))
+    answer(child, CERT_PROMPT, str(missing))
     child.expect_exact(f"{missing}: cannot read: No such file or directory")
-    answer(child, "Certificate file (full chain, e.g. fullchain.pem): ", str(certs["other.pem"]))
+    answer(child, CERT_PROMPT, str(certs["other.pem"]))
     child.expect_exact(f"does not cover {DOMAIN}")
-    answer(child, "Certificate file (full chain, e.g. fullchain.pem): ", str(certs["fullchain.pem"]))
-    answer(child, "Its private key file (e.g. privkey.pem): ", str(certs["fullchain.pem"]))
+    answer(child, CERT_PROMPT, str(certs["fullchain.pem"]))
+    answer(child, KEY_PROMPT, str(certs["fullchain.pem"]))
     child.expect_exact("is not an unencrypted PEM private key")
-    answer(child, "Its private key file (e.g. privkey.pem): ", str(certs["other.key"]))
+    answer(child, KEY_PROMPT, str(certs["other.key"]))
     child.expect_exact("the key file is not the private key of the certificate")
-    answer(child, "Its private key file (e.g. privkey.pem): ", str(certs["privkey.pem"]))
+    answer(child, KEY_PROMPT, "")  # back to the certificate's question
+    answer(child, CERT_PROMPT, str(certs["fullchain.pem"]))
+    answer(child, KEY_PROMPT, str(certs["privkey.pem"]))
 
     answer(child, "Select option [1/2/3]: ", "3")  # CloudStack: none now
 
@@ -206,8 +211,8 @@ def test_guided_plan_asks_then_plans_without_a_confirmation(env: LabEnv, certs) 
     child = record(spawn(env, "--plan", "--skip-db"))
     answer(child, "Domain name: ", DOMAIN)
     answer(child, "Select option [1/2]: ", "2")
-    answer(child, "Certificate file (full chain, e.g. fullchain.pem): ", str(certs["fullchain.pem"]))
-    answer(child, "Its private key file (e.g. privkey.pem): ", str(certs["privkey.pem"]))
+    answer(child, CERT_PROMPT, str(certs["fullchain.pem"]))
+    answer(child, KEY_PROMPT, str(certs["privkey.pem"]))
     answer(child, "Select option [1/2/3]: ", "3")
     answer(child, "ECR token (hidden): ", lab.ecr_token(dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=11)))
     child.expect_exact("Plan only: nothing was changed")
