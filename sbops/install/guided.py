@@ -6,7 +6,7 @@ answers: validation, the plan, the confirmation, the apply, all of sbops.install
 Pure (tested from tables): `mode`, the `check_*` functions (the text typed -> the value, or a one-line
 reason), `Answers.flags`, `unsupported`. The checks reuse sbops.install.validation and sbops.probes.tls/ecr,
 so a guided answer is judged exactly as the same flag would be.
-I/O: `Terminal` (questions on stdout, answers from stdin, hidden ones through getpass with echo off),
+I/O: `Terminal` (questions on stdout, answers from stdin, hidden ones with the terminal's echo off),
 `ask_all` (the question flow) and `run`.
 
 Secrets never enter the flags (they are saved in the install state file) nor a command line:
@@ -285,8 +285,9 @@ class Answers:
 
 # -- I/O -----------------------------------------------------------------------------------------------
 class Terminal:
-    """Questions to `out`, answers from `inp` (both the terminal); hidden answers through getpass, which
-    turns the terminal's echo off and back on (also on Ctrl-C)."""
+    """Questions to `out`, answers from `inp` (both the terminal). Hidden answers are read with the
+    terminal's echo off and out of its line mode: a terminal's line holds at most 4095 characters and cuts
+    the rest without a word, which a long token would hit; the settings come back also on Ctrl-C."""
 
     def __init__(self, inp: TextIO | None = None, out: TextIO | None = None) -> None:
         self.inp = inp or sys.stdin
@@ -305,9 +306,39 @@ class Terminal:
         return line.rstrip("\n")
 
     def ask_hidden(self, question: str) -> str:
-        import getpass
+        import codecs
+        import termios
 
-        return getpass.getpass(f"{question} (hidden): ", stream=self.out)
+        self.out.write(f"{question} (hidden): ")
+        self.out.flush()
+        fd = self.inp.fileno()
+        saved = termios.tcgetattr(fd)
+        raw = termios.tcgetattr(fd)
+        raw[3] &= ~(termios.ECHO | termios.ICANON)  # lflag; ISIG stays: Ctrl-C still interrupts
+        raw[6][termios.VMIN], raw[6][termios.VTIME] = 1, 0
+        termios.tcsetattr(fd, termios.TCSANOW, raw)  # not TCSAFLUSH: an answer typed ahead is kept
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        typed: list[str] = []
+        try:
+            while True:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    raise EOFError
+                for char in decoder.decode(chunk):
+                    if char in "\r\n":
+                        return "".join(typed)
+                    if char == "\x04" and not typed:  # Ctrl-D on an empty answer: end of input
+                        raise EOFError
+                    if char in "\x7f\b":
+                        del typed[-1:]
+                    elif char == "\x15":  # Ctrl-U: start again
+                        typed.clear()
+                    elif char.isprintable():
+                        typed.append(char)
+        finally:
+            termios.tcsetattr(fd, termios.TCSANOW, saved)
+            self.out.write("\n")
+            self.out.flush()
 
 
 def ask_until(term: Terminal, question: str, check: Callable[[str], tuple[T, str]], *, hidden: bool = False,

@@ -207,14 +207,20 @@ def test_ctrl_c_at_a_visible_question(env: LabEnv) -> None:
 
 
 def test_guided_plan_asks_then_plans_without_a_confirmation(env: LabEnv, certs) -> None:
-    """`sbops install --plan` on a terminal: the questions, then the plan; nothing to confirm, nothing changed."""
+    """`sbops install --plan` on a terminal: the questions, then the plan; nothing to confirm, nothing changed.
+    The token is longer than a terminal's line (4095 characters, the rest cut silently in line mode) and
+    typed with a mistake erased by backspaces: it arrives whole."""
+    token = lab.ecr_token(dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=11))
+    token = token + "A" * (5000 - len(token))  # not base64 of "AWS:..." any more: taken as the password itself
     child = record(spawn(env, "--plan", "--skip-db"))
     answer(child, "Domain name: ", DOMAIN)
     answer(child, "Select option [1/2]: ", "2")
     answer(child, CERT_PROMPT, str(certs["fullchain.pem"]))
     answer(child, KEY_PROMPT, str(certs["privkey.pem"]))
     answer(child, "Select option [1/2/3]: ", "3")
-    answer(child, "ECR token (hidden): ", lab.ecr_token(dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=11)))
+    child.expect_exact("ECR token (hidden): ")
+    child.send("typo" + "\x7f" * 4 + token + "\r")
+    child.expect_exact("ECR token:   given (5000 characters)")
     child.expect_exact("Plan only: nothing was changed")
     shown = transcript(child)
     assert child.exitstatus == 0, shown
@@ -227,9 +233,28 @@ def test_end_of_input_at_a_question_is_one_line(env: LabEnv) -> None:
     child = record(spawn(env))
     answer(child, "Domain name: ", DOMAIN)
     child.expect_exact("Select option [1/2]: ")
-    child.sendeof()
+    child.sendeof()  # at a visible question (line mode)
     shown = transcript(child)
     assert child.exitstatus == 2, shown
     assert "sbops: error: install: the terminal closed before every question was answered: nothing was changed" in shown
     assert "Traceback" not in shown
     nothing_written(env)
+
+
+def test_end_of_input_at_a_hidden_question_restores_the_terminal(env: LabEnv) -> None:
+    """Ctrl-D at the token's (hidden) question: exit 2, one line; the terminal echoes again afterwards."""
+    child = record(spawn(env, "--skip-db"))
+    answer(child, "Domain name: ", DOMAIN)
+    answer(child, "Select option [1/2]: ", "1")
+    answer(child, "Email address for Let's Encrypt's notices: ", "admin@example.com")
+    answer(child, "Select option [1/2/3]: ", "3")
+    child.expect_exact("ECR token (hidden): ")
+    child.sendcontrol("d")
+    child.expect_exact("the terminal closed before every question was answered")
+    child.expect(pexpect.EOF)
+    import termios
+
+    lflag = termios.tcgetattr(child.child_fd)[3]
+    assert lflag & termios.ECHO and lflag & termios.ICANON
+    child.close()
+    assert child.exitstatus == 2
