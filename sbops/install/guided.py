@@ -41,7 +41,7 @@ TOKEN_ENV = "AWS_ECR_TOKEN"
 SECRET_KEY_ENV = "SBOPS_CLOUDSTACK_SECRET_KEY"  # settings.env_name("cloudstack.secret_key")
 MIN_TOKEN_CHARS = 100  # the upstream script's sanity check: "ECR tokens are usually 1000+ characters"
 TOKEN_COMMAND = "aws ecr get-login-password --region ap-south-1"
-EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+EXIT_INTERRUPTED = 130
 
 TLS_CHOICES = {"1": "letsencrypt", "2": "files", "3": "keep"}
 CLOUDSTACK_CHOICES = {"1": "existing", "2": "simulator", "3": "none"}
@@ -434,7 +434,8 @@ def run(given: Mapping[str, Any], *, plan_only: bool, log_file: str = "", colour
 
     term = term or Terminal()
     known = known_facts(given, os.environ)
-    term.say("sbops install, guided: four questions, then the plan; nothing changes before you confirm it.")
+    term.say("sbops install, guided: four questions, then the plan"
+             f"{' (--plan: nothing changes)' if plan_only else '; nothing changes before you confirm it'}.")
     term.say("(Ctrl-C stops at any question. `sbops install --help` shows the same answers as flags.)")
     try:
         answers = ask_all(term, known)
