@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import List, Optional
 
 import typer
@@ -38,10 +39,12 @@ def install(
     """Install StackBill on this server, or bring an installation back to what it should be.
 
     Every step probes, plans, applies and verifies; a second run changes nothing and says why.
+    On a terminal with no answer given as a flag, it asks the questions (guided mode), shows the plan and
+    asks before applying.
 
     Example: sbops install --domain portal.example.com --ssl-cert fullchain.pem --ssl-key privkey.pem --plan
     """
-    from sbops.install import command
+    from sbops.install import command, guided
 
     if timeout is not None and not timeout > 0:  # 0 would read as "not given"; nan is not > 0
         raise UsageError(f"--timeout: must be a positive number of seconds, got {timeout:g}")
@@ -59,6 +62,12 @@ def install(
         if flags[key] and flags[key] != "-":  # absolute: --resume may run from another directory
             flags[key] = os.path.abspath(flags[key])
     given = {k: v for k, v in flags.items() if v is not None}
+    kind = guided.mode(given, plan=plan, yes=yes, resume=resume, json_output=output is Output.json,
+                       tty=sys.stdin.isatty() and sys.stdout.isatty())
+    if kind == "refuse":
+        raise UsageError(guided.refusal())
+    if kind == "guided":
+        raise typer.Exit(guided.run(given, plan_only=plan, log_file=log_file or "", colour=colour()))
     code = command.execute(given, plan_only=plan, yes=yes, resume=resume, log_file=log_file or "",
                            json_output=output is Output.json, colour=colour())
     raise typer.Exit(code)

@@ -79,6 +79,20 @@ def judge_domain(domain: str) -> str:
     return ""
 
 
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
+
+
+def judge_email(email: str) -> str:
+    """'' when `email` is an address Let's Encrypt can register (the upstream script's pattern, with
+    no empty or hyphen-edged domain labels: ACME servers refuse those)."""
+    if not email:
+        return "no email: Let's Encrypt needs an address for its expiry notices (--email)"
+    domain = email.rpartition("@")[2]
+    if not _EMAIL.match(email) or any(label.startswith("-") or label.endswith("-") for label in domain.split(".")):
+        return f"--email {email}: not an email address (e.g. admin@example.com)"
+    return ""
+
+
 def describe_owner(items: list["Listener"]) -> str:
     procs = sorted({f"{i.process or 'unknown'} (pid {i.pid})" if i.pid else "a kernel socket" for i in items})
     return ", ".join(procs)
