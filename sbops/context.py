@@ -113,7 +113,8 @@ class Context:
     def secrets(self) -> list[Secret]:
         found = list(self.credentials.secrets()) if self.credentials else []
         for key in sorted(SECRET_KEYS):
-            if self.settings[key] and self.settings[key] not in found:
+            value = self.settings[key]
+            if value and value not in found and value.reveal() not in creds_mod.PUBLISHED_DEFAULTS:
                 found.append(self.settings[key])
         return found
 

@@ -107,8 +107,11 @@ class Run:
         from sbops.settings import SECRET_KEYS
 
         found = list(self.credentials.secrets())
+        from sbops.credentials import PUBLISHED_DEFAULTS
+
         for key in sorted(SECRET_KEYS):
-            if self.settings[key] and self.settings[key] not in found:
+            value = self.settings[key]
+            if value and value not in found and value.reveal() not in PUBLISHED_DEFAULTS:
                 found.append(self.settings[key])
         if self._token is not None:
             found.append(self._token.password)
