@@ -42,6 +42,10 @@ class Options:
     credentials: str = ""
     kubeconfig: str = ""
     timeout: float = 0.0  # --timeout; 0: the setting's
+    cloudstack: str = ""  # --cloudstack simulator|existing; "": not asked
+    cloudstack_url: str = ""
+    cloudstack_api_key: str = ""
+    cloudstack_secret_key_file: str = ""  # a path: the secret key itself is never saved in the state
 
     def as_state(self) -> dict[str, Any]:
         data = asdict(self)
