@@ -113,8 +113,16 @@ def call(api: str, command: str, *, timeout: float, key: Secret | None = None, s
     from cs import CloudStack, CloudStackException
 
     seen: list[Any] = []
-    session = requests.Session()
-    session.hooks["response"].append(lambda r, *a, **k: seen.append(r))
+
+    class Recording(requests.Session):
+        """Keeps the response: cs returns only the body, and the judgement needs the status and Date."""
+
+        def send(self, request: Any, **kwargs: Any) -> Any:
+            response = super().send(request, **kwargs)
+            seen.append(response)
+            return response
+
+    session = Recording()
     signed = bool(key and secret)
     client = CloudStack(endpoint=api, key=key.reveal() if signed else None, secret=secret.reveal() if signed else None,
                         timeout=max(1, math.ceil(timeout)), expiration=int(lifetime), session=session)
