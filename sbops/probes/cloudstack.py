@@ -126,6 +126,7 @@ def call(api: str, command: str, *, timeout: float, key: Secret | None = None, s
     signed = bool(key and secret)
     client = CloudStack(endpoint=api, key=key.reveal() if signed else None, secret=secret.reveal() if signed else None,
                         timeout=max(1, math.ceil(timeout)), expiration=int(lifetime), session=session)
+    client.timeout = timeout  # cs keeps whole seconds; requests takes the probe's fractional timeout as is
     sent_at = time.time()
     try:
         client._request(command, **params)  # the public form is client.<command>(); the name is data here
