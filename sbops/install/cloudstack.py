@@ -61,6 +61,8 @@ def _admin(run: "Run") -> tuple[str, Secret]:
 
 # -- resources ------------------------------------------------------------------------------------------------
 def plan_container(run: "Run", ctx: "Context") -> Plan:
+    if run.options.cloudstack == cs.EXISTING:
+        return Plan(nothing_to_do="an existing CloudStack: no simulator container")
     if run.options.cloudstack != cs.SIMULATOR:
         return Plan(nothing_to_do=_not_asked(run))
     name = str(ctx.settings["cloudstack.simulator_container"])
@@ -105,8 +107,10 @@ def _podman(run: "Run", argv: list[str]) -> None:
 
 def plan_api(run: "Run", ctx: "Context") -> Plan:
     """The simulator answers listZones (as its admin): it takes minutes to deploy its zone after it starts."""
+    if run.options.cloudstack == cs.EXISTING:
+        return Plan(nothing_to_do="an existing CloudStack: its API is tried with the keys given (cloudstack.user)")
     if run.options.cloudstack != cs.SIMULATOR:
-        return Plan(nothing_to_do=_not_asked(run))
+        return Plan(nothing_to_do="no --cloudstack given")
     url = simulator_url(ctx.settings, run.credentials.server_ip or "127.0.0.1")
     api = cs.api_url(url)
     user, password = _admin(run)
@@ -145,7 +149,7 @@ def plan_user(run: "Run", ctx: "Context") -> Plan:
     if mode == cs.EXISTING:
         return plan_existing(run, ctx)
     if mode != cs.SIMULATOR:
-        return Plan(nothing_to_do=_not_asked(run))
+        return Plan(nothing_to_do="no --cloudstack given")
     url = simulator_url(ctx.settings, run.credentials.server_ip or "127.0.0.1")
     api = cs.api_url(url)
     admin_user, admin_password = _admin(run)
