@@ -222,6 +222,33 @@ def test_removed_simulator_is_missing_and_the_fix_refuses(lab_podman, tmp_path):
     assert proc.returncode != 0 and "install --cloudstack simulator" in proc.stdout + proc.stderr
 
 
+def test_simulator_on_another_port_is_misconfigured_and_the_fix_refuses_to_touch_it(lab_podman, tmp_path):
+    """A container of that name publishing another port than the settings say: not provably the simulator."""
+    port, other = free_port(), free_port()
+    lab_podman.run("create", "--name", "cloudstack-simulator", "-p", f"{other}:{CONTAINER_PORT}", IMAGE)
+    try:
+        env = podman_env(tmp_path, lab_podman, port)
+        env.cloudstack = CloudStack(url=f"http://127.0.0.1:{port}/client", username=USER)
+        lab_podman.run("start", "cloudstack-simulator")
+        doc = json.loads(run_sbops(env, lab_podman, "doctor", "--output", "json", "--check",
+                                   "cloudstack.simulator").stdout)
+        assert finding(doc["checks"][0]) == ("SB8035", "fail", "misconfigured")
+        lab_podman.run("stop", "--time", "0", "cloudstack-simulator")
+        proc = run_sbops(env, lab_podman, "fix", "cloudstack-simulator-start", "--yes")
+        assert proc.returncode != 0 and "refusing to start it" in proc.stdout + proc.stderr
+        assert not lab_podman.inspect("cloudstack-simulator")["State"]["Running"]
+    finally:
+        lab_podman.remove_all()
+
+
+def test_without_podman_the_simulator_check_skips_with_the_reason(tmp_path):
+    env = LabEnv(tmp_path).set("cloudstack.podman_command", str(tmp_path / "no-podman"))
+    env.cloudstack = CloudStack(url="http://127.0.0.1:9/client", username=USER)
+    result = env.check("cloudstack.simulator")
+    assert finding(result) == ("SB8032", "skip", "no_access")
+    assert "no-podman" in result["summary"]
+
+
 # -- sbops install --cloudstack ------------------------------------------------------------------------------
 def test_install_simulator_end_to_end_through_podman(lab_podman, tmp_path):
     port = free_port()
