@@ -281,6 +281,19 @@ def test_install_simulator_end_to_end_through_podman(lab_podman, tmp_path):
         lab_podman.remove_all()
 
 
+def test_install_simulator_refuses_a_port_another_program_holds(lab_podman, tmp_path):
+    from tests.lab.blackhole import Silent
+
+    with Silent() as holder:
+        env = podman_env(tmp_path, lab_podman, holder.port)
+        env.credentials_file = False
+        proc = env.install("--yes", "--only", "cloudstack", "--cloudstack", "simulator", "--domain", "portal.test",
+                           env=lab_podman.env)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"port {holder.port} (the CloudStack simulator) is in use" in proc.stderr
+    assert lab_podman.inspect("cloudstack-simulator") is None and not env.credentials_path.exists()
+
+
 def test_install_existing_records_url_and_keys_and_never_the_secret_in_the_state(cloudstack_standin, tmp_path):
     user = cloudstack_standin.user_with_keys()
     env = LabEnv(tmp_path)
