@@ -227,7 +227,10 @@ def judge_reachable(mode: str, url: str, answer: Answer | None) -> Result:
         return msg.NO_URL.result(mode=mode)
     api = api_url(url)
     if answer.error:
-        return msg.NO_ANSWER.result(reason=answer.reason, api=api, error=answer.error)
+        result = msg.NO_ANSWER.result(reason=answer.reason, api=api, error=answer.error)
+        # in simulator mode the likeliest cause is the container (stopped, gone); the engine's post-pass says so
+        return replace(result, causes=(("cloudstack.simulator", "the simulator container"),)) \
+            if mode == SIMULATOR else result
     if not answer.cloudstack:
         return msg.NOT_CLOUDSTACK.result(api=api, status=answer.status, content_type=answer.content_type or "none",
                                          details={"status": answer.status})

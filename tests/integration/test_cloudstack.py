@@ -202,6 +202,8 @@ def test_stopped_simulator_is_not_running_and_the_fix_starts_it(lab_podman, tmp_
         found = {c["id"]: c for c in doc["checks"]}
         assert finding(found["cloudstack.simulator"]) == ("SB8034", "fail", "not_running")
         assert status(found["cloudstack.reachable"]) == ("fail", "refused")
+        assert found["cloudstack.reachable"]["details"]["likely_cause"]["check"] == "cloudstack.simulator"
+        assert found["cloudstack.reachable"]["fix"] == "cloudstack-simulator-start"
         fixed = run_sbops(env, lab_podman, "fix", "cloudstack-simulator-start", "--yes", "--output", "json")
         assert fixed.returncode == 0, fixed.stdout + fixed.stderr
         assert lab_podman.inspect("cloudstack-simulator")["State"]["Running"]

@@ -56,6 +56,7 @@ URL = "http://cs:8080/client"
 def test_judge_reachable(mode, url, answer, code, reason):
     result = cs.judge_reachable(mode, url, answer)
     assert (result.code, result.reason) == (code, reason)
+    assert bool(result.causes) == (mode == "simulator" and code == "SB8004")
 
 
 ENABLED = {"username": "sb-admin@p.test", "account": "admin", "state": "enabled"}
