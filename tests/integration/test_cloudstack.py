@@ -133,6 +133,21 @@ def test_regenerated_keys_leave_an_unknown_key_and_the_fix_records_the_current_o
     assert finding(env.check("cloudstack.api-keys")) == ("SB8010", "ok", "none")
 
 
+def test_the_scripts_placeholder_keys_are_missing_and_the_fix_generates_them(cloudstack_standin, tmp_path):
+    """The script writes "(generate from CloudStack UI)" when its registerUserKeys call failed."""
+    user = cloudstack_standin.state.add_user(USER, "Us12Er34Pa56Ss78", "admin")
+    env = simulator_env(tmp_path, cloudstack_standin, user)
+    env.write()
+    env.credentials_file = False
+    assert env.credentials_path.read_text().count("(generate from CloudStack UI)") == 2
+    assert finding(env.check("cloudstack.api-keys")) == ("SB8011", "fail", "missing")
+    code, doc = fix_json(env, "cloudstack-keys")
+    assert code == 0, doc
+    assert user.apikey and keys_of(env) == (user.apikey, user.secretkey)
+    assert "(generate from CloudStack UI)" not in env.credentials_path.read_text()
+    assert finding(env.check("cloudstack.api-keys")) == ("SB8010", "ok", "none")
+
+
 def test_disabled_user_is_access_denied_and_the_fix_enables_it(cloudstack_standin, tmp_path):
     user = cloudstack_standin.user_with_keys()
     env = simulator_env(tmp_path, cloudstack_standin, user)
