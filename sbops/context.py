@@ -113,7 +113,8 @@ class Context:
     def secrets(self) -> list[Secret]:
         found = list(self.credentials.secrets()) if self.credentials else []
         for key in sorted(SECRET_KEYS):
-            if self.settings[key] and self.settings[key] not in found:
+            value = self.settings[key]
+            if value and value not in found and value.reveal() not in creds_mod.PUBLISHED_DEFAULTS:
                 found.append(self.settings[key])
         return found
 
@@ -203,7 +204,9 @@ def with_credentials(settings: Settings, credentials: Credentials | None) -> Set
     if credentials is None:
         return settings
     for key, (value, line) in creds_mod.settings_values(credentials).items():
-        if settings.source(key) == "default":
+        source = settings.source(key)
+        # a value from an earlier read of the same file is replaced (a fix rewrote the file: the re-check reads it)
+        if source == "default" or (credentials.path is not None and source.split(":")[0] == str(credentials.path)):
             where = f"{credentials.path}:{line}" if line else str(credentials.path)
             settings = settings.overridden({key: value}, where)
     return settings

@@ -31,6 +31,10 @@ BANNER = "=" * 60
 TITLE = "STACKBILL POC CREDENTIALS"
 SECTIONS = ("MYSQL", "MONGODB", "RABBITMQ", "NFS")  # the sections sbops needs: unreadable is an error
 CLOUDSTACK = "CLOUDSTACK SIMULATOR"
+# sbops's section for an existing CloudStack (`install --cloudstack existing`): the simulator section's layout
+# without the default admin; a file holds one or the other.
+CLOUDSTACK_EXISTING = "CLOUDSTACK"
+CLOUDSTACK_HEADERS = (CLOUDSTACK, CLOUDSTACK_EXISTING)
 STACKBILL_USER = "StackBill User"
 TOP_KEYS = ("GENERATED", "PORTAL URL", "SERVER IP")
 DEFAULT_PATHS = (Path("/root/stackbill-credentials.txt"), Path.home() / "stackbill-credentials.txt")
@@ -68,7 +72,8 @@ class Service:
 @dataclass(frozen=True)
 class CloudStack:
     """The current script's CLOUDSTACK SIMULATOR section: the simulator's URL, its default admin, and the
-    StackBill user created in it with its API keys (None where the file holds the placeholder)."""
+    StackBill user created in it with its API keys (None where the file holds the placeholder). With
+    `simulator` False, sbops's CLOUDSTACK section for an existing CloudStack (no default admin)."""
 
     url: str = ""
     admin_user: str = ""
@@ -77,6 +82,11 @@ class CloudStack:
     password: Secret | None = None
     api_key: Secret | None = None
     secret_key: Secret | None = None
+    simulator: bool = True
+
+    @property
+    def header(self) -> str:
+        return CLOUDSTACK if self.simulator else CLOUDSTACK_EXISTING
 
     def secrets(self) -> list[Secret]:
         out = [s for s in (self.password, self.api_key, self.secret_key) if s]
@@ -172,7 +182,7 @@ def _top_line(r: _Reader, index: int, raw: str, stripped: str) -> None:
     key, colon, value = stripped.partition(":")
     name = key.strip().upper()
     if not colon:
-        if stripped.upper() in (*SECTIONS, CLOUDSTACK):
+        if stripped.upper() in (*SECTIONS, *CLOUDSTACK_HEADERS):
             raise UsageError(f"{r.path}:{number}: expected '{stripped.upper()}:' (a section header ends with ':')")
         r.warn(number, f"line {stripped[:40]!r} is not one sbops reads")
         r.leave()
@@ -189,8 +199,8 @@ def _top_line(r: _Reader, index: int, raw: str, stripped: str) -> None:
         return
     # a section header
     r.leave()
-    if name in SECTIONS or name == CLOUDSTACK:
-        if name in r.sections:
+    if name in SECTIONS or name in CLOUDSTACK_HEADERS:
+        if name in r.sections or (name in CLOUDSTACK_HEADERS and any(h in r.sections for h in CLOUDSTACK_HEADERS)):
             if name in SECTIONS:
                 raise UsageError(f"{r.path}:{number}: section {name} appears twice")
             r.warn(number, f"a second {name} section is not read")
@@ -216,8 +226,8 @@ def _section_line(r: _Reader, index: int, raw: str, stripped: str, indent: int) 
     key, colon, value = stripped.partition(":")
     key, value = key.strip(), value.strip()
     if indent > span[2]:  # inside a sub-block
-        if r.block == STACKBILL_USER and name == CLOUDSTACK and colon:
-            _field(r, index, raw, f"{CLOUDSTACK}/{STACKBILL_USER}", key, value, STACKBILL_USER_KEYS, needed=False)
+        if r.block == STACKBILL_USER and name in CLOUDSTACK_HEADERS and colon:
+            _field(r, index, raw, f"{name}/{STACKBILL_USER}", key, value, STACKBILL_USER_KEYS, needed=False)
         elif r.block is None:
             r.block = "?"
             r.warn(number, f"nested lines in {name} are not read")
@@ -228,7 +238,7 @@ def _section_line(r: _Reader, index: int, raw: str, stripped: str, indent: int) 
             raise UsageError(f"{r.path}:{number}: expected 'Key: value' in section {name}")
         r.warn(number, f"line {stripped[:40]!r} in {name} is not one sbops reads")
         return
-    if not value and name == CLOUDSTACK and key == STACKBILL_USER:
+    if not value and name in CLOUDSTACK_HEADERS and key == STACKBILL_USER:
         r.block = STACKBILL_USER
         return
     if not value and not needed:
@@ -295,16 +305,18 @@ def _key(value: str) -> Secret | None:
 
 
 def _cloudstack(r: _Reader) -> CloudStack | None:
-    if CLOUDSTACK not in r.sections:
+    header = next((h for h in CLOUDSTACK_HEADERS if h in r.sections), None)
+    if header is None:
         return None
-    top = r.sections[CLOUDSTACK]
-    user = r.sections.get(f"{CLOUDSTACK}/{STACKBILL_USER}", {})
+    top = r.sections[header]
+    user = r.sections.get(f"{header}/{STACKBILL_USER}", {})
     admin = top.get("Default Admin", ("", 0))[0]
     admin_user, _, admin_password = (part.strip() for part in admin.partition("/"))
     get = lambda entries, k: entries.get(k, ("", 0))[0]  # noqa: E731
     return CloudStack(url=get(top, "URL"), admin_user=admin_user, admin_password=_key(admin_password),
                       username=get(user, "Username"), password=_key(get(user, "Password")),
-                      api_key=_key(get(user, "API Key")), secret_key=_key(get(user, "Secret Key")))
+                      api_key=_key(get(user, "API Key")), secret_key=_key(get(user, "Secret Key")),
+                      simulator=header == CLOUDSTACK)
 
 
 def parse(text: str, path: Path | str = "<credentials>") -> Credentials:
@@ -351,9 +363,11 @@ def field_values(creds: Credentials) -> dict[str, str]:
     cs = creds.cloudstack
     if cs is not None:
         admin = f"{cs.admin_user} / {_reveal(cs.admin_password)}" if cs.admin_user or cs.admin_password else ""
-        user = f"{CLOUDSTACK}/{STACKBILL_USER}"
-        out.update({f"{CLOUDSTACK}.URL": cs.url, f"{CLOUDSTACK}.Default Admin": admin,
-                    f"{user}.Username": cs.username, f"{user}.Password": _reveal(cs.password),
+        user = f"{cs.header}/{STACKBILL_USER}"
+        out[f"{cs.header}.URL"] = cs.url
+        if cs.simulator:
+            out[f"{cs.header}.Default Admin"] = admin
+        out.update({f"{user}.Username": cs.username, f"{user}.Password": _reveal(cs.password),
                     f"{user}.API Key": _reveal(cs.api_key), f"{user}.Secret Key": _reveal(cs.secret_key)})
     return out
 
@@ -396,7 +410,29 @@ def _render_over(creds: Credentials, source: Source) -> str:
     missing = [name for name in SECTIONS if name not in source.sections]
     if missing:
         text = _add_sections(text, _render_new(creds), missing)
+    if creds.cloudstack is not None and not any(h in source.sections for h in CLOUDSTACK_HEADERS):
+        text = _add_block(text, "\n".join(_cloudstack_lines(creds.cloudstack, field_values(creds))) + "\n")
     return text
+
+
+def _add_block(text: str, block: str) -> str:
+    """`block` (lines ending with a blank one) before the file's closing banner, else at its end."""
+    body = text.rstrip("\n")
+    last = body.rfind("\n")
+    if last >= 0 and set(body[last + 1:]) == {"="}:
+        return body[:last + 1] + block + body[last + 1:] + "\n"
+    return (text if text.endswith("\n") or not text else text + "\n") + "\n" + block
+
+
+def _cloudstack_lines(cs: CloudStack, values: dict[str, str]) -> list[str]:
+    """The CLOUDSTACK SIMULATOR section as the current script writes it (or sbops's CLOUDSTACK one)."""
+    user = f"{cs.header}/{STACKBILL_USER}"
+    lines = [f"{cs.header}:", f"  URL: {values[f'{cs.header}.URL']}"]
+    if cs.simulator:
+        lines.append(f"  Default Admin: {values[f'{cs.header}.Default Admin']}")
+    lines += ["", f"  {STACKBILL_USER}:"]
+    lines += [f"    {key}: {values[f'{user}.{key}'] or '(generate from CloudStack UI)'}" for key in STACKBILL_USER_KEYS]
+    return lines + [""]
 
 
 def _add_sections(text: str, full: str, missing: list[str]) -> str:
@@ -431,19 +467,15 @@ def _render_new(creds: Credentials) -> str:
         lines.append("")
     lines += ["NFS:", f"  Server: {values['NFS.Server']}", f"  Path: {values['NFS.Path']}", ""]
     if creds.cloudstack is not None:
-        user = f"{CLOUDSTACK}/{STACKBILL_USER}"
-        lines += [f"{CLOUDSTACK}:", f"  URL: {values[f'{CLOUDSTACK}.URL']}",
-                  f"  Default Admin: {values[f'{CLOUDSTACK}.Default Admin']}", "", f"  {STACKBILL_USER}:"]
-        lines += [f"    {key}: {values[f'{user}.{key}'] or '(generate from CloudStack UI)'}" for key in STACKBILL_USER_KEYS]
-        lines.append("")
+        lines += _cloudstack_lines(creds.cloudstack, values)
     lines.append(BANNER)
     return "\n".join(lines) + "\n"
 
 
 def settings_values(creds: Credentials) -> dict[str, tuple[str, int]]:
     """The settings the file provides, with the line each comes from: NFS server and path, and the
-    CloudStack simulator's URL, user, password and keys (secrets revealed here only to be stored as
-    Secret settings)."""
+    CloudStack simulator's URL, user, password, keys and default admin (secrets revealed here only to be
+    stored as Secret settings)."""
     out: dict[str, tuple[str, int]] = {}
     where = creds.lines
     if creds.nfs_server:
@@ -452,12 +484,15 @@ def settings_values(creds: Credentials) -> dict[str, tuple[str, int]]:
         out["nfs.path"] = (creds.nfs_path, where["NFS.Path"])
     cs = creds.cloudstack
     if cs is not None:
-        user = f"{CLOUDSTACK}/{STACKBILL_USER}"
-        for key, value, line in (("cloudstack.url", cs.url, f"{CLOUDSTACK}.URL"),
+        user = f"{cs.header}/{STACKBILL_USER}"
+        for key, value, line in (("cloudstack.url", cs.url, f"{cs.header}.URL"),
                                  ("cloudstack.username", cs.username, f"{user}.Username"),
                                  ("cloudstack.password", _reveal(cs.password), f"{user}.Password"),
                                  ("cloudstack.api_key", _reveal(cs.api_key), f"{user}.API Key"),
-                                 ("cloudstack.secret_key", _reveal(cs.secret_key), f"{user}.Secret Key")):
+                                 ("cloudstack.secret_key", _reveal(cs.secret_key), f"{user}.Secret Key"),
+                                 ("cloudstack.admin_user", cs.admin_user, f"{cs.header}.Default Admin"),
+                                 ("cloudstack.admin_password", _reveal(cs.admin_password),
+                                  f"{cs.header}.Default Admin")):
             if value:
                 out[key] = (value, where.get(line, 0))
     return out

@@ -85,10 +85,22 @@ def journal(ctx: "Context", spec: Fix, outcome: str, plan: Plan, applied: int | 
         sys.stderr.write(f"sbops: warning: cannot write the journal {path}: {exc.strerror or exc}\n")
 
 
+def reread(ctx: "Context") -> Any:
+    """The credentials file as it is now: a fix may have rewritten it (cloudstack-keys records keys there)."""
+    from sbops import credentials as creds_mod
+
+    if ctx.credentials is None or ctx.credentials_path is None:
+        return ctx.credentials
+    try:
+        return creds_mod.load(ctx.credentials_path)
+    except Exception:  # noqa: BLE001 - unreadable now: judge with what was read at the start
+        return ctx.credentials
+
+
 def recheck(ctx: "Context", registry: Registry, spec: Fix) -> list[Outcome]:
     from sbops.context import Context
 
-    fresh = Context(ctx.settings, ctx.credentials, ctx.credentials_path, ctx.runner, ctx.kubeconfig_path)
+    fresh = Context(ctx.settings, reread(ctx), ctx.credentials_path, ctx.runner, ctx.kubeconfig_path)
     try:
         return run_checks(fresh, with_requirements(registry, spec.repairs))
     finally:

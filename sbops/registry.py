@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 # Layer names are part of the interface (CLI --layer, JSON, metrics), in the order they are reported.
 LAYERS = ("host", "mysql", "mongodb", "rabbitmq", "nfs", "kubernetes", "ecr", "tls", "istio", "workloads", "helm",
-          "netpath", "app")
+          "netpath", "app", "cloudstack")
 
 
 # The client libraries each layer's probes use. The engine imports them once, in one thread, before the
@@ -39,6 +39,7 @@ CLIENT_MODULES: dict[str, tuple[str, ...]] = {
     # the parent only reads the API and containerd's files; the clients run in the child it starts
     "netpath": KUBE_MODULES,
     "app": ("ssl", "http.client"),
+    "cloudstack": ("requests", "cs"),
 }
 
 

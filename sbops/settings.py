@@ -119,15 +119,27 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "install.exporter": (True, "install and start `sbops exporter` as a systemd service (exporter.listen, 127.0.0.1:29100 by default)"),
     # read from the credentials file when not set elsewhere (NFS: and CLOUDSTACK SIMULATOR: sections)
     "nfs.server": ("", "the NFS server's address (NFS Server of the credentials file, else server_ip)"),
-    "cloudstack.url": ("", "the CloudStack simulator's URL (CLOUDSTACK SIMULATOR URL of the credentials file)"),
+    "cloudstack.url": ("", "the CloudStack UI's URL, http://HOST:8080/client; the API is <url>/api (CLOUDSTACK SIMULATOR URL of the credentials file)"),
     "cloudstack.username": ("", "StackBill's CloudStack user (StackBill User of the credentials file)"),
     "cloudstack.password": ("", "its password (env SBOPS_CLOUDSTACK_PASSWORD)"),
     "cloudstack.api_key": ("", "its API key (env SBOPS_CLOUDSTACK_API_KEY)"),
     "cloudstack.secret_key": ("", "its secret key (env SBOPS_CLOUDSTACK_SECRET_KEY)"),
+    "cloudstack.admin_user": ("", "a CloudStack admin that can look users up and manage their keys (Default Admin of the credentials file)"),
+    "cloudstack.admin_password": ("", "its password (env SBOPS_CLOUDSTACK_ADMIN_PASSWORD)"),
+    # cloudstack
+    "cloudstack.mode": ("auto", "simulator (the Podman container), existing (a CloudStack elsewhere), none, or auto: simulator when the credentials file has the CLOUDSTACK SIMULATOR section, existing when cloudstack.url is set, else none"),
+    "cloudstack.simulator_image": ("docker.io/apache/cloudstack-simulator", "the simulator image `install --cloudstack simulator` runs"),
+    "cloudstack.simulator_container": ("cloudstack-simulator", "the simulator's Podman container"),
+    "cloudstack.simulator_port": (8080, "host port the simulator is published on"),
+    "cloudstack.simulator_container_port": (5050, "the port the simulator serves inside its container (the script publishes 8080:5050)"),
+    "cloudstack.podman_command": ("podman", "podman"),
+    "cloudstack.request_lifetime": (600.0, "seconds a signed request is valid (signatureVersion 3 `expires`); a server clock ahead by more rejects every request"),
+    "cloudstack.wait_timeout": (300.0, "seconds `install --cloudstack simulator` waits for the simulator to answer listZones"),
 }
 
 SECRET_KEYS = frozenset({"mysql.admin_password", "mongodb.admin_password",
-                         "cloudstack.password", "cloudstack.api_key", "cloudstack.secret_key"})
+                         "cloudstack.password", "cloudstack.api_key", "cloudstack.secret_key",
+                         "cloudstack.admin_password"})
 
 # Flags whose name is not the setting's (errors and `config show` name the flag the user typed).
 FLAG_NAMES = {"exporter.listen": "--listen", "exporter.web_config": "--web-config", "exporter.timeout": "--scrape-timeout"}

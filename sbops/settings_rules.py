@@ -280,6 +280,14 @@ RULES: dict[str, Rule] = {
     "install.chart_version": no_spaces,
     "install.pod_timeout": number_between(0, 86400),
     "install.api_timeout": number_between(0, 86400),
+    "cloudstack.url": optional(url),
+    "cloudstack.mode": lambda v: "" if v in ("auto", "simulator", "existing", "none") else
+    "must be auto, simulator, existing or none",
+    "cloudstack.simulator_image": image_reference,
+    "cloudstack.simulator_container": no_spaces,
+    "cloudstack.podman_command": command,
+    "cloudstack.request_lifetime": number_between(0, 86400),
+    "cloudstack.wait_timeout": number_between(0, 86400),
     # install.mysql_flavour: `sbops install`'s validation names a wrong one (in its JSON document too)
 }
 

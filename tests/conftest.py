@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.lab.registry",
     "tests.lab.living",
     "tests.lab.podnet",
+    "tests.lab.cloudstack",
 ]

@@ -28,6 +28,10 @@ def install(
     ecr_token_file: Optional[str] = typer.Option(None, "--ecr-token-file", metavar="FILE", help="ECR token or get-login-password output ('-': stdin; default: $AWS_ECR_TOKEN, else AWS credentials)"),
     no_ecr_refresher: bool = typer.Option(False, "--no-ecr-refresher", help="do not install the ECR token refresher timer"),
     no_exporter: bool = typer.Option(False, "--no-exporter", help="do not install the sbops exporter service (the checks as Prometheus metrics)"),
+    cloudstack: Optional[str] = typer.Option(None, "--cloudstack", metavar="simulator|existing", help="simulator: run the CloudStack simulator in Podman and create StackBill's user and keys; existing: record an existing CloudStack's URL and keys (with --cloudstack-url, --cloudstack-api-key and --cloudstack-secret-key-file or $SBOPS_CLOUDSTACK_SECRET_KEY)"),
+    cloudstack_url: Optional[str] = typer.Option(None, "--cloudstack-url", metavar="URL", help="--cloudstack existing: the CloudStack UI's URL, http://HOST:8080/client"),
+    cloudstack_api_key: Optional[str] = typer.Option(None, "--cloudstack-api-key", metavar="KEY", help="--cloudstack existing: StackBill's user's API key"),
+    cloudstack_secret_key_file: Optional[str] = typer.Option(None, "--cloudstack-secret-key-file", metavar="FILE", help="--cloudstack existing: a file holding its secret key (default: $SBOPS_CLOUDSTACK_SECRET_KEY); never saved in the install state"),
     force_os: bool = typer.Option(False, "--force-os", help="install on a distribution other than Ubuntu 22.04/24.04 or Debian 12"),
     output: Output = OutputOpt,
     config: Optional[str] = ConfigOpt,
@@ -52,13 +56,27 @@ def install(
     if list_steps:
         typer.echo(command.list_steps(), nl=False)
         return
+    if cloudstack is not None and cloudstack not in ("simulator", "existing"):
+        raise UsageError(f"--cloudstack: simulator or existing, got {cloudstack!r}")
+    if (cloudstack_url or cloudstack_api_key or cloudstack_secret_key_file) and cloudstack != "existing":
+        raise UsageError("--cloudstack-url, --cloudstack-api-key and --cloudstack-secret-key-file go with --cloudstack existing")
+    if cloudstack_url:
+        from sbops.settings_rules import url as url_rule
+
+        if url_rule(cloudstack_url):
+            raise UsageError(f"--cloudstack-url: {url_rule(cloudstack_url)}")
+    if cloudstack_secret_key_file and not os.path.isfile(cloudstack_secret_key_file):
+        raise UsageError(f"--cloudstack-secret-key-file {cloudstack_secret_key_file}: not a file")
     flags = {"domain": domain, "ssl_cert": ssl_cert, "ssl_key": ssl_key, "artifacts_dir": artifacts_dir,
              "ecr_token_file": ecr_token_file, "config": config, "credentials": credentials, "kubeconfig": kubeconfig,
              "timeout": timeout,
              "only": tuple(only) if only else None, "skip": tuple(skip) if skip else None,
              "skip_infra": skip_infra or None, "skip_db": skip_db or None, "force_os": force_os or None,
-             "ecr_refresher": False if no_ecr_refresher else None, "exporter": False if no_exporter else None}
-    for key in ("ssl_cert", "ssl_key", "artifacts_dir", "ecr_token_file", "config", "credentials", "kubeconfig"):
+             "ecr_refresher": False if no_ecr_refresher else None, "exporter": False if no_exporter else None,
+             "cloudstack": cloudstack, "cloudstack_url": cloudstack_url, "cloudstack_api_key": cloudstack_api_key,
+             "cloudstack_secret_key_file": cloudstack_secret_key_file}
+    for key in ("ssl_cert", "ssl_key", "artifacts_dir", "ecr_token_file", "config", "credentials", "kubeconfig",
+                "cloudstack_secret_key_file"):
         if flags[key] and flags[key] != "-":  # absolute: --resume may run from another directory
             flags[key] = os.path.abspath(flags[key])
     given = {k: v for k, v in flags.items() if v is not None}

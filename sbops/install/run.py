@@ -42,6 +42,10 @@ class Options:
     credentials: str = ""
     kubeconfig: str = ""
     timeout: float = 0.0  # --timeout; 0: the setting's
+    cloudstack: str = ""  # --cloudstack simulator|existing; "": not asked
+    cloudstack_url: str = ""
+    cloudstack_api_key: str = ""
+    cloudstack_secret_key_file: str = ""  # a path: the secret key itself is never saved in the state
 
     def as_state(self) -> dict[str, Any]:
         data = asdict(self)
@@ -107,8 +111,11 @@ class Run:
         from sbops.settings import SECRET_KEYS
 
         found = list(self.credentials.secrets())
+        from sbops.credentials import PUBLISHED_DEFAULTS
+
         for key in sorted(SECRET_KEYS):
-            if self.settings[key] and self.settings[key] not in found:
+            value = self.settings[key]
+            if value and value not in found and value.reveal() not in PUBLISHED_DEFAULTS:
                 found.append(self.settings[key])
         if self._token is not None:
             found.append(self._token.password)

@@ -166,6 +166,12 @@ def port_needs(run: "Run", selected: Iterable[str]) -> list[PortNeed]:
         nfs_host = run.credentials.nfs_server or ctx.server_ip
         if "nfs" in chosen and ctx.is_local(nfs_host):
             needs.append(PortNeed("the NFS server", int(run.settings["nfs.port"]), allowed=NFSD_PROCESSES, kernel_ok=True))
+        if "cloudstack" in chosen and run.options.cloudstack == "simulator":
+            from sbops.probes import cloudstack
+
+            needs.append(PortNeed("the CloudStack simulator", int(run.settings["cloudstack.simulator_port"]),
+                                  lambda p: cloudstack.call(f"http://127.0.0.1:{p}/client/api", "listCapabilities",
+                                                            timeout=timeout).cloudstack))
         if "istio-gateway" in chosen:
             for key in ("nodeport_http", "nodeport_https"):
                 needs.append(PortNeed(f"the ingress NodePort ({key})", int(run.settings[key]), allowed=K3S_PROCESSES,

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from sbops import credentials as creds_mod
-from sbops.credentials import Credentials, Service
+from sbops.credentials import CloudStack, Credentials, Service
 from sbops.secret import Secret
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,6 +36,7 @@ class LabEnv:
         self.portal_url = "https://stackbill.example.com"
         self.nfs_server = "127.0.0.1"  # the credentials file's NFS Server (the living cluster's is its HOST_IP)
         self.credentials_file = True  # False: leave the credentials file as it is (absent, or written by a test)
+        self.cloudstack: CloudStack | None = None  # the file's CLOUDSTACK SIMULATOR (or CLOUDSTACK) section
 
     # -- building the files ------------------------------------------------------------------------
     def set(self, key: str, value: Any) -> "LabEnv":
@@ -59,6 +60,7 @@ class LabEnv:
             mongodb=self.services.get("mongodb", Service(host="127.0.0.1", port=1, password=Secret("unused-mongo"))),
             rabbitmq=self.services.get("rabbitmq", Service(host="127.0.0.1", port=1, password=Secret("unused-rabbit"))),
             nfs_server=self.nfs_server, nfs_path=str(self.settings.get("nfs.path", "/data/stackbill")),
+            cloudstack=self.cloudstack,
         )
 
     def write(self) -> "LabEnv":
