@@ -37,6 +37,9 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "runbook_url": ("https://github.com/sbops/sbops/blob/main/runbooks/{id}.md", "link to a check's runbook"),
     "kubeconfig": ("", "kubeconfig (else $KUBECONFIG, ~/.kube/config, /etc/rancher/k3s/k3s.yaml)"),
     # kubernetes and workloads
+    "k3s.kubeconfig": ("/etc/rancher/k3s/k3s.yaml", "the kubeconfig K3s writes (cluster-admin): k8s.kubeconfig-mode checks it is root's, 0600"),
+    "k3s.config_file": ("/etc/rancher/k3s/config.yaml", "K3s's configuration file (its config.yaml.d drop-ins beside it): write-kubeconfig-mode, disable"),
+    "k3s.unit_file": ("", "K3s's systemd unit, read for its ExecStart flags (empty: <install.unit_dir>/k3s.service; its .env file beside it)"),
     "k8s.storage_class": ("nfs-client", "StorageClass the chart's PVCs use"),
     "k8s.provisioner_label": ("app=nfs-subdir-external-provisioner", "label selector of the NFS provisioner pod (any namespace)"),
     "pods.restart_threshold": (5, "pods.restarts warns above this many restarts of a container"),
