@@ -120,6 +120,12 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "install.mysql_flavour": ("auto", "packages when MySQL must be installed: mysql, mariadb, or auto (mysql on Ubuntu, mariadb on Debian)"),
     "install.ecr_refresher": (True, "install the ECR refresher timer when the token comes from AWS credentials (not a supplied token)"),
     "install.exporter": (True, "install and start `sbops exporter` as a systemd service (exporter.listen, 127.0.0.1:29100 by default)"),
+    # uninstall --purge-packages / --delete-data-dirs
+    "uninstall.packages": ("mariadb-server* mysql-server* mongodb-org* rabbitmq-server nfs-kernel-server", "dpkg-query patterns of the packages --purge-packages purges (only the installed names they match are purged)"),
+    "uninstall.data_dirs": ("/var/lib/mysql:/etc/mysql:/var/lib/mongodb:/var/lib/rabbitmq:/etc/rabbitmq", "':'-separated directories --delete-data-dirs deletes, with nfs.path (each must be below uninstall.allowed_roots, reached without a symlink, and used by no running process)"),
+    "uninstall.allowed_roots": ("/var/lib:/etc:/data", "':'-separated directories the data directories must be strictly below"),
+    "uninstall.apt_command": ("apt-get", "the package manager --purge-packages runs as `<it> purge -y NAMES` (with DEBIAN_FRONTEND=noninteractive)"),
+    "uninstall.dpkg_query_command": ("dpkg-query", "dpkg-query, which measures the installed packages"),
     # read from the credentials file when not set elsewhere (NFS: and CLOUDSTACK SIMULATOR: sections)
     "nfs.server": ("", "the NFS server's address (NFS Server of the credentials file, else server_ip)"),
     "cloudstack.url": ("", "the CloudStack simulator's URL (CLOUDSTACK SIMULATOR URL of the credentials file)"),
