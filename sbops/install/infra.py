@@ -182,8 +182,8 @@ def plan_k3s_config(run: "Run", ctx: "Context") -> Plan:
         return Plan(nothing_to_do=why, notes=notes)
     mode = (f", {k3s.KEY} {k3s.SECURE} (the kubeconfig holds cluster-admin credentials)"
             if k3s.config_mode(text) == k3s.SECURE else "")
-    changes = [Change(f"write {K3S_CONFIG} (0600): disable {', '.join(DISABLED)} (Istio's gateway serves the ingress)"
-                      + mode,
+    changes = [Change(f"write {K3S_CONFIG} (0600): {' and '.join(DISABLED)} disabled (Istio's gateway serves the "
+                      "ingress)" + mode,
                       (), lambda: run.runner.write_file(K3S_CONFIG, text, 0o600),
                       (file_diff(str(K3S_CONFIG), run.runner.read_file(K3S_CONFIG), text),))]
     if unit_state(run.runner, "k3s").active == "active":
