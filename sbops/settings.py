@@ -37,6 +37,9 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "runbook_url": ("https://github.com/sbops/sbops/blob/main/runbooks/{id}.md", "link to a check's runbook"),
     "kubeconfig": ("", "kubeconfig (else $KUBECONFIG, ~/.kube/config, /etc/rancher/k3s/k3s.yaml)"),
     # kubernetes and workloads
+    "k3s.kubeconfig": ("/etc/rancher/k3s/k3s.yaml", "the kubeconfig K3s writes (cluster-admin): k8s.kubeconfig-mode checks it is root's, 0600"),
+    "k3s.config_file": ("/etc/rancher/k3s/config.yaml", "K3s's configuration file (its config.yaml.d drop-ins beside it): write-kubeconfig-mode, disable"),
+    "k3s.unit_file": ("", "K3s's systemd unit, read for its ExecStart flags (empty: <install.unit_dir>/k3s.service; its .env file beside it)"),
     "k8s.storage_class": ("nfs-client", "StorageClass the chart's PVCs use"),
     "k8s.provisioner_label": ("app=nfs-subdir-external-provisioner", "label selector of the NFS provisioner pod (any namespace)"),
     "pods.restart_threshold": (5, "pods.restarts warns above this many restarts of a container"),
@@ -117,6 +120,12 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "install.mysql_flavour": ("auto", "packages when MySQL must be installed: mysql, mariadb, or auto (mysql on Ubuntu, mariadb on Debian)"),
     "install.ecr_refresher": (True, "install the ECR refresher timer when the token comes from AWS credentials (not a supplied token)"),
     "install.exporter": (True, "install and start `sbops exporter` as a systemd service (exporter.listen, 127.0.0.1:29100 by default)"),
+    # uninstall --purge-packages / --delete-data-dirs
+    "uninstall.packages": ("mariadb-server* mysql-server* mongodb-org* rabbitmq-server nfs-kernel-server", "dpkg-query patterns of the packages --purge-packages purges (only the installed names they match are purged)"),
+    "uninstall.data_dirs": ("/var/lib/mysql:/etc/mysql:/var/lib/mongodb:/var/lib/rabbitmq:/etc/rabbitmq", "':'-separated directories --delete-data-dirs deletes, with nfs.path (each must be below uninstall.allowed_roots, reached without a symlink, and used by no running process)"),
+    "uninstall.allowed_roots": ("/var/lib:/etc:/data", "':'-separated directories the data directories must be strictly below"),
+    "uninstall.apt_command": ("apt-get", "the package manager --purge-packages runs as `<it> purge -y NAMES` (with DEBIAN_FRONTEND=noninteractive)"),
+    "uninstall.dpkg_query_command": ("dpkg-query", "dpkg-query, which measures the installed packages"),
     # read from the credentials file when not set elsewhere (NFS: and CLOUDSTACK SIMULATOR: sections)
     "nfs.server": ("", "the NFS server's address (NFS Server of the credentials file, else server_ip)"),
     "cloudstack.url": ("", "the CloudStack UI's URL, http://HOST:8080/client; the API is <url>/api (CLOUDSTACK SIMULATOR URL of the credentials file)"),

@@ -195,6 +195,14 @@ def image_reference(value: str) -> str:
     return ""
 
 
+def package_patterns(value: str) -> str:
+    """dpkg-query package name patterns separated by spaces (uninstall.packages)."""
+    words = value.split()
+    if not words or any(not re.fullmatch(r"[a-z0-9*][a-z0-9+.*-]*", w) for w in words):
+        return "must be package names or patterns (a-z, 0-9, + . - *) separated by spaces"
+    return ""
+
+
 def no_spaces(value: str) -> str:
     if any(c.isspace() for c in value) or control_characters(value):
         return "must not contain spaces or control characters"
@@ -234,6 +242,9 @@ RULES: dict[str, Rule] = {
     "journal": absolute_path,
     "runbook_url": runbook_url,
     "kubeconfig": file_path,
+    "k3s.kubeconfig": absolute_path,
+    "k3s.config_file": absolute_path,
+    "k3s.unit_file": optional(absolute_path),
     "k8s.storage_class": dns_subdomain,
     "istio.namespace": dns_label,
     "istio.ingress_service": dns_label,
@@ -277,6 +288,11 @@ RULES: dict[str, Rule] = {
     "install.bin_dir": absolute_path,
     "install.unit_dir": absolute_path,
     "install.chart": no_spaces,
+    "uninstall.packages": package_patterns,
+    "uninstall.data_dirs": path_list,
+    "uninstall.allowed_roots": path_list,
+    "uninstall.apt_command": command,
+    "uninstall.dpkg_query_command": command,
     "install.chart_version": no_spaces,
     "install.pod_timeout": number_between(0, 86400),
     "install.api_timeout": number_between(0, 86400),

@@ -46,3 +46,11 @@ def storage(ctx: "Context") -> Result:
     from sbops.probes import k8s
 
     return k8s.probe_storage(ctx)
+
+
+@check("k8s.kubeconfig-mode", layer=LAYER, title="K3s's kubeconfig is root's, mode 0600, and K3s keeps it so at restart",
+       severity=Severity.WARNING, fix="kubeconfig-mode")
+def kubeconfig_mode(ctx: "Context") -> Result:
+    from sbops.probes import k3s
+
+    return k3s.probe_kubeconfig_mode(ctx)

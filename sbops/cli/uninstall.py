@@ -30,6 +30,12 @@ def uninstall(
                                                              "of MySQL, MongoDB and RabbitMQ, then the credentials file"),
     delete_mongo_data: bool = typer.Option(False, "--delete-mongo-data",
                                            help="also drop every MongoDB database but admin, config and local"),
+    purge_packages: bool = typer.Option(False, "--purge-packages",
+                                        help="also purge the installed database and NFS packages with apt-get "
+                                             "(setting uninstall.packages), as uninstall.sh --delete-db does"),
+    delete_data_dirs: bool = typer.Option(False, "--delete-data-dirs",
+                                          help="also delete their data directories (setting uninstall.data_dirs, and "
+                                               "nfs.path); refused for a directory a running process uses"),
     force: bool = typer.Option(False, "--force", help="do not ask for confirmation (as uninstall.sh --force)"),
     yes: bool = typer.Option(False, "--yes", "-y", help="same as --force"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print what would be deleted and change nothing"),
@@ -43,8 +49,8 @@ def uninstall(
 ) -> None:
     """Remove StackBill: its Helm release, and with flags its volumes, namespace and databases.
 
-    Lists what each level would delete, measured on this server, and asks once. Never removes K3s, Istio
-    or the database packages.
+    Lists what each level would delete, measured on this server, and asks once. Never removes K3s or Istio;
+    the database packages and their data directories only with --purge-packages and --delete-data-dirs.
 
     Example: sbops uninstall --delete-pvc --delete-db --dry-run
     """
@@ -64,7 +70,8 @@ def uninstall(
     ns = str(ctx.settings["namespace"])
     if delete_namespace and ns in PROTECTED_NAMESPACES:
         raise UsageError(f"--delete-namespace: refusing to delete namespace {ns}: it is not StackBill's")
-    levels = Levels(pvc=delete_pvc, namespace=delete_namespace, db=delete_db, mongo_data=delete_mongo_data)
+    levels = Levels(pvc=delete_pvc, namespace=delete_namespace, db=delete_db, mongo_data=delete_mongo_data,
+                    purge_packages=purge_packages, data_dirs=delete_data_dirs)
     code = run(ctx, str(ctx.settings["release"]), levels, yes=yes or force, dry_run=dry_run, wait=wait,
                json_output=output is Output.json, colour=colour())
     raise typer.Exit(code)

@@ -9,7 +9,6 @@ this can run on a test machine: tests drive it through a RecordingRunner.
 from __future__ import annotations
 
 import os
-import shlex
 import tarfile
 import tempfile
 from pathlib import Path
@@ -21,6 +20,7 @@ from sbops.install.run import wait_for
 from sbops.install.steps import INFRA, Resource, Step, Verify
 from sbops.kube import K3S_KUBECONFIG
 from sbops.model import Change, Plan, Reason, Status
+from sbops.probes import k3s
 from sbops.probes.system import binary_version, enable_now_argv, major, unit_state
 from sbops.runner import display
 
@@ -90,32 +90,13 @@ def extract(archive: Path, member: str, directory: Path) -> Path:
 
 
 # -- K3s ---------------------------------------------------------------------------------------------
-def unit_flags(unit: str | None) -> dict[str, list[str]]:
-    """Pure: the `--flag value` / `--flag=value` pairs of a unit's `ExecStart=... k3s server ...` line."""
-    flags: dict[str, list[str]] = {}
-    for line in (unit or "").replace("\\\n", " ").splitlines():  # systemd joins lines ending in a backslash
-        if not line.startswith("ExecStart="):
-            continue
-        text = line[len("ExecStart="):]
-        try:
-            words = shlex.split(text)
-        except ValueError:
-            words = text.split()
-        i = 0
-        while i < len(words):
-            word = words[i]
-            if word.startswith("--"):
-                key, eq, value = word[2:].partition("=")
-                if not eq and i + 1 < len(words) and not words[i + 1].startswith("--"):
-                    value, i = words[i + 1], i + 1
-                flags.setdefault(key, []).append(value)
-            i += 1
-    return flags
+unit_flags = k3s.unit_flags  # the unit's ExecStart flags (moved to sbops.probes.k3s, which the doctor shares)
 
 
 def k3s_config(existing: str | None, unit: str | None) -> tuple[str | None, str]:
     """Pure: (config.yaml text to write, or None; why nothing). Traefik and servicelb must be disabled
-    (Istio's ingress gateway takes the traffic); a new install's kubeconfig is readable by root only."""
+    (Istio's ingress gateway takes the traffic); the kubeconfig is readable by root only: a new install's
+    config.yaml says 0600, and an existing one that names a wider mode is set to 0600."""
     import yaml
 
     try:
@@ -127,11 +108,16 @@ def k3s_config(existing: str | None, unit: str | None) -> tuple[str | None, str]
     listed = [s.strip() for s in (listed.split(",") if isinstance(listed, str) else listed)]
     from_unit = [d for value in unit_flags(unit).get("disable", []) for d in value.split(",")]
     missing = [d for d in DISABLED if d not in listed and d not in from_unit]
-    if not missing:
+    mode = k3s.config_mode(existing, str(K3S_CONFIG))
+    mode_open = mode is not None and k3s.too_open(mode)
+    if not missing and not mode_open:
         return None, f"traefik and servicelb are disabled ({'config.yaml' if listed else 'the unit flags'})"
     if existing is None and unit is None:
-        return yaml.safe_dump({"write-kubeconfig-mode": "0600", "disable": list(DISABLED)}, sort_keys=False), ""
-    doc["disable"] = [*listed, *missing]
+        return yaml.safe_dump({k3s.KEY: k3s.SECURE, "disable": list(DISABLED)}, sort_keys=False), ""
+    if missing:
+        doc["disable"] = [*listed, *missing]
+    if mode_open:  # the kubeconfig holds cluster-admin credentials: root's only (the original wrote 644)
+        doc[k3s.KEY] = k3s.SECURE
     return yaml.safe_dump(doc, sort_keys=False), ""
 
 
@@ -189,9 +175,15 @@ def plan_k3s_config(run: "Run", ctx: "Context") -> Plan:
         text, why = k3s_config(run.runner.read_file(K3S_CONFIG), run.runner.read_file(unit_path))
     except ValueError as exc:
         return Plan(blockers=(str(exc),))
+    notes = tuple(f"{value!r} from the unit's --{k3s.KEY} overrides config.yaml: K3s's kubeconfig stays readable by "
+                  "others; `sbops fix kubeconfig-mode` says what to change" for value in
+                  k3s.unit_flags(run.runner.read_file(unit_path)).get(k3s.KEY, []) if k3s.too_open(value))
     if text is None:
-        return Plan(nothing_to_do=why)
-    changes = [Change(f"write {K3S_CONFIG} (0600): disable {', '.join(DISABLED)} (Istio's gateway serves the ingress)",
+        return Plan(nothing_to_do=why, notes=notes)
+    mode = (f", {k3s.KEY} {k3s.SECURE} (the kubeconfig holds cluster-admin credentials)"
+            if k3s.config_mode(text) == k3s.SECURE else "")
+    changes = [Change(f"write {K3S_CONFIG} (0600): {' and '.join(DISABLED)} disabled (Istio's gateway serves the "
+                      "ingress)" + mode,
                       (), lambda: run.runner.write_file(K3S_CONFIG, text, 0o600),
                       (file_diff(str(K3S_CONFIG), run.runner.read_file(K3S_CONFIG), text),))]
     if unit_state(run.runner, "k3s").active == "active":
@@ -203,7 +195,7 @@ def plan_k3s_config(run: "Run", ctx: "Context") -> Plan:
 
         changes.append(Change("restart K3s to apply it (pods keep running; the API is away for a few seconds)",
                               ("systemctl restart k3s",), restart))
-    return Plan(changes=tuple(changes))
+    return Plan(changes=tuple(changes), notes=notes)
 
 
 def plan_k3s_service(run: "Run", ctx: "Context") -> Plan:

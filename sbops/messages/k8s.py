@@ -6,7 +6,8 @@ from __future__ import annotations
 from sbops.messages import define
 from sbops.model import Reason, Status
 
-API, NODES, NAMESPACE, STORAGE = (f"runbooks/k8s.{name}.md" for name in ("api", "nodes", "namespace", "storage"))
+API, NODES, NAMESPACE, STORAGE, KUBECONFIG_MODE = (f"runbooks/k8s.{name}.md" for name in (
+    "api", "nodes", "namespace", "storage", "kubeconfig-mode"))
 
 # shared by every Kubernetes layer (k8s, pods, ecr, tls, istio, helm): the reason is the call's
 # (auth_failed, access_denied, missing, refused, timeout, unreachable)
@@ -60,3 +61,26 @@ PROVISIONER_NOT_READY = define("SB6043", "ProvisionerNotReady", Status.FAIL, "NF
                                STORAGE, Reason.NOT_READY)
 CLAIMS_NOT_BOUND = define("SB6044", "ClaimsNotBound", Status.FAIL, "PVC(s) not Bound: {claims}", STORAGE,
                           Reason.PENDING)
+
+# k8s.kubeconfig-mode
+KUBECONFIG_PRIVATE = define("SB6050", "KubeconfigPrivate", Status.OK,
+                            "{path} is mode {mode}, root's, and K3s keeps it so ({kept})", KUBECONFIG_MODE,
+                            Reason.NONE)
+KUBECONFIG_READABLE = define("SB6051", "KubeconfigReadableByOthers", Status.FAIL,
+                             "{path} is mode {mode}: {who} can read K3s's cluster-admin credentials",
+                             KUBECONFIG_MODE, Reason.INSECURE)
+KUBECONFIG_NOT_ROOTS = define("SB6052", "KubeconfigNotOwnedByRoot", Status.FAIL,
+                              "{path} is owned by {owner}, not root: that user holds K3s's cluster-admin credentials",
+                              KUBECONFIG_MODE, Reason.INSECURE)
+KUBECONFIG_MODE_NOT_PERSISTENT = define(
+    "SB6053", "KubeconfigModeNotPersistent", Status.FAIL,
+    "{path} is mode {mode} now, but {where} sets write-kubeconfig-mode {value}: K3s rewrites it so at its next start",
+    KUBECONFIG_MODE, Reason.MISCONFIGURED)
+KUBECONFIG_ABSENT = define("SB6054", "K3sKubeconfigAbsent", Status.SKIP,
+                           "no K3s kubeconfig at {path}: K3s is not installed here (setting k3s.kubeconfig)",
+                           KUBECONFIG_MODE, Reason.NOT_APPLICABLE)
+KUBECONFIG_UNOBSERVABLE = define("SB6055", "KubeconfigUnobservable", Status.SKIP, "cannot look at {path}: {error}",
+                                 KUBECONFIG_MODE, Reason.NO_ACCESS)
+K3S_CONFIG_INVALID = define("SB6056", "K3sConfigInvalid", Status.FAIL,
+                            "{error}: K3s cannot read its configuration, so nobody can tell the kubeconfig's mode "
+                            "after its next start", KUBECONFIG_MODE, Reason.MISCONFIGURED)

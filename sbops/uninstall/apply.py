@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable
 from sbops.model import Change
 from sbops.probes import helm, istio, k8s, mysql
 from sbops.probes import kubecommon as kc
-from sbops.uninstall import mongodb_data, mysql_data, rabbitmq_data
+from sbops.uninstall import mongodb_data, mysql_data, rabbitmq_data, system_data
 from sbops.uninstall.plan import Step
 
 if TYPE_CHECKING:
@@ -48,6 +48,8 @@ def bind(ctx: "Context", step: Step, wait: float) -> Change:
         "drop-mongodb-user": lambda: mongodb_data.drop_user(mongo_client(ctx), step.target[0]),
         "delete-rabbitmq-user": lambda: delete_rabbitmq_user(ctx, step.target[0]),
         "remove-credentials": lambda: remove_files(step.target),
+        "purge-packages": lambda: system_data.purge(ctx, step.target),
+        "delete-data-dir": lambda: system_data.delete_dir(ctx, step.target[0]),
     }
     return replace(step.change, apply=appliers[step.kind])
 

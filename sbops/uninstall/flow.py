@@ -40,7 +40,7 @@ def run(ctx: "Context", release: str, levels: Levels, *, yes: bool, dry_run: boo
         json_output: bool = False, colour: bool = False, refresher_dir: Path = REFRESHER_DIR,
         confirm: Callable[[str], bool] | None = None) -> int:
     emit: Callable[[str], object] = (lambda text: None) if json_output else sys.stdout.write
-    inv = inventory.observe(ctx, release, refresher_dir)
+    inv = inventory.observe(ctx, release, refresher_dir, system=levels.system)
     plan = uninstall.plan(inv, levels)
     emit(render_plan(inv, plan, levels, colour))
     outcome = Outcome()
@@ -63,7 +63,7 @@ def run(ctx: "Context", release: str, levels: Levels, *, yes: bool, dry_run: boo
     if not yes and not ask(len(plan.steps), confirm):
         return finish("aborted")
     apply_steps(ctx, plan, wait, outcome, emit)
-    after = observe_again(ctx, release, refresher_dir)
+    after = observe_again(ctx, release, refresher_dir, levels.system)
     if outcome.failed is None:
         after = remove_credentials(ctx, plan, after, outcome, wait)
     outcome.remaining = uninstall.leftovers(plan.steps, after)
@@ -73,11 +73,11 @@ def run(ctx: "Context", release: str, levels: Levels, *, yes: bool, dry_run: boo
     return finish("not-finished" if outcome.remaining else "uninstalled")
 
 
-def observe_again(ctx: "Context", release: str, refresher_dir: Path) -> Inventory:
+def observe_again(ctx: "Context", release: str, refresher_dir: Path, system: bool = False) -> Inventory:
     """The inventory through new logins: the ones used to drop users may be those very users."""
     check = fresh(ctx)
     try:
-        return inventory.observe(check, release, refresher_dir)
+        return inventory.observe(check, release, refresher_dir, system)
     finally:
         check.close()
 

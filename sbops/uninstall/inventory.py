@@ -99,6 +99,19 @@ class HostInventory:
 
 
 @dataclass(frozen=True)
+class SystemInventory:
+    """The database and NFS packages and their data directories (system_data): measured only when
+    --purge-packages or --delete-data-dirs is chosen (`measured` False otherwise)."""
+
+    measured: bool = False
+    packages: tuple[dict[str, Any], ...] = ()  # system_data.parse_packages: name, version, kib, installed, status
+    patterns: tuple[str, ...] = ()
+    apt_command: str = "apt-get"
+    packages_error: str = ""
+    data_dirs: tuple[dict[str, Any], ...] = ()  # system_data.observe_dirs: path, exists, bytes, files, used_by, problem
+
+
+@dataclass(frozen=True)
 class Inventory:
     release: str
     namespace: str
@@ -107,11 +120,13 @@ class Inventory:
     mongodb: MongoInventory = field(default_factory=MongoInventory)
     rabbitmq: RabbitInventory = field(default_factory=RabbitInventory)
     host: HostInventory = field(default_factory=HostInventory)
+    system: SystemInventory = field(default_factory=SystemInventory)
 
 
 # -- observing ---------------------------------------------------------------------------------------
-def observe(ctx: "Context", release: str, refresher_dir: Path = REFRESHER_DIR) -> Inventory:
-    """Every area at once (threads: the slowest server bounds the time, not their sum)."""
+def observe(ctx: "Context", release: str, refresher_dir: Path = REFRESHER_DIR, system: bool = False) -> Inventory:
+    """Every area at once (threads: the slowest server bounds the time, not their sum); the packages and data
+    directories only with `system` (walking /var/lib/mysql is not free)."""
     import importlib
 
     from sbops.probes import kubecommon as kc
@@ -124,8 +139,10 @@ def observe(ctx: "Context", release: str, refresher_dir: Path = REFRESHER_DIR) -
         mysql = pool.submit(observe_mysql, ctx)
         mongodb = pool.submit(observe_mongodb, ctx)
         rabbitmq = pool.submit(observe_rabbitmq, ctx)
+        packages = pool.submit(observe_system, ctx) if system else None
         host = observe_host(ctx, refresher_dir)
-        return Inventory(release, namespace, kube.result(), mysql.result(), mongodb.result(), rabbitmq.result(), host)
+        return Inventory(release, namespace, kube.result(), mysql.result(), mongodb.result(), rabbitmq.result(), host,
+                         packages.result() if packages is not None else SystemInventory())
 
 
 def failure(ctx: "Context", exc: BaseException) -> str:
@@ -301,3 +318,15 @@ def observe_host(ctx: "Context", refresher_dir: Path = REFRESHER_DIR) -> HostInv
     path = ctx.credentials_path
     return HostInventory(units, str(refresher_dir), str(path or ""), bool(path and path.exists()),
                          bool(path and path.with_name(path.name + ".bak").exists()), exporter)
+
+
+def observe_system(ctx: "Context") -> SystemInventory:
+    from sbops.uninstall import system_data
+
+    patterns = tuple(system_data.split_list(str(ctx.settings["uninstall.packages"])))
+    try:
+        packages, error = system_data.observe_packages(ctx)
+    except Exception as exc:  # noqa: BLE001 - reported as the area's error, planned around
+        packages, error = [], failure(ctx, exc)
+    return SystemInventory(True, tuple(packages), patterns, str(ctx.settings["uninstall.apt_command"]), error,
+                           tuple(system_data.observe_dirs(ctx)))

@@ -9,6 +9,9 @@ Levels (the original uninstall.sh's flags):
   mongo-data --delete-mongo-data: the MongoDB databases other than admin, config and local
   db         --delete-db: the MySQL databases and accounts, the MongoDB and RabbitMQ users, then the
              credentials file, which goes only once a re-probe confirms the rest is gone
+  packages   --purge-packages: apt-get purge of the installed database and NFS packages (uninstall.packages)
+  data-dirs  --delete-data-dirs: their data directories (uninstall.data_dirs and nfs.path), each allowed,
+             reached without a symlink and used by no running process, else the run is refused
 
 The order is the safe one: stop what recreates objects (the refresher), stop the application (the release)
 before taking its storage and data away, data before the users that reach it, the passwords last.
@@ -24,19 +27,24 @@ from sbops.model import Change
 from sbops.probes import helm, k8s
 from sbops.probes.rabbitmq import human_bytes
 from sbops.runner import display
-from sbops.uninstall import mongodb_data, mysql_data
+from sbops.uninstall import mongodb_data, mysql_data, system_data
 from sbops.uninstall.inventory import Inventory, KubeObject
 
-LEVELS = ("release", "pvc", "namespace", "mongo-data", "db")
+LEVELS = ("release", "pvc", "namespace", "mongo-data", "db", "packages", "data-dirs")
 LEVEL_FLAGS = {"release": "", "pvc": "--delete-pvc", "namespace": "--delete-namespace",
-               "mongo-data": "--delete-mongo-data", "db": "--delete-db"}
+               "mongo-data": "--delete-mongo-data", "db": "--delete-db", "packages": "--purge-packages",
+               "data-dirs": "--delete-data-dirs"}
 LEVEL_TITLES = {"release": "the release and what was made around it", "pvc": "--delete-pvc: persistent volume claims",
                 "namespace": "--delete-namespace: the namespace and the TLS secret",
                 "mongo-data": "--delete-mongo-data: MongoDB's databases",
-                "db": "--delete-db: databases, users and the credentials file"}
+                "db": "--delete-db: databases, users and the credentials file",
+                "packages": "--purge-packages: the database and NFS packages",
+                "data-dirs": "--delete-data-dirs: the data directories"}
 NEVER_REMOVED = ("K3s", "Istio (istiod, the ingress gateway and its NodePorts)",
-                 "the MySQL/MariaDB, MongoDB, RabbitMQ and NFS packages, their services and configuration",
-                 "the NFS export and /data/stackbill (volume directories follow their reclaim policy)")
+                 "the MySQL/MariaDB, MongoDB, RabbitMQ and NFS packages, their services and configuration "
+                 "(unless --purge-packages)",
+                 "the NFS export and /data/stackbill (volume directories follow their reclaim policy; "
+                 "the data directories go only with --delete-data-dirs)")
 
 
 @dataclass(frozen=True)
@@ -45,10 +53,18 @@ class Levels:
     namespace: bool = False
     db: bool = False
     mongo_data: bool = False
+    purge_packages: bool = False
+    data_dirs: bool = False
 
     def selected(self, level: str) -> bool:
         return {"release": True, "pvc": self.pvc or self.namespace, "namespace": self.namespace,
-                "mongo-data": self.mongo_data, "db": self.db}[level]
+                "mongo-data": self.mongo_data, "db": self.db, "packages": self.purge_packages,
+                "data-dirs": self.data_dirs}[level]
+
+    @property
+    def system(self) -> bool:
+        """Whether the packages and data directories must be measured."""
+        return self.purge_packages or self.data_dirs
 
     @property
     def names(self) -> list[str]:
@@ -133,6 +149,8 @@ def plan(inv: Inventory, levels: Levels) -> UninstallPlan:
     _plan_namespace_level(b, inv)
     _plan_mongo_data(b, inv)
     _plan_databases(b, inv)
+    _plan_packages(b, inv)
+    _plan_data_dirs(b, inv)
     return b.build()
 
 
@@ -317,6 +335,65 @@ def _plan_databases(b: _Builder, inv: Inventory) -> None:
                  else "none found (looked at $SBOPS_CREDENTIALS, /root/stackbill-credentials.txt, ~/stackbill-credentials.txt)")
 
 
+def _plan_packages(b: _Builder, inv: Inventory) -> None:
+    system = inv.system
+    if not system.measured:
+        return
+    if system.packages_error:
+        if b.levels.purge_packages:
+            b.blockers.append(f"cannot measure the packages to purge: {system.packages_error}")
+        return
+    if not system.packages:
+        b.absent("packages", "database and NFS packages", f"none installed (looked for {' '.join(system.patterns)})")
+        return
+    names = tuple(p["name"] for p in system.packages)
+    listed = ", ".join(system_data.package_text(p) for p in system.packages)
+    total = sum(p["kib"] or 0 for p in system.packages) * 1024
+    what = f"packages {', '.join(names)}"
+    if not b.levels.purge_packages:
+        b.keep("packages", f"{what} ({human_bytes(total)} installed)")
+        return
+    b.step("packages", "purge-packages", names, what,
+           f"purge {listed}, {human_bytes(total)} in all, with apt-get: their services stop and their configuration "
+           "goes; their data directories only with --delete-data-dirs",
+           display(system_data.purge_argv(system.apt_command, names)))
+    if b.levels.db:
+        b.notes.append("after --purge-packages the databases cannot be reached, so the credentials file is kept (sbops "
+                       "removes it only once it confirms the databases and users are gone)")
+
+
+def _plan_data_dirs(b: _Builder, inv: Inventory) -> None:
+    system = inv.system
+    if not system.measured:
+        return
+    chosen = b.levels.data_dirs
+    for entry in system.data_dirs:
+        path = entry["path"]
+        if not entry["exists"]:
+            b.absent("data-dirs", f"data directory {path}", "does not exist")
+            continue
+        if entry.get("problem"):
+            if chosen:
+                b.blockers.append(f"refusing to delete {entry['problem']}")
+            else:
+                b.keep("data-dirs", f"data directory {path}", entry["problem"])
+            continue
+        size = system_data.dir_text(entry)
+        if entry.get("used_by"):
+            why = f"in use by {'; '.join(entry['used_by'])}"
+            if chosen:
+                b.blockers.append(f"refusing to delete {path} ({size}): {why}; stop that server first "
+                                  "(a running server's data directory is never deleted)")
+            else:
+                b.keep("data-dirs", f"data directory {path} ({size})", why)
+            continue
+        if entry.get("error"):
+            b.notes.append(f"{path}: {entry['error']} (counted without them)")
+        b.item("data-dirs", f"data directory {path}", True, "delete-data-dir", (path,),
+               f"delete {path} and everything in it ({size}), as `rm -rf` would, after checking again that no "
+               "process uses it", size=size)
+
+
 def _unmeasured(b: _Builder, why: str) -> None:
     """A database area that could not be read: a blocker when --delete-db is chosen, else only a note."""
     if b.levels.db:
@@ -352,6 +429,14 @@ def still_there(step: Step, after: Inventory) -> str:
             return ""
         why = "; ".join(kube.namespace_conditions)
         return f"still {kube.namespace_phase}" + (f": {why}" if why else "")
+    if kind == "purge-packages":
+        if after.system.packages_error:
+            return f"cannot tell: {after.system.packages_error}"
+        left = [p["name"] for p in after.system.packages if p["name"] in target]
+        return f"still installed or configured: {', '.join(left)}" if left else ""
+    if kind == "delete-data-dir":
+        entry = next((e for e in after.system.data_dirs if e["path"] == target[0]), None)
+        return "still exists" if entry is not None and entry["exists"] else ""
     return _db_still_there(kind, target, after)
 
 
