@@ -35,7 +35,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "deadline": (30.0, "seconds the whole doctor run may take"),
     "journal": ("/var/lib/sbops/journal.log", "where applied fixes are recorded"),
     "runbook_url": ("https://github.com/sbops/sbops/blob/main/runbooks/{id}.md", "link to a check's runbook"),
-    "kubeconfig": ("", "kubeconfig (else $KUBECONFIG, ~/.kube/config, /etc/rancher/k3s/k3s.yaml)"),
+    "kubeconfig": ("", "kubeconfig (else $KUBECONFIG, the pod's ServiceAccount in a pod, ~/.kube/config, /etc/rancher/k3s/k3s.yaml)"),
     # kubernetes and workloads
     "k8s.storage_class": ("nfs-client", "StorageClass the chart's PVCs use"),
     "k8s.provisioner_label": ("app=nfs-subdir-external-provisioner", "label selector of the NFS provisioner pod (any namespace)"),
