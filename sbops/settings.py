@@ -104,6 +104,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "exporter.web_config": ("", "exporter-toolkit web-config file: TLS and basic auth (empty: plain HTTP, no auth)"),
     "exporter.timeout": (10.0, "seconds a scrape may take at most (Prometheus's scrape timeout header lowers it)"),
     "exporter.timeout_offset": (0.5, "seconds kept free of Prometheus's scrape timeout for sending the answer"),
+    "exporter.layers": ("", "layers the exporter serves, comma-separated (/metrics runs them, /probe accepts only them; empty: all). The chart's node agent serves host,nfs,netpath and its cluster Deployment the rest"),
     # install
     "install.state_file": ("/var/lib/sbops/install-state.json", "where `sbops install` records its progress, for --resume"),
     "install.log_dir": ("/var/log/sbops", "where `sbops install` writes one log per run (--log-file overrides)"),
@@ -130,7 +131,7 @@ SECRET_KEYS = frozenset({"mysql.admin_password", "mongodb.admin_password",
                          "cloudstack.password", "cloudstack.api_key", "cloudstack.secret_key"})
 
 # Flags whose name is not the setting's (errors and `config show` name the flag the user typed).
-FLAG_NAMES = {"exporter.listen": "--listen", "exporter.web_config": "--web-config", "exporter.timeout": "--scrape-timeout"}
+FLAG_NAMES = {"exporter.listen": "--listen", "exporter.layers": "--layers", "exporter.web_config": "--web-config", "exporter.timeout": "--scrape-timeout"}
 
 
 def env_name(key: str) -> str:

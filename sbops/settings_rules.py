@@ -174,6 +174,17 @@ def runbook_url(value: str) -> str:
     return ""
 
 
+def layer_list(value: str) -> str:
+    """Layer names separated by commas, each known, none twice: exporter.layers."""
+    from sbops.registry import LAYERS
+
+    parts = [part.strip() for part in value.split(",")]
+    unknown = [part for part in parts if part not in LAYERS]
+    if unknown or len(set(parts)) != len(parts):
+        return f"must be layers separated by commas, each once, from {','.join(LAYERS)}"
+    return ""
+
+
 def path_list(value: str) -> str:
     """Absolute directories separated by ':' (as PATH): netpath.containerd_state."""
     parts = [part for part in value.split(":") if part.strip()]
@@ -271,6 +282,7 @@ RULES: dict[str, Rule] = {
     "exporter.web_config": file_path,
     "exporter.timeout": number_between(0, 3600),
     "exporter.timeout_offset": number_between(0, 60),
+    "exporter.layers": optional(layer_list),
     "install.state_file": absolute_path,
     "install.log_dir": absolute_path,
     "install.download_dir": absolute_path,

@@ -29,6 +29,8 @@ def exporter(
                                          help="address to serve on (default 127.0.0.1:29100; setting exporter.listen)"),
     web_config: Optional[str] = typer.Option(None, "--web-config", metavar="FILE",
                                              help="exporter-toolkit web-config: TLS and basic auth (setting exporter.web_config)"),
+    layers: Optional[str] = typer.Option(None, "--layers", metavar="LAYER,...",
+                                         help="serve only these layers (default all; setting exporter.layers)"),
     scrape_timeout: Optional[float] = typer.Option(None, "--scrape-timeout", metavar="SECONDS",
                                                    help="most a scrape may take (default 10; Prometheus's scrape timeout header lowers it)"),
     config: Optional[str] = ConfigOpt,
@@ -52,7 +54,8 @@ def exporter(
     from sbops.settings import Settings
 
     settings = Settings.load(config, flags={"timeout": timeout, "kubeconfig": kubeconfig, "exporter.listen": listen,
-                                            "exporter.web_config": web_config, "exporter.timeout": scrape_timeout})
+                                            "exporter.web_config": web_config, "exporter.timeout": scrape_timeout,
+                                            "exporter.layers": layers})
     address = parse_listen(str(settings["exporter.listen"]))
 
     def reported(kind: str) -> Callable[[str], None]:

@@ -1,10 +1,12 @@
-"""The exporter server's pure parts: the budget of log lines clients can cause."""
+"""The exporter server's pure parts: the budget of log lines clients can cause, the layers it serves."""
 
 from __future__ import annotations
 
 import pytest
 
-from sbops.exporter.server import LogBudget
+from sbops.exporter.server import LogBudget, served_layers
+from sbops.registry import LAYERS
+from sbops.settings_rules import problem
 
 
 class Clock:
@@ -31,3 +33,20 @@ def test_log_budget(events, expected):
         clock.now += advance
         answers.append(budget.take())
     assert answers == expected
+
+
+@pytest.mark.parametrize("setting, served", [
+    ("", LAYERS),
+    ("host", ("host",)),
+    ("netpath, nfs,host", ("host", "nfs", "netpath")),   # LAYERS' order, spaces allowed
+])
+def test_served_layers(setting, served):
+    assert served_layers(setting) == served
+
+
+@pytest.mark.parametrize("value, ok", [
+    ("host,nfs,netpath", True), ("host", True), ("", True),
+    ("host,host", False), ("host,", False), ("hosts", False), ("host;nfs", False),
+])
+def test_the_layers_setting_is_checked_when_it_loads(value, ok):
+    assert (problem("exporter.layers", value) == "") is ok
