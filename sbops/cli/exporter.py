@@ -48,7 +48,7 @@ def exporter(
     check_timeout(scrape_timeout, "--scrape-timeout")
     from sbops import kube
     from sbops.exporter.collect import CredentialsSource, Scraper
-    from sbops.exporter.server import bind, log, parse_listen, serve
+    from sbops.exporter.server import bind, log, parse_listen, serve, served_layers
     from sbops.exporter.webconfig import Watched
     from sbops.registry import load_all
     from sbops.settings import Settings
@@ -57,6 +57,7 @@ def exporter(
                                             "exporter.web_config": web_config, "exporter.timeout": scrape_timeout,
                                             "exporter.layers": layers})
     address = parse_listen(str(settings["exporter.listen"]))
+    served_layers(str(settings["exporter.layers"]))  # a name that is not a layer: exit 2 before anything starts
 
     def reported(kind: str) -> Callable[[str], None]:
         """After start-up a file that changed and is broken is logged and counted, not fatal."""

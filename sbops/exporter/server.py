@@ -302,8 +302,12 @@ def drain(sock: Any) -> None:
 
 
 def served_layers(setting: str) -> tuple[str, ...]:
-    """exporter.layers ('' or 'host, nfs'; validated when the settings load) as layers in LAYERS' order."""
+    """exporter.layers ('' or 'host, nfs'; its form checked when the settings load) as layers in LAYERS'
+    order; a name that is not a layer is a usage error."""
     wanted = {part.strip() for part in setting.split(",") if part.strip()}
+    unknown = sorted(wanted - set(LAYERS))
+    if unknown:
+        raise UsageError(f"--layers (exporter.layers): {', '.join(unknown)} is not a layer: one of {', '.join(LAYERS)}")
     return tuple(layer for layer in LAYERS if not wanted or layer in wanted)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sbops.exporter.server import LogBudget, served_layers
+from sbops.errors import UsageError
 from sbops.registry import LAYERS
 from sbops.settings_rules import problem
 
@@ -45,8 +46,13 @@ def test_served_layers(setting, served):
 
 
 @pytest.mark.parametrize("value, ok", [
-    ("host,nfs,netpath", True), ("host", True), ("", True),
-    ("host,host", False), ("host,", False), ("hosts", False), ("host;nfs", False),
+    ("host,nfs,netpath", True), ("host", True), ("", True), ("host, nfs", True),
+    ("host,host", False), ("host,", False), ("host;nfs", False), ("Host", False),
 ])
 def test_the_layers_setting_is_checked_when_it_loads(value, ok):
     assert (problem("exporter.layers", value) == "") is ok
+
+
+def test_a_name_that_is_not_a_layer_is_a_usage_error():
+    with pytest.raises(UsageError, match=r"--layers \(exporter.layers\): hosts is not a layer"):
+        served_layers("hosts,nfs")
