@@ -6,7 +6,7 @@ import socket
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from sbops import credentials as creds_mod
 from sbops.credentials import Credentials, Service
@@ -14,6 +14,9 @@ from sbops.errors import NeedsCredentials
 from sbops.runner import HostRunner, SubprocessRunner
 from sbops.secret import Secret
 from sbops.settings import SECRET_KEYS, Settings
+
+if TYPE_CHECKING:
+    from sbops.kube import KubeSource
 
 T = TypeVar("T")
 
@@ -34,7 +37,7 @@ class Context:
         credentials: Credentials | None = None,
         credentials_path: Path | None = None,
         runner: HostRunner | None = None,
-        kubeconfig_path: Path | None = None,
+        kubeconfig_path: "KubeSource | None" = None,
     ) -> None:
         self.settings = with_credentials(settings, credentials)
         self.kubeconfig_path = kubeconfig_path

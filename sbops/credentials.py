@@ -499,15 +499,20 @@ def settings_values(creds: Credentials) -> dict[str, tuple[str, int]]:
 
 
 def find(explicit: str | Path | None, env: Mapping[str, str] | None = None) -> Path | None:
-    """The credentials file to use: --credentials, then SBOPS_CREDENTIALS, then the default paths."""
+    """The credentials file to use: --credentials, then SBOPS_CREDENTIALS, then the default paths. A default
+    path in a directory this user may not search (/root, for sbops as a non-root user: the chart's cluster
+    Deployment) is not there for it, as when it does not exist."""
     env = os.environ if env is None else env
     if explicit:
         return Path(explicit)
     if env.get("SBOPS_CREDENTIALS"):
         return Path(env["SBOPS_CREDENTIALS"])
     for candidate in DEFAULT_PATHS:
-        if candidate.exists():
-            return candidate
+        try:
+            if candidate.exists():
+                return candidate
+        except PermissionError:
+            continue
     return None
 
 

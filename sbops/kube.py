@@ -1,14 +1,20 @@
-"""The Kubernetes connection: which kubeconfig, validated cheaply at start-up, and one API client per run.
+"""The Kubernetes connection: which kubeconfig (or the pod's ServiceAccount), validated cheaply at start-up,
+and one API client per run.
 
-Order: --kubeconfig (setting `kubeconfig`), then $KUBECONFIG, then ~/.kube/config, then
-/etc/rancher/k3s/k3s.yaml (K3s's own). The kubernetes package is imported only when a check needs it.
+Order: --kubeconfig (setting `kubeconfig`), then $KUBECONFIG, then the in-cluster configuration when sbops
+runs in a pod ($KUBERNETES_SERVICE_HOST/PORT set and a ServiceAccount token mounted), then ~/.kube/config,
+then /etc/rancher/k3s/k3s.yaml (K3s's own). In a pod the ServiceAccount comes before the usual files: it is
+the identity the chart grants RBAC to, and a kubeconfig left in the image or a mounted /root must not
+silently replace it. The kubernetes package is imported only when a check needs it.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Union
 
 from sbops.errors import UsageError
 
@@ -16,13 +22,42 @@ if TYPE_CHECKING:
     from sbops.context import Context
 
 K3S_KUBECONFIG = Path("/etc/rancher/k3s/k3s.yaml")
+# Where the kubelet mounts a pod's ServiceAccount token, CA and namespace. SBOPS_SERVICE_ACCOUNT_DIR moves it,
+# for the tests only (a test cannot write to /var/run/secrets of the machine it runs on).
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+SERVICE_ACCOUNT_DIR_ENV = "SBOPS_SERVICE_ACCOUNT_DIR"
 
 
 class NoKubeconfig(Exception):
     """No kubeconfig anywhere sbops looks: the Kubernetes checks report it instead of failing the run."""
 
 
+@dataclass(frozen=True)
+class InCluster:
+    """The pod's own configuration: the API server from $KUBERNETES_SERVICE_HOST/PORT, the ServiceAccount's
+    token and CA from its mounted directory. Stands where a kubeconfig path would (ctx.kubeconfig_path);
+    str() says what it is, for reports."""
+
+    server: str
+    directory: Path
+
+    @property
+    def token_file(self) -> Path:
+        return self.directory / "token"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.directory / "ca.crt"
+
+    def __str__(self) -> str:
+        return f"in-cluster ServiceAccount ({self.directory})"
+
+
+KubeSource = Union[Path, InCluster]
+
+
 def candidates(explicit: str, env: Mapping[str, str]) -> list[tuple[Path, str]]:
+    """The kubeconfig files to try, each with the name of what named it ('' for the usual files)."""
     found: list[tuple[Path, str]] = []
     if explicit:
         found.append((Path(explicit), "--kubeconfig"))
@@ -33,16 +68,64 @@ def candidates(explicit: str, env: Mapping[str, str]) -> list[tuple[Path, str]]:
     return found
 
 
-def find(explicit: str, env: Mapping[str, str] | None = None) -> Path | None:
-    """The kubeconfig to use; an explicitly named one that is missing or invalid is a usage error."""
+def in_cluster_server(env: Mapping[str, str]) -> str:
+    """The API server's URL from the variables the kubelet sets in every pod; '' outside a pod. An address
+    with a colon is IPv6 and goes in brackets (as client-go's net.JoinHostPort). A port that is not one is
+    a usage error naming the variable."""
+    host, port = env.get("KUBERNETES_SERVICE_HOST", "").strip(), env.get("KUBERNETES_SERVICE_PORT", "").strip()
+    if not host or not port:
+        return ""
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"KUBERNETES_SERVICE_PORT={port[:40]!r}: not a port number")
+    if not host.isprintable() or any(c in host for c in " /@?#[]"):
+        raise UsageError(f"KUBERNETES_SERVICE_HOST={host[:80]!r}: not a host name or address")
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
+
+def in_cluster(env: Mapping[str, str]) -> InCluster | None:
+    """The in-cluster configuration when sbops runs in a pod with a ServiceAccount token mounted, else None
+    (a pod with automountServiceAccountToken: false falls through to the kubeconfig files). Token and CA
+    are checked readable now, so that a broken mount is one line naming the file (exit 2)."""
+    server = in_cluster_server(env)
+    if not server:
+        return None
+    directory = Path(env.get(SERVICE_ACCOUNT_DIR_ENV) or SERVICE_ACCOUNT_DIR)
+    source = InCluster(server, directory)
+    if not source.token_file.exists():
+        return None
+    for path, what in ((source.token_file, "ServiceAccount token"), (source.ca_file, "ServiceAccount CA")):
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot read the {what}: {exc.strerror or exc}") from None
+        if not data.strip():
+            raise UsageError(f"{path}: the {what} is empty")
+    return source
+
+
+def find(explicit: str, env: Mapping[str, str] | None = None) -> KubeSource | None:
+    """The kubeconfig (or in-cluster configuration) to use: --kubeconfig, $KUBECONFIG, the pod's
+    ServiceAccount, ~/.kube/config, K3s's file. An explicitly named kubeconfig that is missing or invalid
+    is a usage error."""
     env = os.environ if env is None else env
-    for path, source in candidates(explicit, env):
+    tried = candidates(explicit, env)
+    if not explicit and not env.get("KUBECONFIG"):
+        pod = in_cluster(env)
+        if pod is not None:
+            return pod
+    for path, source in tried:
         if source and not path.exists():
             raise UsageError(f"{path}: kubeconfig not found (from {source})")
         if path.exists():
             validate(path)
             return path
     return None
+
+
+def kubeconfig_file(source: KubeSource | None) -> str:
+    """The --kubeconfig to hand helm or istioctl: the file's path, '' in a pod (both then read the in-cluster
+    configuration themselves, as client-go does when no kubeconfig is given)."""
+    return str(source) if isinstance(source, Path) else ""
 
 
 def validate(path: Path) -> None:
@@ -205,11 +288,67 @@ class BadKubeconfig(NoKubeconfig):
     """The kubeconfig passed validation, yet the kubernetes package could not build a client from it."""
 
 
-def new_client(kubeconfig: Path) -> Any:
-    """An ApiClient for `kubeconfig` that never retries: urllib3's default Retry(3) would make each call
-    against a hung API server take four times --timeout. `retries` must be set on the Configuration before
-    the ApiClient exists: its connection pool is built from it once, in the constructor."""
-    from kubernetes import client, config
+class TokenFile:
+    """The ServiceAccount token, re-read when the file changes: the kubelet rotates bound tokens (they
+    expire after about an hour) by swapping the projected volume's ..data symlink, so a long-running
+    exporter must not keep the first one. One stat per request; a read only when (inode, size, mtime)
+    moved. A token that cannot be read keeps the last good one (the API server says 401 if it expired)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int, int] | None = None
+        self.token = ""
+        self.reads = 0
+        self.refresh()
+
+    def refresh(self) -> str:
+        with self._lock:
+            try:
+                st = self.path.stat()
+                stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+                if stamp != self._stamp:
+                    token = self.path.read_text(encoding="utf-8").strip()
+                    if token:
+                        self.token, self._stamp = token, stamp
+                        self.reads += 1
+            except (OSError, UnicodeDecodeError):
+                pass
+            return self.token
+
+    def hook(self, configuration: Any) -> None:
+        """kubernetes' Configuration.refresh_api_key_hook: called before every request's auth header."""
+        configuration.api_key["authorization"] = self.refresh()
+
+
+def in_cluster_configuration(source: InCluster) -> Any:
+    """A kubernetes.client.Configuration for the pod's ServiceAccount, built directly (not through
+    kubernetes.config.load_incluster_config): host, the CA to verify it, the bearer token re-read as it
+    rotates, no retries."""
+    from kubernetes import client
+
+    configuration = client.Configuration()
+    configuration.host = source.server
+    configuration.ssl_ca_cert = str(source.ca_file)
+    configuration.verify_ssl = True
+    configuration.retries = 0
+    tokens = TokenFile(source.token_file)
+    configuration.api_key = {"authorization": tokens.token}
+    configuration.api_key_prefix = {"authorization": "Bearer"}
+    configuration.refresh_api_key_hook = tokens.hook
+    return configuration
+
+
+def new_client(kubeconfig: KubeSource) -> Any:
+    """An ApiClient for `kubeconfig` (or the in-cluster configuration) that never retries: urllib3's
+    default Retry(3) would make each call against a hung API server take four times --timeout. `retries`
+    must be set on the Configuration before the ApiClient exists: its connection pool is built from it
+    once, in the constructor."""
+    from kubernetes import client
+
+    if isinstance(kubeconfig, InCluster):
+        return client.ApiClient(configuration=in_cluster_configuration(kubeconfig))
+    from kubernetes import config
 
     configuration = client.Configuration()
     configuration.retries = 0
@@ -227,7 +366,8 @@ def api_client(ctx: "Context") -> Any:
     def make() -> Any:
         if ctx.kubeconfig_path is None:
             raise NoKubeconfig(
-                f"no kubeconfig (looked at $KUBECONFIG, ~/.kube/config, {K3S_KUBECONFIG}; use --kubeconfig FILE)")
+                f"no kubeconfig (looked at $KUBECONFIG, the pod's ServiceAccount, ~/.kube/config, {K3S_KUBECONFIG}; "
+                "use --kubeconfig FILE)")
         return new_client(ctx.kubeconfig_path)
 
     return ctx.shared("kube.client", make)

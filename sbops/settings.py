@@ -35,7 +35,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "deadline": (30.0, "seconds the whole doctor run may take"),
     "journal": ("/var/lib/sbops/journal.log", "where applied fixes are recorded"),
     "runbook_url": ("https://github.com/sbops/sbops/blob/main/runbooks/{id}.md", "link to a check's runbook"),
-    "kubeconfig": ("", "kubeconfig (else $KUBECONFIG, ~/.kube/config, /etc/rancher/k3s/k3s.yaml)"),
+    "kubeconfig": ("", "kubeconfig (else $KUBECONFIG, the pod's ServiceAccount in a pod, ~/.kube/config, /etc/rancher/k3s/k3s.yaml)"),
     # kubernetes and workloads
     "k3s.kubeconfig": ("/etc/rancher/k3s/k3s.yaml", "the kubeconfig K3s writes (cluster-admin): k8s.kubeconfig-mode checks it is root's, 0600"),
     "k3s.config_file": ("/etc/rancher/k3s/config.yaml", "K3s's configuration file (its config.yaml.d drop-ins beside it): write-kubeconfig-mode, disable"),
@@ -107,6 +107,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "exporter.web_config": ("", "exporter-toolkit web-config file: TLS and basic auth (empty: plain HTTP, no auth)"),
     "exporter.timeout": (10.0, "seconds a scrape may take at most (Prometheus's scrape timeout header lowers it)"),
     "exporter.timeout_offset": (0.5, "seconds kept free of Prometheus's scrape timeout for sending the answer"),
+    "exporter.layers": ("", "layers the exporter serves, comma-separated (/metrics runs them, /probe accepts only them; empty: all). The chart's node agent serves host,nfs,netpath and its cluster Deployment the rest"),
     # install
     "install.state_file": ("/var/lib/sbops/install-state.json", "where `sbops install` records its progress, for --resume"),
     "install.log_dir": ("/var/log/sbops", "where `sbops install` writes one log per run (--log-file overrides)"),
@@ -151,7 +152,7 @@ SECRET_KEYS = frozenset({"mysql.admin_password", "mongodb.admin_password",
                          "cloudstack.admin_password"})
 
 # Flags whose name is not the setting's (errors and `config show` name the flag the user typed).
-FLAG_NAMES = {"exporter.listen": "--listen", "exporter.web_config": "--web-config", "exporter.timeout": "--scrape-timeout"}
+FLAG_NAMES = {"exporter.listen": "--listen", "exporter.layers": "--layers", "exporter.web_config": "--web-config", "exporter.timeout": "--scrape-timeout"}
 
 
 def env_name(key: str) -> str:

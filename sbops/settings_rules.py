@@ -174,6 +174,18 @@ def runbook_url(value: str) -> str:
     return ""
 
 
+_NAME_LIST = re.compile(r"^[a-z]+( *, *[a-z]+)*$")
+
+
+def name_list(value: str) -> str:
+    """Lower-case names separated by commas, none twice: exporter.layers (the exporter checks that each is a
+    layer, sbops.exporter.server.served_layers: the registry is above this module)."""
+    parts = [part.strip() for part in value.split(",")]
+    if not _NAME_LIST.match(value) or len(set(parts)) != len(parts):
+        return "must be names separated by commas, each once (e.g. host,nfs,netpath)"
+    return ""
+
+
 def path_list(value: str) -> str:
     """Absolute directories separated by ':' (as PATH): netpath.containerd_state."""
     parts = [part for part in value.split(":") if part.strip()]
@@ -282,6 +294,7 @@ RULES: dict[str, Rule] = {
     "exporter.web_config": file_path,
     "exporter.timeout": number_between(0, 3600),
     "exporter.timeout_offset": number_between(0, 60),
+    "exporter.layers": optional(name_list),
     "install.state_file": absolute_path,
     "install.log_dir": absolute_path,
     "install.download_dir": absolute_path,

@@ -26,7 +26,7 @@ class Output(str, Enum):
 ConfigOpt = typer.Option(None, "--config", metavar="FILE", help="YAML settings (default: $SBOPS_CONFIG, /etc/sbops/config.yaml)")
 CredsOpt = typer.Option(None, "--credentials", metavar="FILE", help="credentials file (default: $SBOPS_CREDENTIALS, /root/stackbill-credentials.txt)")
 TimeoutOpt = typer.Option(None, "--timeout", metavar="SECONDS", help="per-check timeout (default 5)")
-KubeOpt = typer.Option(None, "--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, /etc/rancher/k3s/k3s.yaml)")
+KubeOpt = typer.Option(None, "--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG, the pod's ServiceAccount in a pod, ~/.kube/config, /etc/rancher/k3s/k3s.yaml)")
 OutputOpt = typer.Option(Output.text, "--output", "-o", help="text or json")
 
 

@@ -25,6 +25,7 @@ from sbops.registry import LAYERS
 
 if TYPE_CHECKING:
     from sbops.credentials import Credentials
+    from sbops.kube import KubeSource
     from sbops.registry import Check, Registry
     from sbops.runner import HostRunner
     from sbops.settings import Settings
@@ -115,7 +116,7 @@ class Scraper:
     """Runs scrapes; shared by every request of the server (thread-safe)."""
 
     def __init__(self, settings: "Settings", registry: "Registry", credentials: CredentialsSource,
-                 kubeconfig_path: Path | None, runner: "HostRunner | None" = None,
+                 kubeconfig_path: "KubeSource | None", runner: "HostRunner | None" = None,
                  flights: Flights | None = None) -> None:
         self.settings = settings
         self.registry = registry

@@ -120,6 +120,7 @@ class ExporterServer(ThreadingHTTPServer):
         self.web = web
         self.timeout_cap = float(settings["exporter.timeout"])
         self.timeout_offset = float(settings["exporter.timeout_offset"])
+        self.layers = served_layers(str(settings["exporter.layers"]))
         self.client_log = LogBudget()
         # The exporter's own metrics live in a registry of their own, added to /metrics' per-request one.
         self.own = CollectorRegistry(auto_describe=False)
@@ -221,17 +222,19 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:  # "//[x": urlsplit takes it for an IPv6 authority and refuses it
             return self._refuse(400, "malformed path", send_body)
         if url.path == "/metrics":
-            return self._metrics(list(LAYERS), own=True, send_body=send_body)
+            return self._metrics(list(self.server.layers), own=True, send_body=send_body)
         if url.path == "/probe":
             modules = parse_qs(url.query).get("module", [])
-            if len(modules) != 1 or modules[0] not in LAYERS:
+            if len(modules) != 1 or modules[0] not in self.server.layers:
                 given = f"unknown module {modules[0]!r}" if modules else "missing ?module="
-                return self._refuse(400, f"{given}: one of {', '.join(LAYERS)}", send_body)
+                if modules and modules[0] in LAYERS:
+                    given = f"module {modules[0]!r} is not served here (exporter.layers)"
+                return self._refuse(400, f"{given}: one of {', '.join(self.server.layers)}", send_body)
             return self._metrics([modules[0]], own=False, send_body=send_body)
         if url.path == "/-/healthy":
             return self._refuse(200, "OK", send_body)
         if url.path == "/":
-            return self._reply(200, index_page().encode(), "text/html; charset=utf-8", send_body)
+            return self._reply(200, index_page(self.server.layers).encode(), "text/html; charset=utf-8", send_body)
         return self._refuse(404, "not found: see / for the endpoints", send_body)
 
     def _metrics(self, layers: list[str], own: bool, send_body: bool) -> None:
@@ -298,12 +301,22 @@ def drain(sock: Any) -> None:
         left -= len(chunk)
 
 
-def index_page() -> str:
-    probes = "".join(f'<li><a href="/probe?module={layer}">/probe?module={layer}</a></li>' for layer in LAYERS)
+def served_layers(setting: str) -> tuple[str, ...]:
+    """exporter.layers ('' or 'host, nfs'; its form checked when the settings load) as layers in LAYERS'
+    order; a name that is not a layer is a usage error."""
+    wanted = {part.strip() for part in setting.split(",") if part.strip()}
+    unknown = sorted(wanted - set(LAYERS))
+    if unknown:
+        raise UsageError(f"--layers (exporter.layers): {', '.join(unknown)} is not a layer: one of {', '.join(LAYERS)}")
+    return tuple(layer for layer in LAYERS if not wanted or layer in wanted)
+
+
+def index_page(layers: tuple[str, ...] = LAYERS) -> str:
+    probes = "".join(f'<li><a href="/probe?module={layer}">/probe?module={layer}</a></li>' for layer in layers)
     return (f"<!doctype html><html><head><title>sbops exporter</title></head><body>"
             f"<h1>sbops exporter {html.escape(__version__)}</h1>"
             f"<p>The checks of <code>sbops doctor</code> as Prometheus metrics.</p><ul>"
-            f'<li><a href="/metrics">/metrics</a>: every layer, and the exporter\'s own metrics</li>'
+            f'<li><a href="/metrics">/metrics</a>: every layer served, and the exporter\'s own metrics</li>'
             f"<li>one layer per scrape job:<ul>{probes}</ul></li>"
             f'<li><a href="/-/healthy">/-/healthy</a>: 200 while the exporter runs (no check is run)</li>'
             f"</ul></body></html>\n")

@@ -18,6 +18,7 @@ from sbops import versions as v
 from sbops.diff import file_diff
 from sbops.install.run import wait_for
 from sbops.install.steps import INFRA, Resource, Step, Verify
+from sbops import kube
 from sbops.kube import K3S_KUBECONFIG
 from sbops.model import Change, Plan, Reason, Status
 from sbops.probes import k3s
@@ -264,7 +265,7 @@ def plan_helm(run: "Run", ctx: "Context") -> Plan:
 
 # -- Istio -------------------------------------------------------------------------------------------
 def istioctl_argv(istioctl: str, kubeconfig: str) -> list[str]:
-    return [istioctl, "install", "--set", f"profile={v.ISTIO_PROFILE}", "-y", "--kubeconfig", kubeconfig]
+    return [istioctl, "install", "--set", f"profile={v.ISTIO_PROFILE}", "-y", *(["--kubeconfig", kubeconfig] if kubeconfig else [])]
 
 
 def istiod_ready(ctx: "Context") -> tuple[bool, str]:
@@ -306,7 +307,7 @@ def plan_istio(run: "Run", ctx: "Context") -> Plan:
         was = f" (replacing {have})" if have else ""
         changes.append(Change(f"install istioctl {v.ISTIO_VERSION} at {istioctl}{was} from {run.artifacts.source(archive)}",
                               (display(install_argv(v.ISTIOCTL_MEMBER, istioctl)),), install_istioctl))
-    argv = istioctl_argv(istioctl, str(ctx.kubeconfig_path))
+    argv = istioctl_argv(istioctl, kube.kubeconfig_file(ctx.kubeconfig_path))
     changes.append(Change(f"install Istio {v.ISTIO_VERSION} with the {v.ISTIO_PROFILE} profile (istiod and the ingress "
                           "gateway)", (display(argv),), lambda: run_all(run, [argv], timeout=900)))
     changes.append(wait)

@@ -12,6 +12,7 @@ import json
 import shutil
 from typing import TYPE_CHECKING, Any
 
+from sbops import kube
 from sbops.messages import helm as msg
 from sbops.model import Change, Plan, Result
 from sbops.probes import kubecommon as kc
@@ -158,7 +159,7 @@ def probe_release(ctx: "Context") -> Result:
 # -- helm-rollback ---------------------------------------------------------------------------------
 def rollback_argv(helm: str, release: str, revision: int, namespace: str, kubeconfig: str) -> list[str]:
     """`helm rollback` without waiting (pods may take minutes; pods.ready reports them)."""
-    return [helm, "rollback", release, str(revision), "-n", namespace, "--wait=false", "--kubeconfig", kubeconfig]
+    return [helm, "rollback", release, str(revision), "-n", namespace, "--wait=false", *(["--kubeconfig", kubeconfig] if kubeconfig else [])]
 
 
 def plan_rollback(ctx: "Context") -> Plan:
@@ -186,7 +187,7 @@ def plan_rollback(ctx: "Context") -> Plan:
         return Plan(blockers=(f"helm binary {helm_cmd!r} not found (setting helm.command): install Helm 3",))
     if ctx.kubeconfig_path is None:
         return Plan(blockers=("no kubeconfig for helm (use --kubeconfig FILE)",))
-    argv = rollback_argv(helm, release, target, ns, str(ctx.kubeconfig_path))
+    argv = rollback_argv(helm, release, target, ns, kube.kubeconfig_file(ctx.kubeconfig_path))
 
     def apply() -> None:
         result = ctx.runner.run(argv, timeout=ROLLBACK_TIMEOUT)
@@ -227,7 +228,7 @@ def list_releases(ctx: "Context", namespace: str) -> dict[str, list[dict[str, An
 
 def uninstall_argv(helm: str, release: str, namespace: str, kubeconfig: str) -> list[str]:
     """`helm uninstall`: runs the chart's delete hooks, deletes its objects and its release records."""
-    return [helm, "uninstall", release, "-n", namespace, "--kubeconfig", kubeconfig, "--timeout", f"{UNINSTALL_TIMEOUT}s"]
+    return [helm, "uninstall", release, "-n", namespace, *(["--kubeconfig", kubeconfig] if kubeconfig else []), "--timeout", f"{UNINSTALL_TIMEOUT}s"]
 
 
 # -- the installer's release -----------------------------------------------------------------------
@@ -310,7 +311,7 @@ def upgrade_argv(helm: str, release: str, chart: str, namespace: str, kubeconfig
     """`helm upgrade --install` with the values on standard input (`-f -`), never --set: values on a command
     line show up in `ps`. No --wait: the installer waits for pods itself, by their Ready condition."""
     argv = [helm, "upgrade", "--install", release, chart, "-n", namespace, "-f", "-", "--timeout", "10m",
-            "--kubeconfig", kubeconfig]
+            *(["--kubeconfig", kubeconfig] if kubeconfig else [])]
     return argv + (["--version", version] if version else [])
 
 
@@ -341,7 +342,7 @@ def plan_release(ctx: "Context", helm: str, chart: str, version: str, values: di
                     f"({meta.get('name')}-{meta.get('version')}) is deployed with the wanted values")
     if ctx.kubeconfig_path is None:
         return Plan(blockers=("no kubeconfig for helm (use --kubeconfig FILE)",))
-    argv = upgrade_argv(helm, release, chart, ns, str(ctx.kubeconfig_path), version)
+    argv = upgrade_argv(helm, release, chart, ns, kube.kubeconfig_file(ctx.kubeconfig_path), version)
     document = Secret(yaml.safe_dump(values, sort_keys=True))
 
     def apply() -> None:

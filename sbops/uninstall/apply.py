@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from sbops import kube
 from sbops.model import Change
 from sbops.probes import helm, istio, k8s, mysql
 from sbops.probes import kubecommon as kc
@@ -78,7 +79,7 @@ def helm_uninstall(ctx: "Context", release: str) -> None:
     found = shutil.which(str(ctx.settings["helm.command"]))
     if not found:
         raise StepFailed(f"helm binary {ctx.settings['helm.command']!r} not found")
-    argv = helm.uninstall_argv(found, release, kc.namespace(ctx), str(ctx.kubeconfig_path))
+    argv = helm.uninstall_argv(found, release, kc.namespace(ctx), kube.kubeconfig_file(ctx.kubeconfig_path))
     result = ctx.runner.run(argv, timeout=helm.UNINSTALL_TIMEOUT + 30)
     if not result.ok and "release: not found" not in (result.stderr + result.stdout):
         raise StepFailed(f"helm uninstall: {result.one_line_error()}")

@@ -299,3 +299,22 @@ def test_read_only_role_gives_the_same_answers(tmp_path, kube):
     assert answers["exporter"] == answers["admin"]
     assert not {cid for cid, r in answers["exporter"].items() if r in ("access_denied", "auth_failed")}
     assert set(answers["admin"].values()) == {"none"}, answers["admin"]
+
+
+def test_layers_limits_what_metrics_runs_and_probe_accepts(tmp_path):
+    """What the chart's node agent does (--layers host,nfs,netpath): /metrics runs only those layers, /probe
+    refuses the others by name, and a wrong list is a usage error naming --layers."""
+    env = LabEnv(tmp_path).write()
+    with ExporterProc(env, "--layers", "nfs, host") as exporter:
+        families = parse(exporter.scrape("/metrics"))
+        checks = set(by_check(families, "sbops_check_success"))
+        registry = load_all()
+        assert {registry.checks[check].layer for check in checks} == {"host", "nfs"}
+        assert {"host.resources", "nfs.server"} <= checks
+        refused = exporter.get("/probe?module=mysql")
+        assert refused.status_code == 400 and "'mysql' is not served here" in refused.text
+        assert "one of host, nfs" in refused.text
+        assert exporter.get("/probe?module=host").status_code == 200
+        assert 'href="/probe?module=mysql"' not in exporter.get("/").text
+    proc = env.sbops("exporter", "--layers", "host,nope")
+    assert proc.returncode == 2 and "--layers" in proc.stderr and "Traceback" not in proc.stderr

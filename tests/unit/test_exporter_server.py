@@ -1,10 +1,13 @@
-"""The exporter server's pure parts: the budget of log lines clients can cause."""
+"""The exporter server's pure parts: the budget of log lines clients can cause, the layers it serves."""
 
 from __future__ import annotations
 
 import pytest
 
-from sbops.exporter.server import LogBudget
+from sbops.exporter.server import LogBudget, served_layers
+from sbops.errors import UsageError
+from sbops.registry import LAYERS
+from sbops.settings_rules import problem
 
 
 class Clock:
@@ -31,3 +34,25 @@ def test_log_budget(events, expected):
         clock.now += advance
         answers.append(budget.take())
     assert answers == expected
+
+
+@pytest.mark.parametrize("setting, served", [
+    ("", LAYERS),
+    ("host", ("host",)),
+    ("netpath, nfs,host", ("host", "nfs", "netpath")),   # LAYERS' order, spaces allowed
+])
+def test_served_layers(setting, served):
+    assert served_layers(setting) == served
+
+
+@pytest.mark.parametrize("value, ok", [
+    ("host,nfs,netpath", True), ("host", True), ("", True), ("host, nfs", True),
+    ("host,host", False), ("host,", False), ("host;nfs", False), ("Host", False),
+])
+def test_the_layers_setting_is_checked_when_it_loads(value, ok):
+    assert (problem("exporter.layers", value) == "") is ok
+
+
+def test_a_name_that_is_not_a_layer_is_a_usage_error():
+    with pytest.raises(UsageError, match=r"--layers \(exporter.layers\): hosts is not a layer"):
+        served_layers("hosts,nfs")
