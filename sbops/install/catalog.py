@@ -5,7 +5,7 @@ from __future__ import annotations
 from sbops.install.steps import Step
 
 ORDER = ("credentials", "k3s", "helm", "istio", "mysql", "mongodb", "rabbitmq", "nfs", "namespace", "ecr-secret",
-         "tls-secret", "helm-release", "istio-gateway", "wait-pods", "save-credentials",
+         "letsencrypt", "tls-secret", "helm-release", "istio-gateway", "wait-pods", "save-credentials",
          "exporter")
 
 
