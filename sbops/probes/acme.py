@@ -48,7 +48,7 @@ def email_problem(email: str) -> str:
     """'' when `email` is an address Let's Encrypt would take for its account (local@domain.tld)."""
     if not email:
         return "is empty"
-    if len(email) > 254 or not EMAIL.match(email):
+    if len(email) > 254 or not EMAIL.fullmatch(email):
         return f"{email!r} is not an e-mail address (local@domain.tld)"
     return ""
 
