@@ -207,8 +207,9 @@ def validate(run: "Run", steps: list["Step"], selection: dict[str, str], *, plan
 
     now = now or datetime.now(timezone.utc)
     found = Findings()
-    selected = [s.name for s in steps if not selection.get(s.name)]
     opts = run.options
+    # the letsencrypt step does nothing (needs no domain, no cluster) without --letsencrypt
+    selected = [s.name for s in steps if not selection.get(s.name) and (s.name != "letsencrypt" or opts.letsencrypt)]
 
     error, warning = judge_root(os.geteuid() if euid is None else euid, plan_only)
     found.errors += [error] if error else []
