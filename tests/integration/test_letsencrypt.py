@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +169,30 @@ def test_a_certificate_from_files_is_not_certbots_business(acme_env: LabEnv, peb
     assert finding(env.check(CHECK)) == ("SB6331", "skip", "not_applicable")
     refused = env.fix(FIX)
     assert refused.returncode != 0 and secret_crt(core) == (cert + ca).encode()
+
+
+def test_the_deploy_hook_leaves_other_lineages_alone_and_fails_without_one(acme_env: LabEnv, pebble: Pebble,  # noqa: F811
+                                                                           core: Any) -> None:
+    """certbot runs deploy hooks for every certificate it renews: another domain's lineage must not land in the
+    portal's secret; run by hand without RENEWED_LINEAGE, the hook fails and says why. Both are logged."""
+    env = acme_env
+    proc = install(env, pebble)
+    assert proc.returncode == 0, proc.stdout + proc.stderr + pebble.log()
+    before = secret_crt(core)
+    other = Path(env.settings["letsencrypt.config_dir"]) / "live" / "other.example.net"
+    environ = {k: v for k, v in os.environ.items() if k != "RENEWED_LINEAGE"}
+    elsewhere = env.sbops("tls", "deploy-hook", env={**environ, "RENEWED_LINEAGE": str(other)})
+    assert elsewhere.returncode == 0 and "not the portal's lineage" in elsewhere.stdout, elsewhere.stderr
+    assert secret_crt(core) == before
+    unset = subprocess.run(hook_argv(env), capture_output=True, text=True, timeout=60, env=environ)
+    assert unset.returncode == 3 and "RENEWED_LINEAGE is not set" in unset.stderr
+    entries = [json.loads(line) for line in Path(env.settings["letsencrypt.hook_log"]).read_text().splitlines()]
+    assert [e["outcome"] for e in entries[-2:]] == ["ok", "failed"]
+    assert finding(env.check(CHECK)) == ("SB6330", "ok", "none")
+
+
+def hook_argv(env: LabEnv) -> list[str]:
+    """`sbops tls deploy-hook` with the environment's files, for a run with an environment of its own."""
+    env.write()
+    return [sys.executable, "-m", "sbops", "tls", "deploy-hook", "--config", str(env.config_path),
+            "--credentials", str(env.credentials_path)]
