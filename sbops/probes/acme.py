@@ -381,32 +381,45 @@ def plan_hook(ctx: "Context") -> Plan:
                                 (), apply, (file_diff(str(path), current, text),)),))
 
 
-def plan_timer(ctx: "Context", *, runner: "HostRunner | None" = None) -> Plan:
+def systemd_running() -> bool:
+    """systemd is PID 1 here (sd_booted(3)'s test)."""
+    return Path("/run/systemd/system").is_dir()
+
+
+def timer_argvs(settings: Any, running: bool) -> list[list[str]]:
+    """Enabling the timer: `systemctl enable`, plus `start` when systemd runs this system (never with
+    letsencrypt.systemd_root: that tree is offline)."""
+    unit = str(settings["letsencrypt.timer"])
+    live = running and not settings["letsencrypt.systemd_root"]
+    return [systemctl_argv(settings, "enable", unit), *([systemctl_argv(settings, "start", unit)] if live else [])]
+
+
+def plan_timer(ctx: "Context", *, runner: "HostRunner | None" = None, running: bool | None = None) -> Plan:
     """certbot.timer enabled (and started when systemd runs); without systemd, say so."""
     from sbops.runner import display
 
     run_on = runner or ctx.runner
     unit = str(ctx.settings["letsencrypt.timer"])
     current = timer_state(ctx, run_on)
-    offline = bool(ctx.settings["letsencrypt.systemd_root"]) or not Path("/run/systemd/system").is_dir()
-    note = ("systemd is not running here (no /run/systemd/system): the timer is enabled for the next boot; "
-            "meanwhile Debian's /etc/cron.d/certbot runs `certbot renew`" if offline else "")
+    running = systemd_running() if running is None else running
+    note = () if running and not ctx.settings["letsencrypt.systemd_root"] else (
+        "systemd is not running this system (no /run/systemd/system), or letsencrypt.systemd_root names an offline "
+        f"tree: {unit} is enabled for the next boot, not started; meanwhile Debian's /etc/cron.d/certbot runs "
+        "`certbot renew`",)
     if current in ENABLED:
-        return Plan(nothing_to_do=f"{unit} is {current}", notes=(note,) if note else ())
+        return Plan(nothing_to_do=f"{unit} is {current}", notes=note)
     if current.startswith("unknown: systemctl"):
         return Plan(blockers=(f"cannot enable {unit}: {current.removeprefix('unknown: ')}",))
-    enable = systemctl_argv(ctx.settings, "enable", unit)
-    start = systemctl_argv(ctx.settings, "start", unit)
-    commands = (display(enable),) if offline else (display(enable), display(start))
+    argvs = timer_argvs(ctx.settings, running)
 
     def apply() -> None:
-        for argv in ([enable] if offline else [enable, start]):
+        for argv in argvs:
             result = run_on.run(argv, timeout=60)
             if not result.ok:
                 raise RuntimeError(f"{display(argv)} failed: {result.one_line_error()}")
 
-    return Plan(changes=(Change(f"enable {unit} (it runs `certbot renew` twice a day; now {current})", commands, apply),),
-                notes=(note,) if note else ())
+    return Plan(changes=(Change(f"enable {unit} (it runs `certbot renew` twice a day; now {current})",
+                                tuple(display(a) for a in argvs), apply),), notes=note)
 
 
 def merge(*plans: Plan) -> Plan:

@@ -105,3 +105,13 @@ def test_install_letsencrypt_flag_errors_are_one_line_naming_the_flag(args: list
 def test_install_help_shows_the_options() -> None:
     proc = subprocess.run([sys.executable, "-m", "sbops", "install", "--help"], capture_output=True, text=True, timeout=60)
     assert "--letsencrypt" in proc.stdout and "--email" in proc.stdout
+
+
+@pytest.mark.parametrize("root, running, expected", [
+    ("", True, [["systemctl", "enable", "certbot.timer"], ["systemctl", "start", "certbot.timer"]]),
+    ("", False, [["systemctl", "enable", "certbot.timer"]]),  # no systemd as PID 1 (a container): enable only
+    ("/srv/root", True, [["systemctl", "--root", "/srv/root", "enable", "certbot.timer"]]),  # an offline tree
+])
+def test_timer_argvs(root: str, running: bool, expected: list[list[str]]) -> None:
+    settings = {"letsencrypt.timer": "certbot.timer", "letsencrypt.systemd_root": root}
+    assert acme.timer_argvs(settings, running) == expected
