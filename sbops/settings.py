@@ -59,6 +59,17 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "tls.warn_days": (14.0, "tls.certificate warns with fewer days left"),
     "tls.cert_file": ("", "tls-secret: PEM certificate (full chain, leaf first) to install"),
     "tls.key_file": ("", "tls-secret: PEM private key of tls.cert_file"),
+    # letsencrypt (sbops install --letsencrypt, the tls.renewal check, the tls-deploy-lineage fix)
+    "letsencrypt.certbot": ("certbot", "the certbot program (Debian's certbot package)"),
+    "letsencrypt.server": ("", "ACME directory URL certbot uses (empty: certbot's default, Let's Encrypt production)"),
+    "letsencrypt.http01_port": (80, "port certbot --standalone listens on for the HTTP-01 challenge"),
+    "letsencrypt.config_dir": ("/etc/letsencrypt", "certbot's --config-dir: live/<domain>/, renewal/, renewal-hooks/deploy/"),
+    "letsencrypt.work_dir": ("/var/lib/letsencrypt", "certbot's --work-dir"),
+    "letsencrypt.logs_dir": ("/var/log/letsencrypt", "certbot's --logs-dir"),
+    "letsencrypt.timer": ("certbot.timer", "the systemd timer that runs `certbot renew` (Debian's certbot package ships it)"),
+    "letsencrypt.systemd_root": ("", "empty: the running system; a directory: `systemctl --root DIR` reads and enables "
+                                     "the timer there, offline (tests, images)"),
+    "letsencrypt.hook_log": ("/var/log/sbops/letsencrypt-deploy.log", "where the deploy hook logs what it did (no secrets)"),
     # app
     "app.url": ("", "base URL of the portal (default https://<server_ip>:<the live HTTPS nodePort>)"),
     "app.verify_tls": (False, "verify the portal's certificate in app.* checks"),

@@ -29,3 +29,13 @@ def certificate(ctx: "Context") -> Result:
     from sbops.probes import tls
 
     return tls.probe_certificate(ctx)
+
+
+@check("tls.renewal", layer=LAYER,
+       title="a Let's Encrypt certificate: the secret holds certbot's live one, the deploy hook is executable, "
+             "certbot.timer is enabled",
+       severity=Severity.WARNING, requires=("tls.secret",), fix="tls-deploy-lineage")
+def renewal(ctx: "Context") -> Result:
+    from sbops.probes import acme
+
+    return acme.probe_renewal(ctx)

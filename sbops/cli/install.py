@@ -16,6 +16,8 @@ def install(
     domain: Optional[str] = typer.Option(None, "--domain", metavar="NAME", help="the portal's DNS name (default: the credentials file's PORTAL URL)"),
     ssl_cert: Optional[str] = typer.Option(None, "--ssl-cert", metavar="FILE", help="TLS certificate, full chain, server certificate first"),
     ssl_key: Optional[str] = typer.Option(None, "--ssl-key", metavar="FILE", help="its private key (unencrypted PEM)"),
+    letsencrypt: bool = typer.Option(False, "--letsencrypt", help="obtain the certificate from Let's Encrypt with certbot (HTTP-01 on port 80), install its deploy hook and renewal timer; needs --email"),
+    email: Optional[str] = typer.Option(None, "--email", metavar="ADDRESS", help="the Let's Encrypt account's e-mail address (expiry notices), with --letsencrypt"),
     skip_infra: bool = typer.Option(False, "--skip-infra", help="skip K3s, Helm and Istio (they are installed already)"),
     skip_db: bool = typer.Option(False, "--skip-db", help="skip MySQL, MongoDB, RabbitMQ and NFS"),
     plan: bool = typer.Option(False, "--plan", help="print what every step would change, and change nothing"),
@@ -47,12 +49,27 @@ def install(
     asks before applying.
 
     Example: sbops install --domain portal.example.com --ssl-cert fullchain.pem --ssl-key privkey.pem --plan
+
+    Example: sbops install --domain portal.example.com --letsencrypt --email ops@example.com
     """
     from sbops.install import command, guided
 
     if timeout is not None and not timeout > 0:  # 0 would read as "not given"; nan is not > 0
         raise UsageError(f"--timeout: must be a positive number of seconds, got {timeout:g}")
 
+    if letsencrypt and not email:
+        raise UsageError("--letsencrypt: give --email ADDRESS (the Let's Encrypt account's address)")
+    if email and not letsencrypt:
+        raise UsageError("--email: only used with --letsencrypt")
+    if letsencrypt and (ssl_cert or ssl_key):
+        raise UsageError(f"--letsencrypt: cannot be combined with {'--ssl-cert' if ssl_cert else '--ssl-key'} "
+                         "(the certificate comes either from Let's Encrypt or from files)")
+    if email:
+        from sbops.probes.acme import email_problem
+
+        problem = email_problem(email)
+        if problem:
+            raise UsageError(f"--email: {problem}")
     if list_steps:
         typer.echo(command.list_steps(), nl=False)
         return
@@ -67,7 +84,8 @@ def install(
             raise UsageError(f"--cloudstack-url: {url_rule(cloudstack_url)}")
     if cloudstack_secret_key_file and not os.path.isfile(cloudstack_secret_key_file):
         raise UsageError(f"--cloudstack-secret-key-file {cloudstack_secret_key_file}: not a file")
-    flags = {"domain": domain, "ssl_cert": ssl_cert, "ssl_key": ssl_key, "artifacts_dir": artifacts_dir,
+    flags = {"domain": domain, "ssl_cert": ssl_cert, "ssl_key": ssl_key,
+             "letsencrypt": letsencrypt or None, "email": email, "artifacts_dir": artifacts_dir,
              "ecr_token_file": ecr_token_file, "config": config, "credentials": credentials, "kubeconfig": kubeconfig,
              "timeout": timeout,
              "only": tuple(only) if only else None, "skip": tuple(skip) if skip else None,

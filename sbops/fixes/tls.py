@@ -22,3 +22,12 @@ def secret(ctx: "Context", *, cert_file: str | None = None, key_file: str | None
     from sbops.probes import tls
 
     return tls.plan_secret(ctx, cert_file=cert_file, key_file=key_file)
+
+
+@fix("tls-deploy-lineage", title="put certbot's live certificate into the TLS secret, reinstall the deploy hook, "
+                                 "enable certbot.timer",
+     repairs=("tls.renewal",), risk=Risk.SAFE)
+def deploy_lineage(ctx: "Context") -> Plan:
+    from sbops.probes import acme
+
+    return acme.plan_repair(ctx)

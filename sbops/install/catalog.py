@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sbops.install.steps import Step
 
-ORDER = ("credentials", "k3s", "helm", "istio", "mysql", "mongodb", "rabbitmq", "nfs", "cloudstack", "namespace", "ecr-secret",
-         "tls-secret", "helm-release", "istio-gateway", "wait-pods", "save-credentials",
+ORDER = ("credentials", "k3s", "helm", "istio", "mysql", "mongodb", "rabbitmq", "nfs", "cloudstack", "namespace",
+         "ecr-secret", "letsencrypt", "tls-secret", "helm-release", "istio-gateway", "wait-pods", "save-credentials",
          "exporter")
 
 

@@ -120,7 +120,7 @@ def prompt_missing(options: Options, settings: Any, domain: str, fresh: bool,
     if not domain:
         domain = ask("The portal's domain (e.g. portal.example.com)").strip()
         wanted["domain"] = domain
-    if fresh and not (options.ssl_cert or options.ssl_key) and "tls-secret" not in options.skip \
+    if fresh and not (options.ssl_cert or options.ssl_key or options.letsencrypt) and "tls-secret" not in options.skip \
             and (not options.only or "tls-secret" in options.only):
         cert = ask("TLS certificate file, full chain (empty: keep the TLS secret there is)").strip()
         if cert:

@@ -72,7 +72,64 @@ def plan_refresher(run: "Run", ctx: "Context") -> Plan:
 def plan_tls(run: "Run", ctx: "Context") -> Plan:
     from sbops.probes import tls
 
+    if run.options.letsencrypt:
+        return Plan(nothing_to_do="the certificate comes from Let's Encrypt (--letsencrypt): the letsencrypt step installs it")
     return tls.plan_secret(ctx, cert_file=run.options.ssl_cert or None, key_file=run.options.ssl_key or None)
+
+
+# -- Let's Encrypt (sbops.probes.acme) ------------------------------------------------------------
+NOT_ASKED = "--letsencrypt not given"
+
+
+def plan_certbot(run: "Run", ctx: "Context") -> Plan:
+    """Debian's certbot package, when --letsencrypt is asked and its program is missing."""
+    import shutil
+
+    from sbops.probes.system import apt_install_argv
+    from sbops.runner import display
+
+    if not run.options.letsencrypt:
+        return Plan(nothing_to_do=NOT_ASKED)
+    program = str(run.settings["letsencrypt.certbot"])
+    found = shutil.which(program)
+    if found:
+        return Plan(nothing_to_do=f"certbot is installed ({found})")
+    argv = apt_install_argv(["certbot"])
+    update = run.apt_update()
+
+    def apply() -> None:
+        update()
+        result = run.runner.run(argv, timeout=900)
+        if not result.ok:
+            raise RuntimeError(f"apt-get install certbot failed: {result.one_line_error()}")
+
+    return Plan(changes=(Change("install Debian's certbot package (it ships certbot.timer)", (display(argv),), apply),))
+
+
+def plan_acme_certificate(run: "Run", ctx: "Context") -> Plan:
+    from sbops.probes import acme
+
+    if not run.options.letsencrypt:
+        return Plan(nothing_to_do=NOT_ASKED)
+    return acme.plan_certificate(ctx, run.options.email)
+
+
+def plan_acme_secret(run: "Run", ctx: "Context") -> Plan:
+    from sbops.probes import acme
+
+    return acme.plan_deploy(ctx) if run.options.letsencrypt else Plan(nothing_to_do=NOT_ASKED)
+
+
+def plan_acme_hook(run: "Run", ctx: "Context") -> Plan:
+    from sbops.probes import acme
+
+    return acme.plan_hook(ctx) if run.options.letsencrypt else Plan(nothing_to_do=NOT_ASKED)
+
+
+def plan_acme_timer(run: "Run", ctx: "Context") -> Plan:
+    from sbops.probes import acme
+
+    return acme.plan_timer(ctx) if run.options.letsencrypt else Plan(nothing_to_do=NOT_ASKED)
 
 
 # -- the Helm release ------------------------------------------------------------------------------
@@ -202,6 +259,14 @@ STEPS = {
         Resource("ecr.secret", plan_pull_secret, needs=("namespace",)),
         Resource("ecr.refresher", plan_refresher),
     ), verify=(Verify("ecr.secret"), Verify("ecr.expiry"))),
+    "letsencrypt": Step("letsencrypt", "Let's Encrypt: certbot's certificate in the TLS secret, its deploy hook and "
+                                       "renewal timer (--letsencrypt)", KUBERNETES, (
+        Resource("letsencrypt.certbot", plan_certbot),
+        Resource("letsencrypt.certificate", plan_acme_certificate, needs=("letsencrypt.certbot",)),
+        Resource("letsencrypt.secret", plan_acme_secret, needs=("letsencrypt.certificate", "istio")),
+        Resource("letsencrypt.hook", plan_acme_hook),
+        Resource("letsencrypt.timer", plan_acme_timer, needs=("letsencrypt.certbot",)),
+    ), verify=(Verify("tls.renewal"),)),
     "tls-secret": Step("tls-secret", "the TLS secret of the ingress gateway", KUBERNETES, (
         Resource("tls.secret", plan_tls, needs=("istio",)),
     ), verify=(Verify("tls.secret"), Verify("tls.certificate"))),

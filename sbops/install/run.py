@@ -29,6 +29,8 @@ class Options:
     domain: str = ""
     ssl_cert: str = ""
     ssl_key: str = ""
+    letsencrypt: bool = False
+    email: str = ""
     skip_infra: bool = False
     skip_db: bool = False
     only: tuple[str, ...] = ()

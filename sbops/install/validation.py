@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 
 K3S_PROCESSES = ("k3s", "k3s-server", "k3s-agent")
 NFSD_PROCESSES = ("nfsd", "rpc.nfsd", "ganesha.nfsd")
-NEEDS_DOMAIN = ("tls-secret", "helm-release", "istio-gateway")
-KUBE_STEPS = ("namespace", "ecr-secret", "tls-secret", "helm-release", "istio-gateway", "wait-pods")
+NEEDS_DOMAIN = ("letsencrypt", "tls-secret", "helm-release", "istio-gateway")
+KUBE_STEPS = ("namespace", "ecr-secret", "letsencrypt", "tls-secret", "helm-release", "istio-gateway", "wait-pods")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
@@ -141,6 +141,14 @@ class PortNeed:
     same_as: int = 0  # the port of the same service (RabbitMQ's management port: its AMQP port's process)
 
 
+def lineage_exists(run: "Run") -> bool:
+    """certbot has the domain's lineage already (the letsencrypt step will not listen on the HTTP-01 port)."""
+    from sbops.probes.acme import live_dir
+
+    domain = run.credentials.domain
+    return bool(domain) and (live_dir(str(run.settings["letsencrypt.config_dir"]), domain) / "cert.pem").exists()
+
+
 def port_needs(run: "Run", selected: Iterable[str]) -> list[PortNeed]:
     """The ports the selected steps will use on this machine, and how to recognise their rightful owner."""
     from sbops.probes import k8s, mongodb, mysql
@@ -172,6 +180,9 @@ def port_needs(run: "Run", selected: Iterable[str]) -> list[PortNeed]:
             needs.append(PortNeed("the CloudStack simulator", int(run.settings["cloudstack.simulator_port"]),
                                   lambda p: cloudstack.call(f"http://127.0.0.1:{p}/client/api", "listCapabilities",
                                                             timeout=timeout).cloudstack))
+        if "letsencrypt" in chosen and run.options.letsencrypt and not lineage_exists(run):
+            needs.append(PortNeed("certbot's HTTP-01 listener (letsencrypt.http01_port)",
+                                  int(run.settings["letsencrypt.http01_port"])))
         if "istio-gateway" in chosen:
             for key in ("nodeport_http", "nodeport_https"):
                 needs.append(PortNeed(f"the ingress NodePort ({key})", int(run.settings[key]), allowed=K3S_PROCESSES,
@@ -216,8 +227,9 @@ def validate(run: "Run", steps: list["Step"], selection: dict[str, str], *, plan
 
     now = now or datetime.now(timezone.utc)
     found = Findings()
-    selected = [s.name for s in steps if not selection.get(s.name)]
     opts = run.options
+    # the letsencrypt step does nothing (needs no domain, no cluster) without --letsencrypt
+    selected = [s.name for s in steps if not selection.get(s.name) and (s.name != "letsencrypt" or opts.letsencrypt)]
 
     error, warning = judge_root(os.geteuid() if euid is None else euid, plan_only)
     found.errors += [error] if error else []
@@ -237,7 +249,7 @@ def validate(run: "Run", steps: list["Step"], selection: dict[str, str], *, plan
         found.errors += [problem] if problem else []
         if not problem:
             found.passed.append(f"domain {domain}")
-    if "tls-secret" in selected:
+    if "tls-secret" in selected and not opts.letsencrypt:
         pair = judge_pair(opts.ssl_cert, opts.ssl_key, lambda p: Path(p).read_bytes(), domain, now)
         found.errors += pair
         if opts.ssl_cert and not pair:

@@ -43,3 +43,29 @@ CHAIN_OUT_OF_ORDER = define("SB6327", "ChainOutOfOrder", Status.FAIL, "the chain
                             CERTIFICATE, Reason.MISCONFIGURED)
 CERTIFICATE_EXPIRING = define("SB6328", "CertificateExpiring", Status.WARN,
                               "{subject} expires in {days:.1f} days ({expires})", CERTIFICATE, Reason.EXPIRING)
+
+# tls.renewal (certbot's lineage, its deploy hook and timer; judged by sbops.probes.acme.judge_renewal)
+RENEWAL = "runbooks/tls.renewal.md"
+RENEWAL_OK = define("SB6330", "AcmeRenewalReady", Status.OK,
+                    "{where} holds certbot's live certificate of {lineage} (until {expires}); the deploy hook and "
+                    "{timer} are in place", RENEWAL, Reason.NONE)
+RENEWAL_NOT_ACME = define("SB6331", "CertificateNotFromAcme", Status.SKIP,
+                          "the certificate in {where} was not issued through certbot here ({why})", RENEWAL,
+                          Reason.NOT_APPLICABLE)
+RENEWAL_UNREADABLE = define("SB6332", "AcmeLineageUnreadable", Status.SKIP,
+                            "cannot read certbot's files under {config_dir}: {problem}", RENEWAL, Reason.NO_ACCESS)
+RENEWAL_NOT_DEPLOYED = define("SB6333", "RenewalNotDeployed", Status.FAIL,
+                              "{where} holds an earlier certificate of {lineage} (until {secret_expires}) than the "
+                              "live one (until {live_expires}): a renewal never reached the cluster", RENEWAL,
+                              Reason.FAILED)
+HOOK_MISSING = define("SB6334", "DeployHookMissing", Status.FAIL,
+                      "certbot's deploy hook {hook} does not exist: a renewal will not reach {where}", RENEWAL,
+                      Reason.MISSING)
+HOOK_NOT_EXECUTABLE = define("SB6335", "DeployHookNotExecutable", Status.FAIL,
+                             "certbot's deploy hook {hook} is not executable: certbot skips it, so a renewal will "
+                             "not reach {where}", RENEWAL, Reason.MISCONFIGURED)
+TIMER_DISABLED = define("SB6336", "RenewalTimerDisabled", Status.FAIL,
+                        "{timer} is {state}: nothing runs `certbot renew`", RENEWAL, Reason.NOT_RUNNING)
+TIMER_UNKNOWN = define("SB6337", "RenewalTimerUnknown", Status.SKIP,
+                       "cannot tell whether {timer} is enabled ({problem}); the secret and the hook are in place",
+                       RENEWAL, Reason.NO_ACCESS)

@@ -328,7 +328,7 @@ def read_copy(ctx: "Context", name: str, namespace: str) -> dict[str, bytes]:
     return _decode(obj.get("data"))
 
 
-def _observe(ctx: "Context") -> SecretState | Result:
+def observe_secret(ctx: "Context") -> SecretState | Result:
     try:
         return read_state(ctx)
     except Exception as exc:  # noqa: BLE001
@@ -336,14 +336,14 @@ def _observe(ctx: "Context") -> SecretState | Result:
 
 
 def probe_secret(ctx: "Context") -> Result:
-    state = _observe(ctx)
+    state = observe_secret(ctx)
     return state if isinstance(state, Result) else judge_secret(state)
 
 
 def probe_certificate(ctx: "Context") -> Result:
     from sbops.probes import kubecommon
 
-    state = _observe(ctx)
+    state = observe_secret(ctx)
     if isinstance(state, Result):
         return state
     if not state.exists or any(not state.data.get(k) for k in KEYS):
@@ -381,7 +381,7 @@ def plan_secret(ctx: "Context", *, cert_file: str | None = None, key_file: str |
 
     now = datetime.now(timezone.utc)
     domain = kubecommon.domain(ctx)
-    state = _observe(ctx)
+    state = observe_secret(ctx)
     if isinstance(state, Result):
         return Plan(blockers=(state.summary,))
     cert_file, key_file = files_from(ctx, cert_file, key_file)
@@ -401,7 +401,7 @@ def plan_secret(ctx: "Context", *, cert_file: str | None = None, key_file: str |
         if state.exists and state.type == TLS_TYPE and state.data.get("tls.crt") == cert_pem \
                 and state.data.get("tls.key") == key_pem:
             return Plan(nothing_to_do=f"{state.namespace}/{state.name} already holds these files", notes=tuple(notes))
-        return Plan(changes=(_write_change(ctx, state, cert_pem, key_pem, f"from {cert_file} and {key_file}", (cert_file, key_file)),),
+        return Plan(changes=(write_change(ctx, state, cert_pem, key_pem, f"from {cert_file} and {key_file}", (cert_file, key_file)),),
                     notes=tuple(notes))
     where = f"{state.namespace}/{state.name}"
     if state.exists:
@@ -423,7 +423,7 @@ def plan_secret(ctx: "Context", *, cert_file: str | None = None, key_file: str |
         if problems:
             notes.append(f"the copy in {namespace} is not usable: {problems[0]}")
             continue
-        return Plan(changes=(_write_change(ctx, state, data["tls.crt"], data["tls.key"], f"copied from {namespace}/{state.name}"),),
+        return Plan(changes=(write_change(ctx, state, data["tls.crt"], data["tls.key"], f"copied from {namespace}/{state.name}"),),
                     notes=tuple(notes))
     problem = "is incomplete" if state.exists else "does not exist"
     return Plan(blockers=(f"{where} {problem} and no valid copy exists elsewhere: give the certificate (full chain) and "
@@ -439,7 +439,7 @@ def secret_body(name: str, namespace: str, cert_pem: bytes, key_pem: bytes) -> d
     }
 
 
-def _write_change(ctx: "Context", state: SecretState, cert_pem: bytes, key_pem: bytes, origin: str,
+def write_change(ctx: "Context", state: SecretState, cert_pem: bytes, key_pem: bytes, origin: str,
                   files: tuple[str, str] = ("CERT", "KEY")) -> Change:
     from sbops.probes import kubecommon
 

@@ -291,7 +291,8 @@ def steps_fixture() -> list[st.Step]:
 def test_selection_by_flags() -> None:
     chosen = st.select(steps_fixture(), skip_infra=True, skip_db=True, skip=["wait-pods"])
     assert [n for n, why in chosen.items() if not why] == [
-        "credentials", "cloudstack", "namespace", "ecr-secret", "tls-secret", "helm-release", "istio-gateway", "save-credentials",
+        "credentials", "cloudstack", "namespace", "ecr-secret", "letsencrypt", "tls-secret", "helm-release", "istio-gateway",
+        "save-credentials",
         "exporter"]
     assert chosen["k3s"] == "--skip-infra" and chosen["nfs"] == "--skip-db" and chosen["wait-pods"] == "--skip wait-pods"
     only = st.select(steps_fixture(), only=["validate", "mysql", "credentials"])
@@ -311,9 +312,9 @@ def test_selection_errors(kwargs: dict, message: str) -> None:
 def test_catalog_order_is_the_originals() -> None:
     names = [s.name for s in steps_fixture()]
     assert names == ["credentials", "k3s", "helm", "istio", "mysql", "mongodb", "rabbitmq", "nfs", "cloudstack",
-                     "namespace", "ecr-secret", "tls-secret", "helm-release", "istio-gateway", "wait-pods",
-                     "save-credentials", "exporter"]  # the original's order, the current script's CloudStack
-    # option, then what they lacked: the checks served to Prometheus
+                     "namespace", "ecr-secret", "letsencrypt", "tls-secret", "helm-release", "istio-gateway",
+                     "wait-pods", "save-credentials", "exporter"]  # the original's order, with the current script's
+    # CloudStack option and Let's Encrypt (at its TLS stage), then what they lacked: the checks served to Prometheus
     groups = {s.name: s.group for s in steps_fixture()}
     assert [n for n, g in groups.items() if g == st.INFRA] == ["k3s", "helm", "istio"]
     assert [n for n, g in groups.items() if g == st.DB] == ["mysql", "mongodb", "rabbitmq", "nfs"]
