@@ -4,7 +4,7 @@ as it is given (a wrong one is asked again with a one-line reason), then run the
 answers: validation, the plan, the confirmation, the apply, all of sbops.install.command.
 
 Pure (tested from tables): `mode`, the `check_*` functions (the text typed -> the value, or a one-line
-reason), `Answers.flags`, `unsupported`. The checks reuse sbops.install.validation and sbops.probes.tls/ecr,
+reason), `Answers.flags`. The checks reuse sbops.install.validation and sbops.probes.tls/ecr,
 so a guided answer is judged exactly as the same flag would be.
 I/O: `Terminal` (questions on stdout, answers from stdin, hidden ones with the terminal's echo off),
 `ask_all` (the question flow) and `run`.
@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, TextIO, TypeVar
+from typing import Any, Callable, Mapping, TextIO, TypeVar
 from urllib.parse import urlsplit
 
 from sbops.secret import Secret
@@ -70,12 +70,6 @@ def refusal() -> str:
             "(or --letsencrypt --email ADDRESS), --cloudstack simulator|existing (existing: --cloudstack-url URL "
             f"--cloudstack-api-key KEY, the secret key in ${SECRET_KEY_ENV}), the ECR token in ${TOKEN_ENV} or "
             "--ecr-token-file FILE, and --yes (or --plan to see the plan only)")
-
-
-def unsupported(flags: Mapping[str, Any], known: Iterable[str]) -> list[str]:
-    """The answer flags this build's install options do not have (their part is not merged in), as flags."""
-    names = set(known)
-    return [FLAG_NAMES.get(key, key) for key in ANSWER_KEYS if flags.get(key) and key not in names]
 
 
 # -- pure: one answer each -----------------------------------------------------------------------------
@@ -430,7 +424,6 @@ def run(given: Mapping[str, Any], *, plan_only: bool, log_file: str = "", colour
     """Ask, then hand the answers to the install (validation, plan, confirmation, apply)."""
     from sbops.errors import UsageError
     from sbops.install import command
-    from sbops.install.run import Options
 
     term = term or Terminal()
     known = known_facts(given, os.environ)
@@ -446,10 +439,6 @@ def run(given: Mapping[str, Any], *, plan_only: bool, log_file: str = "", colour
     except EOFError:
         raise UsageError("install: the terminal closed before every question was answered: nothing was changed") from None
     flags = {**given, **answers.flags()}
-    missing = unsupported(flags, (f.name for f in fields(Options)))
-    if missing:
-        raise UsageError(f"install: this sbops has no {', '.join(missing)} yet: nothing was changed; "
-                         "run again and choose another option")
     term.say()
     term.say("Your answers:")
     for line in answers.recap(known.token_source):

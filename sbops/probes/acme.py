@@ -20,7 +20,6 @@ The lineage is named after the domain (`--cert-name DOMAIN`), as the bash instal
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import stat

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from sbops.probes.rabbitmq import human_bytes

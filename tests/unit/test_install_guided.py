@@ -212,15 +212,14 @@ def test_answers_become_flags_without_secrets(answers, flags) -> None:
     assert "SECRETKEY" not in shown and "T" * 200 not in shown and "api)" not in shown
 
 
-@pytest.mark.parametrize("flags, known, missing", [
-    ({"domain": "d", "ssl_cert": "/c", "ssl_key": "/k"}, {"domain", "ssl_cert", "ssl_key"}, []),
-    ({"domain": "d", "letsencrypt": True, "email": "e"}, {"domain"}, ["--letsencrypt", "--email"]),
-    ({"domain": "d", "cloudstack": "simulator"}, {"domain", "letsencrypt", "email"}, ["--cloudstack"]),
-    ({"domain": "d", "cloudstack": "existing", "cloudstack_url": "u", "cloudstack_api_key": "k"},
-     {"domain", "cloudstack", "cloudstack_url", "cloudstack_api_key"}, []),
-])
-def test_unsupported(flags, known, missing) -> None:
-    assert guided.unsupported(flags, known) == missing
+def test_every_answer_is_an_install_option() -> None:
+    """Guided mode hands its answers to the same Options a flag run fills: each answer key must be one."""
+    from dataclasses import fields
+
+    from sbops.install.run import Options
+
+    assert set(guided.ANSWER_KEYS) <= {f.name for f in fields(Options)}
+    assert set(guided.FLAG_NAMES) <= set(guided.ANSWER_KEYS)
 
 
 def test_the_secrets_go_where_the_install_reads_them_and_no_child_inherits_them() -> None:
