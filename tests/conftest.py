@@ -13,3 +13,16 @@ pytest_plugins = [
     "tests.lab.podnet",
     "tests.lab.cloudstack",
 ]
+
+
+def pytest_collection_modifyitems(config, items):  # noqa: ANN001 - pytest's hook signature
+    """Under pytest-xdist (`scripts/test` runs two workers with --dist loadgroup), every test on a living
+    cluster runs in one worker: the session's cluster is started once, and two clusters (the session's and
+    `scripts/lab`'s) never compete for the two cores. Other tests spread over the workers, each with its own
+    private lab servers (free ports, temp dirs, netns names of its own)."""
+    import pytest
+
+    for item in items:
+        uses_living = "living_cluster" in getattr(item, "fixturenames", ())
+        if uses_living or item.module.__name__.rsplit(".", 1)[-1] in ("test_lab_stack",):
+            item.add_marker(pytest.mark.xdist_group("living"))
