@@ -25,8 +25,10 @@ from tests.lab.kube import make_ca, make_cert
 SEED = int(os.environ.get("SBOPS_FUZZ_SEED", 9_2026))
 FUZZ_ROUNDS = int(os.environ.get("SBOPS_FUZZ_ROUNDS", 4000))
 REFRESH_EVERY = 8  # every 8th mutant is also handed to a running configuration
-HASH = bcrypt.hashpw(b"right", bcrypt.gensalt(rounds=4)).decode()
-HASH2 = bcrypt.hashpw(b"other", bcrypt.gensalt(rounds=4)).decode()
+# Fixed salts: the hashes appear in test ids, which must be the same in every process (pytest-xdist
+# compares its workers' collections).
+HASH = bcrypt.hashpw(b"right", b"$2b$04$GhvMmNVjRW29ulnudl.Lbu").decode()
+HASH2 = bcrypt.hashpw(b"other", b"$2b$04$C6UzMDM.H6dfI/f/IKxGhu").decode()
 HASH_SECRETS = (HASH[29:], HASH2[29:])  # the hash proper (after cost and salt): never in a message
 
 SEEDS = [
