@@ -119,6 +119,13 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "exporter.timeout": (10.0, "seconds a scrape may take at most (Prometheus's scrape timeout header lowers it)"),
     "exporter.timeout_offset": (0.5, "seconds kept free of Prometheus's scrape timeout for sending the answer"),
     "exporter.layers": ("", "layers the exporter serves, comma-separated (/metrics runs them, /probe accepts only them; empty: all). The chart's node agent serves host,nfs,netpath and its cluster Deployment the rest"),
+    # sbops doctor --cluster: the chart's node agents, asked through the API server's pod proxy
+    "cluster.namespace": ("sbops", "namespace of the sbops agent pods (the chart's release namespace)"),
+    "cluster.agent_selector": ("app.kubernetes.io/name=sbops,app.kubernetes.io/component=agent", "label selector of the agent pods"),
+    "cluster.agent_port": (29110, "port the agents serve on (the chart's agent.port)"),
+    "cluster.agent_scheme": ("http", "http, or https when the agents have a web-config with TLS"),
+    "cluster.agent_timeout": (15.0, "seconds each agent may take to answer (agents are asked at once)"),
+    "cluster.node_layers": ("host,nfs,netpath", "layers whose checks are the nodes' (asked of each agent, one row per node); the other layers run here"),
     # install
     "install.state_file": ("/var/lib/sbops/install-state.json", "where `sbops install` records its progress, for --resume"),
     "install.log_dir": ("/var/log/sbops", "where `sbops install` writes one log per run (--log-file overrides)"),

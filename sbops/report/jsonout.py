@@ -30,13 +30,17 @@ def outcome_dict(o: Outcome, runbook_url: str) -> dict[str, Any]:
         "duration_seconds": o.duration,
         "expires_at": r.expires_at.isoformat() if r.expires_at else None,
         "added_as_related": o.added,
+        **({"node": o.node} if o.node else {}),
     }
 
 
-def doctor_document(outcomes: list[Outcome], started_at: datetime, duration: float, runbook_url: str) -> dict[str, Any]:
+def doctor_document(outcomes: list[Outcome], started_at: datetime, duration: float, runbook_url: str,
+                    **extra: Any) -> dict[str, Any]:
+    """The document; `extra` adds top-level keys (the agent's `node`, the cluster report's `nodes`)."""
     return {
         "schema": SCHEMA_VERSION,
         "version": __version__,
+        **extra,
         "started_at": started_at.isoformat(timespec="seconds"),
         "duration_seconds": round(duration, 3),
         "counts": tally(outcomes),

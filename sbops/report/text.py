@@ -34,7 +34,8 @@ def render_doctor(outcomes: list[Outcome], *, colour: bool, verbose: bool, runbo
         status = o.result.status
         symbol = paint(SYMBOLS[status], COLOURS[status], colour)
         reason = f" [{o.result.reason.value}]" if status not in (Status.OK,) else ""
-        lines.append(f"  {symbol} {o.check.id:<24} {o.result.summary}{paint(reason, '90', colour)}")
+        shown = f"{o.check.id}@{o.node}" if o.node else o.check.id
+        lines.append(f"  {symbol} {shown:<24} {o.result.summary}{paint(reason, '90', colour)}")
         if status in (Status.FAIL, Status.ERROR, Status.WARN):
             fix_name = o.result.fix or o.check.fix
             if fix_name:
