@@ -94,11 +94,15 @@ def judge_reply(agent: Agent, status: int | None, body: str, error: str = "", ti
         if not isinstance(document, dict) or not isinstance(document.get("checks"), list):
             return problem(Reason.INTERNAL, "HTTP 200 but not a doctor document (no checks)")
         return Reply(agent, document=document)
-    lowered = body.lower()
-    if status in (502, 503) and "connection refused" in lowered:
+    text = status_message(body) or text
+    lowered = text.lower()
+    dialing = "error trying to reach service" in lowered or status in (502, 503, 504)
+    if dialing and "connection refused" in lowered:
         return problem(Reason.REFUSED, f"HTTP {status}: nothing listens on the agent's port ({text})")
-    if status in (502, 503, 504) and ("timeout" in lowered or "deadline" in lowered):
+    if dialing and ("timeout" in lowered or "deadline" in lowered or "timed out" in lowered):
         return problem(Reason.TIMEOUT, f"HTTP {status}: {text}")
+    if dialing and ("no route" in lowered or "unreachable" in lowered):
+        return problem(Reason.UNREACHABLE, f"HTTP {status}: {text}")
     if status in (401, 403):
         return problem(Reason.ACCESS_DENIED, f"HTTP {status}: {text} (the pod proxy needs get on pods/proxy; an "
                                              f"agent with basic auth refuses a proxied request)")
@@ -108,6 +112,17 @@ def judge_reply(agent: Agent, status: int | None, body: str, error: str = "", ti
         return problem(Reason.MISCONFIGURED, f"HTTP 400: {text} (the agent's exporter.layers lacks a layer of "
                                              f"cluster.node_layers)")
     return problem(Reason.UNREACHABLE, f"HTTP {status}: {text}")
+
+
+def status_message(body: str) -> str:
+    """The message of a Kubernetes Status object (how the API server words a proxy failure), else ""."""
+    try:
+        found = json.loads(body)
+    except ValueError:
+        return ""
+    if isinstance(found, dict) and found.get("kind") == "Status":
+        return " ".join(str(found.get("message") or "").split())[:300]
+    return ""
 
 
 def result_from(entry: dict[str, Any]) -> Result:

@@ -51,6 +51,11 @@ DOC = {"schema": 1, "node": "n1", "checks": [{"id": "host.listeners", "status": 
     (503, "error trying to reach service: dial tcp 10.97.0.1:29110: connect: connection refused", "", False,
      Reason.REFUSED, "nothing listens"),
     (503, "error trying to reach service: dial tcp 10.97.0.1:29110: i/o timeout", "", False, Reason.TIMEOUT, "i/o timeout"),
+    (500, json.dumps({"kind": "Status", "status": "Failure", "code": 500, "message": "error trying to reach service: "
+                      "dial tcp 10.97.14.2:29110: connect: connection refused"}), "", False, Reason.REFUSED,
+     "nothing listens"),
+    (503, "error trying to reach service: dial tcp 10.97.0.1:29110: connect: no route to host", "", False,
+     Reason.UNREACHABLE, "no route"),
     (403, "pods \"agent-x\" is forbidden", "", False, Reason.ACCESS_DENIED, "pods/proxy"),
     (404, "not found", "", False, Reason.MISSING, "older than /results"),
     (400, "layer 'netpath' is not served here", "", False, Reason.MISCONFIGURED, "cluster.node_layers"),
