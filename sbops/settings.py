@@ -80,6 +80,9 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "host.min_memory_gb": (16, "POC minimum memory, GB"),
     "host.min_disk_gb": (100, "POC minimum free disk, GB"),
     "host.disk_path": ("/", "filesystem whose free space host.resources measures"),
+    "host.kubelet_healthz": ("http://127.0.0.1:10248/healthz", "the kubelet's health endpoint host.kubelet asks (its --healthz-bind-address and --healthz-port)"),
+    "host.containerd_socket": ("/run/k3s/containerd/containerd.sock:/run/containerd/containerd.sock", "containerd sockets host.containerd looks for, ':'-separated; the first that exists is used (K3s's, then plain containerd's)"),
+    "host.ctr_command": ("ctr", "ctr, which host.containerd asks for containerd's version (K3s: `k3s ctr`); missing: the version is shown as unknown"),
     # mysql
     "mysql.port": (3306, "MySQL port when the credentials file gives none"),
     "mysql.admin_user": ("root", "administrative MySQL user used by checks that need it and by fixes"),
@@ -108,6 +111,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "nfs.exports_file": ("/etc/exports", "exports table"),
     "nfs.port": (2049, "NFS server port"),
     "nfs.exportfs_command": ("exportfs", "exportfs"),
+    "nfs.mount_helper": ("/sbin/mount.nfs", "the NFS mount helper mount(8) runs for the kubelet; nfs.client checks it on each node"),
     "nfs.min_free_gb": (10, "free space below which nfs.directory warns, GB"),
     # netpath (checks made from inside a pod's network namespace)
     "netpath.containerd_state": ("/run/k3s/containerd:/run/containerd", "containerd state directories to look for pod sandboxes in, ':'-separated; the first that exists is used (K3s's, then plain containerd's)"),

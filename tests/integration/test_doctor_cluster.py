@@ -27,7 +27,7 @@ LABELS = {"app.kubernetes.io/name": "sbops", "app.kubernetes.io/component": "age
 LINK, PEER = "sb14cl0", "sb14cl1"
 NODES = {"node-1": "10.97.14.1", "node-2": "10.97.14.2"}
 BARE_NODE = "node-3"  # a node the DaemonSet missed: no agent pod
-HOST_CHECKS = ("host.resources", "host.listeners", "host.bind-address")
+HOST_CHECKS = ("host.resources", "host.listeners", "host.bind-address", "host.kubelet", "host.containerd")
 
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -175,10 +175,11 @@ def test_cluster_report_has_each_nodes_rows_errors_for_the_silent_and_the_missin
     """Two agents answer, one node has none, one node's settings are broken (its host.resources minimums):
     one row per node per node-level check with that node's own finding; then one agent is killed."""
     cluster.start_agent("node-1")
-    cluster.agent_env("node-2").set("host.min_cpus", 100000)  # node-2 only: below its minimums
+    broken = cluster.agent_env("node-2").set("host.min_cpus", 100000)  # node-2 only: below its minimums
+    broken.set("nfs.mount_helper", str(cluster.root / "node-2-has-no-nfs-common" / "mount.nfs"))
     cluster.start_agent("node-2")
-    code, document = cluster.doctor("--layer", "host", "--layer", "kubernetes", "--check", "host.*",
-                                    "--check", "k8s.api")
+    code, document = cluster.doctor("--layer", "host", "--layer", "nfs", "--layer", "kubernetes", "--check", "host.*",
+                                    "--check", "nfs.client", "--check", "k8s.api")
     found = rows(document)
     nodes = sorted(document["nodes"])
     assert {"node-1", "node-2", BARE_NODE} <= set(nodes)
@@ -191,6 +192,10 @@ def test_cluster_report_has_each_nodes_rows_errors_for_the_silent_and_the_missin
     assert found[("host.resources", "node-1")]["status"] == "ok"
     assert (found[("host.resources", "node-2")]["status"], found[("host.resources", "node-2")]["reason"]) == \
         ("warn", "degraded")
+    # the mount helper is missing on node-2 only
+    assert (found[("nfs.client", "node-2")]["status"], found[("nfs.client", "node-2")]["code"]) == ("fail", "SB5041")
+    assert found[("nfs.client", "node-1")]["code"] != "SB5041"
+    assert found[("nfs.client", BARE_NODE)]["code"] == "SB0022"
     # each answering node reports its own finding, the same code on both for the same state
     assert found[("host.listeners", "node-1")]["code"] == found[("host.listeners", "node-2")]["code"]
     bare = found[("host.listeners", BARE_NODE)]
