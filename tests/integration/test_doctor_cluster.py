@@ -230,3 +230,26 @@ def test_cluster_without_kubeconfig_is_one_line(tmp_path: Path) -> None:
     env = LabEnv(tmp_path)
     proc = env.sbops("doctor", "--cluster", env={"KUBECONFIG": "", "HOME": str(tmp_path)})
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--cluster" in proc.stderr, proc.stderr
+
+
+def test_the_documented_rbac_is_enough_and_without_pods_proxy_every_row_says_so(cluster: Cluster) -> None:
+    """A token bound to exactly deploy/rbac/sbops-doctor.yaml's rules reaches the agents; the same rules
+    without `get pods/proxy` give access_denied on each node row, not a gap."""
+    from tests.integration.test_rbac import doctor_rules
+
+    cluster.start_agent("node-1")
+    rules = doctor_rules()
+    env = LabEnv(cluster.root / "rbac")
+    env.set("cluster.agent_port", cluster.port)
+    env.set("kubeconfig", str(cluster.kube.token_kubeconfig("user3", rules)))
+    proc = env.sbops("doctor", "--cluster", "--output", "json", "--check", "host.resources", timeout=120)
+    found = rows(json.loads(proc.stdout))
+    assert found[("host.resources", "node-1")]["status"] == "ok", found[("host.resources", "node-1")]["summary"]
+
+    without = [r for r in rules if "pods/proxy" not in r.get("resources", [])]
+    assert len(without) == len(rules) - 1
+    env.set("kubeconfig", str(cluster.kube.token_kubeconfig("user4", without)))
+    proc = env.sbops("doctor", "--cluster", "--output", "json", "--check", "host.resources", timeout=120)
+    denied = rows(json.loads(proc.stdout))[("host.resources", "node-1")]
+    assert (denied["status"], denied["reason"], denied["code"]) == ("error", "access_denied", "SB0020"), denied
+    assert proc.returncode == 3
