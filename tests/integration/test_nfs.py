@@ -71,7 +71,8 @@ def make_immutable(paths: list[Path], path: Path) -> None:
 def test_seeded_lab_passes_every_nfs_check(env: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
     found = env.doctor("nfs.*")
     assert {cid: status(r) for cid, r in found.items()} == {
-        "nfs.export": ("ok", "none"), "nfs.directory": ("ok", "none"), "nfs.server": ("ok", "none")}
+        "nfs.export": ("ok", "none"), "nfs.directory": ("ok", "none"), "nfs.server": ("ok", "none"),
+        "nfs.client": ("ok", "none")}
     assert found["nfs.server"]["details"]["active_clients"] == [SERVER]
     assert found["nfs.export"]["code"] == "SB5001" and found["nfs.export"]["details"]["nodes_unknown"]  # judged
     # without the node list, and says so
