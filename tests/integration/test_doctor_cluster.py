@@ -27,6 +27,7 @@ LABELS = {"app.kubernetes.io/name": "sbops", "app.kubernetes.io/component": "age
 LINK, PEER = "sb14cl0", "sb14cl1"
 NODES = {"node-1": "10.97.14.1", "node-2": "10.97.14.2"}
 BARE_NODE = "node-3"  # a node the DaemonSet missed: no agent pod
+HUNG = {"node-4": "10.97.14.4", "node-5": "10.97.14.5"}  # agents that accept a connection and never answer
 HOST_CHECKS = ("host.resources", "host.listeners", "host.bind-address", "host.kubelet", "host.containerd")
 
 
@@ -42,7 +43,7 @@ def addresses() -> Iterator[dict[str, str]]:
     if made.returncode != 0:
         pytest.fail(f"cannot create the agents' veth (root and the veth driver are needed): {made.stderr.strip()}")
     try:
-        for address in NODES.values():
+        for address in [*NODES.values(), *HUNG.values()]:
             ip("addr", "add", f"{address}/32", "dev", LINK)
         ip("link", "set", LINK, "up")
         ip("link", "set", PEER, "up")
@@ -75,6 +76,7 @@ class Cluster:
         self.port = free_port(addresses["node-1"])
         self.agents: dict[str, ExporterProc] = {}
         self.envs: dict[str, LabEnv] = {}
+        self.extra: list[str] = []
 
     def agent_env(self, node: str) -> LabEnv:
         env = LabEnv(self.root / node)
@@ -109,7 +111,19 @@ class Cluster:
                 "phase": "Running", "hostIP": address, "podIP": address, "podIPs": [{"ip": address}],
                 "conditions": [{"type": "Ready", "status": "True"}]}})
 
+    def add_agent_pod(self, node: str, address: str) -> None:
+        """A Node and its agent Pod, Running at `address` (as a kubelet would report it)."""
+        self.core.create_node(node_body(node, address))
+        name = f"sbops-agent-{node}"
+        self.core.create_namespaced_pod(NS, pod_body(name, node))
+        self.core.patch_namespaced_pod_status(name, NS, {"status": {
+            "phase": "Running", "hostIP": address, "podIP": address, "podIPs": [{"ip": address}]}})
+        self.extra.append(node)
+
     def delete(self) -> None:
+        for node in self.extra:
+            self._ignore(self.core.delete_namespaced_pod, f"sbops-agent-{node}", NS, grace_period_seconds=0)
+            self._ignore(self.core.delete_node, node)
         for node in self.addresses:
             self._ignore(self.core.delete_namespaced_pod, f"sbops-agent-{node}", NS, grace_period_seconds=0)
         for node in [*self.addresses, BARE_NODE]:
@@ -253,3 +267,37 @@ def test_the_documented_rbac_is_enough_and_without_pods_proxy_every_row_says_so(
     denied = rows(json.loads(proc.stdout))[("host.resources", "node-1")]
     assert (denied["status"], denied["reason"], denied["code"]) == ("error", "access_denied", "SB0020"), denied
     assert proc.returncode == 3
+
+
+def test_hung_agents_time_out_each_within_its_timeout_and_are_asked_at_once(cluster: Cluster) -> None:
+    """Two agents whose port accepts connections and never answers (a listening socket nobody reads): each
+    node's rows are error/timeout after cluster.agent_timeout, and the two are asked concurrently (the run takes
+    about one timeout, not two)."""
+    import socket
+    import time
+
+    cluster.start_agent("node-1")
+    hung = []
+    try:
+        for node, address in HUNG.items():
+            sock = socket.socket()
+            sock.bind((address, cluster.port))
+            sock.listen(16)
+            hung.append(sock)
+            cluster.add_agent_pod(node, address)
+        env = LabEnv(cluster.root / "hung")
+        env.set("kubeconfig", str(cluster.kube.kubeconfig)).set("cluster.agent_port", cluster.port)
+        env.set("cluster.agent_timeout", 4)
+        began = time.monotonic()
+        proc = env.sbops("doctor", "--cluster", "--output", "json", "--check", "host.resources", timeout=120)
+        took = time.monotonic() - began
+        found = rows(json.loads(proc.stdout))
+    finally:
+        for sock in hung:
+            sock.close()
+    for node in HUNG:
+        row = found[("host.resources", node)]
+        assert (row["status"], row["reason"], row["code"]) == ("error", "timeout", "SB0020"), row
+        assert "within 4s" in row["summary"]
+    assert found[("host.resources", "node-1")]["status"] == "ok"
+    assert took < 4 * 2, f"the hung agents were not asked at once: {took:.1f}s"

@@ -126,3 +126,16 @@ def test_report_order_is_by_layer_then_as_given():
 
     given = [Outcome(mysql, ok("x"), 0), Outcome(host, ok("x"), 0, node="b"), Outcome(host, ok("x"), 0, node="a")]
     assert [(o.check.layer, o.node) for o in cluster.in_report_order(given)] == [("host", "b"), ("host", "a"), ("mysql", "")]
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({"NODE_NAME": "node-7"}, "node-7"),
+    ({"NODE_NAME": "  "}, None),
+    ({}, None),
+])
+def test_agent_node_name_from_the_downward_api_else_the_host_name(env, expected):
+    import socket
+
+    from sbops.exporter.server import node_name
+
+    assert node_name(env) == (expected or socket.gethostname())
