@@ -39,7 +39,8 @@ def render_doctor(outcomes: list[Outcome], *, colour: bool, verbose: bool, runbo
         if status in (Status.FAIL, Status.ERROR, Status.WARN):
             fix_name = o.result.fix or o.check.fix
             if fix_name:
-                lines.append(f"      fix: sbops fix {fix_name}")
+                where = f"  (on {o.node}: a node's fix runs there)" if o.node else ""
+                lines.append(f"      fix: sbops fix {fix_name}{where}")
             lines.append(f"      runbook: {runbook_link(runbook_url, o.check.id)}")
         if verbose and o.result.details:
             for key, value in o.result.details.items():

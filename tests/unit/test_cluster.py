@@ -139,3 +139,19 @@ def test_agent_node_name_from_the_downward_api_else_the_host_name(env, expected)
     from sbops.exporter.server import node_name
 
     assert node_name(env) == (expected or socket.gethostname())
+
+
+def test_text_report_names_the_node_on_each_row_and_where_its_fix_runs():
+    from sbops.engine import Outcome
+    from sbops.model import fail, ok
+    from sbops.report.text import render_doctor
+
+    registry = load_all()
+    export = registry.checks["nfs.export"]
+    rows = [Outcome(export, ok("fine"), 0, node="node-1"),
+            Outcome(export, fail(Reason.MISCONFIGURED, "not exported"), 0, node="node-2"),
+            Outcome(export, fail(Reason.MISCONFIGURED, "not exported"), 0)]
+    text = render_doctor(rows, colour=False, verbose=False, runbook_url="{id}")
+    assert "nfs.export@node-1" in text and "nfs.export@node-2" in text
+    assert "fix: sbops fix nfs-export  (on node-2: a node's fix runs there)" in text
+    assert text.count("fix: sbops fix nfs-export\n") == 1  # this machine's own row: no node
