@@ -77,8 +77,9 @@ def placement(pods: Iterable[dict[str, Any]], nodes: Iterable[str]) -> tuple[dic
 def judge_reply(agent: Agent, status: int | None, body: str, error: str = "", timed_out: bool = False) -> Reply:
     """One agent's answer through the pod proxy: a document, or an error Result naming why.
 
-    `status` None: no HTTP answer at all (`error` says why; `timed_out` when the per-agent timeout passed). The
-    API server answers 503 when it cannot reach the pod ("connection refused", "i/o timeout")."""
+    `status` None: no HTTP answer at all (`error` says why; `timed_out` when the per-agent timeout passed). When
+    the API server cannot reach the pod it answers 500 (1.20) or 503 with a Status object whose message says
+    "error trying to reach service: dial tcp IP:PORT: connect: connection refused" (or "i/o timeout")."""
     def problem(reason: Reason, why: str) -> Reply:
         return Reply(agent, problem=msg.AGENT_NO_ANSWER.result(reason=reason, node=agent.node, pod=agent.pod, why=why,
                                                                   details={"pod": agent.pod, "pod_ip": agent.ip}))
