@@ -230,8 +230,9 @@ class LivingNode:
         config.write_text(json.dumps({
             "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
             "address": self.link.node_ip, "port": kubelet_port, "readOnlyPort": 0,
-            # the health endpoint on the node's address (127.0.0.1 would be the namespace's own): host.kubelet
-            "healthzPort": KUBELET_HEALTHZ_PORT, "healthzBindAddress": self.link.node_ip,
+            # the health endpoint on every address of the node's namespace: 127.0.0.1 there for the node's
+            # agent (host network), the node's address for sbops on the host (host.kubelet)
+            "healthzPort": KUBELET_HEALTHZ_PORT, "healthzBindAddress": "0.0.0.0",
             "cgroupDriver": "cgroupfs", "cgroupsPerQOS": False, "enforceNodeAllocatable": [],
             "failSwapOn": False, "evictionHard": {"memory.available": "1Mi", "nodefs.available": "1%",
                                                   "imagefs.available": "1%", "nodefs.inodesFree": "1%"},
