@@ -93,3 +93,6 @@ CLIENT_SERVER_UNREACHABLE = define("SB5043", "NfsServerUnreachableFromNode", Sta
 CLIENT_NO_SERVER = define("SB5044", "NfsServerUnknown", Status.SKIP,
                           "no NFS server address (nfs.server, the credentials file's NFS Server, server_ip)", CLIENT,
                           Reason.NO_ACCESS)
+CLIENT_NOT_EXPORTED = define("SB5045", "NfsExportDeniesNode", Status.FAIL,
+                             "{path} is not exported to this node's address {source} ({exports_file}): the kubelet's "
+                             "mounts are refused", CLIENT, Reason.MISCONFIGURED)

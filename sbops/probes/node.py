@@ -164,8 +164,29 @@ def observe_nfs_port(server: str, port: int, timeout: float) -> dict[str, Any]:
         return {"error": one_line(exc), "reason": socket_reason(exc).value}
 
 
-def judge_nfs_client(helper: dict[str, Any], server: str, port: int, reach: dict[str, Any]) -> Result:
-    details = {**helper, "server": server, "port": port, **reach}
+def exported_to(clients: list[str], address: str) -> bool | None:
+    """Whether one of the export's clients (exports(5) host specs) names `address`; None when no IP client
+    does and some are host names, netgroups or wildcards this cannot resolve the way the server would."""
+    import ipaddress
+
+    from sbops.probes.nfs import client_network
+
+    wanted = ipaddress.ip_address(address)
+    unresolved = False
+    for host in clients:
+        net = client_network(host)
+        if net is None:
+            unresolved = True
+        elif net.version == wanted.version and wanted in net:
+            return True
+    return None if unresolved else False
+
+
+def judge_nfs_client(helper: dict[str, Any], server: str, port: int, reach: dict[str, Any],
+                     exports: dict[str, Any] | None = None) -> Result:
+    """`exports`: on the NFS server's own node, {"file", "path", "clients"} of the export's entries (its
+    clients' host specs); None elsewhere (nfs.export on the server judges every node's address)."""
+    details = {**helper, "server": server, "port": port, **reach, **({"exports": exports} if exports else {})}
     if not helper.get("present"):
         return nmsg.CLIENT_NO_HELPER.result(helper=helper["helper"], details=details)
     if not helper.get("executable"):
@@ -175,6 +196,9 @@ def judge_nfs_client(helper: dict[str, Any], server: str, port: int, reach: dict
     if "error" in reach:
         return nmsg.CLIENT_SERVER_UNREACHABLE.result(reason=Reason(reach["reason"]), server=server, port=port,
                                                      error=reach["error"], details=details)
+    if exports is not None and exported_to(exports["clients"], reach["source_address"]) is False:
+        return nmsg.CLIENT_NOT_EXPORTED.result(path=exports["path"], source=reach["source_address"],
+                                               exports_file=exports["file"], details=details, fix="nfs-export")
     return nmsg.CLIENT_READY.result(helper=helper["helper"], server=server, port=port,
                                     source=reach["source_address"], details=details)
 
@@ -184,4 +208,23 @@ def probe_nfs_client(ctx: "Context") -> Result:
     server = str(ctx.settings["nfs.server"]) or ctx.server_ip
     port = int(ctx.settings["nfs.port"])
     reach = observe_nfs_port(server, port, ctx.timeout) if helper.get("executable") and server else {}
-    return judge_nfs_client(helper, server, port, reach)
+    exports = observe_local_export(ctx, server) if "source_address" in reach else None
+    return judge_nfs_client(helper, server, port, reach, exports)
+
+
+def observe_local_export(ctx: "Context", server: str) -> dict[str, Any] | None:
+    """On the NFS server's own node: the clients of nfs.path's entries in the exports file; None elsewhere,
+    or when the file cannot be read (nfs.export reports that)."""
+    from sbops.probes import nfs
+
+    if not ctx.is_local(server):
+        return None
+    try:
+        text, path = nfs.read_exports(ctx)
+    except OSError:
+        return None
+    if text is None:
+        return None
+    wanted = str(ctx.settings["nfs.path"])
+    clients = [c.host for e in nfs.entries_for(nfs.parse_exports(text), wanted) if not e.error for c in e.clients]
+    return {"file": path, "path": wanted, "clients": clients}

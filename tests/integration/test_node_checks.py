@@ -183,8 +183,17 @@ def test_nfs_client_missing_helper_unreachable_server_and_ready(tmp_path: Path) 
     found = env.check("nfs.client")
     assert (found["status"], found["reason"], found["code"]) == ("fail", "refused", "SB5043"), found
 
+    exports = tmp_path / "exports"
+    env.set("nfs.exports_file", str(exports)).set("nfs.path", "/data/stackbill")
+    # the server is this node: its exports file names another network only
+    exports.write_text("/data/stackbill 10.42.0.0/16(rw,sync,no_subtree_check)\n")
     listener = ListenerProc("127.0.0.1", port, name="nfsd").start()  # the server's NFS port answers
     try:
+        found = env.check("nfs.client")
+        assert (found["status"], found["reason"], found["code"]) == ("fail", "misconfigured", "SB5045"), found
+        assert found["fix"] == "nfs-export" and found["details"]["exports"]["clients"] == ["10.42.0.0/16"]
+        # the runbook's repair: export the path to this node's address too
+        exports.write_text("/data/stackbill 10.42.0.0/16(rw,sync,no_subtree_check) 127.0.0.1(rw,sync,no_subtree_check)\n")
         found = env.check("nfs.client")
         assert (found["status"], found["code"]) == ("ok", "SB5040"), found
         assert found["details"]["source_address"] == "127.0.0.1" and found["details"]["resolved"].endswith("mount.nfs")

@@ -78,3 +78,30 @@ def test_first_socket(tmp_path):
     there.write_text("")
     assert node.first_socket(f"{tmp_path / 'a.sock'}:{there}") == str(there)
     assert node.first_socket(str(tmp_path / "a.sock")) is None
+
+
+@pytest.mark.parametrize("clients, address, expected", [
+    (["10.0.0.11"], "10.0.0.11", True),
+    (["10.0.0.0/24"], "10.0.0.11", True),
+    (["10.0.0.0/255.255.255.0"], "10.0.0.11", True),
+    (["10.0.1.0/24"], "10.0.0.11", False),
+    ([], "10.0.0.11", False),
+    (["*"], "10.0.0.11", True),
+    (["node-*.example.com"], "10.0.0.11", None),
+    (["node-*.example.com", "10.0.0.11"], "10.0.0.11", True),
+    (["fd00::/64"], "10.0.0.11", False),
+])
+def test_exported_to(clients, address, expected):
+    assert node.exported_to(clients, address) is expected
+
+
+@pytest.mark.parametrize("clients, code, fix", [
+    (["10.0.0.11"], "SB5040", None),
+    (["10.0.1.0/24"], "SB5045", "nfs-export"),
+    (["nodes.example.com"], "SB5040", None),
+])
+def test_judge_nfs_client_on_the_servers_own_node(clients, code, fix):
+    exports = {"file": "/etc/exports", "path": "/data/stackbill", "clients": clients}
+    result = node.judge_nfs_client(HELPER, "10.0.0.10", 2049, {"source_address": "10.0.0.11"}, exports)
+    assert (result.code, result.fix) == (code, fix)
+    assert result.details["exports"] == exports
