@@ -61,6 +61,7 @@ def doctor(
         except NoKubeconfig as exc:
             raise UsageError(f"--cluster: no kubeconfig to reach the API server with: {exc}") from None
         extra["nodes"] = nodes
+        extra["per_node"] = True
     else:
         outcomes = run_checks(ctx, selected, registry=registry)
     if sys.stderr.isatty() and output is Output.text:
