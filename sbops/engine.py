@@ -31,6 +31,7 @@ class Outcome:
     result: Result
     duration: float
     added: bool = False  # not selected: run because a selected check relates to it (correlation)
+    node: str = ""  # the node whose agent reported it (`sbops doctor --cluster`); "" for this machine's run
 
 
 def can_look(ctx: "Context", item: "Check") -> bool:

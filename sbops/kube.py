@@ -441,6 +441,15 @@ class KubeApi:
             raise ApiException.from_response(http_resp=response, body=data.decode("utf-8", "replace"), data=None)
         return data
 
+    def raw(self, method: str, resource: str, *, params: list[tuple[str, str]], headers: Mapping[str, str],
+            timeout: tuple[float, float]) -> tuple[int, bytes]:
+        """Any answer as (status, body), not raising on an HTTP error: a pod proxy's answer is the pod's
+        (repeatable query parameters; `timeout` for this call only). Connection errors and timeouts raise."""
+        method, url, headers, body, _ = self.client.param_serialize(
+            method, resource, query_params=params, header_params=dict(headers), auth_settings=["BearerToken"])
+        response = self.client.call_api(method, url, header_params=headers, body=body, _request_timeout=timeout)
+        return response.status, response.read()
+
     def get(self, resource: str, **query: Any) -> dict[str, Any]:
         return self.request("GET", resource, query=query)
 

@@ -80,6 +80,9 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "host.min_memory_gb": (16, "POC minimum memory, GB"),
     "host.min_disk_gb": (100, "POC minimum free disk, GB"),
     "host.disk_path": ("/", "filesystem whose free space host.resources measures"),
+    "host.kubelet_healthz": ("http://127.0.0.1:10248/healthz", "the kubelet's health endpoint host.kubelet asks (its --healthz-bind-address and --healthz-port)"),
+    "host.containerd_socket": ("/run/k3s/containerd/containerd.sock:/run/containerd/containerd.sock", "containerd sockets host.containerd looks for, ':'-separated; the first that exists is used (K3s's, then plain containerd's)"),
+    "host.ctr_command": ("ctr", "ctr, which host.containerd asks for containerd's version (K3s: `k3s ctr`); missing: the version is shown as unknown"),
     # mysql
     "mysql.port": (3306, "MySQL port when the credentials file gives none"),
     "mysql.admin_user": ("root", "administrative MySQL user used by checks that need it and by fixes"),
@@ -108,6 +111,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "nfs.exports_file": ("/etc/exports", "exports table"),
     "nfs.port": (2049, "NFS server port"),
     "nfs.exportfs_command": ("exportfs", "exportfs"),
+    "nfs.mount_helper": ("/sbin/mount.nfs", "the NFS mount helper mount(8) runs for the kubelet; nfs.client checks it on each node"),
     "nfs.min_free_gb": (10, "free space below which nfs.directory warns, GB"),
     # netpath (checks made from inside a pod's network namespace)
     "netpath.containerd_state": ("/run/k3s/containerd:/run/containerd", "containerd state directories to look for pod sandboxes in, ':'-separated; the first that exists is used (K3s's, then plain containerd's)"),
@@ -119,6 +123,13 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "exporter.timeout": (10.0, "seconds a scrape may take at most (Prometheus's scrape timeout header lowers it)"),
     "exporter.timeout_offset": (0.5, "seconds kept free of Prometheus's scrape timeout for sending the answer"),
     "exporter.layers": ("", "layers the exporter serves, comma-separated (/metrics runs them, /probe accepts only them; empty: all). The chart's node agent serves host,nfs,netpath and its cluster Deployment the rest"),
+    # sbops doctor --cluster: the chart's node agents, asked through the API server's pod proxy
+    "cluster.namespace": ("sbops", "namespace of the sbops agent pods (the chart's release namespace)"),
+    "cluster.agent_selector": ("app.kubernetes.io/name=sbops,app.kubernetes.io/component=agent", "label selector of the agent pods"),
+    "cluster.agent_port": (29110, "port the agents serve on (the chart's agent.port)"),
+    "cluster.agent_scheme": ("http", "http, or https when the agents have a web-config with TLS"),
+    "cluster.agent_timeout": (15.0, "seconds each agent may take to answer (agents are asked at once)"),
+    "cluster.node_layers": ("host,nfs,netpath", "layers whose checks are the nodes' (asked of each agent, one row per node); the other layers run here"),
     # install
     "install.state_file": ("/var/lib/sbops/install-state.json", "where `sbops install` records its progress, for --resume"),
     "install.log_dir": ("/var/log/sbops", "where `sbops install` writes one log per run (--log-file overrides)"),

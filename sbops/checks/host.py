@@ -38,3 +38,23 @@ def bind_address(ctx: "Context") -> Result:
     from sbops.probes import host
 
     return host.probe_bind(ctx)
+
+
+@check("host.kubelet", layer=LAYER, title="The kubelet on this node answers its health endpoint",
+       severity=Severity.CRITICAL,
+       no_fix="start or restart the kubelet (K3s: systemctl restart k3s / k3s-agent) after reading its journal; "
+              "sbops does not restart node services")
+def kubelet(ctx: "Context") -> Result:
+    from sbops.probes import node
+
+    return node.probe_kubelet(ctx)
+
+
+@check("host.containerd", layer=LAYER, title="containerd on this node answers on its socket",
+       severity=Severity.CRITICAL,
+       no_fix="start or restart containerd (K3s runs it: systemctl restart k3s / k3s-agent) after reading its log; "
+              "sbops does not restart node services")
+def containerd(ctx: "Context") -> Result:
+    from sbops.probes import node
+
+    return node.probe_containerd(ctx)

@@ -36,3 +36,13 @@ def server(ctx: "Context") -> Result:
     from sbops.probes import nfs
 
     return nfs.probe_server(ctx)
+
+
+@check("nfs.client", layer=LAYER, title="This node can mount NFS: the mount helper is present and the server's NFS port answers",
+       severity=Severity.CRITICAL,
+       no_fix="install the node's NFS client package (nfs-common; nfs-utils on RHEL) or open the path to the server; "
+              "the agent's file system is read-only and sbops installs no node packages")
+def client(ctx: "Context") -> Result:
+    from sbops.probes import node
+
+    return node.probe_nfs_client(ctx)

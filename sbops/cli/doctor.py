@@ -24,10 +24,12 @@ def doctor(
     kubeconfig: Optional[str] = KubeOpt,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="details and evidence for every check"),
     list_checks: bool = typer.Option(False, "--list", help="list the checks and exit"),
+    cluster: bool = typer.Option(False, "--cluster", help="every node's checks from its sbops agent (through the API "
+                                                          "server's pod proxy), one row per node, with the cluster-wide checks"),
 ) -> None:
     """Run the health checks and name the fix for each failure.
 
-    Example: sbops doctor --check 'mysql.*' --output json
+    Example: sbops doctor --check 'mysql.*' --output json; sbops doctor --cluster
     """
     import time
     from datetime import datetime, timezone
@@ -49,7 +51,19 @@ def doctor(
     if sys.stderr.isatty() and output is Output.text:
         sys.stderr.write(f"running {len(selected)} checks...\r")
         sys.stderr.flush()
-    outcomes = run_checks(ctx, selected, registry=registry)
+    extra: dict = {}
+    if cluster:
+        from sbops import cluster as cluster_mod
+        from sbops.kube import NoKubeconfig
+
+        try:
+            outcomes, nodes = cluster_mod.run(ctx, registry, selected, list(check or []))
+        except NoKubeconfig as exc:
+            raise UsageError(f"--cluster: no kubeconfig to reach the API server with: {exc}") from None
+        extra["nodes"] = nodes
+        extra["per_node"] = True
+    else:
+        outcomes = run_checks(ctx, selected, registry=registry)
     if sys.stderr.isatty() and output is Output.text:
         sys.stderr.write(" " * 40 + "\r")
     duration = time.monotonic() - began
@@ -57,7 +71,7 @@ def doctor(
     if output is Output.json:
         import json
 
-        typer.echo(json.dumps(doctor_document(outcomes, started_at, duration, runbook_url), indent=2))
+        typer.echo(json.dumps(doctor_document(outcomes, started_at, duration, runbook_url, **extra), indent=2))
     else:
         typer.echo(render_doctor(outcomes, colour=colour(), verbose=verbose, runbook_url=runbook_url), nl=False)
     ctx.close()

@@ -38,7 +38,8 @@ def exporter(
     kubeconfig: Optional[str] = KubeOpt,
     timeout: Optional[float] = TimeoutOpt,
 ) -> None:
-    """Serve every check as Prometheus metrics: /metrics (all layers), /probe?module=LAYER, /-/healthy.
+    """Serve every check as Prometheus metrics: /metrics (all layers), /probe?module=LAYER, /-/healthy;
+    /results?layer=LAYER is the doctor's JSON (what `sbops doctor --cluster` asks each node's agent).
 
     Example: sbops exporter --listen 127.0.0.1:29100 --web-config /etc/sbops/web.yml
     """

@@ -25,6 +25,7 @@ from sbops.registry import LAYERS
 
 if TYPE_CHECKING:
     from sbops.credentials import Credentials
+    from sbops.engine import Outcome
     from sbops.kube import KubeSource
     from sbops.registry import Check, Registry
     from sbops.runner import HostRunner
@@ -180,6 +181,22 @@ class Scraper:
             with self._scrapes_lock:
                 self._scrapes.pop(key, None)
             mine.done.set()
+
+    def outcomes(self, checks: list["Check"], deadline: float) -> list["Outcome"]:
+        """The doctor's run of `checks` (related checks and correlation included) within `deadline`: what
+        /results renders with the doctor's own JSON. Executions are shared with concurrent scrapes (flights)."""
+        lease = Lease(self.context(deadline))
+        try:
+            def execute(ctx: Context, item: "Check") -> Result:
+                run = self.flights.run(lease, item)
+                if run is None:
+                    return fail(Reason.TIMEOUT, f"no answer within {ctx.timeout:.1f}s (still running for an earlier scrape)")
+                return run.result
+
+            return run_checks(lease.ctx, checks, timeout=lease.ctx.timeout, deadline=deadline, execute=execute,
+                              registry=self.registry)
+        finally:
+            lease.release()
 
     def _run(self, layers: list[str], deadline: float) -> Scrape:
         lease = Lease(self.context(deadline))

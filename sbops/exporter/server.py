@@ -1,4 +1,5 @@
-"""The exporter's HTTP server: /metrics, /probe?module=<layer>, /-/healthy and an index page.
+"""The exporter's HTTP server: /metrics, /probe?module=<layer>, /results (the doctor's JSON), /-/healthy and an
+index page.
 
 Every request gets its own CollectorRegistry holding the checks' collector (bound to that request's layers and
 deadline) and, on /metrics, the exporter's own collectors: there is no module-level metric updated per
@@ -231,11 +232,45 @@ class Handler(BaseHTTPRequestHandler):
                     given = f"module {modules[0]!r} is not served here (exporter.layers)"
                 return self._refuse(400, f"{given}: one of {', '.join(self.server.layers)}", send_body)
             return self._metrics([modules[0]], own=False, send_body=send_body)
+        if url.path == "/results":
+            return self._results(parse_qs(url.query), send_body)
         if url.path == "/-/healthy":
             return self._refuse(200, "OK", send_body)
         if url.path == "/":
             return self._reply(200, index_page(self.server.layers).encode(), "text/html; charset=utf-8", send_body)
         return self._refuse(404, "not found: see / for the endpoints", send_body)
+
+    def _results(self, query: dict[str, list[str]], send_body: bool) -> None:
+        """The doctor's JSON (`sbops doctor --output json`) for ?layer= (repeatable, default every layer served)
+        and ?check= (id globs, repeatable), with the node's name: what `sbops doctor --cluster` asks each agent."""
+        import json
+        from datetime import datetime, timezone
+
+        from sbops.report.jsonout import doctor_document
+
+        server = self.server
+        layers = query.get("layer") or list(server.layers)
+        foreign = [layer for layer in layers if layer not in server.layers]
+        if foreign:
+            return self._refuse(400, f"layer {foreign[0]!r} is not served here (exporter.layers): one of "
+                                     f"{', '.join(server.layers)}", send_body)
+        try:
+            checks = server.scraper.registry.select(layers, query.get("check") or None)
+        except UsageError as exc:
+            return self._refuse(400, str(exc).replace("--check", "check=").replace("--layer", "layer="), send_body)
+        deadline = scrape_deadline(self.headers.get(TIMEOUT_HEADER), server.timeout_offset, server.timeout_cap)
+        started_at = datetime.now(timezone.utc)
+        began = time.monotonic()
+        try:
+            outcomes = server.scraper.outcomes(checks, deadline)
+        except Exception as exc:  # noqa: BLE001 - sbops itself is broken: 500, counted, and keep serving
+            server.scraper.count_error("scrape")
+            log(f"/results failed: {type(exc).__name__}: {exc}")
+            return self._refuse(500, f"sbops exporter failed to run the checks: {type(exc).__name__}", send_body)
+        document = doctor_document(outcomes, started_at, time.monotonic() - began,
+                                   str(server.scraper.settings["runbook_url"]), node=node_name())
+        release_memory()
+        self._reply(200, (json.dumps(document) + "\n").encode(), "application/json", send_body)
 
     def _metrics(self, layers: list[str], own: bool, send_body: bool) -> None:
         server = self.server
@@ -311,6 +346,15 @@ def served_layers(setting: str) -> tuple[str, ...]:
     return tuple(layer for layer in LAYERS if not wanted or layer in wanted)
 
 
+def node_name(env: Any = None) -> str:
+    """The node this agent runs on: NODE_NAME (the chart passes spec.nodeName through the downward API), else
+    the host name (host network: the node's own)."""
+    import os
+
+    env = os.environ if env is None else env
+    return str(env.get("NODE_NAME") or "").strip() or socket.gethostname()
+
+
 def index_page(layers: tuple[str, ...] = LAYERS) -> str:
     probes = "".join(f'<li><a href="/probe?module={layer}">/probe?module={layer}</a></li>' for layer in layers)
     return (f"<!doctype html><html><head><title>sbops exporter</title></head><body>"
@@ -318,6 +362,8 @@ def index_page(layers: tuple[str, ...] = LAYERS) -> str:
             f"<p>The checks of <code>sbops doctor</code> as Prometheus metrics.</p><ul>"
             f'<li><a href="/metrics">/metrics</a>: every layer served, and the exporter\'s own metrics</li>'
             f"<li>one layer per scrape job:<ul>{probes}</ul></li>"
+            f'<li><a href="/results">/results</a>?layer=LAYER&amp;check=ID: the checks as '
+            f'<code>sbops doctor --output json</code> prints them, with the node\'s name</li>'
             f'<li><a href="/-/healthy">/-/healthy</a>: 200 while the exporter runs (no check is run)</li>'
             f"</ul></body></html>\n")
 
@@ -375,7 +421,7 @@ def serve(server: ExporterServer) -> None:
     host, port = server.server_address[:2]
     shown = f"[{host}]" if ":" in host else host
     auth = ", basic auth" if server.web.auth.enabled else ""
-    log(f"listening on {server.scheme}://{shown}:{port}{auth} (/metrics, /probe?module=LAYER, /-/healthy)")
+    log(f"listening on {server.scheme}://{shown}:{port}{auth} (/metrics, /probe?module=LAYER, /results, /-/healthy)")
     try:
         server.serve_forever(poll_interval=0.5)
     except KeyboardInterrupt:

@@ -22,3 +22,16 @@ LIKELY_CAUSE = define("SB0010", "LikelyCause", Status.FAIL, "{summary}; likely c
 NO_CAUSE_FOUND = define("SB0011", "NoRelatedCheckFailed", Status.FAIL,
                         "{summary}; no related check failed: read sb-core's logs "
                         "(kubectl logs -n sb-apps <sb-core-pod> -c sb-core)", DOC)
+# sbops doctor --cluster (sbops.cluster): a node whose agent cannot answer gets these on each of its rows
+AGENT_NO_ANSWER = define("SB0020", "AgentNoAnswer", Status.ERROR, "the sbops agent {pod} on {node} did not answer: {why}",
+                         DOC)
+AGENT_NOT_RUNNING = define("SB0021", "AgentNotRunning", Status.ERROR,
+                           "the sbops agent {pod} on {node} is {phase}, not Running", DOC, Reason.NOT_RUNNING)
+NO_AGENT = define("SB0022", "NodeWithoutAgent", Status.ERROR,
+                  "no sbops agent pod on {node} ({selector} in namespace {namespace}): the DaemonSet does not cover "
+                  "this node", DOC, Reason.MISSING)
+AGENT_OMITTED = define("SB0023", "AgentOmittedCheck", Status.ERROR,
+                       "the sbops agent {pod} on {node} did not report this check (it reported: {reported})", DOC,
+                       Reason.MISSING)
+AGENTS_NOT_LISTED = define("SB0024", "AgentsNotListed", Status.ERROR,
+                           "cannot list the nodes and sbops agent pods (namespace {namespace}): {why}", DOC)

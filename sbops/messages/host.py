@@ -1,4 +1,5 @@
-"""The host layer's findings (SB10xx): host.resources SB1001-SB1009, host.listeners SB1010-SB1019,
+"""The host layer's findings (SB10xx): host.resources SB1001-SB1009, host.listeners SB1010-SB1019, host.kubelet
+SB1030-SB1039, host.containerd SB1040-SB1049,
 host.bind-address SB1020-SB1029. Documented in each check's runbook under "## Findings"."""
 
 from __future__ import annotations
@@ -32,3 +33,28 @@ UNREACHABLE = define("SB1021", "ServiceUnreachableFromPods", Status.FAIL,
                      Reason.MISCONFIGURED)
 NOTHING_TO_JUDGE = define("SB1022", "NoLocalServiceListening", Status.SKIP,
                           "no local database or broker is listening; nothing to judge", BIND, Reason.NOT_APPLICABLE)
+
+KUBELET = "runbooks/host.kubelet.md"
+CONTAINERD = "runbooks/host.containerd.md"
+
+# host.kubelet (SB1030-SB1039)
+KUBELET_HEALTHY = define("SB1030", "KubeletHealthy", Status.OK, "the kubelet answers ok at {url}", KUBELET, Reason.NONE)
+KUBELET_DOWN = define("SB1031", "KubeletNotListening", Status.FAIL,
+                      "nothing listens at {url}: the kubelet (K3s: the k3s service) is not running", KUBELET,
+                      Reason.NOT_RUNNING)
+KUBELET_NO_ANSWER = define("SB1032", "KubeletNoAnswer", Status.FAIL, "the kubelet did not answer at {url}: {error}",
+                           KUBELET)
+KUBELET_UNHEALTHY = define("SB1033", "KubeletUnhealthy", Status.FAIL,
+                           "the kubelet's healthz at {url} answers HTTP {status}: {body}", KUBELET, Reason.DEGRADED)
+
+# host.containerd (SB1040-SB1049)
+CONTAINERD_ANSWERS = define("SB1040", "ContainerdAnswers", Status.OK, "containerd answers on {socket} (version {version})",
+                            CONTAINERD, Reason.NONE)
+CONTAINERD_NO_SOCKET = define("SB1041", "ContainerdNoSocket", Status.FAIL,
+                              "no containerd socket at {candidates}: containerd (K3s: the k3s service) is not running",
+                              CONTAINERD, Reason.NOT_RUNNING)
+CONTAINERD_NO_ANSWER = define("SB1042", "ContainerdNoAnswer", Status.FAIL,
+                              "containerd's socket {socket} does not answer: {error}", CONTAINERD)
+CONTAINERD_NOT_GRPC = define("SB1043", "ContainerdSocketNotGrpc", Status.FAIL,
+                             "{socket} accepts connections but no gRPC server answers on it", CONTAINERD,
+                             Reason.MISCONFIGURED)

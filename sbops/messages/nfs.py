@@ -1,5 +1,5 @@
 """The NFS layer's findings (SB50xx): nfs.export SB5001-SB5019, nfs.directory SB5020-SB5029, nfs.server
-SB5030-SB5039. Documented in each check's runbook under "## Findings".
+SB5030-SB5039, nfs.client SB5040-SB5049. Documented in each check's runbook under "## Findings".
 
 The export's findings end with `{note}`: empty when the node list was read, else why only this server's
 address could be judged (the judgement holds either way; the note says how much it saw)."""
@@ -76,3 +76,23 @@ STALE = define("SB5034", "NfsActiveExportStale", Status.FAIL,
                "re-exported", SERVER, Reason.MISCONFIGURED)
 SERVER_REMOTE = define("SB5035", "NfsServerOnOtherHost", Status.SKIP, "the NFS server is {host}, not this host",
                        SERVER, Reason.NOT_APPLICABLE)
+
+CLIENT = "runbooks/nfs.client.md"
+
+# nfs.client (SB5040-SB5049): the NFS client on this node
+CLIENT_READY = define("SB5040", "NfsClientReady", Status.OK,
+                      "{helper} is present and {server}:{port} answers from this node's address {source}", CLIENT,
+                      Reason.NONE)
+CLIENT_NO_HELPER = define("SB5041", "NfsMountHelperMissing", Status.FAIL,
+                          "no NFS mount helper at {helper}: the kubelet cannot mount NFS volumes on this node "
+                          "(install nfs-common)", CLIENT, Reason.MISSING)
+CLIENT_HELPER_NOT_EXECUTABLE = define("SB5042", "NfsMountHelperNotExecutable", Status.FAIL,
+                                      "{helper} exists but is not an executable file", CLIENT, Reason.MISCONFIGURED)
+CLIENT_SERVER_UNREACHABLE = define("SB5043", "NfsServerUnreachableFromNode", Status.FAIL,
+                                   "the NFS server {server}:{port} cannot be reached from this node: {error}", CLIENT)
+CLIENT_NO_SERVER = define("SB5044", "NfsServerUnknown", Status.SKIP,
+                          "no NFS server address (nfs.server, the credentials file's NFS Server, server_ip)", CLIENT,
+                          Reason.NO_ACCESS)
+CLIENT_NOT_EXPORTED = define("SB5045", "NfsExportDeniesNode", Status.FAIL,
+                             "{path} is not exported to this node's address {source} ({exports_file}): the kubelet's "
+                             "mounts are refused", CLIENT, Reason.MISCONFIGURED)

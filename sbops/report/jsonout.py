@@ -13,7 +13,7 @@ from sbops.report.text import tally
 SCHEMA_VERSION = 1
 
 
-def outcome_dict(o: Outcome, runbook_url: str) -> dict[str, Any]:
+def outcome_dict(o: Outcome, runbook_url: str, per_node: bool = False) -> dict[str, Any]:
     r = o.result
     return {
         "id": o.check.id,
@@ -30,15 +30,20 @@ def outcome_dict(o: Outcome, runbook_url: str) -> dict[str, Any]:
         "duration_seconds": o.duration,
         "expires_at": r.expires_at.isoformat() if r.expires_at else None,
         "added_as_related": o.added,
+        **({"node": o.node or None} if per_node or o.node else {}),
     }
 
 
-def doctor_document(outcomes: list[Outcome], started_at: datetime, duration: float, runbook_url: str) -> dict[str, Any]:
+def doctor_document(outcomes: list[Outcome], started_at: datetime, duration: float, runbook_url: str,
+                    per_node: bool = False, **extra: Any) -> dict[str, Any]:
+    """The document; `extra` adds top-level keys (the agent's `node`, the cluster report's `nodes`). With
+    `per_node` (doctor --cluster) every result has `node`: its node, or null for a cluster-wide check."""
     return {
         "schema": SCHEMA_VERSION,
         "version": __version__,
+        **extra,
         "started_at": started_at.isoformat(timespec="seconds"),
         "duration_seconds": round(duration, 3),
         "counts": tally(outcomes),
-        "checks": [outcome_dict(o, runbook_url) for o in outcomes],
+        "checks": [outcome_dict(o, runbook_url, per_node) for o in outcomes],
     }

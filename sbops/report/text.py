@@ -34,11 +34,13 @@ def render_doctor(outcomes: list[Outcome], *, colour: bool, verbose: bool, runbo
         status = o.result.status
         symbol = paint(SYMBOLS[status], COLOURS[status], colour)
         reason = f" [{o.result.reason.value}]" if status not in (Status.OK,) else ""
-        lines.append(f"  {symbol} {o.check.id:<24} {o.result.summary}{paint(reason, '90', colour)}")
+        shown = f"{o.check.id}@{o.node}" if o.node else o.check.id
+        lines.append(f"  {symbol} {shown:<24} {o.result.summary}{paint(reason, '90', colour)}")
         if status in (Status.FAIL, Status.ERROR, Status.WARN):
             fix_name = o.result.fix or o.check.fix
             if fix_name:
-                lines.append(f"      fix: sbops fix {fix_name}")
+                where = f"  (on {o.node}: a node's fix runs there)" if o.node else ""
+                lines.append(f"      fix: sbops fix {fix_name}{where}")
             lines.append(f"      runbook: {runbook_link(runbook_url, o.check.id)}")
         if verbose and o.result.details:
             for key, value in o.result.details.items():

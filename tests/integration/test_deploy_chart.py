@@ -73,7 +73,7 @@ def test_the_agent_has_the_documented_capabilities_and_read_only_host_mounts(hel
     assert security["capabilities"] == {"drop": ["ALL"], "add": ["SYS_PTRACE", "SYS_ADMIN"]}
     assert security["readOnlyRootFilesystem"] is True and security["allowPrivilegeEscalation"] is False
     host_volumes = {v["name"]: v["hostPath"]["path"] for v in spec["volumes"] if "hostPath" in v}
-    assert set(host_volumes.values()) == {"/etc", "/run/k3s/containerd", "/var/lib/kubelet"}
+    assert set(host_volumes.values()) == {"/etc", "/run/k3s/containerd", "/var/lib/kubelet", "/sbin"}
     mounts = {m["name"]: m for m in container["volumeMounts"]}
     assert all(mounts[name].get("readOnly") is True for name in host_volumes), "every host path read-only"
     assert "--layers=host,nfs,netpath" in container["args"]
@@ -129,6 +129,7 @@ def test_settings_go_to_configmaps_that_sbops_loads_and_secrets_only_to_secrets(
         assert settings["timeout"] == 4 and settings["mysql.admin_user"] == "root"
     agent = Settings.load(str(tmp_path / "lab-sbops-agent.yaml"), env={})
     assert agent["host.disk_path"] == "/host/etc" and agent["nfs.exports_file"] == "/host/etc/exports"
+    assert agent["nfs.mount_helper"] == "/host/sbin/mount.nfs"
     secrets = {s["metadata"]["name"]: s for s in by_kind(objects, "Secret")}
     assert secrets["lab-sbops-settings"]["stringData"] == {"SBOPS_MYSQL_ADMIN_PASSWORD": SECRET_VALUE,
                                                           "SBOPS_CLOUDSTACK_API_KEY": SECRET_VALUE + "-key"}

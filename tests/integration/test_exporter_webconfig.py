@@ -91,6 +91,12 @@ def test_tls_and_basic_auth_with_real_clients(tmp_path: Path):
             assert refused.headers["WWW-Authenticate"] == 'Basic realm="sbops exporter"'
             assert "sbops_check" not in refused.text
         assert get("/-/healthy").status_code == 401, "every endpoint needs the credentials"
+        # /results (doctor --cluster's) behind the same TLS and basic auth
+        assert get("/results?layer=host").status_code == 401
+        results = get("/results?layer=host&check=host.resources", auth=("prometheus", PASSWORD))
+        assert results.status_code == 200 and results.headers["Content-Type"] == "application/json"
+        assert [c["id"] for c in results.json()["checks"]] == ["host.resources"] and results.json()["node"]
+        assert get("/results?check=no.such", auth=("prometheus", PASSWORD)).status_code == 400
         assert get("/-/healthy", auth=("grafana", "other-pass-9")).status_code == 200
         # the certificate is checked by the client: a client trusting another CA refuses the server
         with pytest.raises(requests.exceptions.SSLError):

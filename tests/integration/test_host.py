@@ -212,7 +212,8 @@ def test_bind_address_not_applicable_for_remote_services(host_lab: HostLab) -> N
     assert (result["code"], result["status"], result["reason"]) == ("SB1022", "skip", "not_applicable")
 
 
-def test_doctor_host_layer_runs_all_three(host_lab: HostLab) -> None:
+def test_doctor_host_layer_runs_all_of_them(host_lab: HostLab) -> None:
     found = host_lab.env.doctor("host.*")
-    assert set(found) == {"host.resources", "host.listeners", "host.bind-address"}
+    # host.kubelet and host.containerd: tests/integration/test_node_checks.py
+    assert set(found) == {"host.resources", "host.listeners", "host.bind-address", "host.kubelet", "host.containerd"}
     assert found["host.listeners"]["status"] == "ok"

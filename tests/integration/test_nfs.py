@@ -71,7 +71,8 @@ def make_immutable(paths: list[Path], path: Path) -> None:
 def test_seeded_lab_passes_every_nfs_check(env: LabEnv, nfs_lab: NfsLab) -> None:  # noqa: F811
     found = env.doctor("nfs.*")
     assert {cid: status(r) for cid, r in found.items()} == {
-        "nfs.export": ("ok", "none"), "nfs.directory": ("ok", "none"), "nfs.server": ("ok", "none")}
+        "nfs.export": ("ok", "none"), "nfs.directory": ("ok", "none"), "nfs.server": ("ok", "none"),
+        "nfs.client": ("ok", "none")}
     assert found["nfs.server"]["details"]["active_clients"] == [SERVER]
     assert found["nfs.export"]["code"] == "SB5001" and found["nfs.export"]["details"]["nodes_unknown"]  # judged
     # without the node list, and says so
@@ -262,6 +263,8 @@ def test_remote_nfs_server_is_not_applicable(nfs_lab: NfsLab, tmp_path: Path) ->
     nfs_lab.configure(remote)
     shutil.rmtree(nfs_lab.export_dir)  # would fail nfs.directory if it were this host's business
     found = remote.doctor("nfs.*")
+    client = found.pop("nfs.client")  # the client side applies to a remote server: 198.51.100.7 (TEST-NET-2)
+    assert (client["code"], client["status"]) == ("SB5043", "fail") and client["details"]["server"] == "198.51.100.7"
     assert {cid: finding(r) for cid, r in found.items()} == {
         "nfs.export": ("SB5010", "skip", "not_applicable"), "nfs.directory": ("SB5026", "skip", "not_applicable"),
         "nfs.server": ("SB5035", "skip", "not_applicable")}

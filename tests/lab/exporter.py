@@ -34,27 +34,30 @@ def run_promtool(*args: str, input: str | None = None) -> subprocess.CompletedPr
 class ExporterProc:
     """`python -m sbops exporter --listen 127.0.0.1:<free> --config C --credentials F [extra]`."""
 
-    def __init__(self, env: LabEnv, *extra: str, port: int | None = None) -> None:
+    def __init__(self, env: LabEnv, *extra: str, port: int | None = None, host: str = "127.0.0.1",
+                 environ: dict[str, str] | None = None) -> None:
         self.env = env
         self.extra = list(extra)
-        self.port = port or free_port()
+        self.host = host  # an agent of `doctor --cluster` tests listens on an address of its own
+        self.environ = environ or {}
+        self.port = port or free_port(host)
         self.log = env.root / f"exporter-{self.port}.log"
         self.proc: subprocess.Popen | None = None
         self.scheme = "https" if any(a == "--web-config" for a in extra) else "http"
 
     @property
     def url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "sbops", "exporter", "--listen", f"127.0.0.1:{self.port}", *self.extra,
+        return [sys.executable, "-m", "sbops", "exporter", "--listen", f"{self.host}:{self.port}", *self.extra,
                 "--config", str(self.env.config_path), "--credentials", str(self.env.credentials_path)]
 
     def start(self, timeout: float = 30.0) -> "ExporterProc":
         self.env.write()
         handle = open(self.log, "ab")
         self.proc = subprocess.Popen(self.argv(), stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     cwd=REPO, env={**os.environ, "NO_COLOR": "1"}, start_new_session=True)
+                                     cwd=REPO, env={**os.environ, "NO_COLOR": "1", **self.environ}, start_new_session=True)
         handle.close()
         end = time.monotonic() + timeout
         while "listening on" not in self.log.read_text(errors="replace"):

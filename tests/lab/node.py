@@ -42,6 +42,8 @@ from typing import Any, Iterable
 
 from tests.lab.common import free_port, tail
 
+KUBELET_HEALTHZ_PORT = 10248  # the kubelet's default, in the node's own network namespace
+
 POD_CIDR = "10.42.0.0/16"
 NODE_POD_CIDR = "10.42.0.0/24"
 SERVICE_CIDR = "10.43.0.0/16"
@@ -155,6 +157,11 @@ class LivingNode:
         return Path("/var/lib/sbops-lab") / self.link.suffix / "kubelet"
 
     @property
+    def kubelet_healthz(self) -> str:
+        """The kubelet's health endpoint, reachable from the host (sbops's host.kubelet)."""
+        return f"http://{self.link.node_ip}:{KUBELET_HEALTHZ_PORT}/healthz"
+
+    @property
     def containerd_sock(self) -> Path:
         return self.sock_dir / "containerd.sock"
 
@@ -222,7 +229,10 @@ class LivingNode:
         config = self.root / "kubelet.yaml"
         config.write_text(json.dumps({
             "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
-            "address": self.link.node_ip, "port": kubelet_port, "readOnlyPort": 0, "healthzPort": 0,
+            "address": self.link.node_ip, "port": kubelet_port, "readOnlyPort": 0,
+            # the health endpoint on every address of the node's namespace: 127.0.0.1 there for the node's
+            # agent (host network), the node's address for sbops on the host (host.kubelet)
+            "healthzPort": KUBELET_HEALTHZ_PORT, "healthzBindAddress": "0.0.0.0",
             "cgroupDriver": "cgroupfs", "cgroupsPerQOS": False, "enforceNodeAllocatable": [],
             "failSwapOn": False, "evictionHard": {"memory.available": "1Mi", "nodefs.available": "1%",
                                                   "imagefs.available": "1%", "nodefs.inodesFree": "1%"},

@@ -98,6 +98,9 @@ def up() -> LabEnv:
                 management=f"http://127.0.0.1:{rabbit.management_port}")
     env.set("kubeconfig", str(cluster.kubeconfig))
     env.set("netpath.containerd_state", str(cluster.node.containerd_state))
+    # the node's kubelet and containerd, for host.kubelet and host.containerd
+    env.set("host.kubelet_healthz", cluster.node.kubelet_healthz)
+    env.set("host.containerd_socket", str(cluster.node.containerd_sock))
     cluster.nfs.configure(env)
     env.nfs_server = cluster.host_ip  # the credentials file's NFS Server, as the installer writes it
 
