@@ -11,8 +11,9 @@ Running and Ready, 2 % CrashLoopBackOff, 1 % ImagePullBackOff, 1 % Pending (unsc
   3. one scrape of `sbops exporter --layers kubernetes,workloads` (GET /metrics; the process already running)
   4. `kubectl get pods -n sb-apps` (issue 16's comparison), when kubectl is on the PATH
 
-Times are medians of whole processes; peak memory is the RSS high-water mark of the process and the children it
-waited for (wait4's ru_maxrss; for the exporter its VmHWM after the scrapes). After the table, a cProfile of one
+Times are medians of whole processes, with their CPU time (the steadier figure on a shared machine); peak memory
+is the RSS high-water mark of the process and the children it waited for (wait4's ru_maxrss, through a small
+spawner: see SPAWN; for the exporter its VmHWM after the scrapes). After the table, a cProfile of one
 run of (2) at 5,000 pods says where the time goes: API calls (waiting on the server), JSON decoding, judgement
 (sbops's pure functions), start-up (imports).
 

@@ -200,12 +200,25 @@ def lean_pod(pod: dict[str, Any]) -> dict[str, Any]:
             "status": {k: status[k] for k in LEAN_STATUS if k in status}}
 
 
+PAGE = 500  # pods per list call, as kubectl's --chunk-size
+
+
 def list_pods(ctx: "Context", namespace: str) -> list[dict[str, Any]]:
     """The namespace's pods, lean (lean_pod), listed once per run: pods.ready and pods.restarts (and the
     exporter's scrape, one Context each) judge the same list instead of asking the API server twice for
-    every pod. A fix's re-check gets a fresh Context, so it lists again."""
+    every pod. A fix's re-check gets a fresh Context, so it lists again. Listed PAGE pods at a time (`limit`
+    and continue tokens, as kubectl does), each page made lean before the next is read: the peak memory of
+    a namespace of thousands of pods is one page of full objects, not all of them."""
     def fetch() -> list[dict[str, Any]]:
-        return [lean_pod(p) for p in kc.api(ctx).list(kc.path(namespace=namespace, plural="pods"))]
+        api, resource = kc.api(ctx), kc.path(namespace=namespace, plural="pods")
+        found: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            page = api.get(resource, limit=PAGE, **({"continue": token} if token else {})) or {}
+            found += [lean_pod(p) for p in page.get("items") or []]
+            token = (page.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return found
 
     return ctx.shared(f"pods.list:{namespace}", fetch)
 

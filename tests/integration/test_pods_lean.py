@@ -1,9 +1,10 @@
 """pods.ready and pods.restarts judge a lean copy of each pod, listed once per run (sbops.probes.pods.list_pods):
 on a crowded namespace of the real kube-apiserver lab they conclude what the full API objects give.
 
-Real here: kube-apiserver v1.20 + etcd, 300 pods created through the API with the status a kubelet would report
-(tests/lab/crowd.py: Running and Ready, CrashLoopBackOff, ImagePullBackOff, Pending), the real `sbops doctor`
-CLI. Not real: kubelets (nothing runs the pods; their status is written through the status subresource).
+Real here: kube-apiserver v1.20 + etcd, 620 pods (more than one page of list results) created through the API
+with the status a kubelet would report (tests/lab/crowd.py: Running and Ready, CrashLoopBackOff,
+ImagePullBackOff, Pending), the real `sbops doctor` CLI, listing in pages with continue tokens. Not real:
+kubelets (nothing runs the pods; their status is written through the status subresource).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tests.lab.crowd import Seeder
 from tests.lab.env import LabEnv
 
 CROWD = "crowd-lean"
+PODS = pods.PAGE + 120  # more than one page: the continue token is followed
 
 
 def judged(given: list[dict[str, Any]], threshold: int) -> dict[str, Any]:
@@ -40,7 +42,7 @@ def test_lean_list_is_judged_as_the_full_objects(kube: lab.KubeLab, tmp_path: Pa
     seeder = Seeder(kube, workers=8)
     seeder.call("POST", "/api/v1/namespaces", {"metadata": {"name": CROWD}}, (201, 409))
     try:
-        seeder.pods(0, 300, 12, only=CROWD)
+        seeder.pods(0, PODS, 12, only=CROWD)
         env = LabEnv(tmp_path / "env").set("kubeconfig", str(kube.kubeconfig)).set("namespace", CROWD).write()
         ctx = Context.load(str(env.config_path), str(env.credentials_path))
         threshold = int(ctx.settings["pods.restart_threshold"])
@@ -50,7 +52,7 @@ def test_lean_list_is_judged_as_the_full_objects(kube: lab.KubeLab, tmp_path: Pa
             assert pods.list_pods(ctx, CROWD) is lean, "listed once per run"
         finally:
             ctx.close()
-        assert len(full) == len(lean) == 300
+        assert len(full) == len(lean) == PODS
         assert all("managedFields" in p["metadata"] and "spec" in p for p in full)
         assert not any("managedFields" in p["metadata"] or "spec" in p for p in lean)
         old, new = judged(full, threshold), judged(lean, threshold)
