@@ -185,8 +185,42 @@ def judge_ready(namespace: str, pods: list[dict[str, Any]], problems: list[dict[
     return msg.PODS_NOT_READY.result(why=str(top.get("detail", ""))[:300], details=details, **args)
 
 
+# What the judgements of this module read of a pod (diagnose_pod, restarts, pod_counts, split_departing,
+# selects): everything else (spec, managedFields, annotations, ...) is dropped as soon as a pod is decoded.
+LEAN_META = ("name", "namespace", "labels", "deletionTimestamp", "finalizers")
+LEAN_STATUS = ("phase", "conditions", "containerStatuses", "initContainerStatuses")
+
+
+def lean_pod(pod: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a pod (API JSON) the judgements read, nothing else: judging lean_pod(p) gives the same
+    findings as judging p (a unit table and an integration test pin it). At 5,000 pods a pod's managedFields
+    and spec are most of its bytes; keeping them would hold tens of MB for nothing."""
+    meta, status = _meta(pod), _status(pod)
+    return {"metadata": {k: meta[k] for k in LEAN_META if k in meta},
+            "status": {k: status[k] for k in LEAN_STATUS if k in status}}
+
+
+PAGE = 500  # pods per list call, as kubectl's --chunk-size
+
+
 def list_pods(ctx: "Context", namespace: str) -> list[dict[str, Any]]:
-    return kc.api(ctx).list(kc.path(namespace=namespace, plural="pods"))
+    """The namespace's pods, lean (lean_pod), listed once per run: pods.ready and pods.restarts (and the
+    exporter's scrape, one Context each) judge the same list instead of asking the API server twice for
+    every pod. A fix's re-check gets a fresh Context, so it lists again. Listed PAGE pods at a time (`limit`
+    and continue tokens, as kubectl does), each page made lean before the next is read: the peak memory of
+    a namespace of thousands of pods is one page of full objects, not all of them."""
+    def fetch() -> list[dict[str, Any]]:
+        api, resource = kc.api(ctx), kc.path(namespace=namespace, plural="pods")
+        found: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            page = api.get(resource, limit=PAGE, **({"continue": token} if token else {})) or {}
+            found += [lean_pod(p) for p in page.get("items") or []]
+            token = (page.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return found
+
+    return ctx.shared(f"pods.list:{namespace}", fetch)
 
 
 def pod_events(ctx: "Context", namespace: str, name: str) -> list[dict[str, Any]]:

@@ -253,3 +253,39 @@ def test_pods_being_deleted_are_not_judged_until_stuck() -> None:
     assert found["detail"].startswith("stuck terminating since 2026-12-01T03:58:00Z (finalizers: example.com/hold")
     result = pods.judge_ready("sb-apps", [alive], [], terminating=len(leaving))
     assert result.status is Status.OK and result.details["terminating"] == 1
+
+
+def _judged(given: list[dict[str, Any]]) -> tuple[Any, ...]:
+    """Everything pods.ready and pods.restarts conclude from a list of pods (events and logs aside)."""
+    now = datetime(2026, 11, 26, 10, 0, 30, tzinfo=timezone.utc)
+    judged, leaving = pods.split_departing(given, now)
+    problems = [p for p in (pods.diagnose_pod(x) for x in judged) if p is not None]
+    found = pods.restarts(judged, 3)
+    return (problems, pods.pod_counts(judged), len(leaving), pods.judge_ready("sb-apps", judged, problems, len(leaving)),
+            found, pods.judge_restarts("sb-apps", found, 3),
+            pods.restart_targets([{"metadata": {"name": "app-00"}, "spec": {"selector": {"matchLabels": {"app": "app-00"}}}}],
+                                 problems, judged))
+
+
+def test_lean_pods_are_judged_as_the_full_ones() -> None:
+    """lean_pod keeps what the judgements read: a realistic population (tests/lab/crowd.py: full API pods with
+    spec, annotations and every status kind), pods being deleted, and this file's table pods."""
+    from tests.lab.crowd import pod_body
+
+    crowd = []
+    for i in range(400):
+        _, body, status = pod_body(i, 16, spread=False)
+        full = {**body, **status}
+        full["metadata"] = {**full["metadata"], "namespace": "sb-apps", "uid": f"u{i}", "resourceVersion": str(i),
+                            "managedFields": [{"manager": "kubelet", "operation": "Update", "fieldsV1": {"f:status": {}}}]}
+        crowd.append(full)
+    crowd[5]["metadata"].update(deletionTimestamp="2026-11-26T10:00:00Z", finalizers=["example.com/hold"])
+    crowd[6]["metadata"].update(deletionTimestamp="2026-11-26T09:00:00Z", finalizers=["example.com/hold"])
+    crowd[7]["status"]["initContainerStatuses"] = [cs("init", False, CRASH, 9, OOM)]
+    table = [pod(), pod("sb-ui-1", containers=[cs("app", False, CRASH, 7, OOM), cs("istio-proxy")], ready=False),
+             pod("sb-x-1", phase="Pending", ready=False, containers=[cs("app", False, BACKOFF)])]
+    given = crowd + table
+    lean = [pods.lean_pod(p) for p in given]
+    assert _judged(lean) == _judged(given)
+    assert _judged(lean)[0], "the population has problems to find"
+    assert all(set(p) == {"metadata", "status"} and "managedFields" not in p["metadata"] for p in lean)
