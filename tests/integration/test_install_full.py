@@ -121,7 +121,7 @@ def test_plan_then_install_then_nothing_to_do(stack, core: Any) -> None:
     again = env.install("--yes", *args, env=extra)
     assert again.returncode == 0, again.stdout + again.stderr
     heads = [line for line in again.stdout.splitlines() if line.startswith("  ✔ ") and "validate" not in line]
-    assert len(heads) == 14 and all("nothing to do" in line for line in heads), heads  # 17 steps, 3 --skip-infra
+    assert len(heads) == 15 and all("nothing to do" in line for line in heads), heads  # 18 steps, 3 --skip-infra
     assert again.stdout.count("      = ") >= 25  # a reason for every resource
     assert env.credentials_path.read_text() == text
 
