@@ -17,7 +17,7 @@ from sbops.errors import NeedsCredentials, UsageError
 from sbops.kube import NoKubeconfig
 from sbops.model import Plan, Reason, Status
 from sbops.registry import Check, Fix, Registry
-from sbops.secret import mask_text, mask_value
+from sbops.secret import append_masked_line, mask_text, mask_value
 
 if TYPE_CHECKING:
     from sbops.context import Context
@@ -76,13 +76,7 @@ def journal(ctx: "Context", spec: Fix, outcome: str, plan: Plan, applied: int | 
     if applied is not None:
         entry["applied"] = descriptions[:applied]
         entry["not_applied"] = descriptions[applied:]
-    line = json.dumps(mask_value(entry, ctx.secrets()))
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as handle:
-            handle.write(line + "\n")
-    except OSError as exc:
-        sys.stderr.write(f"sbops: warning: cannot write the journal {path}: {exc.strerror or exc}\n")
+    append_masked_line(path, entry, ctx.secrets(), "the journal ")
 
 
 def reread(ctx: "Context") -> Any:

@@ -87,6 +87,22 @@ def mask_value(value: Any, secrets: "Iterable[Secret | str | None]") -> Any:
     return _mask_data(value, pattern)
 
 
+def append_masked_line(path: "Any", entry: dict[str, Any], secrets: "Iterable[Secret | str | None]", what: str) -> None:
+    """Append `entry` as one JSON line to `path`, every secret in it masked first. A log that cannot be
+    written warns on stderr (naming `what`) and never stops the work it records."""
+    import sys
+    from pathlib import Path
+
+    target = Path(path)
+    line = json.dumps(mask_value(entry, secrets))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "a") as handle:
+            handle.write(line + "\n")
+    except OSError as exc:
+        sys.stderr.write(f"sbops: warning: cannot write {what}{target}: {exc.strerror or exc}\n")
+
+
 def _mask_data(value: Any, pattern: "re.Pattern[str] | None") -> Any:
     if isinstance(value, Secret):
         return MASK

@@ -19,7 +19,6 @@ The lineage is named after the domain (`--cert-name DOMAIN`), as the bash instal
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import stat
@@ -444,17 +443,10 @@ def plan_repair(ctx: "Context") -> Plan:
 # -- the deploy hook ------------------------------------------------------------------------------------
 def hook_log(ctx: "Context", entry: dict[str, Any]) -> None:
     """One JSON line in letsencrypt.hook_log (and certbot's own log gets the hook's output): no key, ever."""
-    from sbops.secret import mask_value
+    from sbops.secret import append_masked_line
 
-    path = Path(str(ctx.settings["letsencrypt.hook_log"]))
-    line = json.dumps(mask_value({"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), **entry},
-                                 ctx.secrets()))
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as handle:
-            handle.write(line + "\n")
-    except OSError as exc:
-        sys.stderr.write(f"sbops: warning: cannot write {path}: {exc.strerror or exc}\n")
+    append_masked_line(str(ctx.settings["letsencrypt.hook_log"]),
+                       {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), **entry}, ctx.secrets(), "")
 
 
 def deploy_renewed(ctx: "Context", renewed_lineage: str) -> tuple[bool, str]:

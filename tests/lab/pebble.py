@@ -7,7 +7,8 @@ name with 127.0.0.1, so Pebble's validator dials HTTP-01 on 127.0.0.1:<http01_po
 --standalone --http-01-port` listens. Every port is a free one; both processes stop with the fixture.
 
 Pebble keeps its accounts and orders in memory: issuance and renewal must happen against the same running
-Pebble (one fixture per test). PEBBLE_VA_NOSLEEP=1 drops its random validation delay.
+Pebble (one fixture per test). PEBBLE_VA_NOSLEEP=1 drops its random validation delay; PEBBLE_WFE_NONCEREJECT=0
+stops it rejecting 5 % of nonces at random (a test of client retries, which failed an issuance now and then).
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ class Pebble:
         self.procs.append(dns.start())
         wait_port("127.0.0.1", chall_management, timeout=30, proc=dns.popen, log=dns.log)
         server = Proc([PEBBLE, "-config", str(config), "-dnsserver", f"127.0.0.1:{self.dns_port}"],
-                      self.root / "pebble.log", env={**os.environ, "PEBBLE_VA_NOSLEEP": "1"})
+                      self.root / "pebble.log", env={**os.environ, "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"})
         self.procs.append(server.start())
         wait_port("127.0.0.1", self.port, timeout=30, proc=server.popen, log=server.log)
         return self
