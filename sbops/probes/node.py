@@ -214,10 +214,13 @@ def probe_nfs_client(ctx: "Context") -> Result:
 
 def observe_local_export(ctx: "Context", server: str) -> dict[str, Any] | None:
     """On the NFS server's own node: the clients of nfs.path's entries in the exports file; None elsewhere,
-    or when the file cannot be read (nfs.export reports that)."""
+    or when the file cannot be read (nfs.export reports that). "Own node" takes both addresses being this
+    machine's: the NFS server's, and the node's (server_ip). A machine that serves NFS to a node it is not
+    (the lab's host, whose node runs in a network namespace) connects from the server's address, which says
+    nothing of the address the kubelet mounts from: nfs.export judges the nodes' addresses there."""
     from sbops.probes import nfs
 
-    if not ctx.is_local(server):
+    if not ctx.is_local(server) or (ctx.server_ip and not ctx.is_local(ctx.server_ip)):
         return None
     try:
         text, path = nfs.read_exports(ctx)

@@ -197,5 +197,11 @@ def test_nfs_client_missing_helper_unreachable_server_and_ready(tmp_path: Path) 
         found = env.check("nfs.client")
         assert (found["status"], found["code"]) == ("ok", "SB5040"), found
         assert found["details"]["source_address"] == "127.0.0.1" and found["details"]["resolved"].endswith("mount.nfs")
+        # This machine serves NFS but is not the node (server_ip is elsewhere: the lab's host, whose node runs in
+        # a network namespace): its own source address says nothing of the kubelet's; nfs.export judges those.
+        exports.write_text("/data/stackbill 10.42.0.0/16(rw,sync,no_subtree_check)\n")
+        found = env.set("server_ip", "192.0.2.10").check("nfs.client")
+        assert (found["status"], found["code"]) == ("ok", "SB5040"), found
+        assert "exports" not in found["details"]
     finally:
         listener.stop()
