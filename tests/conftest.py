@@ -1,5 +1,7 @@
 """Lab servers as pytest fixtures: each module starts private servers on free ports with temp data dirs."""
 
+import pytest
+
 pytest_plugins = [
     "tests.lab.mariadb",
     "tests.lab.mongodb",
@@ -15,13 +17,12 @@ pytest_plugins = [
 ]
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(config, items):  # noqa: ANN001 - pytest's hook signature
     """Under pytest-xdist (`scripts/test` runs two workers with --dist loadgroup), every test on a living
     cluster runs in one worker: the session's cluster is started once, and two clusters (the session's and
     `scripts/lab`'s) never compete for the two cores. Other tests spread over the workers, each with its own
     private lab servers (free ports, temp dirs, netns names of its own)."""
-    import pytest
-
     for item in items:
         uses_living = "living_cluster" in getattr(item, "fixturenames", ())
         if uses_living or item.module.__name__.rsplit(".", 1)[-1] in ("test_lab_stack",):
