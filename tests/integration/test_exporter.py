@@ -16,7 +16,7 @@ import pytest
 
 from sbops.registry import LAYERS, load_all
 from tests.lab.common import Blackhole, free_port
-from tests.lab.env import REPO, LabEnv
+from tests.lab.env import NOT_IN_LAB, REPO, LabEnv
 from tests.lab.exporter import ExporterProc, by_check, findings, parse, reasons, run_promtool, value
 from tests.lab.mariadb import LAB_PASSWORD as MYSQL_PASSWORD
 from tests.lab.mongodb import LAB_ADMIN, MONGO_ADMIN_PASSWORD, MONGO_PASSWORD
@@ -33,11 +33,7 @@ FIXTURE_FAILURES = {"host.bind-address", "host.kubelet", "host.containerd"}
 # they skip (not_running, or no_access without any containerd state), so they have no success sample.
 NO_POD = {"netpath.mysql", "netpath.mongodb", "netpath.rabbitmq", "netpath.nfs", "netpath.services"}
 NO_POD_REASONS = {"not_running", "no_access"}
-# What this lab does not have, so the checks skip (no sample either): a certificate from certbot (the lab's is
-# from files), K3s's own kubeconfig, a CloudStack. Their exporter samples are tested in their own files.
-NOT_HERE = {"tls.renewal": {"not_applicable"}, "k8s.kubeconfig-mode": {"not_applicable"},
-            "cloudstack.reachable": {"not_applicable"}, "cloudstack.api-keys": {"blocked"},
-            "cloudstack.simulator": {"not_applicable"}}
+NOT_HERE = NOT_IN_LAB
 
 
 def full_env(root: Path, mysql, mongo, rabbit, nfs, kube, portal) -> LabEnv:

@@ -60,7 +60,8 @@ def test_seeded_cluster_passes_every_kubernetes_check(env: LabEnv) -> None:
     found = env.doctor("k8s.*")
     assert {cid: finding(r) for cid, r in found.items()} == {
         "k8s.api": ("SB6010", "ok", "none"), "k8s.nodes": ("SB6020", "ok", "none"),
-        "k8s.namespace": ("SB6030", "ok", "none"), "k8s.storage": ("SB6040", "ok", "none")}
+        "k8s.namespace": ("SB6030", "ok", "none"), "k8s.storage": ("SB6040", "ok", "none"),
+        "k8s.kubeconfig-mode": ("SB6054", "skip", "not_applicable")}  # no K3s here: tests/integration/test_k3s_kubeconfig.py
     assert found["k8s.api"]["details"]["version"] == lab.KUBE_VERSION
 
 

@@ -72,9 +72,12 @@ def test_concurrent_scrapes_share_one_execution():
     item = check(probe)
     flights = Flights()
     results = []
+    together = threading.Barrier(20)  # all 20 call run() at once: thread start-up on a loaded machine can take
+    # longer than the probe, and a late thread would rightly start a second execution
 
     def scrape() -> None:
         lease = Lease(context())
+        together.wait()
         results.append(flights.run(lease, item))
         lease.release()
 
