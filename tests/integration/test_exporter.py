@@ -83,11 +83,14 @@ def dashboard_metric_names() -> set[str]:
 def test_healthy_lab_every_check_passes_and_promtool_accepts_the_scrape(healthy: LabEnv):
     with ExporterProc(healthy) as exporter:
         text = exporter.scrape("/metrics", scrape_timeout=10)
+        # k8s.api's own summary, for the failure message: a crashed check (SB0002) says why only there
+        api_summary = exporter.scrape("/results?check=k8s.api", scrape_timeout=10)[:1500]
     samples = parse(text)
     success = by_check(samples, "sbops_check_success")
     registry = load_all()
     assert set(success) == set(registry.checks) - NO_POD - set(NOT_HERE), \
-        f"one sbops_check_success per check, only netpath's and what the lab lacks skipped: {reasons(samples)}"
+        f"one sbops_check_success per check, only netpath's and what the lab lacks skipped: {reasons(samples)}" \
+        f"\nk8s.api from /results: {api_summary}"
     assert {cid for cid, v in success.items() if v != 1} == FIXTURE_FAILURES, reasons(samples)
     current = reasons(samples)
     assert {cid for cid, r in current.items() if r != "none"} == LAB_WARNINGS | FIXTURE_FAILURES | NO_POD | set(NOT_HERE)
