@@ -18,6 +18,7 @@ from sbops.errors import NeedsCredentials
 from sbops.kube import NoKubeconfig
 from sbops.messages import engine as msg
 from sbops.model import Result
+from sbops.probes import agents
 from sbops.secret import mask_text, mask_value
 
 if TYPE_CHECKING:
@@ -58,10 +59,25 @@ def correlated(ctx: "Context", registry: "Registry", outcomes: list[Outcome]) ->
     return [replace(o, result=changed[o.check.id]) if o.check.id in changed else o for o in outcomes]
 
 
+def remote_route(ctx: "Context", item: "Check") -> "agents.Route | None":
+    """Where a check of a database host's own files is answered when that host is not this machine: its agent
+    (or a skip saying none is configured); None for every other check, run here (sbops.probes.agents)."""
+    route = agents.route_for(ctx, item.id)
+    return route if route is not None and route.kind != "local" else None
+
+
+def _remote_safely(ctx: "Context", item: "Check") -> bool:
+    try:
+        return remote_route(ctx, item) is not None
+    except Exception:  # noqa: BLE001 - call_probe reports the same problem as the check's result
+        return False
+
+
 def call_probe(ctx: "Context", item: "Check") -> Result:
     """Run one probe, turning exceptions into results; never raises."""
     try:
-        result = item.probe(ctx)
+        route = remote_route(ctx, item)
+        result = item.probe(ctx) if route is None else agents.probe_via_agent(ctx, item.id, item.layer, route)
         if not isinstance(result, Result):
             raise TypeError(f"probe returned {type(result).__name__}, not Result")
         return result
@@ -131,6 +147,9 @@ def run_checks(
     running: dict[str, tuple["Check", float, float]] = {}  # id -> (check, started, budget)
     results: "queue.Queue[tuple[str, Result, float]]" = queue.Queue()
     pending = list(checks)
+    # a check answered by a database host's agent runs its requirements there, not here: MySQL bound to
+    # 127.0.0.1 on its host fails mysql.reachable here, and only the agent can still say why (mysql.config)
+    remote = {c.id for c in checks if c.requires and _remote_safely(ctx, c)}
     preload_clients(checks)
     execute = execute or call_probe
 
@@ -145,7 +164,7 @@ def run_checks(
     while pending or running:
         now = time.monotonic()
         for item in list(pending):
-            needs = [r for r in item.requires if r in selected]
+            needs = [r for r in item.requires if r in selected and item.id not in remote]
             if any(r not in done for r in needs):
                 continue
             blockers = [r for r in needs if not done[r].result.status.passed]

@@ -122,7 +122,12 @@ def _plan(ctx: "Context", spec: Fix, params: dict[str, Any]) -> Plan:
     if unknown:  # the CLI refuses such flags first: this is a caller's mistake, not the user's
         accepted = ", ".join(spec.params) or "nothing"
         raise ValueError(f"fix {spec.name} accepts no {', '.join(unknown)} (it accepts: {accepted})")
+    from sbops.probes.agents import fix_blocker
+
     try:
+        remote = fix_blocker(ctx, spec.name)  # a database host of its own: the fix runs there, never from here
+        if remote:
+            return Plan(blockers=(remote,))
         return spec.plan(ctx, **params)
     except (NeedsCredentials, NoKubeconfig) as exc:
         return Plan(blockers=(str(exc),))

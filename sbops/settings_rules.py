@@ -159,6 +159,14 @@ def url(value: str) -> str:
     return ""
 
 
+def https_url(value: str) -> str:
+    """An agent's URL: the agents serve TLS only (their basic-auth password must never cross in clear)."""
+    problem = url(value)
+    if problem or value.startswith("https://"):
+        return problem
+    return "must be an https:// URL (the agent serves TLS only)"
+
+
 def runbook_url(value: str) -> str:
     """A URL template: `{id}` is the check's id; any other brace must be doubled ({{ or }})."""
     problem = url(value)
@@ -307,6 +315,18 @@ RULES: dict[str, Rule] = {
     "exporter.timeout": number_between(0, 3600),
     "exporter.timeout_offset": number_between(0, 60),
     "exporter.layers": optional(name_list),
+    "agents.mysql": optional(https_url),
+    "agents.mongodb": optional(https_url),
+    "agents.rabbitmq": optional(https_url),
+    "agents.username": no_spaces,
+    "agents.password_file": absolute_path,
+    "agents.ca_file": optional(absolute_path),
+    "agents.timeout": number_between(0, 3600),
+    "dbhost.listen": listen,
+    "dbhost.layers": name_list,
+    "dbhost.dir": absolute_path,
+    "dbhost.username": no_spaces,
+    "dbhost.systemd_root": optional(absolute_path),
     "cluster.namespace": dns_label,
     "cluster.agent_selector": no_spaces,
     "cluster.agent_port": port,

@@ -24,6 +24,7 @@ REFRESHER_UNIT = "sbops-ecr-refresh"
 DEFAULT_UNIT_DIR = Path("/etc/systemd/system")
 MONITORING_FILES = {"rules": "alerts.yml", "rules-test": "alerts_test.yml", "dashboard": "dashboard.json"}
 EXPORTER_UNIT_FILE = ("systemd", "sbops-exporter.service")
+AGENT_UNIT_FILE = ("systemd", "sbops-agent.service")
 
 
 def shared_dir(name: str) -> Path:
@@ -53,6 +54,11 @@ def asset(name: str) -> Path:
 def exporter_unit_file() -> Path:
     """deploy/systemd/sbops-exporter.service (a checkout's, else the installed copy)."""
     return _shipped(shared_dir("deploy") / EXPORTER_UNIT_FILE[0] / EXPORTER_UNIT_FILE[1])
+
+
+def agent_unit_file() -> Path:
+    """deploy/systemd/sbops-agent.service: a database host's agent (sbops install --role database-host)."""
+    return _shipped(shared_dir("deploy") / AGENT_UNIT_FILE[0] / AGENT_UNIT_FILE[1])
 
 
 def default_sbops() -> list[str]:

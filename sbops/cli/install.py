@@ -41,6 +41,10 @@ def install(
     kubeconfig: Optional[str] = KubeOpt,
     timeout: Optional[float] = typer.Option(None, "--timeout", metavar="SECONDS", help="seconds each probe's connection may take (default 5; setting timeout)"),
     list_steps: bool = typer.Option(False, "--list-steps", help="list the steps and exit"),
+    role: Optional[str] = typer.Option(None, "--role", metavar="database-host", help="database-host: install only the sbops agent on a database host of its own (sbops-agent.service: the database checks over TLS and basic auth, for `sbops doctor` on the StackBill server; settings dbhost.*)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="with --role: show the plan and the files it would write, and change nothing (as --plan)"),
+    agent_cert: Optional[str] = typer.Option(None, "--agent-cert", metavar="FILE", help="with --role database-host: the agent's TLS certificate (default: a self-signed one is generated)"),
+    agent_key: Optional[str] = typer.Option(None, "--agent-key", metavar="FILE", help="with --role database-host: its private key"),
 ) -> None:
     """Install StackBill on this server, or bring an installation back to what it should be.
 
@@ -51,8 +55,14 @@ def install(
     Example: sbops install --domain portal.example.com --ssl-cert fullchain.pem --ssl-key privkey.pem --plan
 
     Example: sbops install --domain portal.example.com --letsencrypt --email ops@example.com
+
+    Example: sbops install --role database-host --dry-run
     """
     from sbops.install import command, guided
+
+    if role is not None or dry_run or agent_cert or agent_key:
+        raise typer.Exit(_database_host(role, plan or dry_run, yes, output, config, credentials, timeout, agent_cert,
+                                        agent_key))
 
     if timeout is not None and not timeout > 0:  # 0 would read as "not given"; nan is not > 0
         raise UsageError(f"--timeout: must be a positive number of seconds, got {timeout:g}")
@@ -107,3 +117,27 @@ def install(
     code = command.execute(given, plan_only=plan, yes=yes, resume=resume, log_file=log_file or "",
                            json_output=output is Output.json, colour=colour())
     raise typer.Exit(code)
+
+
+def _database_host(role: Optional[str], dry_run: bool, yes: bool, output: Output, config: Optional[str],
+                   credentials: Optional[str], timeout: Optional[float], agent_cert: Optional[str],
+                   agent_key: Optional[str]) -> int:
+    """`--role database-host`: the agent alone (sbops.install.dbhost)."""
+    from sbops.context import Context
+    from sbops.install import dbhost
+
+    if role != "database-host":
+        if role is None:
+            raise UsageError("--dry-run, --agent-cert and --agent-key go with --role database-host "
+                             "(a full install's plan is --plan)")
+        raise UsageError(f"--role: the only role is database-host, got {role!r}")
+    if timeout is not None and not timeout > 0:
+        raise UsageError(f"--timeout: must be a positive number of seconds, got {timeout:g}")
+    for flag, value in (("--agent-cert", agent_cert), ("--agent-key", agent_key), ("--credentials", credentials)):
+        if value and not os.path.isfile(value):
+            raise UsageError(f"{flag} {value}: not a file")
+    ctx = Context.load(config, credentials, flags={"timeout": timeout})
+    options = dbhost.Options(config=config or "", credentials=credentials or "",
+                             agent_cert=os.path.abspath(agent_cert) if agent_cert else "",
+                             agent_key=os.path.abspath(agent_key) if agent_key else "")
+    return dbhost.execute(ctx, options, dry_run=dry_run, yes=yes, json_output=output is Output.json)

@@ -239,11 +239,13 @@ def app_session(ctx: "Context") -> Session:
 
 
 def admin_target(ctx: "Context") -> dict[str, Any]:
-    """Where the admin login goes: the socket when it exists, else TCP to the credentials file's host."""
+    """Where the admin login goes: the socket when it exists and the server is on this machine, else TCP to
+    the credentials file's host. A server on another host is never reached through this machine's socket,
+    which leads to this machine's server (a database host of its own: sbops.probes.agents)."""
     sock = str(ctx.settings["mysql.admin_socket"] or "")
-    if sock and Path(sock).exists():
-        return {"unix_socket": sock}
     host, port = ctx.endpoint("mysql")
+    if sock and ctx.is_local(host) and Path(sock).exists():
+        return {"unix_socket": sock}
     return {"host": host, "port": port, "source_address": ctx.settings["mysql.source_address"]}
 
 
