@@ -154,7 +154,8 @@ def make_self_signed(names: list[str], ips: list[str], days: int = CERT_DAYS) ->
 
 def enabled_offline(root: str) -> bool:
     """With dbhost.systemd_root: whether `systemctl --root` enabled the unit (its wants symlink exists)."""
-    return (Path(root) / "etc/systemd/system/multi-user.target.wants" / UNIT).exists()
+    link = Path(root) / "etc/systemd/system/multi-user.target.wants" / UNIT
+    return link.is_symlink() or link.exists()  # the link is absolute inside that root: never followed here
 
 
 # -- the plan ----------------------------------------------------------------------------------------------
