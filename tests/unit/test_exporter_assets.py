@@ -108,7 +108,8 @@ def test_cli_prints_the_shipped_files():
 def test_pyproject_installs_the_assets_like_the_runbooks():
     data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
     assert data["share/sbops/monitoring"] == [f"monitoring/{name}" for name in MONITORING_FILES.values()]
-    assert data["share/sbops/deploy/systemd"] == [f"deploy/systemd/{UNIT_FILE[1]}"]
+    # the exporter's unit, and the database host's agent (sbops install --role database-host)
+    assert data["share/sbops/deploy/systemd"] == [f"deploy/systemd/{UNIT_FILE[1]}", "deploy/systemd/sbops-agent.service"]
     assert "bcrypt" in " ".join(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"])
 
 
