@@ -63,7 +63,7 @@ def remote_route(ctx: "Context", item: "Check") -> "agents.Route | None":
     """Where a check of a database host's own files is answered when that host is not this machine: its agent
     (or a skip saying none is configured); None for every other check, run here (sbops.probes.agents)."""
     route = agents.route_for(ctx, item.id)
-    return route if route is not None and route.kind != "local" else None
+    return route if route is not None and route.kind in ("agent", "unconfigured") else None
 
 
 def _remote_safely(ctx: "Context", item: "Check") -> bool:

@@ -133,7 +133,6 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     # database hosts of their own: the sbops agent on each (sbops install --role database-host)
     "agents.mysql": ("", "URL of the sbops agent on MySQL's host, https://HOST:29120 (asked when the credentials file's MySQL Host is not this machine)"),
     "agents.mongodb": ("", "URL of the sbops agent on MongoDB's host, https://HOST:29120"),
-    "agents.rabbitmq": ("", "URL of the sbops agent on RabbitMQ's host, https://HOST:29120"),
     "agents.username": ("sbops", "basic-auth user of the agents (the database host's dbhost.username)"),
     "agents.password_file": ("/etc/sbops/agent-password", "file (0600) holding the agents' basic-auth password (a copy of the database host's <dbhost.dir>/password)"),
     "agents.ca_file": ("", "CA file that verifies the agents' certificates (a copy of the database host's <dbhost.dir>/agent.crt); empty: the system's CAs"),

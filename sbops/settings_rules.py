@@ -317,7 +317,6 @@ RULES: dict[str, Rule] = {
     "exporter.layers": optional(name_list),
     "agents.mysql": optional(https_url),
     "agents.mongodb": optional(https_url),
-    "agents.rabbitmq": optional(https_url),
     "agents.username": no_spaces,
     "agents.password_file": absolute_path,
     "agents.ca_file": optional(absolute_path),

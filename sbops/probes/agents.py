@@ -8,7 +8,9 @@ is routed to the agent configured for that service (`agents.mysql`, `agents.mong
 check=ID` (the exporter's doctor JSON) over HTTPS, verified with `agents.ca_file`, with basic auth (user
 `agents.username`, password read from `agents.password_file`, which must be 0600), within `agents.timeout`.
 The agent's result is reported as it is, its summary ending "(via agent URL)" and `details.via_agent` set.
-Without an agent the check is a skip that says which setting to configure (SB0030), never a pass.
+Without an agent the check is a skip that says which setting to configure (SB0030), never a pass; only
+mongodb.bind, whose first source is the server's own getCmdLineOpts over the network, still runs here then
+(for a remote server it never consults this machine's config file or sockets).
 
 Fixes that write a database host's files or run its local tools (mysql-config, mongodb-config,
 rabbitmq-management) are refused for a remote host: they run there (`sbops fix NAME` on that host).
@@ -39,6 +41,9 @@ if TYPE_CHECKING:
 
 # checks that read the database host's own files or sockets -> the service whose host they describe
 HOST_FILE_CHECKS: dict[str, str] = {"mysql.config": "mysql", "mongodb.bind": "mongodb"}
+# of those, the checks that also have an answer over the network (mongodb.bind: getCmdLineOpts): without an agent
+# they run here, where they never read this machine's files for a remote server, instead of skipping
+NETWORK_ANSWER = frozenset({"mongodb.bind"})
 # fixes that write the database host's files or run its local tools -> the service whose host they change
 HOST_FIXES: dict[str, str] = {"mysql-config": "mysql", "mongodb-config": "mongodb",
                               "rabbitmq-management": "rabbitmq"}
@@ -48,7 +53,8 @@ MAX_REPLY = 4 << 20  # a doctor document for one check is a few kB
 
 @dataclass(frozen=True)
 class Route:
-    """Where a host-file check is answered: `local` (this machine), `agent` (its url), or `unconfigured`."""
+    """Where a host-file check is answered: `local` (this machine), `agent` (its url), `network` (here, over the
+    network only: no agent, and the check has a network answer), or `unconfigured` (a skip)."""
 
     kind: str
     service: str
@@ -63,14 +69,15 @@ class Route:
 # -- pure -------------------------------------------------------------------------------------------------
 def decide_route(check_id: str, host: str, host_is_local: bool, agent_url: str) -> Route | None:
     """None for a check that does not read a database host's files; else where it is answered. A server on
-    this machine is always answered here, even with an agent configured (the agent would be this machine)."""
+    this machine is always answered here, even with an agent configured (the agent would be this machine).
+    With an agent, a check is asked of it even when it has a network answer: only the agent sees the files."""
     service = HOST_FILE_CHECKS.get(check_id)
     if service is None:
         return None
     if host_is_local:
         return Route("local", service, host)
     if not agent_url:
-        return Route("unconfigured", service, host)
+        return Route("network" if check_id in NETWORK_ANSWER else "unconfigured", service, host)
     return Route("agent", service, host, agent_url.rstrip("/"))
 
 

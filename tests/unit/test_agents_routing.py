@@ -23,7 +23,8 @@ URL = "https://10.98.7.2:29120"
     ("mysql.config", "127.0.0.1", True, URL, ("local", "mysql", "")),  # the agent would be this machine
     ("mysql.config", "127.0.0.1", True, "", ("local", "mysql", "")),
     ("mongodb.bind", "db.example", False, URL, ("agent", "mongodb", URL)),
-    ("mongodb.bind", "db.example", False, "", ("unconfigured", "mongodb", "")),
+    ("mongodb.bind", "db.example", False, "", ("network", "mongodb", "")),  # getCmdLineOpts: no files read
+    ("mongodb.bind", "127.0.0.1", True, "", ("local", "mongodb", "")),
     ("mysql.auth", "10.98.7.2", False, URL, None),  # over the network: answered here
     ("mysql.reachable", "10.98.7.2", False, "", None),
     ("rabbitmq.management", "10.98.7.2", False, "", None),
@@ -124,3 +125,18 @@ def test_transport_errors(exc, code, reason) -> None:
     result = transport_result(ROUTE, "mysql.config", exc)
     assert (result.code, result.status, result.reason) == (code, Status.ERROR, reason)
     assert result.details == {"via_agent": URL}
+
+
+@pytest.mark.parametrize("server_ip, via_socket", [("10.98.7.2", False), ("127.0.0.1", True)])
+def test_the_admin_login_uses_this_machines_socket_only_for_a_server_on_this_machine(tmp_path, server_ip,
+                                                                                     via_socket) -> None:
+    from sbops.context import Context
+    from sbops.probes.mysql.session import admin_target
+    from sbops.settings import Settings
+
+    sock = tmp_path / "mysqld.sock"
+    sock.write_text("")  # exists: admin_target only looks whether it does
+    settings = Settings.load(None, env={"SBOPS_SERVER_IP": server_ip, "SBOPS_MYSQL_ADMIN_SOCKET": str(sock)})
+    target = admin_target(Context(settings))
+    assert target == ({"unix_socket": str(sock)} if via_socket else
+                      {"host": server_ip, "port": 3306, "source_address": ""})
