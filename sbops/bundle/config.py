@@ -32,7 +32,12 @@ def cnf_includes(text: str) -> tuple[list[str], list[str]]:
 
 def settings_rows(items: list[tuple[str, Any, str]]) -> list[dict[str, str]]:
     """`sbops config show`'s rows, secrets shown as the mask."""
-    return [{"key": k, "value": MASK if isinstance(v, Secret) and v else str(v), "source": s} for k, v, s in items]
+    def shown(value: Any) -> str:
+        if isinstance(value, Secret):
+            return MASK if value else ""
+        return str(value)
+
+    return [{"key": k, "value": shown(v), "source": s} for k, v, s in items]
 
 
 def _mysql_files(first: list[Path]) -> list[Path]:

@@ -7,7 +7,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sbops.bundle.logs import tail
 
 TRUNCATED = b"[... truncated by sbops bundle --max-size: older lines left out ...]\n"
 _SIZE = re.compile(r"(?i)^\s*(\d+(?:\.\d+)?)\s*([kmg]?)i?b?\s*$")

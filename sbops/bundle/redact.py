@@ -24,7 +24,7 @@ import base64
 import json
 import re
 from bisect import bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable
 from urllib.parse import quote, quote_plus
 
