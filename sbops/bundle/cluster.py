@@ -31,6 +31,7 @@ RESOURCES: tuple[tuple[str, str, str, str, bool], ...] = (
     ("services", "", "v1", "services", True),
     ("endpoints", "", "v1", "endpoints", True),
     ("events", "", "v1", "events", True),
+    ("configmaps", "", "v1", "configmaps", True),
     ("persistentvolumes", "", "v1", "persistentvolumes", False),
     ("persistentvolumeclaims", "", "v1", "persistentvolumeclaims", True),
     ("storageclasses", "storage.k8s.io", "v1", "storageclasses", False),
