@@ -99,26 +99,33 @@ class Hit:
 
 
 class WrapView:
-    """`data` without the newlines that end a line of exactly 64 or 76 printable characters, and the map
-    back: a secret wrapped across such a line is contiguous in `text`."""
+    """`data` without the line breaks that end a line of exactly 64 or 76 printable characters, and the map
+    back: a secret wrapped across such a line is contiguous in `text`. A break is a newline, or the two
+    characters `\\n` inside a JSON string (a wrapped base64 value serialized as JSON, as cluster/*.json holds)."""
 
     _HEAD = re.compile(rb"[!-~]{%d}" % WRAP_WIDTHS[0])
     _CANDIDATE = re.compile(rb"\n[!-~]{%d}" % WRAP_WIDTHS[0])  # a literal first byte: sre's fast search
     _TAIL = re.compile(rb"(?:[!-~]{%d})?(\r?\n)(?=[!-~])" % (WRAP_WIDTHS[1] - WRAP_WIDTHS[0]))
+    _ESCAPED = re.compile(rb'(?:(?<=\\n)|(?<="))[A-Za-z0-9+/=_-]{%d}(?:[A-Za-z0-9+/=_-]{%d})?(\\n)(?=[A-Za-z0-9+/=_-])'
+                          % (WRAP_WIDTHS[0], WRAP_WIDTHS[1] - WRAP_WIDTHS[0]))
 
     def __init__(self, data: bytes) -> None:
-        self.removed: list[int] = []   # view offsets where newlines were removed
+        self.removed: list[int] = []   # view offsets where a break was removed
         self.shift: list[int] = []     # bytes removed up to and including that point
+        spans: list[tuple[int, int]] = []
         starts = [0] if self._HEAD.match(data) else []
         starts += [m.start() + 1 for m in self._CANDIDATE.finditer(data)]
+        for line_start in starts:
+            match = self._TAIL.match(data, line_start + WRAP_WIDTHS[0])
+            if match is not None:
+                spans.append(match.span(1))
+        if b"\\n" in data:
+            spans += [m.span(1) for m in self._ESCAPED.finditer(data)]
+            spans.sort()
         parts: list[bytes] = []
         last = 0
         total = 0
-        for line_start in starts:
-            match = self._TAIL.match(data, line_start + WRAP_WIDTHS[0])
-            if match is None:
-                continue
-            start, end = match.span(1)
+        for start, end in spans:
             parts.append(data[last:start])
             last = end
             self.removed.append(start - total)

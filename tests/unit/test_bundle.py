@@ -37,6 +37,7 @@ def embeds(secret: str) -> dict[str, bytes]:
             stream = base64.b64encode(b"q" * (lead + 30) + raw + b"z" * 60)
             wrapped = b"\n".join(stream[i:i + width] for i in range(0, len(stream), width))
             out[f"wrapped-{width}-{lead}"] = b"-----BEGIN DATA-----\n" + wrapped + b"\n-----END DATA-----\n"
+    out["wrapped-json"] = json.dumps({"data": {"blob": base64.encodebytes(b"q" * 50 + raw + b"z" * 80).decode()}}).encode()
     out["wrapped-plain"] = b"x" * (76 - 5) + raw[:5] + b"\n" + raw[5:] + b" rest\n"
     return out
 
@@ -53,7 +54,7 @@ def test_every_form_is_redacted_and_verification_finds_it_unredacted(secret: str
     assert b"[REDACTED:" in out
 
 
-@pytest.mark.parametrize("form", ["wrapped-64-15", "wrapped-76-22", "wrapped-plain"])
+@pytest.mark.parametrize("form", ["wrapped-64-15", "wrapped-76-22", "wrapped-plain", "wrapped-json"])
 def test_a_secret_across_a_line_wrap_is_found_as_wrapped(form: str) -> None:
     hits = Table.build([PLAIN]).find(embeds(PLAIN)[form])
     assert [h.kind for h in hits] == ["wrapped"]
