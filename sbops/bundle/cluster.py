@@ -192,9 +192,9 @@ def helm_record(obj: dict[str, Any]) -> dict[str, Any]:
     try:
         release = helm.decode_secret_field((obj.get("data") or {}).get("release", ""))
     except Exception as exc:  # noqa: BLE001 - recorded, not fatal
-        return {"secret": meta.get("name"), "error": f"cannot decode: {type(exc).__name__}"}
+        return {"record": meta.get("name"), "error": f"cannot decode: {type(exc).__name__}"}
     chart = (release.get("chart") or {}).get("metadata") or {}
-    return {"secret": meta.get("name"), "name": release.get("name"), "namespace": release.get("namespace"),
+    return {"record": meta.get("name"), "name": release.get("name"), "namespace": release.get("namespace"),
             "revision": release.get("version"), "info": release.get("info"),
             "chart": {"name": chart.get("name"), "version": chart.get("version"),
                       "appVersion": chart.get("appVersion")},

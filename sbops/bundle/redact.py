@@ -45,7 +45,7 @@ PATTERNS: tuple[tuple[str, "re.Pattern[bytes]", int], ...] = (
         rb"([^\s\"',;]+)"), 2),
     ("url-password", re.compile(rb"(?i)(\b[a-z][a-z0-9+.-]*://[^\s:/@\"'<>]+:)([^\s@/\"'<>]+)(@)"), 2),
     ("password-field", re.compile(
-        rb"(?i)(\b(?:password|passwd|pwd|secret|secret_key|secretkey|api_key|apikey|access_key)"
+        rb"(?i)(\b(?:password|passwd|pwd|secret_key|secretkey|client_secret|api_key|apikey|access_key)"
         rb"[\"']?\s*[=:]\s*[\"']?)([^\s\"'&;,<>{}\[\]()]+)"), 2),
     ("aws-key-id", re.compile(rb"\b((?:AKIA|ASIA)[0-9A-Z]{16})\b"), 1),
 )

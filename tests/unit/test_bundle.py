@@ -76,6 +76,7 @@ def test_forms_of_a_secret_are_named() -> None:
     (b"jdbc:mysql://db/sb?user=sb&password=hunter22&ssl=true", "password-field", b"&ssl=true"),
     (b"Server=db;Uid=sb;Pwd=hunter22;", "password-field", b"Server=db;"),
     (b'  "password": "x9y8z7"', "password-field", b'"password": "'),
+    (b"client_secret=Zm9vYmFyYmF6", "password-field", b"client_secret="),
     (b"aws_access_key_id = AKIAIOSFODNN7EXAMPLE", "aws-key-id", b"aws_access_key_id = "),
     (b"-----BEGIN RSA PRIVATE KEY-----\nMIIEow\nIBAAK\n-----END RSA PRIVATE KEY-----\n", "pem-private-key",
      b"-----END RSA PRIVATE KEY-----"),
@@ -90,7 +91,7 @@ def test_generic_patterns(text: bytes, kind: str, kept: bytes) -> None:
 @pytest.mark.parametrize("text", [
     b'"cloudstack.password": {"value": "****", "source": "default"}',   # a nested object is no value
     b"password: [REDACTED:plain]", b"password=****", b'"password": null', b"no secrets here",
-    b"ecr.token-expiry: ok",
+    b"ecr.token-expiry: ok", b'"secret": "awscred"', b"secret: istio-ingressgateway-certs",
 ])
 def test_generic_patterns_leave_what_is_no_secret(text: bytes) -> None:
     out, counts = Redactor.build([]).redact(text)
