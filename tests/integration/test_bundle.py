@@ -399,3 +399,25 @@ def test_index_renders_in_headless_chromium(built: dict[str, Any], tmp_path: Pat
     keep = os.environ.get("SBOPS_BUNDLE_SCREENSHOT")
     if keep:
         shutil.copy(shot, keep)
+
+
+def test_progress_shows_on_a_terminal(planted: Planted) -> None:
+    """Through a real pseudo-terminal (pexpect): the collectors' progress appears on stderr, then the summary."""
+    import sys
+
+    import pexpect
+
+    out = planted.root / "tty" / "bundle.tar.gz"
+    out.parent.mkdir()
+    planted.env.write()
+    child = pexpect.spawn(sys.executable, ["-m", "sbops", "bundle", "--output-file", str(out), "--no-logs",
+                                           "--config", str(planted.env.config_path),
+                                           "--credentials", str(planted.env.credentials_path)],
+                          env={**os.environ, "NO_COLOR": "1"}, encoding="utf-8", timeout=90)
+    try:
+        child.expect(r"collecting: \d+/\d+ done; waiting for ")
+        child.expect(r"wrote .*bundle\.tar\.gz \(\d+ bytes")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0 and out.exists()
