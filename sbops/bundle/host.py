@@ -87,7 +87,10 @@ def collect(ctx: "Context", put: Callable[[str, bytes], None], timeout: float) -
     uname = platform.uname()
     put("host/uname", f"{uname.system} {uname.node} {uname.release} {uname.version} {uname.machine}\n".encode())
     put("host/resources.json", (json.dumps(_resources(), indent=2) + "\n").encode())
-    put("host/listeners.txt", render_listeners(_listeners()).encode())
+    try:
+        put("host/listeners.txt", render_listeners(_listeners()).encode())
+    except Exception as exc:  # noqa: BLE001 - psutil refuses without root on some systems: recorded
+        missing.append(f"listeners: {type(exc).__name__}")
     result = ctx.runner.run(packages_argv(), timeout=timeout)
     put("host/packages.txt", (result.stdout + (result.stderr if not result.ok else "")).encode())
     for unit in UNITS:

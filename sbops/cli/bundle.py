@@ -52,6 +52,10 @@ def bundle(
         raise UsageError(f"--max-size: {exc}") from None
     if not deadline > 0:
         raise UsageError(f"--deadline: must be a positive number of seconds, got {deadline:g}")
+    if layer:
+        from sbops.registry import load_all
+
+        load_all().select(layer, None)  # an unknown layer is a usage error here, not a failed collector
     ctx = context(config, credentials, timeout, kubeconfig)
     if check:
         path = Path(check)
