@@ -289,3 +289,10 @@ def test_cnf_includes_and_settings_rows() -> None:
     rows = config.settings_rows([("mysql.admin_password", Secret("Hn4kQ2vLr8Zt1mWp"), "env"),
                                  ("namespace", "sb-apps", "default"), ("cloudstack.password", Secret(""), "default")])
     assert [r["value"] for r in rows] == ["****", "sb-apps", ""]
+
+
+def test_every_pattern_names_the_words_it_needs() -> None:
+    """A pattern whose words are absent is skipped: each must have its words, and each case above needs them."""
+    from sbops.bundle.redact import NEEDS, PATTERN_NAMES
+
+    assert set(NEEDS) == set(PATTERN_NAMES) and all(NEEDS.values())
