@@ -21,10 +21,10 @@ LEVELS = {
     **{name: 0 for name in CORE},
     "probes": 1,
     "checks": 2, "fixes": 2, "registry": 2,
-    "engine": 3, "fixflow": 3, "report": 3, "install": 3, "uninstall": 3, "exporter": 3, "cluster": 3,
+    "engine": 3, "fixflow": 3, "report": 3, "install": 3, "uninstall": 3, "exporter": 3, "cluster": 3, "bundle": 3,
     "cli": 4, "__main__": 4,
 }
-NAMES = {0: "core", 1: "probes", 2: "checks/fixes/registry", 3: "engine/fixflow/report/install/uninstall/exporter/cluster",
+NAMES = {0: "core", 1: "probes", 2: "checks/fixes/registry", 3: "engine/fixflow/report/install/uninstall/exporter/cluster/bundle",
          4: "cli"}
 
 
