@@ -60,12 +60,18 @@ def count_differences(expected: dict[str, int], observed: dict[str, int]) -> lis
 
 # -- I/O --------------------------------------------------------------------------------------------------------
 def client(ctx: "Context") -> Any:
-    from sbops.probes.mongodb.session import app_login
+    """The stackbill login, else the configured admin login (mongodb.admin_user: a restore after the user was
+    dropped)."""
+    from sbops.probes.mongodb.session import admin_login, app_login
 
     login = app_login(ctx)
-    if not login.ok:
-        raise RuntimeError(f"cannot log in to MongoDB as {login.user}: ({login.code}) {login.error}")
-    return login.client
+    if login.ok:
+        return login.client
+    admin = admin_login(ctx)
+    if admin is not None and admin.ok:
+        return admin.client
+    raise RuntimeError(f"cannot log in to MongoDB as {login.user}: ({login.code}) {login.error}"
+                       + (f"; nor as {admin.user}: ({admin.code}) {admin.error}" if admin is not None else ""))
 
 
 def _raw(db: Any, name: str) -> Any:

@@ -99,29 +99,44 @@ def count_differences(expected: dict[str, int], observed: dict[str, int]) -> lis
 
 # -- I/O --------------------------------------------------------------------------------------------------------
 @contextmanager
-def defaults_file(ctx: "Context") -> Iterator[str]:
-    """A 0600 option file with the stackbill login (credentials file's Host/Port), removed afterwards."""
-    host, port = ctx.endpoint("mysql")
-    user = ctx.service("mysql").username or "stackbill"
-    password: Secret = ctx.password("mysql")
+def defaults_file(ctx: "Context", admin: bool = False) -> Iterator[str]:
+    """A 0600 option file with the login sbops uses (the stackbill login to the credentials file's Host:Port,
+    or with `admin` the settings' admin login and target), in a private directory removed afterwards."""
+    from sbops.probes.mysql.session import admin_target
+
+    if admin:
+        target = admin_target(ctx)
+        secret = ctx.settings["mysql.admin_password"]
+        text = defaults_text(str(ctx.settings["mysql.admin_user"]), secret.reveal() if secret else "",
+                             target.get("host", ""), int(target.get("port", 0) or 0), target.get("unix_socket", ""))
+    else:
+        host, port = ctx.endpoint("mysql")
+        password: Secret = ctx.password("mysql")
+        text = defaults_text(ctx.service("mysql").username or "stackbill", password.reveal(), host, port)
     directory = tempfile.mkdtemp(prefix="sbops-mysql-")
     path = Path(directory) / "client.cnf"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
-            handle.write(defaults_text(user, password.reveal(), host, port))
+            handle.write(text)
         yield str(path)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def session(ctx: "Context") -> "Session":
-    from sbops.probes.mysql.session import LoginError, app_session
+def login(ctx: "Context") -> tuple["Session", bool]:
+    """The stackbill login, else the admin login (a restore after the account was dropped): (session, is_admin)."""
+    from sbops.probes.mysql.access import any_session
 
-    try:
-        return app_session(ctx)
-    except LoginError as exc:
-        raise RuntimeError(f"cannot log in to MySQL: {exc}") from None
+    access = any_session(ctx)
+    if access.session is None:
+        errors = "; ".join(str(e) for e in access.errors.values())
+        raise RuntimeError(f"cannot log in to MySQL: {errors}")
+    return access.session, access.session.label.startswith("admin ")
+
+
+def session(ctx: "Context") -> "Session":
+    return login(ctx)[0]
 
 
 def databases_present(s: "Session", wanted: Sequence[str]) -> list[str]:
@@ -169,7 +184,7 @@ def _tool_version(tool: str) -> str:
 def backup(ctx: "Context", stage: "Stage", progress: Any) -> dict[str, Any]:
     from sbops.probes.mysql.schema import wanted_databases
 
-    s = session(ctx)
+    s, admin = login(ctx)
     databases = databases_present(s, wanted_databases(ctx))
     tool = pick_tool(("mariadb-dump", "mysqldump"), s.is_mariadb)
     if tool is None:
@@ -181,7 +196,7 @@ def backup(ctx: "Context", stage: "Stage", progress: Any) -> dict[str, Any]:
     info["accounts"] = [f"{user}@{h}" for h in account_hosts(s, user)]
     stage.write(ACCOUNTS, LAYER, "\n;;\n".join(account_records(s, user)).encode() + b"\n")
     if databases:
-        with defaults_file(ctx) as defaults, stage.open(DUMP) as out:
+        with defaults_file(ctx, admin) as defaults, stage.open(DUMP) as out:
             proc = subprocess.Popen(dump_argv(tool, defaults, databases), stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
             written = 0
@@ -217,14 +232,14 @@ def _size(n: int) -> str:
 
 
 def restore(ctx: "Context", opened: "Opened", progress: Any) -> dict[str, Any]:
-    s = session(ctx)
+    s, admin = login(ctx)
     info = opened.manifest.layers.get(LAYER, {})
     tool = pick_tool(("mariadb", "mysql"), s.is_mariadb)
     if tool is None:
         raise RuntimeError("neither the mariadb nor the mysql client is installed (Debian: mariadb-client)")
     if info.get("databases"):
         progress.show("mysql: loading the dump", force=True)
-        with defaults_file(ctx) as defaults, open(opened.file(DUMP), "rb") as dump:
+        with defaults_file(ctx, admin) as defaults, open(opened.file(DUMP), "rb") as dump:
             proc = subprocess.run(client_argv(tool, defaults), stdin=dump, capture_output=True, timeout=None)
         if proc.returncode != 0:
             err = proc.stderr.decode(errors="replace").strip()
@@ -240,9 +255,10 @@ def restore(ctx: "Context", opened: "Opened", progress: Any) -> dict[str, Any]:
 
 def verify(ctx: "Context", opened: "Opened") -> list[str]:
     """Differences between the restored server and the manifest: row counts per table, accounts present."""
-    from sbops.probes.mysql.session import APP_KEY
+    from sbops.probes.mysql.session import ADMIN_KEY, APP_KEY
 
     ctx.forget(APP_KEY)
+    ctx.forget(ADMIN_KEY)
     s = session(ctx)
     info = opened.manifest.layers.get(LAYER, {})
     problems = count_differences(dict(info.get("tables", {})), table_counts(s, list(info.get("databases", []))))

@@ -307,3 +307,89 @@ def test_failed_layer_is_recorded_and_the_others_are_kept(lab: dict[str, Any]) -
     assert proc.returncode == 2 and "exists" in proc.stderr  # never overwritten
     proc = env.sbops("restore", str(archive), "--layer", "rabbitmq")
     assert proc.returncode == 2 and "--yes" in proc.stderr  # no terminal, no --yes: refused before any change
+
+
+# -- the cluster layer and `sbops uninstall --delete-db` ----------------------------------------------------
+def test_uninstall_delete_db_takes_a_backup_and_restore_brings_everything_back(
+        kube: Any, core: Any, helm_bin: str, helm_env: dict[str, str], mariadb_factory: Any, mongo_lab: Any,
+        rabbitmq_healthy: Any, tmp_path: Path) -> None:
+    """The lab's kube-apiserver with the demo chart installed by real Helm, and the three data servers:
+    `uninstall --delete-db --backup-to` backs everything up, then drops it; after the accounts are made again
+    (as `sbops install` would), `restore` brings back the data, the cluster's Secrets and Istio objects, the
+    credentials file, and the Helm release with its saved values (helm upgrade --install of the saved version)."""
+    from tests.integration.test_helm import CHART, helm
+    from tests.integration.test_uninstall import full_env, uninstall
+    from tests.lab import kube as klab
+    from tests.lab.mongodb import LAB_ADMIN, STACKBILL_ROLES
+
+    helm(helm_bin, helm_env, kube, "upgrade", "--install", "stackbill", str(CHART), "--set", "message=saved-value")
+    from kubernetes import client as kclient
+
+    if not _secret_exists(core, klab.PULL_SECRET, klab.NAMESPACE):
+        core.create_namespaced_secret(klab.NAMESPACE, kclient.V1Secret(
+            metadata=kclient.V1ObjectMeta(name=klab.PULL_SECRET), type="kubernetes.io/dockerconfigjson",
+            string_data={".dockerconfigjson": json.dumps({"auths": {"registry.example": {"auth": "QVdTOnRva2Vu"}}})}))
+    mysql, mongo, rabbit = mariadb_factory(), mongo_lab, rabbitmq_healthy
+    seed_mysql(mysql)
+    seed_mongo(mongo)
+    before_mysql, before_mongo = mysql_checksums(mysql), mongo_digests(mongo)
+    env = full_env(tmp_path / "env", kube, helm_bin, mysql, mongo, rabbit).set("install.chart", str(CHART))
+    env.write()
+    credentials_text = env.credentials_path.read_text()
+    archive = tmp_path / "before-uninstall.tar"
+
+    proc = env.sbops("uninstall", "--delete-db", "--yes", env=helm_env)
+    assert proc.returncode == 2 and "--backup-to" in proc.stderr and "--no-backup" in proc.stderr
+
+    with ArgvWatcher(SECRETS) as watcher:
+        code, doc, proc = uninstall(env, "--delete-db", "--yes", "--backup-to", str(archive), write=False,
+                                    extra_env=helm_env)
+    assert watcher.hits == []
+    assert code == 0 and doc["outcome"] == "uninstalled", proc.stderr
+    assert "Backup written" in proc.stderr and stat.S_IMODE(os.stat(archive).st_mode) == 0o600
+    assert not env.credentials_path.exists()
+    assert {r[0] for r in mysql.sql("SHOW DATABASES")} & {"stackbill", "configuration"} == set()
+    assert "stackbill" not in rabbit.users()
+
+    # what `sbops install` would do again: accounts and the credentials file (not the data)
+    mysql.seed_stackbill(MYSQL_PASSWORD)
+    with mongo.client(LAB_ADMIN, MONGO_ADMIN_PASSWORD) as client:
+        client.admin.command("createUser", "stackbill", pwd=MONGO_PASSWORD, roles=STACKBILL_ROLES)
+    rabbit.reset(RABBIT_PASSWORD)
+    env.write()
+    if _secret_exists(core, klab.PULL_SECRET, klab.NAMESPACE):  # uninstall removes it with the release
+        core.delete_namespaced_secret(klab.PULL_SECRET, klab.NAMESPACE)
+
+    code, plan, err = run(env, "restore", str(archive), "--dry-run")
+    assert code == 0, err
+    cluster_plan = next(p for p in plan["plan"] if p["layer"] == "cluster")
+    assert any("secrets/sb-apps/awscred" in line for line in cluster_plan["actions"])
+
+    bak = env.credentials_path.with_name(env.credentials_path.name + ".bak")
+    bak.unlink(missing_ok=True)
+    proc = env.sbops("restore", str(archive), "--yes", "--format", "json", env=helm_env, timeout=600)
+    assert proc.stdout.strip(), proc.stderr
+    doc = json.loads(proc.stdout)
+    assert proc.returncode == 0, f"{proc.stderr} {json.dumps(doc['layers'], indent=1)}"
+    assert [(layer["layer"], layer["status"]) for layer in doc["layers"]] == [
+        ("mysql", "restored"), ("mongodb", "restored"), ("rabbitmq", "restored"), ("cluster", "restored")]
+    assert doc["layers"][3]["detail"]["release_upgraded"] is True
+    assert mysql_checksums(mysql)["stackbill.account"] == before_mysql["stackbill.account"]
+    assert {k: v for k, v in mysql_checksums(mysql).items() if k != "accounts"} == \
+        {k: v for k, v in before_mysql.items() if k != "accounts"}
+    assert mongo_digests(mongo) == before_mongo
+    assert env.credentials_path.read_text() == credentials_text and bak.exists()  # written back, atomically
+    assert core.read_namespaced_secret(klab.PULL_SECRET, klab.NAMESPACE).data
+    assert "saved-value" in helm(helm_bin, helm_env, kube, "get", "values", "stackbill")
+
+
+def _secret_exists(core: Any, name: str, namespace: str) -> bool:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        core.read_namespaced_secret(name, namespace)
+        return True
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
