@@ -31,6 +31,7 @@ ACCOUNTS = "mysql/accounts.sql"
 DUMP_FLAGS = ("--single-transaction", "--routines", "--triggers", "--events", "--add-drop-database", "--hex-blob",
               "--default-character-set=utf8mb4", "--quick")
 NAME = re.compile(r"^[A-Za-z0-9_$-]+$")
+QUERY_TIMEOUT = 3600.0  # seconds a backup's or restore's own query may take (row counts of large tables)
 
 
 # -- pure builders ------------------------------------------------------------------------------------------
@@ -132,6 +133,10 @@ def login(ctx: "Context") -> tuple["Session", bool]:
     if access.session is None:
         errors = "; ".join(str(e) for e in access.errors.values())
         raise RuntimeError(f"cannot log in to MySQL: {errors}")
+    # The checks' read timeout (a little under --timeout) suits probes, not COUNT(*) of a large table or
+    # re-creating accounts after a 1 GiB load: this run's queries may take up to QUERY_TIMEOUT. PyMySQL
+    # re-applies _read_timeout before each read, and has no public setter for it.
+    access.session.conn._read_timeout = max(access.session.conn._read_timeout or 0, QUERY_TIMEOUT)
     return access.session, access.session.label.startswith("admin ")
 
 
