@@ -66,7 +66,7 @@ def pinned(two_nodes: SecondNode) -> dict[str, Any]:
     core.create_namespaced_pod(PINNED_NS, {"metadata": {"name": PINNED, "labels": {"app": PINNED}}, "spec": {
         "nodeName": NODE2_NAME, "tolerations": [TOLERATION], "terminationGracePeriodSeconds": 1,
         "containers": [{"name": "web", "image": image_ref("istio-ingressgateway"), "imagePullPolicy": "IfNotPresent",
-                        "command": ["/bin/httpd", "-f", "-p", "8080", "-h", "/etc"],
+                        "command": ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/etc"],
                         "readinessProbe": {"exec": {"command": ["/bin/sh", "-c", probe]}, "periodSeconds": 2}}]}})
     pod = wait_pod_running(core, PINNED, PINNED_NS)
     return {"pod": pod, "sb_core": sb_core}

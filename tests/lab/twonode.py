@@ -7,7 +7,8 @@ its own (the first node's serve the cluster). Its kubelet reaches the API server
 address: the node's default route goes to the host, which owns that address.
 
 Routing between the two (lab-owned addresses only): the host routes each node's pod /24 via that node's link
-address, and forwards between the two links (forwarding is turned on for those two interfaces alone, never
+address (node 1's through a table of the lab's own when another lab on the machine holds 10.42.0.0/24: see
+_route), and forwards between the two links (forwarding is turned on for those two interfaces alone, never
 machine-wide); each node's default route is its link's host end. So the host reaches pods on both nodes, and
 a pod on one node reaches a pod on the other (masqueraded to its node's address by the CNI bridge on the way
 out, as flannel's host-gw leaves it).
@@ -43,6 +44,7 @@ TAINT_KEY = "lab.sbops.io/second-node"
 TAINT = f"{TAINT_KEY}=true:NoSchedule"
 TOLERATION = {"key": TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
 AGENT_NAMESPACE = "sbops"
+TABLE_BASE = 10000  # + node 2's link subnet: the routing table for traffic from node 2 to node 1's pods
 AGENT_LABELS = {"app.kubernetes.io/name": "sbops", "app.kubernetes.io/component": "agent"}
 
 
@@ -56,6 +58,8 @@ class SecondNode:
         self.pod_cidr = pod_cidr
         self.node: LivingNode | None = None
         self._routes: list[list[str]] = []
+        self._rules: list[list[str]] = []
+        self.host_routes_first = False  # whether the host's own route to node 1's pod /24 is this lab's
         self._forwarding: list[str] = []
         self.timings: dict[str, float] = {}
 
@@ -102,22 +106,42 @@ class SecondNode:
         raise NodeError(f"{self.name}: taints {taints} after {timeout:g}s (expected only {TAINT_KEY})")
 
     def _route(self) -> None:
-        """Host routes to each node's pod /24 via its link address; forwarding on the two links only."""
+        """Routes between the host and the two nodes' pods, and forwarding on the two lab links only.
+
+        Node 2's pod /24 (10.42.1.0/24, used by no single-node lab): a host route via node 2's link address.
+        Node 1's pod /24 is 10.42.0.0/24 in every living lab on this machine, and another lab may already route
+        it on the host (to its own node): so traffic forwarded from node 2 finds node 1's pods through a table
+        of this lab's own, chosen by the interface it came in on (`ip rule iif`); the host's own route to node
+        1's pods is added only when no other lab holds it (host_routes_first says whether)."""
         assert self.node is not None
-        for node in self.nodes:
-            route = [node.pod_cidr, "via", node.link.node_ip, "dev", node.link.host_if]
-            done = _run("ip", "route", "add", *route, check=False)
-            if done.returncode != 0:
-                raise NodeError(f"ip route add {' '.join(route)}: {done.stderr.strip()} (another two-node lab "
-                                f"running? `ip route show {node.pod_cidr}` says which link holds it)")
-            self._routes.append(route)
+        first, second = self.nodes
+        self._add_route(second.pod_cidr, "via", second.link.node_ip, "dev", second.link.host_if)
+        table = str(TABLE_BASE + second.link.subnet)
+        self._add_route(first.pod_cidr, "via", first.link.node_ip, "dev", first.link.host_if, "table", table)
+        rule = ["iif", second.link.host_if, "lookup", table, "priority", table]
+        _run("ip", "rule", "add", *rule)
+        self._rules.append(rule)
+        self.host_routes_first = _run("ip", "route", "add", first.pod_cidr, "via", first.link.node_ip, "dev",
+                                      first.link.host_if, check=False).returncode == 0
+        if self.host_routes_first:
+            self._routes.append([first.pod_cidr, "via", first.link.node_ip, "dev", first.link.host_if])
         for node in self.nodes:
             path = Path("/proc/sys/net/ipv4/conf") / node.link.host_if / "forwarding"
             if path.read_text().strip() != "1":
                 path.write_text("1\n")
                 self._forwarding.append(str(path))
 
+    def _add_route(self, *route: str) -> None:
+        done = _run("ip", "route", "add", *route, check=False)
+        if done.returncode != 0:
+            raise NodeError(f"ip route add {' '.join(route)}: {done.stderr.strip()} (another two-node lab running? "
+                            f"`ip route show {route[0]}` says which link holds it)")
+        self._routes.append(list(route))
+
     def _unroute(self) -> None:
+        for rule in self._rules:
+            _run("ip", "rule", "del", *rule, check=False)
+        self._rules = []
         for route in self._routes:
             _run("ip", "route", "del", *route, check=False)  # gone already when its link was deleted
         self._routes = []
