@@ -163,6 +163,9 @@ class Agents:
         env.set("server_ip", node.link.node_ip).set("netpath.containerd_state", str(node.containerd_state))
         env.set("host.min_cpus", 1).set("host.min_memory_gb", 1).set("host.min_disk_gb", 1)
         env.set("host.disk_path", str(self.root))
+        # the check's budget: a pod's child process starts in about a second on an idle machine, several on
+        # this shared one; each attempt still gives up after netpath.attempt_timeout (2 s)
+        env.set("timeout", 10)
         return env
 
     def stop(self) -> None:
