@@ -8,8 +8,8 @@ values, so the agent DaemonSet and the cluster Deployment run as real pods under
 
 A node passed in `nodes` gets the image (`ctr images import`) and, on the host, a route to its pod CIDR via its
 address (the API server's pod proxy and Prometheus reach the cluster Deployment's pod at its pod IP; the agents
-use the node's own address: host network). A route that already exists through another gateway (another lab's)
-is an error naming it, never replaced. A node may carry `pod_cidr` (a second node's /24); the default is
+use the node's own address: host network). A route that already exists through another gateway (another lab's
+run on this machine) is waited out, never replaced. A node may carry `pod_cidr` (a second node's /24); the default is
 tests/lab/node.py's NODE_POD_CIDR.
 
 The pods authenticate with their ServiceAccount only (the chart mounts a projected, bound token): no kubeconfig
@@ -229,19 +229,26 @@ def _route(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["ip", "route", *args], capture_output=True, text=True, timeout=10)
 
 
-def add_route(cidr: str, via: str) -> bool:
+def add_route(cidr: str, via: str, wait: float = 600.0) -> bool:
     """A host route to a node's pod CIDR via the node's address. True when added here (to remove later),
-    False when it was already there via the same node; an error when it goes elsewhere."""
-    existing = _route("show", cidr).stdout.strip()
-    if existing:
-        if f"via {via} " in existing + " ":
+    False when it was already there via the same node (a two-node lab routes its nodes itself). A route through
+    another gateway is another lab's (every lab's node uses 10.42.0.0/24, and another test run on this machine
+    may be using it): wait for it to go, up to `wait` seconds, then fail naming it; never replace it."""
+    end = time.monotonic() + wait
+    while True:
+        existing = _route("show", cidr).stdout.strip()
+        if existing and f"via {via} " in existing + " ":
             return False
-        raise NodeError(f"the host already routes {cidr} elsewhere ({existing}): another lab's node? "
-                        f"sbops's pods there would be unreachable")
-    done = _route("add", cidr, "via", via)
-    if done.returncode != 0:
-        raise NodeError(f"ip route add {cidr} via {via} failed: {done.stderr.strip()}")
-    return True
+        if not existing:
+            done = _route("add", cidr, "via", via)
+            if done.returncode == 0:
+                return True
+            if "exists" not in done.stderr:
+                raise NodeError(f"ip route add {cidr} via {via} failed: {done.stderr.strip()}")
+        elif time.monotonic() > end:
+            raise NodeError(f"the host routes {cidr} elsewhere ({existing}) for {wait:g}s: another lab's node "
+                            f"holds it; sbops's pods here would be unreachable")
+        time.sleep(2.0)
 
 
 def install_agents(cluster: "LivingCluster", nodes: Iterable["LivingNode"] | None = None,
