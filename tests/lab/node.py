@@ -54,6 +54,7 @@ CNI_BIN = Path("/usr/lib/cni")
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
 NODE_NAME = "stackbill-node"
 LOG_DIRS = ("/var/log/pods", "/var/log/containers")
+NODE_VIEW = Path("/run/sbops-lab/node")  # node-neutral paths, each node's own in its mount namespace (node_view)
 PAUSE_IMAGE = "k8s.gcr.io/pause:3.2"  # the kubelet's default for v1.20; tests/lab/images.py builds it
 NEEDS = {  # program -> the Debian package scripts/setup installs it from
     "containerd": "containerd", "containerd-shim-runc-v2": "containerd", "ctr": "containerd", "runc": "runc",
@@ -182,6 +183,12 @@ class LivingNode:
         """containerd's state dir: task bundles under io.containerd.runtime.v2.task/k8s.io/<id>/."""
         return self.containerd_dir / "state"
 
+    def node_view(self) -> dict[str, str]:
+        """{this node's path: the node-neutral path it is bound to in the node's mount namespace}."""
+        return {str(self.containerd_state): str(NODE_VIEW / "containerd-state"),
+                str(self.sock_dir): str(NODE_VIEW / "containerd"),
+                str(self.kubelet_dir): str(NODE_VIEW / "kubelet")}
+
     @property
     def state_file(self) -> Path:
         return self.root / "node.json"
@@ -225,6 +232,13 @@ class LivingNode:
             Path(target).mkdir(parents=True, exist_ok=True)
             own = self.root / "log" / Path(target).name
             own.mkdir(parents=True, exist_ok=True)
+            binds.append(f"mount --bind {own} {target}")
+        # The same paths on every node, each showing that node's own (as /run/k3s/containerd is on every K3s
+        # node): what a DaemonSet's hostPath mounts name, one pod template for all nodes.
+        self.kubelet_dir.mkdir(parents=True, exist_ok=True)
+        for own, target in self.node_view().items():
+            Path(own).mkdir(parents=True, exist_ok=True)
+            Path(target).mkdir(parents=True, exist_ok=True)  # an empty mount point on the host
             binds.append(f"mount --bind {own} {target}")
         script = " && ".join([*binds, f'exec containerd --config {self.containerd_dir / "config.toml"}'])
         self._spawn("containerd", ["unshare", "--mount", "--propagation", "slave", "/bin/sh", "-c", script],
