@@ -2,8 +2,9 @@
 
 The node runs in a network namespace of its own, joined to the host by a veth pair on lab-owned addresses
 (10.99.N.0/30: the host end is HOST_IP, the node's end NODE_IP). Inside it: containerd (private root, state and
-socket), the kubelet, kube-proxy in iptables mode, the CNI bridge `cni0` with pods on 10.42.0.0/24 (10.42.0.0/16
-cluster-wide, as K3s), Services on 10.43.0.0/16. kube-controller-manager and kube-scheduler run on the host and
+socket), the kubelet, kube-proxy in iptables mode, the CNI bridge `cni0` with pods on the node's pod CIDR (10.42.0.0/24
+for the first node, 10.42.1.0/24 for tests/lab/twonode.py's second; 10.42.0.0/16 cluster-wide, as K3s), Services on
+10.43.0.0/16. kube-controller-manager and kube-scheduler run on the host and
 talk to the lab's kube-apiserver, which listens on HOST_IP so the node can reach it.
 
 Why a namespace rather than the host's own network: kube-proxy rewrites iptables and the CNI bridge owns routes;
@@ -34,6 +35,7 @@ import os
 import random
 import shutil
 import signal
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -52,6 +54,7 @@ CNI_BIN = Path("/usr/lib/cni")
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
 NODE_NAME = "stackbill-node"
 LOG_DIRS = ("/var/log/pods", "/var/log/containers")
+NODE_VIEW = Path("/run/sbops-lab/node")  # node-neutral paths, each node's own in its mount namespace (node_view)
 PAUSE_IMAGE = "k8s.gcr.io/pause:3.2"  # the kubelet's default for v1.20; tests/lab/images.py builds it
 NEEDS = {  # program -> the Debian package scripts/setup installs it from
     "containerd": "containerd", "containerd-shim-runc-v2": "containerd", "ctr": "containerd", "runc": "runc",
@@ -131,10 +134,20 @@ def pick_link() -> Link:
 class LivingNode:
     """containerd + kubelet + kube-proxy in a network namespace, plus the controller-manager and scheduler."""
 
-    def __init__(self, root: Path | str, binaries: dict[str, Path], link: Link | None = None) -> None:
+    def __init__(self, root: Path | str, binaries: dict[str, Path], link: Link | None = None, *,
+                 name: str = NODE_NAME, pod_cidr: str = NODE_POD_CIDR, control_plane: bool = True,
+                 taints: tuple[str, ...] = ()) -> None:
+        """`name`, `pod_cidr` (this node's share of POD_CIDR, which its CNI bridge hands out) and `taints`
+        (kubelet --register-with-taints, KEY=VALUE:EFFECT) tell one node from another; `control_plane`: this
+        node's start_kubernetes also runs the controller-manager and scheduler on the host (one node of a
+        cluster does; tests/lab/twonode.py's second node does not)."""
         self.root = Path(root)
         self.bin = binaries
         self.link = link or pick_link()
+        self.name = name
+        self.pod_cidr = pod_cidr
+        self.control_plane = control_plane
+        self.taints = tuple(taints)
         self.pids: dict[str, int] = {}
         self._procs: dict[str, subprocess.Popen] = {}
         self.registry_mirror: tuple[str, str, Path] | None = None  # (registry host, https endpoint, CA file)
@@ -169,6 +182,12 @@ class LivingNode:
     def containerd_state(self) -> Path:
         """containerd's state dir: task bundles under io.containerd.runtime.v2.task/k8s.io/<id>/."""
         return self.containerd_dir / "state"
+
+    def node_view(self) -> dict[str, str]:
+        """{this node's path: the node-neutral path it is bound to in the node's mount namespace}."""
+        return {str(self.containerd_state): str(NODE_VIEW / "containerd-state"),
+                str(self.sock_dir): str(NODE_VIEW / "containerd"),
+                str(self.kubelet_dir): str(NODE_VIEW / "kubelet")}
 
     @property
     def state_file(self) -> Path:
@@ -214,6 +233,13 @@ class LivingNode:
             own = self.root / "log" / Path(target).name
             own.mkdir(parents=True, exist_ok=True)
             binds.append(f"mount --bind {own} {target}")
+        # The same paths on every node, each showing that node's own (as /run/k3s/containerd is on every K3s
+        # node): what a DaemonSet's hostPath mounts name, one pod template for all nodes.
+        self.kubelet_dir.mkdir(parents=True, exist_ok=True)
+        for own, target in self.node_view().items():
+            Path(own).mkdir(parents=True, exist_ok=True)
+            Path(target).mkdir(parents=True, exist_ok=True)  # an empty mount point on the host
+            binds.append(f"mount --bind {own} {target}")
         script = " && ".join([*binds, f'exec containerd --config {self.containerd_dir / "config.toml"}'])
         self._spawn("containerd", ["unshare", "--mount", "--propagation", "slave", "/bin/sh", "-c", script],
                     netns=True)
@@ -247,18 +273,27 @@ class LivingNode:
         self._spawn("kubelet", [
             str(self.bin["kubelet"]), "--container-runtime=remote",
             f"--container-runtime-endpoint=unix://{self.containerd_sock}", f"--root-dir={self.kubelet_dir}",
-            f"--cert-dir={self.root / 'kubelet-pki'}", f"--hostname-override={NODE_NAME}",
+            f"--cert-dir={self.root / 'kubelet-pki'}", f"--hostname-override={self.name}",
             f"--node-ip={self.link.node_ip}", f"--pod-infra-container-image={PAUSE_IMAGE}",
             f"--kubeconfig={kubeconfig}", f"--config={config}", "--v=1",
+            *([f"--register-with-taints={','.join(self.taints)}"] if self.taints else []),
         ], netns=True, mount_of="containerd")
         self._spawn("kube-proxy", [
             str(self.bin["kube-proxy"]), f"--kubeconfig={kubeconfig}", "--proxy-mode=iptables",
-            f"--cluster-cidr={POD_CIDR}", f"--hostname-override={NODE_NAME}", "--masquerade-all",
+            f"--cluster-cidr={POD_CIDR}", f"--hostname-override={self.name}", "--masquerade-all",
             "--conntrack-max-per-core=0", "--conntrack-tcp-timeout-established=0",
             "--conntrack-tcp-timeout-close-wait=0",
             f"--healthz-bind-address=127.0.0.1:{free_port()}", f"--metrics-bind-address=127.0.0.1:{free_port()}",
             "--v=1",
         ], netns=True)
+        if self.control_plane:
+            self._start_control_plane(kubeconfig, pki)
+        self._save()
+        atexit.register(self._stop_if_owned)
+        self._wait_node_ready(kubeconfig, timeout)
+
+    def _start_control_plane(self, kubeconfig: Path, pki: Path) -> None:
+        """kube-controller-manager and kube-scheduler, on the host: one pair per cluster."""
         self._spawn("kube-controller-manager", [
             str(self.bin["kube-controller-manager"]), f"--kubeconfig={kubeconfig}",
             f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
@@ -273,9 +308,6 @@ class LivingNode:
             f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
             "--bind-address=127.0.0.1", f"--secure-port={free_port()}", "--port=0", "--leader-elect=false", "--v=1",
         ])
-        self._save()
-        atexit.register(self._stop_if_owned)
-        self._wait_node_ready(kubeconfig, timeout)
 
     def _wait_node_ready(self, kubeconfig: Path, timeout: float) -> None:
         from kubernetes import client, config
@@ -286,7 +318,7 @@ class LivingNode:
         while time.monotonic() < end:
             self._check_alive()
             try:
-                node = api.read_node(NODE_NAME)
+                node = api.read_node(self.name)
                 ready = [c for c in node.status.conditions or [] if c.type == "Ready"]
                 if ready and ready[0].status == "True":
                     return
@@ -294,7 +326,7 @@ class LivingNode:
             except Exception as exc:  # noqa: BLE001 - not registered yet
                 last = str(exc).splitlines()[0]
             time.sleep(0.5)
-        raise NodeError(f"node {NODE_NAME} not Ready after {timeout:g}s ({last}): {tail(self.root / 'kubelet.log', 25)}")
+        raise NodeError(f"node {self.name} not Ready after {timeout:g}s ({last}): {tail(self.root / 'kubelet.log', 25)}")
 
     def _check_alive(self) -> None:
         for name, proc in self._procs.items():
@@ -311,6 +343,7 @@ class LivingNode:
         self._kill_containers()
         self._terminate("containerd")
         self._unmount_all()
+        shutil.rmtree(self.root / "hidden", ignore_errors=True)  # hide()'s overlays went with the mount namespace
         for path in sandboxes:
             name = os.path.basename(path)
             if path.startswith("/var/run/netns/") or path.startswith("/run/netns/"):
@@ -397,6 +430,48 @@ class LivingNode:
             for mount in mine:
                 _run("umount", "-l", mount, check=False)
 
+    # -- the node's own view of the file system --------------------------------------------------------------
+    @property
+    def mount_ns(self) -> str:
+        """The node's mount namespace: containerd's (start_runtime), which the kubelet joins and every container
+        starts from, so a host path a pod mounts (hostPath) is resolved there."""
+        return f"/proc/{self.pids['containerd']}/ns/mnt"
+
+    def in_mount_ns(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run a command in the node's mount and network namespaces (what the node's own processes see)."""
+        return _run("nsenter", f"--mount={self.mount_ns}", f"--net={self.link.netns_path}", *argv, check=check)
+
+    def _hidden_dir(self, path: str) -> tuple[Path, Path]:
+        real = Path(os.path.realpath(path))
+        return real, self.root / "hidden" / str(real.parent).strip("/").replace("/", "_")
+
+    def hide(self, path: str) -> None:
+        """Make `path` absent on this node only, as on a node without the package that ships it: an overlay of
+        its directory whose upper layer holds a whiteout for it, mounted over that directory in the node's mount
+        namespace. The host and the other nodes still see the file; unhide() puts it back. Containers see the
+        change when they start (a running pod keeps the view it started with)."""
+        real, base = self._hidden_dir(path)
+        if base.exists():
+            raise NodeError(f"{real.parent} is already overlaid on {self.name}")
+        (base / "upper").mkdir(parents=True)
+        (base / "work").mkdir()
+        os.mknod(base / "upper" / real.name, stat.S_IFCHR, os.makedev(0, 0))  # overlayfs's whiteout
+        self.in_mount_ns("mount", "-t", "overlay", "overlay", "-o",
+                         f"lowerdir={real.parent},upperdir={base / 'upper'},workdir={base / 'work'}", str(real.parent))
+
+    def unhide(self, path: str) -> None:
+        """Undo hide(path): unmount the overlay in the node's mount namespace (the host never had it)."""
+        real, base = self._hidden_dir(path)
+        if not base.exists():
+            return
+        if self.pids.get("containerd") and os.path.exists(self.mount_ns):
+            self.in_mount_ns("umount", str(real.parent))
+        shutil.rmtree(base)
+
+    def sees(self, path: str) -> bool:
+        """Whether `path` exists as this node's processes see it."""
+        return self.in_mount_ns("test", "-e", path, check=False).returncode == 0
+
     # -- helpers ------------------------------------------------------------------------------------------
     def ctr(self, *args: str, check: bool = True, timeout: float = 30.0) -> subprocess.CompletedProcess:
         """`ctr` against this node's containerd, namespace k8s.io (where the CRI keeps its images)."""
@@ -430,13 +505,17 @@ class LivingNode:
 
     def _save(self) -> None:
         self.state_file.write_text(json.dumps({"suffix": self.link.suffix, "subnet": self.link.subnet,
+                                               "name": self.name, "pod_cidr": self.pod_cidr,
+                                               "control_plane": self.control_plane, "taints": list(self.taints),
                                                "pids": self.pids}, indent=1))
 
     @classmethod
     def load(cls, root: Path | str, binaries: dict[str, Path]) -> "LivingNode":
         root = Path(root)
         state = json.loads((root / "node.json").read_text())
-        node = cls(root, binaries, Link(state["suffix"], state["subnet"]))
+        node = cls(root, binaries, Link(state["suffix"], state["subnet"]), name=state.get("name", NODE_NAME),
+                   pod_cidr=state.get("pod_cidr", NODE_POD_CIDR), control_plane=state.get("control_plane", True),
+                   taints=tuple(state.get("taints", ())))
         node.pids = state.get("pids", {})
         return node
 
@@ -493,7 +572,7 @@ class LivingNode:
         (conf / "10-sblab.conflist").write_text(json.dumps({
             "cniVersion": "0.4.0", "name": "sblab", "plugins": [
                 {"type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": True, "hairpinMode": True,
-                 "ipam": {"type": "host-local", "ranges": [[{"subnet": NODE_POD_CIDR}]],
+                 "ipam": {"type": "host-local", "ranges": [[{"subnet": self.pod_cidr}]],
                           "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(self.root / "cni-ipam")}},
                 {"type": "portmap", "capabilities": {"portMappings": True}},
             ]}, indent=1))

@@ -98,7 +98,7 @@ The exporter container of either part. Arguments: dict "root" $ "part" "agent"|"
   {{- if not $root.Values.webConfig.existingSecret }}
   readinessProbe:
     httpGet: {path: /-/healthy, port: metrics, scheme: {{ $scheme }}}
-    periodSeconds: 30
+    periodSeconds: {{ .values.readinessPeriodSeconds }}
   livenessProbe:
     httpGet: {path: /-/healthy, port: metrics, scheme: {{ $scheme }}}
     periodSeconds: 60
@@ -106,7 +106,7 @@ The exporter container of either part. Arguments: dict "root" $ "part" "agent"|"
   {{- else }}
   readinessProbe:
     tcpSocket: {port: metrics}
-    periodSeconds: 30
+    periodSeconds: {{ .values.readinessPeriodSeconds }}
   livenessProbe:
     tcpSocket: {port: metrics}
     periodSeconds: 60
@@ -117,6 +117,7 @@ The exporter container of either part. Arguments: dict "root" $ "part" "agent"|"
   volumeMounts:
     - {name: config, mountPath: /etc/sbops/config, readOnly: true}
     - {name: tmp, mountPath: /tmp}
+    - {name: kube-api-access, mountPath: /var/run/secrets/kubernetes.io/serviceaccount, readOnly: true}
     {{- if include "sbops.credentialsSecret" $root }}
     - {name: credentials, mountPath: /etc/sbops/credentials, readOnly: true}
     {{- end }}
@@ -133,6 +134,20 @@ The exporter container of either part. Arguments: dict "root" $ "part" "agent"|"
     name: {{ .config }}
 - name: tmp
   emptyDir: {medium: Memory, sizeLimit: 16Mi}
+# The ServiceAccount's token as Kubernetes 1.21+ mounts it by itself (a bound token the kubelet renews, the
+# cluster's CA, the namespace), written out so it is there on any cluster (a 1.20 API server without the
+# ServiceAccount admission plugin mounts nothing) and only in this container: sbops.kube re-reads the token
+# when the kubelet renews it.
+- name: kube-api-access
+  projected:
+    defaultMode: 0444
+    sources:
+      - serviceAccountToken: {path: token, expirationSeconds: 3607}
+      - configMap:
+          name: kube-root-ca.crt
+          items: [{key: ca.crt, path: ca.crt}]
+      - downwardAPI:
+          items: [{path: namespace, fieldRef: {apiVersion: v1, fieldPath: metadata.namespace}}]
 {{- if include "sbops.credentialsSecret" $root }}
 - name: credentials
   secret:
