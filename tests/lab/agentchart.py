@@ -321,7 +321,11 @@ def results(release: AgentRelease, pod: dict[str, Any], port: int, **params: Any
     """A pod's /results through the API server's pod proxy (as `sbops doctor --cluster` asks the agents)."""
     api = release.api()
     query = [(k, v) for k, vs in params.items() for v in (vs if isinstance(vs, (list, tuple)) else [vs])]
-    data = api.call_api(f"/api/v1/namespaces/{release.namespace}/pods/{pod['metadata']['name']}:{port}/proxy/results",
-                        "GET", query_params=query, auth_settings=["BearerToken"], _preload_content=False,
-                        _request_timeout=60, response_type=None)
-    return json.loads(data[0].data)
+    resource = f"/api/v1/namespaces/{release.namespace}/pods/{pod['metadata']['name']}:{port}/proxy/results"
+    method, url, headers, body, _ = api.param_serialize("GET", resource, query_params=query,
+                                                        auth_settings=["BearerToken"])
+    response = api.call_api(method, url, header_params=headers, body=body, _request_timeout=(5, 90))
+    data = response.read()
+    if response.status != 200:
+        raise NodeError(f"GET {resource}: HTTP {response.status}: {data[:500]!r}")
+    return json.loads(data)

@@ -1,11 +1,19 @@
 """A real Prometheus server (Debian's package, unpacked by scripts/get-prometheus) on the host, discovering the
-living cluster's pods with `kubernetes_sd_configs` (role: pod) against the lab API server and keeping the pods
-that carry the standard `prometheus.io/scrape|port|path|scheme` annotations, as the usual `kubernetes-pods`
-job of Prometheus's own example configuration does.
+living cluster's pods through the lab API server and keeping the pods that carry the standard
+`prometheus.io/scrape|port|path|scheme` annotations, with the relabelling of the usual `kubernetes-pods` job of
+Prometheus's own example configuration (documentation/examples/prometheus-kubernetes.yml).
 
-Prometheus authenticates as a ServiceAccount of its own (`sbops-lab/prometheus`) with a bound token from the
-TokenRequest API and a ClusterRole that may only get, list and watch pods: what service discovery needs.
-The token is written 0600 in the server's directory, never on a command line.
+Debian's Prometheus has no `kubernetes_sd_configs`: its NEWS.Debian says "Kubernetes support has been completely
+removed, due to the insane amount of dependencies in their client library" (2.42.0+ds, bookworm; the binary
+holds no discovery/kubernetes package). So the discovery is `http_sd_configs` fed by `PodDiscovery`, a small
+server here that lists the pods from the API server (as Prometheus's own role: pod does, with the same
+ServiceAccount) and hands them to Prometheus as target groups carrying the very `__meta_kubernetes_pod_*`
+labels role: pod gives (`pod_targets`, pure). Everything after that is Prometheus's own: the relabelling, the
+scrapes of the pods' addresses, the storage and the HTTP API the tests query.
+
+The discovery authenticates as a ServiceAccount of its own (`sbops-lab/prometheus`) with a bound token from the
+TokenRequest API and a ClusterRole that may only get, list and watch pods: what role: pod needs. The token
+stays in this process's memory, never on a command line or in a file.
 
     prom = PrometheusLab(root, cluster).start()
     prom.targets()                    # /api/v1/targets' activeTargets
@@ -19,13 +27,16 @@ cluster Deployment's pod at its pod IP, through the route tests/lab/agentchart.p
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
+import threading
 import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any, Callable
 
 import yaml
 
@@ -48,7 +59,88 @@ def prometheus_binary() -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
-def scrape_config(api_server: str, ca_file: Path, token_file: Path) -> dict[str, Any]:
+def _name(text: str) -> str:
+    """A Kubernetes label or annotation key as a Prometheus label name (role: pod's sanitising)."""
+    return re.sub(r"[^a-zA-Z0-9_]", "_", text)
+
+
+def pod_targets(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The target groups Prometheus's kubernetes_sd_configs role: pod makes of these pods (the API's JSON): one
+    target per declared container port at podIP:port (one at podIP for a pod without ports), labelled with the
+    pod's __meta_kubernetes_* labels. Pods without an IP yet are left out, as role: pod leaves them."""
+    groups = []
+    for pod in pods:
+        meta, spec, status = pod.get("metadata", {}), pod.get("spec", {}), pod.get("status", {})
+        ip = status.get("podIP") or ""
+        if not ip:
+            continue
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        labels = {"__meta_kubernetes_namespace": meta.get("namespace", ""),
+                  "__meta_kubernetes_pod_name": meta.get("name", ""),
+                  "__meta_kubernetes_pod_ip": ip,
+                  "__meta_kubernetes_pod_node_name": spec.get("nodeName", ""),
+                  "__meta_kubernetes_pod_host_ip": status.get("hostIP", ""),
+                  "__meta_kubernetes_pod_phase": status.get("phase", ""),
+                  "__meta_kubernetes_pod_ready": "true" if ready else "false",
+                  "__meta_kubernetes_pod_uid": meta.get("uid", "")}
+        for key, value in (meta.get("labels") or {}).items():
+            labels[f"__meta_kubernetes_pod_label_{_name(key)}"] = value
+            labels[f"__meta_kubernetes_pod_labelpresent_{_name(key)}"] = "true"
+        for key, value in (meta.get("annotations") or {}).items():
+            labels[f"__meta_kubernetes_pod_annotation_{_name(key)}"] = value
+            labels[f"__meta_kubernetes_pod_annotationpresent_{_name(key)}"] = "true"
+        ports = [(c, p) for c in spec.get("containers") or [] for p in c.get("ports") or []]
+        if not ports:
+            groups.append({"targets": [ip], "labels": labels})
+        for container, port in ports:
+            groups.append({"targets": [f"{ip}:{port['containerPort']}"], "labels": {
+                **labels, "__meta_kubernetes_pod_container_name": container.get("name", ""),
+                "__meta_kubernetes_pod_container_port_name": port.get("name", ""),
+                "__meta_kubernetes_pod_container_port_number": str(port["containerPort"]),
+                "__meta_kubernetes_pod_container_port_protocol": port.get("protocol", "TCP")}})
+    return groups
+
+
+class PodDiscovery:
+    """An HTTP service discovery endpoint (GET /targets) answering with pod_targets of the pods `list_pods`
+    returns at that moment. Runs in a thread of this process, on 127.0.0.1."""
+
+    def __init__(self, list_pods: Callable[[], list[dict[str, Any]]]) -> None:
+        self.list_pods = list_pods
+        self.errors: list[str] = []
+        discovery = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                try:
+                    body = json.dumps(pod_targets(discovery.list_pods())).encode()
+                    code = 200
+                except Exception as exc:  # noqa: BLE001 - Prometheus keeps its last targets and logs the error
+                    discovery.errors.append(f"{type(exc).__name__}: {exc}")
+                    body, code = str(exc).encode(), 500
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="pod-discovery", daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/targets"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def scrape_config(discovery_url: str) -> dict[str, Any]:
     """Prometheus's configuration: one `kubernetes-pods` job, the annotation relabelling of Prometheus's
     documentation/examples/prometheus-kubernetes.yml."""
     meta = "__meta_kubernetes_pod_annotation_prometheus_io_"
@@ -56,11 +148,8 @@ def scrape_config(api_server: str, ca_file: Path, token_file: Path) -> dict[str,
         "global": {"scrape_interval": SCRAPE_INTERVAL, "scrape_timeout": "4s", "evaluation_interval": "5s"},
         "scrape_configs": [{
             "job_name": "kubernetes-pods",
-            "kubernetes_sd_configs": [{
-                "role": "pod", "api_server": api_server,
-                "tls_config": {"ca_file": str(ca_file)},
-                "authorization": {"type": "Bearer", "credentials_file": str(token_file)},
-            }],
+            # kubernetes_sd_configs: [{role: pod}] on an upstream build (Debian's has none: the module's docstring)
+            "http_sd_configs": [{"url": discovery_url, "refresh_interval": "5s"}],
             "relabel_configs": [
                 {"source_labels": [f"{meta}scrape"], "action": "keep", "regex": "true"},
                 {"source_labels": [f"{meta}scheme"], "action": "replace", "regex": "(https?)",
@@ -84,6 +173,17 @@ class PrometheusLab:
         self.cluster = cluster
         self.port = 0
         self.proc: subprocess.Popen | None = None
+        self.discovery: PodDiscovery | None = None
+
+    def _client(self, token: str) -> Any:
+        """A kubernetes ApiClient as Prometheus's ServiceAccount (the bearer token, the lab's CA)."""
+        from kubernetes import client
+
+        conf = client.Configuration()
+        conf.host = self.cluster.kube.server
+        conf.ssl_ca_cert = str(self.cluster.kube.ca_file)
+        conf.api_key = {"authorization": f"Bearer {token}"}
+        return client.ApiClient(conf)
 
     @property
     def url(self) -> str:
@@ -129,13 +229,15 @@ class PrometheusLab:
     def start(self, timeout: float = 60.0) -> "PrometheusLab":
         binary = prometheus_binary()
         self.root.mkdir(parents=True, exist_ok=True)
-        token_file = self.root / "token"
-        token_file.touch(mode=0o600)
-        token_file.chmod(0o600)
-        token_file.write_text(self._account())
+        api = self._client(self._account())
+        from kubernetes import client
+
+        core = client.CoreV1Api(api)
+        self.discovery = PodDiscovery(
+            lambda: json.loads(core.list_pod_for_all_namespaces(_preload_content=False, _request_timeout=10).data)[
+                "items"])
         config = self.root / "prometheus.yml"
-        config.write_text(yaml.safe_dump(scrape_config(self.cluster.kube.server, self.cluster.kube.ca_file,
-                                                       token_file)))
+        config.write_text(yaml.safe_dump(scrape_config(self.discovery.url)))
         self.port = free_port()
         log = open(self.root / "prometheus.log", "ab")
         self.proc = subprocess.Popen(
@@ -168,6 +270,9 @@ class PrometheusLab:
                     self.proc.wait(timeout=5)
             self.proc = None
         finally:
+            if self.discovery is not None:
+                self.discovery.stop()
+                self.discovery = None
             try:
                 self._drop_account()
             finally:
