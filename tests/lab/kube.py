@@ -37,7 +37,7 @@ from tests.lab.common import free_port, tail
 
 KUBE_VERSION = "v1.20.2"
 REPO = Path(__file__).resolve().parents[2]
-BUILD_SCRIPT = REPO / "scripts" / "build-kube-apiserver"
+BUILD_SCRIPT = REPO / "scripts" / "build-kube"
 
 DOMAIN = "stackbill.example.com"
 NAMESPACE = "sb-apps"
