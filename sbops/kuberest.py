@@ -214,12 +214,15 @@ def _load_chain(context: ssl.SSLContext, cert: bytes, key: bytes) -> None:
 
 def tls_context(server: Server, credentials: Credentials) -> ssl.SSLContext:
     """The TLS context for `server`, with the client certificate when there is one (an exec plugin's included)."""
-    context = ssl.create_default_context()
-    if server.insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    elif server.ca_pem:
-        context.load_verify_locations(cadata=server.ca_pem.decode("ascii", "replace"))
+    if server.insecure or server.ca_pem:  # as client-go: the kubeconfig's CA alone, not the system's as well
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # (and no CA store loaded for nothing: ~10 ms)
+        if server.insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        else:
+            context.load_verify_locations(cadata=server.ca_pem.decode("ascii", "replace"))
+    else:
+        context = ssl.create_default_context()
     cert, key = credentials.cert_pem, credentials.key_pem
     if credentials.exec_plugin is not None:
         found = credentials.exec_plugin.get()

@@ -96,3 +96,12 @@ def test_connection_from_exec_and_insecure(tmp_path):
     conn = kube.connection_from(data, tmp_path)
     plugin = conn.credentials.exec_plugin.plugin
     assert conn.server.insecure and plugin.argv() == ["aws", "eks", "get-token"] and plugin.env == (("AWS_PROFILE", "p"),)
+
+
+def test_the_kubeconfig_ca_alone_is_trusted_not_the_system_store():
+    """As client-go: a cluster with certificate-authority trusts that CA only (and loads no system store)."""
+    from tests.lab.kube import make_ca
+
+    server = kuberest.Server("https://10.0.0.1:6443", ca_pem=make_ca("only this")[0].encode())
+    context = kuberest.tls_context(server, kuberest.Credentials())
+    assert [c["subject"] for c in context.get_ca_certs()] == [((("commonName", "only this"),),)]
