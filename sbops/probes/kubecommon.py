@@ -1,6 +1,6 @@
 """Small helpers every Kubernetes layer shares: the domain, the REST client, and API errors as reasons.
 
-The kubernetes package is imported inside the functions, so importing this module stays cheap.
+The REST client (sbops.kuberest) is imported inside the functions, so importing this module stays cheap.
 """
 
 from __future__ import annotations
