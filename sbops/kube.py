@@ -5,17 +5,17 @@ Order: --kubeconfig (setting `kubeconfig`), then $KUBECONFIG, then the in-cluste
 runs in a pod ($KUBERNETES_SERVICE_HOST/PORT set and a ServiceAccount token mounted), then ~/.kube/config,
 then /etc/rancher/k3s/k3s.yaml (K3s's own). In a pod the ServiceAccount comes before the usual files: it is
 the identity the chart grants RBAC to, and a kubeconfig left in the image or a mounted /root must not
-silently replace it. The kubernetes package is imported only when a check needs it.
+silently replace it. The REST client is sbops.kuberest (urllib3), not the kubernetes package: see there why.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Union
 
+from sbops import kuberest
 from sbops.errors import UsageError
 
 if TYPE_CHECKING:
@@ -128,11 +128,12 @@ def kubeconfig_file(source: KubeSource | None) -> str:
     return str(source) if isinstance(source, Path) else ""
 
 
-def validate(path: Path) -> None:
-    """Check at start-up what the kubernetes package's loader will need, so that a broken kubeconfig is one
+def validate(path: Path) -> dict[str, Any]:
+    """Check at start-up what the client (connection_from) will need, so that a broken kubeconfig is one
     line naming the file (exit 2) instead of every Kubernetes check crashing later: YAML that is a mapping,
     clusters/contexts/users with unique string names, a current-context naming a context whose cluster and
-    user exist, a server URL, and readable certificate, key and token files (relative to the file's folder)."""
+    user exist, a server URL, and readable certificate, key and token files (relative to the file's folder).
+    Returns the parsed kubeconfig."""
     import yaml
 
     from sbops.settings import yaml_tree
@@ -159,6 +160,7 @@ def validate(path: Path) -> None:
     problem = kubeconfig_problem(data, Path(os.path.abspath(path)).parent)  # as the loader: symlinks not resolved
     if problem:
         raise UsageError(f"{path}: invalid kubeconfig: {problem}")
+    return data
 
 
 def _named(data: Mapping[str, Any], key: str, inner: str) -> tuple[dict[str, dict[str, Any]], str]:
@@ -216,7 +218,7 @@ def _file_problem(owner: str, body: Mapping[str, Any], key: str, base: Path, *, 
 
 
 def kubeconfig_problem(data: Any, base: Path) -> str:
-    """'' when the kubernetes package can build a client from `data` (a parsed kubeconfig whose relative
+    """'' when a client can be built from `data` (a parsed kubeconfig whose relative
     paths start at `base`); else the first problem, one line. Checks the current context only, as the
     loader uses only that one."""
     from urllib.parse import urlsplit
@@ -285,83 +287,78 @@ def kubeconfig_problem(data: Any, base: Path) -> str:
 
 
 class BadKubeconfig(NoKubeconfig):
-    """The kubeconfig passed validation, yet the kubernetes package could not build a client from it."""
+    """The kubeconfig passed validation, yet no client could be built from it."""
 
 
-class TokenFile:
-    """The ServiceAccount token, re-read when the file changes: the kubelet rotates bound tokens (they
-    expire after about an hour) by swapping the projected volume's ..data symlink, so a long-running
-    exporter must not keep the first one. One stat per request; a read only when (inode, size, mtime)
-    moved. A token that cannot be read keeps the last good one (the API server says 401 if it expired)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._stamp: tuple[int, int, int] | None = None
-        self.token = ""
-        self.reads = 0
-        self.refresh()
-
-    def refresh(self) -> str:
-        with self._lock:
-            try:
-                st = self.path.stat()
-                stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
-                if stamp != self._stamp:
-                    token = self.path.read_text(encoding="utf-8").strip()
-                    if token:
-                        self.token, self._stamp = token, stamp
-                        self.reads += 1
-            except (OSError, UnicodeDecodeError):
-                pass
-            return self.token
-
-    def hook(self, configuration: Any) -> None:
-        """kubernetes' Configuration.refresh_api_key_hook: called before every request's auth header."""
-        configuration.api_key["authorization"] = self.refresh()
+TokenFile = kuberest.TokenFile
 
 
-def in_cluster_configuration(source: InCluster) -> Any:
-    """A kubernetes.client.Configuration for the pod's ServiceAccount, built directly (not through
-    kubernetes.config.load_incluster_config): host, the CA to verify it, the bearer token re-read as it
-    rotates, no retries."""
-    from kubernetes import client
-
-    configuration = client.Configuration()
-    configuration.host = source.server
-    configuration.ssl_ca_cert = str(source.ca_file)
-    configuration.verify_ssl = True
-    configuration.retries = 0
-    tokens = TokenFile(source.token_file)
-    configuration.api_key = {"authorization": tokens.token}
-    configuration.api_key_prefix = {"authorization": "Bearer"}
-    configuration.refresh_api_key_hook = tokens.hook
-    return configuration
+def in_cluster_configuration(source: InCluster) -> kuberest.Connection:
+    """The pod's ServiceAccount: the API server from the pod's variables, its CA, the bearer token re-read
+    as it rotates."""
+    server = kuberest.Server(source.server, ca_pem=source.ca_file.read_bytes(), ca_file=str(source.ca_file))
+    return kuberest.Connection(server, kuberest.Credentials(token_file=kuberest.TokenFile(source.token_file)))
 
 
-def new_client(kubeconfig: KubeSource) -> Any:
-    """An ApiClient for `kubeconfig` (or the in-cluster configuration) that never retries: urllib3's
-    default Retry(3) would make each call against a hung API server take four times --timeout. `retries`
-    must be set on the Configuration before the ApiClient exists: its connection pool is built from it
-    once, in the constructor."""
-    from kubernetes import client
+def _inline_or_file(body: Mapping[str, Any], key: str, base: Path) -> tuple[bytes, str]:
+    """(the bytes, the file they came from or '') of `key-data` (base64) or `key` (a path beside the kubeconfig)."""
+    import base64
 
+    if isinstance(body.get(f"{key}-data"), str):
+        return base64.b64decode("".join(body[f"{key}-data"].split())), ""
+    if isinstance(body.get(key), str) and body[key]:
+        target = base / body[key]
+        return target.read_bytes(), str(target)
+    return b"", ""
+
+
+def connection_from(data: Mapping[str, Any], base: Path) -> kuberest.Connection:
+    """A Connection for a validated kubeconfig's current context (relative paths start at `base`); pure
+    but for reading the files it names."""
+    def named(key: str, inner: str, name: Any) -> dict[str, Any]:
+        return next((e[inner] for e in data.get(key) or [] if e.get("name") == name), {})
+
+    context = named("contexts", "context", data["current-context"])
+    cluster = named("clusters", "cluster", context.get("cluster"))
+    user = named("users", "user", context.get("user")) if context.get("user") is not None else {}
+    ca_pem, ca_file = _inline_or_file(cluster, "certificate-authority", base)
+    server = kuberest.Server(str(cluster["server"]), ca_pem=ca_pem, ca_file=ca_file,
+                             insecure=cluster.get("insecure-skip-tls-verify") is True,
+                             server_name=str(cluster.get("tls-server-name") or ""),
+                             proxy_url=str(cluster.get("proxy-url") or ""))
+    credentials = kuberest.Credentials()
+    credentials.cert_pem, _ = _inline_or_file(user, "client-certificate", base)
+    credentials.key_pem, _ = _inline_or_file(user, "client-key", base)
+    if isinstance(user.get("token"), str) and user["token"]:
+        credentials.token = user["token"]
+    elif isinstance(user.get("tokenFile"), str) and user["tokenFile"]:
+        credentials.token_file = kuberest.TokenFile(base / user["tokenFile"])
+    elif isinstance(user.get("exec"), dict):
+        plugin = user["exec"]
+        credentials.exec_plugin = kuberest.ExecCredentials(kuberest.ExecPlugin(
+            command=plugin["command"], args=tuple(plugin.get("args") or ()),
+            env=tuple((e["name"], e["value"]) for e in plugin.get("env") or ()),
+            api_version=str(plugin.get("apiVersion") or "client.authentication.k8s.io/v1beta1"), base=base))
+    elif isinstance(user.get("username"), str) and isinstance(user.get("password"), str):
+        credentials.basic = (user["username"], user["password"])
+    return kuberest.Connection(server, credentials)
+
+
+def new_client(kubeconfig: KubeSource) -> kuberest.Connection:
+    """A Connection for `kubeconfig` (or the in-cluster configuration). Never retries: urllib3's default
+    Retry(3) would make each call against a hung API server take four times --timeout."""
     if isinstance(kubeconfig, InCluster):
-        return client.ApiClient(configuration=in_cluster_configuration(kubeconfig))
-    from kubernetes import config
-
-    configuration = client.Configuration()
-    configuration.retries = 0
+        return in_cluster_configuration(kubeconfig)
     try:
-        config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
-    except Exception as exc:  # noqa: BLE001 - any loader failure is the kubeconfig's, reported per check
+        data = validate(kubeconfig)
+        return connection_from(data, Path(os.path.abspath(kubeconfig)).parent)
+    except (UsageError, OSError, ValueError, KeyError, TypeError) as exc:
         text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise BadKubeconfig(f"{kubeconfig}: cannot load the kubeconfig: {text}") from None
-    return client.ApiClient(configuration=configuration)
 
 
-def api_client(ctx: "Context") -> Any:
-    """One kubernetes ApiClient per run (shared by every check), or NoKubeconfig."""
+def api_client(ctx: "Context") -> kuberest.Connection:
+    """One Connection per run (shared by every check), or NoKubeconfig."""
 
     def make() -> Any:
         if ctx.kubeconfig_path is None:
@@ -379,13 +376,13 @@ def request_timeout(ctx: "Context") -> tuple[float, float]:
 
 
 # -- the REST calls ---------------------------------------------------------------------------------------
-# sbops makes a few dozen kinds of API call and reads the answers as kubectl-style dicts. Going through
-# ApiClient.call_api with raw JSON keeps the kubeconfig handling of the kubernetes package (certificates,
-# tokens, exec plugins) without importing its typed API classes: kubernetes 37 builds those with pydantic,
-# and CoreV1Api alone costs about a second of start-up, more than all the checks together.
+# sbops makes a few dozen kinds of API call and reads the answers as kubectl-style dicts, over its own small
+# REST client (sbops.kuberest): the kubernetes package's client costs about 0.2 s of imports (its typed models
+# are built with pydantic) before the first request.
 
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+ApiException = kuberest.ApiException
 
 
 def path(*, group: str = "", version: str = "v1", namespace: str = "", plural: str = "", name: str = "",
@@ -406,10 +403,10 @@ def path(*, group: str = "", version: str = "v1", namespace: str = "", plural: s
 
 
 class KubeApi:
-    """JSON in, dicts out, over one kubeconfig-authenticated ApiClient. Errors are the kubernetes package's
-    ApiException (status, reason, body), so `kubecommon.api_reason` classifies them as before."""
+    """JSON in, dicts out, over one Connection. Errors are ApiException (status, reason, body), so
+    `kubecommon.api_reason` classifies them."""
 
-    def __init__(self, client: Any, timeout: tuple[float, float]) -> None:
+    def __init__(self, client: kuberest.Connection, timeout: tuple[float, float]) -> None:
         self.client = client
         self.timeout = timeout
 
@@ -427,36 +424,25 @@ class KubeApi:
 
     def _call(self, method: str, resource: str, *, query: Mapping[str, Any] | None, accept: str,
               body: Any = None, content_type: str = "application/json") -> bytes:
-        from kubernetes.client.exceptions import ApiException
-
         headers = {"Accept": accept}
         if body is not None:
             headers["Content-Type"] = content_type
-        params = [(k, v) for k, v in (query or {}).items() if v not in (None, "")]
-        method, url, headers, body, _ = self.client.param_serialize(
-            method, resource, query_params=params, header_params=headers, body=body, auth_settings=["BearerToken"])
-        response = self.client.call_api(method, url, header_params=headers, body=body, _request_timeout=self.timeout)
-        data = response.read()
-        if not 200 <= response.status <= 299:
-            raise ApiException.from_response(http_resp=response, body=data.decode("utf-8", "replace"), data=None)
-        return data
+        answer = self.client.request(method, resource, params=list((query or {}).items()), headers=headers,
+                                     body=body, timeout=self.timeout)
+        return kuberest.raise_for_status(answer)
 
     def raw(self, method: str, resource: str, *, params: list[tuple[str, str]], headers: Mapping[str, str],
             timeout: tuple[float, float]) -> tuple[int, bytes]:
         """Any answer as (status, body), not raising on an HTTP error: a pod proxy's answer is the pod's
         (repeatable query parameters; `timeout` for this call only). Connection errors and timeouts raise."""
-        method, url, headers, body, _ = self.client.param_serialize(
-            method, resource, query_params=params, header_params=dict(headers), auth_settings=["BearerToken"])
-        response = self.client.call_api(method, url, header_params=headers, body=body, _request_timeout=timeout)
-        return response.status, response.read()
+        answer = self.client.request(method, resource, params=params, headers=headers, timeout=timeout)
+        return answer.status, answer.data
 
     def get(self, resource: str, **query: Any) -> dict[str, Any]:
         return self.request("GET", resource, query=query)
 
     def get_or_none(self, resource: str) -> dict[str, Any] | None:
         """The object, or None when it does not exist (404); other errors raise."""
-        from kubernetes.client.exceptions import ApiException
-
         try:
             return self.get(resource)
         except ApiException as exc:
@@ -478,8 +464,6 @@ class KubeApi:
         return self.request("PATCH", resource, body=body, content_type=content_type)
 
     def delete(self, resource: str, *, ignore_missing: bool = False) -> None:
-        from kubernetes.client.exceptions import ApiException
-
         try:
             self.request("DELETE", resource)
         except ApiException as exc:

@@ -25,15 +25,15 @@ LAYERS = ("host", "mysql", "mongodb", "rabbitmq", "nfs", "kubernetes", "ecr", "t
 # checks start: concurrent first imports of the same package from several threads can observe a partially
 # initialised module (ImportError "cannot import name ... partially initialized module"), and serial
 # imports are also faster than threads contending for the import lock and the GIL.
-KUBE_MODULES = ("kubernetes.config", "kubernetes.client.exceptions")
+KUBE_MODULES = ("urllib3", "yaml", "sbops.kuberest")
 CLIENT_MODULES: dict[str, tuple[str, ...]] = {
     "host": ("psutil",),
     "mysql": ("pymysql",),
     "mongodb": ("pymongo", "psutil"),
     "rabbitmq": ("pika", "requests"),
     "nfs": ("psutil",),
-    # the Kubernetes layers use only the kubeconfig loader and ApiClient (sbops.kube.KubeApi), never the
-    # typed API classes: kubernetes 37 builds those with pydantic and CoreV1Api alone imports in about 1 s
+    # the Kubernetes layers use sbops's own REST client (sbops.kuberest on urllib3), never the kubernetes
+    # package: importing it costs about 0.2 s (its typed models are built with pydantic)
     **{layer: KUBE_MODULES for layer in ("kubernetes", "ecr", "istio", "workloads", "helm")},
     "tls": (*KUBE_MODULES, "cryptography.x509"),
     # the parent only reads the API and containerd's files; the clients run in the child it starts

@@ -1,6 +1,6 @@
 """Istio: istiod, the ingress gateway Service and its nodePorts, the Gateway and the VirtualService.
 
-Observers read the API (kubernetes package imported inside functions, via sbops.probes.kubecommon) and
+Observers read the API (sbops.kuberest, imported inside functions, via sbops.probes.kubecommon) and
 return plain kubectl-style dicts (camelCase keys); judgements are pure functions of those dicts (unit
 tested from tables); the desired Gateway/VirtualService are built from settings as ORIGINAL-INSTALLER.md
 and ARCHITECTURE.md define them, and a pure differ turns desired vs observed into Changes.

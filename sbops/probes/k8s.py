@@ -25,7 +25,7 @@ def probe_api(ctx: "Context") -> Result:
     """GET /version with the kubeconfig's credentials: a wrong token is a 401 even here."""
     from sbops import kube
 
-    server = kube.api_client(ctx).configuration.host
+    server = kube.api_client(ctx).host
     try:
         info = kc.api(ctx).get("/version") or {}
     except Exception as exc:  # noqa: BLE001 - every API/network error becomes a reason

@@ -1,6 +1,6 @@
 """Small helpers every Kubernetes layer shares: the domain, the REST client, and API errors as reasons.
 
-The kubernetes package is imported inside the functions, so importing this module stays cheap.
+The REST client (sbops.kuberest) is imported inside the functions, so importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -60,6 +60,8 @@ def api_reason(exc: BaseException) -> Reason:
 
     if isinstance(exc, NoKubeconfig):
         return Reason.MISSING
+    if type(exc).__name__ == "CredentialError":  # sbops.kuberest: the kubeconfig's credential never got sent
+        return Reason.AUTH_FAILED
     status = api_status(exc)
     if status is not None:
         return {401: Reason.AUTH_FAILED, 403: Reason.ACCESS_DENIED, 404: Reason.MISSING}.get(status, Reason.UNREACHABLE)

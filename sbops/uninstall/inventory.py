@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 REFRESHER_DIR = Path("/etc/systemd/system")
 # The modules the observers import; imported once, serially, before the threads start (see engine.preload_clients).
-CLIENT_MODULES = ("kubernetes.config", "kubernetes.client.exceptions", "pymysql", "pymongo", "pika", "requests", "psutil")
+CLIENT_MODULES = ("urllib3", "yaml", "sbops.kuberest", "pymysql", "pymongo", "pika", "requests", "psutil")
 
 
 @dataclass(frozen=True)

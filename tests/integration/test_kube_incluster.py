@@ -35,7 +35,7 @@ def _resource(obj: dict[str, Any]) -> str:
 
 
 def _create(api: sbkube.KubeApi, obj: dict[str, Any]) -> None:
-    from kubernetes.client.exceptions import ApiException
+    from sbops.kuberest import ApiException
 
     try:
         api.create(_resource(obj), obj)

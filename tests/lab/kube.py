@@ -37,7 +37,7 @@ from tests.lab.common import free_port, tail
 
 KUBE_VERSION = "v1.20.2"
 REPO = Path(__file__).resolve().parents[2]
-BUILD_SCRIPT = REPO / "scripts" / "build-kube-apiserver"
+BUILD_SCRIPT = REPO / "scripts" / "build-kube"
 
 DOMAIN = "stackbill.example.com"
 NAMESPACE = "sb-apps"
@@ -400,7 +400,8 @@ class KubeLab:
               if self.bind != "127.0.0.1" else []),
             f"--secure-port={self.port}", f"--cert-dir={pki}",
             f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
-            f"--token-auth-file={self.root / 'tokens.csv'}", "--authorization-mode=RBAC",
+            f"--token-auth-file={self.root / 'tokens.csv'}", f"--client-ca-file={pki / 'ca.crt'}",
+            "--authorization-mode=RBAC",
             "--service-account-issuer=https://kubernetes.default.svc",
             f"--service-account-key-file={pki / 'sa.pub'}", f"--service-account-signing-key-file={pki / 'sa.key'}",
             "--service-cluster-ip-range=10.43.0.0/16", "--disable-admission-plugins=ServiceAccount",

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 SBOPS = Path(__file__).resolve().parents[2] / "sbops"
-CORE = {"model", "errors", "secret", "settings", "settings_rules", "credentials", "runner", "kube", "context",
+CORE = {"model", "errors", "secret", "settings", "settings_rules", "credentials", "runner", "kube", "kuberest", "context",
         "versions", "shipped", "diff", "correlate", "messages", "__init__"}
 LEVELS = {
     **{name: 0 for name in CORE},

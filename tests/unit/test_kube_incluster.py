@@ -133,9 +133,9 @@ def test_the_token_is_reread_when_the_kubelet_rotates_it(tmp_path: Path) -> None
     (sa / "ca.crt").write_text("ca")
     configuration = kube.in_cluster_configuration(kube.InCluster("https://10.43.0.1:443", sa))
     assert configuration.host == "https://10.43.0.1:443"
-    assert configuration.ssl_ca_cert == str(sa / "ca.crt") and configuration.verify_ssl
-    assert configuration.retries == 0
-    header = lambda: configuration.auth_settings()["BearerToken"]["value"]  # noqa: E731 - what each request sends
+    assert configuration.server.ca_file == str(sa / "ca.crt") and not configuration.server.insecure
+    assert configuration.server.ca_pem == b"ca"
+    header = lambda: configuration.credentials.headers()["Authorization"]  # noqa: E731 - what each request sends
     assert header() == "Bearer first"
     assert header() == "Bearer first"
     _rotate(sa, "second", 2)
