@@ -130,8 +130,9 @@ def update_release(ctx: "Context", record: dict[str, Any], passwords: dict[str, 
     return display(argv)
 
 
-def restart(ctx: "Context", workloads: Sequence[str], timeout: float) -> None:
-    """Rollout-restart the Deployments and wait until every one has only new, Ready pods."""
+def restart(ctx: "Context", workloads: Sequence[str], timeout: float) -> list[str]:
+    """Rollout-restart the Deployments and wait until every one has only new, Ready pods; returns the ones
+    still rolling at the timeout, with what is left (the verification then judges what that means)."""
     from sbops.probes import kubecommon as kc
     from sbops.probes.pods import restart_patch, wait_rollout
 
@@ -145,8 +146,7 @@ def restart(ctx: "Context", workloads: Sequence[str], timeout: float) -> None:
         done, left = wait_rollout(ctx, ns, name, max(1.0, end - time.monotonic()))
         if not done:
             late.append(f"{name} ({left})")
-    if late:
-        raise RotationError(f"not Ready after {timeout:g}s: {', '.join(late)}")
+    return late
 
 
 def verify(ctx: "Context", services: Sequence[str], window: float) -> list[str]:
@@ -184,6 +184,7 @@ class Rotation:
         self.outcome = Outcome(self.services)
         self.new: dict[str, Secret] = {}
         self.old: dict[str, Secret] = {}
+        self.touched: list[str] = []  # services whose server may hold the new password
 
     # journal ------------------------------------------------------------------------------------------
     def secrets(self) -> list[Secret]:
@@ -286,16 +287,24 @@ class Rotation:
         self.record("generate", "done", f"new password(s) for {', '.join(self.services)}")
         done: list[str] = []
         try:
+            done.append("set-on-server")
             for name in self.services:
+                if name == "mysql":  # two accounts, two statements: a failure between them leaves one changed
+                    self.touched.append(name)
                 self._step("set-on-server", lambda n=name: SETTERS[n](with_creds(old_ctx, creds), new_ctx),
                            f"{name}: set on the server")
-            done.append("set-on-server")
+                if name not in self.touched:
+                    self.touched.append(name)
+            done.append("update-release")  # a failed helm upgrade may still have changed the release: undo it too
             self._step("update-release", lambda: update_release(self.ctx, record, self.new),
                        "helm upgrade --reuse-values with the new password(s) on standard input")
-            done.append("update-release")
-            self._step("restart-workloads", lambda: restart(self.ctx, workloads, self.wait_timeout),
-                       "restarted and Ready: " + ", ".join(workloads))
+            late = self._step("restart-workloads", lambda: restart(self.ctx, workloads, self.wait_timeout), "",
+                              record=False)
             done.append("restart-workloads")
+            if late:
+                self.record("restart-workloads", "not Ready", f"after {self.wait_timeout:g}s: " + "; ".join(late))
+            else:
+                self.record("restart-workloads", "done", "restarted and Ready: " + ", ".join(workloads))
             failing = verify(new_ctx, self.services, self.verify_window)
             if failing:
                 self.record("verify", "failed", "; ".join(failing))
@@ -306,38 +315,37 @@ class Rotation:
                 f"{self.ctx.credentials_path} written (0600), previous kept as .bak")
             self.outcome.result = "rotated"
         except Exception as exc:  # noqa: BLE001 - every failure is undone, then reported
-            if "set-on-server" not in done and any(s["step"] == "set-on-server" and s["outcome"] == "done"
-                                                   for s in self.outcome.steps):
-                done.insert(0, "set-on-server")  # some services were changed before another failed
             self.outcome.blockers.append(mask_text(str(exc), self.secrets()))
             self.undo(done, creds, new_ctx, record, workloads)
         finally:
             new_ctx.close()
         return self.outcome
 
-    def _step(self, step: str, action: Callable[[], Any], detail: str) -> None:
+    def _step(self, step: str, action: Callable[[], Any], detail: str, record: bool = True) -> Any:
         try:
-            action()
+            result = action()
         except Exception as exc:  # noqa: BLE001 - recorded, masked, re-raised as one kind
-            self.record(step, "failed", f"{detail}: {type(exc).__name__}: {exc}")
+            self.record(step, "failed", f"{detail}: {type(exc).__name__}: {exc}".lstrip(": "))
             raise RotationError(f"{step}: {mask_text(str(exc), self.secrets())}") from None
-        self.record(step, "done", detail)
+        if record:
+            self.record(step, "done", detail)
+        return result
 
     def undo(self, done: list[str], creds: Any, new_ctx: "Context", record: dict[str, Any],
              workloads: list[str]) -> None:
         """Put the old passwords back where the new ones went, then prove the old state works again."""
-        changed_servers = [s["detail"].split(":")[0] for s in self.outcome.steps
-                           if s["step"] == "set-on-server" and s["outcome"] == "done"]
         ok = True
         for step in P.undo_steps(done):
             try:
                 if step == "set-on-server":
-                    for name in changed_servers:
+                    for name in self.touched:
                         SETTERS[name](new_ctx, with_creds(self.ctx, creds))
                 elif step == "update-release":
                     update_release(self.ctx, record, self.old)
                 else:
-                    restart(self.ctx, workloads, self.wait_timeout)
+                    late = restart(self.ctx, workloads, self.wait_timeout)
+                    if late:
+                        raise RotationError(f"not Ready after {self.wait_timeout:g}s: " + "; ".join(late))
                 self.record(f"undo {step}", "done", "the old password is back" if step != "restart-workloads"
                             else "restarted with the old password and Ready: " + ", ".join(workloads))
             except Exception as exc:  # noqa: BLE001 - go on undoing the rest
