@@ -98,6 +98,17 @@ SETTERS: dict[str, Callable[["Context", "Context"], None]] = {
     "mysql": set_mysql, "mongodb": set_mongodb, "rabbitmq": set_rabbitmq}
 
 
+def set_password(ctx: "Context", name: str, current: Any, target: Any) -> None:
+    """Move `name`'s server from the password of credentials `current` to that of `target`, with Contexts
+    made for it and closed after (their clients logged in with passwords that are about to change)."""
+    now, then = with_creds(ctx, current), with_creds(ctx, target)
+    try:
+        SETTERS[name](now, then)
+    finally:
+        now.close()
+        then.close()
+
+
 # -- the cluster ---------------------------------------------------------------------------------------------
 def helm_binary(ctx: "Context") -> str:
     command = str(ctx.settings["helm.command"])
@@ -280,7 +291,6 @@ class Rotation:
             return self.outcome
         assert record is not None
         creds = self.ctx.require_credentials()
-        old_ctx = self.ctx
         self.new = {s: self.make() for s in self.services}
         new_creds = P.with_passwords(creds, self.new)
         new_ctx = with_creds(self.ctx, new_creds)
@@ -291,7 +301,7 @@ class Rotation:
             for name in self.services:
                 if name == "mysql":  # two accounts, two statements: a failure between them leaves one changed
                     self.touched.append(name)
-                self._step("set-on-server", lambda n=name: SETTERS[n](with_creds(old_ctx, creds), new_ctx),
+                self._step("set-on-server", lambda n=name: set_password(self.ctx, n, creds, new_creds),
                            f"{name}: set on the server")
                 if name not in self.touched:
                     self.touched.append(name)
@@ -339,7 +349,7 @@ class Rotation:
             try:
                 if step == "set-on-server":
                     for name in self.touched:
-                        SETTERS[name](new_ctx, with_creds(self.ctx, creds))
+                        set_password(self.ctx, name, P.with_passwords(creds, self.new), creds)
                 elif step == "update-release":
                     update_release(self.ctx, record, self.old)
                 else:
