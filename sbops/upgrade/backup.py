@@ -30,10 +30,15 @@ def available() -> str:
     return ""
 
 
-def take(ctx: "Context", output: Path) -> Path:
-    """Write the backup archive to `output` (0600, atomically: sbops backup's own guarantees); return its path."""
+def take(ctx: "Context", output: Path) -> tuple[Path, int]:
+    """Write the backup archive to `output` (0600, atomically, never over an existing file: `sbops backup`'s own
+    guarantees); returns its path and size. `create` records a failed layer in the manifest instead of raising:
+    an upgrade needs every layer, so a failed one raises here, naming it."""
     creator = _creator()
     if creator is None:
         raise RuntimeError(available())
-    result = creator(ctx, output=output)
-    return Path(result) if isinstance(result, (str, Path)) else output
+    manifest = creator(ctx, output)
+    failures = list(getattr(manifest, "failures", []) or [])
+    if failures:
+        raise RuntimeError("the backup is incomplete: " + "; ".join(f"{f['layer']}: {f['error']}" for f in failures))
+    return Path(getattr(manifest, "path", "") or output), int(getattr(manifest, "archive_size", 0) or 0)

@@ -197,15 +197,16 @@ class Upgrade:
         if self.no_backup:
             self.record("backup", "skipped", "--no-backup")
         else:
-            target = self.backup_to or Path(f"sbops-backup-before-upgrade-{datetime.now():%Y%m%d-%H%M%S}.tar")
+            target = self.backup_to or Path(self.ctx.settings["journal"]).parent / (
+                f"sbops-backup-before-upgrade-{datetime.now():%Y%m%d-%H%M%S}.tar")
             try:
-                written = backup_mod.take(self.ctx, target)
+                written, size = backup_mod.take(self.ctx, target)
             except Exception as exc:  # noqa: BLE001 - no backup, no upgrade
                 self.record("backup", "failed", f"{type(exc).__name__}: {exc}")
                 self.outcome.blockers.append(f"the backup failed, so nothing was upgraded: {exc}")
                 self.outcome.result = "refused"
                 return self.outcome
-            self.record("backup", "done", str(written))
+            self.record("backup", "done", f"{written} ({size} bytes, 0600)")
 
         argv = P.upgrade_argv(self.helm(), self.release, self.chart, self.ns, self.kubeconfig(), self.version)
         try:
