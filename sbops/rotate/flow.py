@@ -315,7 +315,10 @@ class Rotation:
                 self.record("restart-workloads", "not Ready", f"after {self.wait_timeout:g}s: " + "; ".join(late))
             else:
                 self.record("restart-workloads", "done", "restarted and Ready: " + ", ".join(workloads))
-            failing = verify(new_ctx, self.services, self.verify_window)
+            # pods that did not become Ready with the new password fail the verification whatever the checks say:
+            # the old pods still serving (Kubernetes keeps them until the new ones are Ready) hold the old one
+            failing = [f"restarted pods not Ready: {item}" for item in late]
+            failing += verify(new_ctx, self.services, 0.0 if late else self.verify_window)
             if failing:
                 self.record("verify", "failed", "; ".join(failing))
                 raise RotationError("verification failed: " + "; ".join(failing))

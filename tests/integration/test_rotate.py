@@ -177,8 +177,9 @@ def test_rotation_of_all_three_keeps_the_portal_answering(rotating: LivingCluste
     # what the pods read is the new password, and every server takes it (the doctor's own logins)
     assert secret_passwords(rotating) == {"mysql-password": new["mysql"], "mongo-password": new["mongodb"],
                                           "rabbitmq-password": new["rabbitmq"]}
-    results = env.doctor("mysql.auth", "mongodb.auth", "rabbitmq.auth", "app.cloudconfiguration", "pods.ready")
-    assert {cid: r["status"] for cid, r in results.items()} == {
+    wanted = ("mysql.auth", "mongodb.auth", "rabbitmq.auth", "app.cloudconfiguration", "pods.ready")
+    results = env.doctor(*wanted)
+    assert {cid: results[cid]["status"] for cid in wanted} == {
         "mysql.auth": "ok", "mongodb.auth": "ok", "rabbitmq.auth": "ok", "app.cloudconfiguration": "ok",
         "pods.ready": "ok"}, results
 
@@ -221,20 +222,32 @@ def test_failed_verification_rolls_everything_back(rotating: LivingCluster, tmp_
     assert not env.credentials_path.with_name(env.credentials_path.name + ".bak").exists()
     env.credentials_file = True
     results = env.doctor("mysql.auth", "app.cloudconfiguration")
-    assert {cid: r["status"] for cid, r in results.items()} == {"mysql.auth": "ok", "app.cloudconfiguration": "ok"}
+    assert {cid: results[cid]["status"] for cid in ("mysql.auth", "app.cloudconfiguration")} == {
+        "mysql.auth": "ok", "app.cloudconfiguration": "ok"}
     assert portal.answers["/"] and not portal.failures("/")
     assert old not in Path(env.settings["journal"]).read_text()
 
 
 def test_refuses_when_the_current_password_does_not_work(rotating: LivingCluster, tmp_path: Path) -> None:
+    """The server's password was changed behind sbops's back: the file and the release agree, but neither logs
+    in. Rotating from there could not be undone, so nothing is touched."""
     env = env_for(rotating, tmp_path / "env")
-    env.service("mysql", host=rotating.host_ip, port=rotating.servers["mysql"].port, password="not-the-password")
+    rotating.servers["mysql"].seed_stackbill("changed-behind-our-back")
     before = secret_passwords(rotating)
     proc = env.sbops("rotate-credentials", "--service", "mysql", "--yes", "--output", "json")
     doc = json.loads(proc.stdout)
     assert proc.returncode == 3 and doc["result"] == "refused", doc
-    assert any("mysql.auth" in b for b in doc["blockers"])
-    assert secret_passwords(rotating) == before
+    assert any("mysql.auth" in b for b in doc["blockers"]), doc["blockers"]
+    assert secret_passwords(rotating) == before and not journal(env)
+
+
+def test_refuses_when_the_release_and_the_file_disagree(rotating: LivingCluster, tmp_path: Path) -> None:
+    env = env_for(rotating, tmp_path / "env")
+    env.service("mysql", host=rotating.host_ip, port=rotating.servers["mysql"].port, password="not-the-password")
+    proc = env.sbops("rotate-credentials", "--service", "mysql", "--yes", "--output", "json")
+    doc = json.loads(proc.stdout)
+    assert proc.returncode == 3 and doc["result"] == "refused", doc
+    assert any("holds another MYSQL password" in b for b in doc["blockers"]), doc["blockers"]
 
 
 def test_usage_errors_are_one_line(tmp_path: Path) -> None:
