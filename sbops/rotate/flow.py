@@ -176,9 +176,17 @@ def verify(ctx: "Context", services: Sequence[str], window: float) -> list[str]:
             fresh.close()
         failing = P.judge_verification({o.check.id: o.result.status.value for o in outcomes}, wanted)
         if not failing or time.monotonic() >= end:
-            return [f + " — " + next((o.result.summary for o in outcomes if f.startswith(o.check.id + ":")), "")
-                    for f in failing]
+            return [f + " — " + evidence(outcomes, f) for f in failing]
         time.sleep(2.0)
+
+
+def evidence(outcomes: Sequence[Any], failing: str) -> str:
+    """A failed check's summary and the start of what the server answered (the portal's own error text)."""
+    for o in outcomes:
+        if failing.startswith(o.check.id + ":"):
+            body = str((o.result.details or {}).get("body_start") or "").strip().replace("\n", " ")
+            return o.result.summary + (f" (it said: {body[:160]})" if body else "")
+    return ""
 
 
 # -- the whole rotation --------------------------------------------------------------------------------------
