@@ -75,8 +75,12 @@ def test_plan_shows_chart_values_and_manifest_diff_without_secrets(upgrading: Li
     assert plan["chart"] == {"from": "stackbill-1.0.0 (app lab)", "to": "stackbill-2.0.0 (app lab-2)"}
     assert plan["default_values"] == ["image.pullPolicy: 'Always' -> 'IfNotPresent'"]
     assert plan["images"] == [] and plan["user_values"] == []
-    diff = "\n".join(plan["manifest_diff"])
-    assert "-          imagePullPolicy: Always" in diff and "+          imagePullPolicy: IfNotPresent" in diff, diff
+    diff = plan["manifest_diff"]
+    assert [line for line in diff if line.startswith("-") and line.endswith("imagePullPolicy: Always")], diff
+    assert [line for line in diff if line.startswith("+") and line.endswith("imagePullPolicy: IfNotPresent")], diff
+    assert [line for line in diff if line.startswith("+") and "helm.sh/chart: stackbill-2.0.0" in line], diff
+    assert not [line for line in diff if line.lstrip("+- ").startswith("mysql-password:")
+                and not line.endswith("'****'")], diff
     text = json.dumps(doc) + stderr
     assert not [p for p in upgrading.servers["passwords"].values() if p in text]
     assert release(upgrading) == before  # --plan changes nothing
