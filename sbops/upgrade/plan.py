@@ -131,9 +131,12 @@ def failed(statuses: Mapping[str, str]) -> list[str]:
 
 def upgrade_argv(helm: str, release: str, chart: str, namespace: str, kubeconfig: str, version: str = "",
                  dry_run: bool = False) -> list[str]:
-    """`helm upgrade --reuse-values`: the release's own values (with its passwords) stay in the release, so none
-    goes on a command line or through a file. No --wait: sbops waits by the pods' Ready condition."""
-    argv = [helm, "upgrade", release, chart, "-n", namespace, "--reuse-values",
+    """`helm upgrade --reset-then-reuse-values` (Helm 3.14+): the release's own values (with its passwords) stay
+    in the release, so none goes on a command line or through a file. Not `--reuse-values`: that one also keeps
+    the *old chart's* defaults in place of the new chart's (Helm replaces the new chart's values with the old
+    coalesced ones), so a changed default of the new version would silently not apply; on the lab, chart 2.0.0's
+    new pull policy did not reach a single pod. No --wait: sbops waits by the pods' Ready condition."""
+    argv = [helm, "upgrade", release, chart, "-n", namespace, "--reset-then-reuse-values",
             *(["--version", version] if version else []), *(["--kubeconfig", kubeconfig] if kubeconfig else [])]
     return argv + (["--dry-run", "-o", "json"] if dry_run else ["--timeout", "10m"])
 

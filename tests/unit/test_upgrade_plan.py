@@ -91,7 +91,7 @@ def test_failed(statuses: dict, expected: list[str]) -> None:
 
 def test_argv() -> None:
     argv = P.upgrade_argv("helm", "stackbill", "/c", "sb-apps", "/k", "2.0.0")
-    assert argv[:7] == ["helm", "upgrade", "stackbill", "/c", "-n", "sb-apps", "--reuse-values"]
+    assert argv[:7] == ["helm", "upgrade", "stackbill", "/c", "-n", "sb-apps", "--reset-then-reuse-values"]
     assert "--version" in argv and "--set" not in argv and "-f" not in argv
     assert P.upgrade_argv("helm", "s", "/c", "n", "", dry_run=True)[-3:] == ["--dry-run", "-o", "json"]
     assert P.rollback_argv("helm", "s", 4, "n", "")[:4] == ["helm", "rollback", "s", "4"]
