@@ -4,8 +4,8 @@
 - 2.0.0: a working upgrade. Every Deployment's `imagePullPolicy` goes from Always to IfNotPresent (a change of
   the pod template, so every Deployment rolls out new pods, which the kubelet starts and probes as usual), and
   appVersion lab -> lab-2.
-- 3.0.0: a broken upgrade. sb-ui's readiness probe asks a path its stand-in does not serve, so its new pod never
-  becomes Ready: the rollout stalls (the old pod keeps serving, as Kubernetes keeps it until the new one is
+- 3.0.0: a broken upgrade. sb-admin's readiness probe asks a path its stand-in answers with 404 (it serves
+  /admin only; sb-ui would answer any path), so its new pod never becomes Ready: the rollout stalls (the old pod keeps serving, as Kubernetes keeps it until the new one is
   Ready) and `sbops upgrade --auto-rollback` must return to the previous revision.
 
 Only chart defaults change: the release's own values (passwords, addresses, image tag) are reused as they are.
@@ -22,7 +22,7 @@ BASE = Path(__file__).resolve().parent / "charts" / "stackbill"
 CHANGES = {
     "2.0.0": {"appVersion": "lab-2", "values": {("image", "pullPolicy"): "IfNotPresent"}},
     "3.0.0": {"appVersion": "lab-3", "values": {("image", "pullPolicy"): "IfNotPresent",
-                                                ("apps", "sb-ui", "readinessPath"): "/not-served-by-v3/"}},
+                                                ("apps", "sb-admin", "readinessPath"): "/not-served-by-v3/"}},
 }
 
 
