@@ -1,7 +1,7 @@
 """The command line: parse flags, build a Context, call in, render, choose the exit code. No logic here.
 
-This module builds the app from the commands' modules (doctor, fix, install, uninstall, rotate, upgrade, ecr,
-exporter, tls), which
+This module builds the app from the commands' modules (doctor, fix, install, uninstall, backup, rotate, upgrade,
+ecr, exporter, tls), which
 share their options through sbops.cli.options and never import this module or one another.
 
 Exit codes: 0 all passed, 4 warnings only, 3 a failure or error (or a fix that did not fix),
@@ -17,7 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 from sbops import __version__
-from sbops.cli import doctor, ecr, exporter, fix, install, rotate, tls, uninstall, upgrade
+from sbops.cli import backup, doctor, ecr, exporter, fix, install, rotate, tls, uninstall, upgrade
 from sbops.cli.options import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, EXIT_WARN
 from sbops.errors import UsageError
 
@@ -66,6 +66,8 @@ app.command("doctor")(doctor.doctor)
 app.command("fix")(fix.fix)
 app.command("explain")(doctor.explain)
 app.command("uninstall")(uninstall.uninstall)
+app.command("backup")(backup.backup)
+app.command("restore")(backup.restore)
 app.command("rotate-credentials")(rotate.rotate_credentials)
 app.command("upgrade")(upgrade.upgrade)
 app.add_typer(doctor.config_app, name="config")

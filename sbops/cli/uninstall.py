@@ -36,6 +36,11 @@ def uninstall(
     delete_data_dirs: bool = typer.Option(False, "--delete-data-dirs",
                                           help="also delete their data directories (setting uninstall.data_dirs, and "
                                                "nfs.path); refused for a directory a running process uses"),
+    backup_to: Optional[str] = typer.Option(None, "--backup-to", metavar="FILE",
+                                            help="with --delete-db: first back up the databases and the cluster's "
+                                                 "StackBill objects into FILE (sbops backup); stop if that fails"),
+    no_backup: bool = typer.Option(False, "--no-backup", help="with --delete-db: go on without a backup (needed when "
+                                                             "standard input is not a terminal and --backup-to is not given)"),
     force: bool = typer.Option(False, "--force", help="do not ask for confirmation (as uninstall.sh --force)"),
     yes: bool = typer.Option(False, "--yes", "-y", help="same as --force"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print what would be deleted and change nothing"),
@@ -52,7 +57,9 @@ def uninstall(
     Lists what each level would delete, measured on this server, and asks once. Never removes K3s or Istio;
     the database packages and their data directories only with --purge-packages and --delete-data-dirs.
 
-    Example: sbops uninstall --delete-pvc --delete-db --dry-run
+    --delete-db first offers a backup (sbops backup): --backup-to FILE takes it, --no-backup declines.
+
+    Example: sbops uninstall --delete-pvc --delete-db --backup-to /root/before-uninstall.tar
     """
     from sbops.uninstall.plan import Levels
     from sbops.uninstall.flow import run
@@ -70,11 +77,48 @@ def uninstall(
     ns = str(ctx.settings["namespace"])
     if delete_namespace and ns in PROTECTED_NAMESPACES:
         raise UsageError(f"--delete-namespace: refusing to delete namespace {ns}: it is not StackBill's")
+    if (backup_to or no_backup) and not delete_db:
+        raise UsageError("--backup-to and --no-backup go with --delete-db")
+    if backup_to and no_backup:
+        raise UsageError("--backup-to and --no-backup exclude each other")
+    if delete_db and not dry_run:
+        offer_backup(ctx, backup_to, no_backup, output is Output.json)
     levels = Levels(pvc=delete_pvc, namespace=delete_namespace, db=delete_db, mongo_data=delete_mongo_data,
                     purge_packages=purge_packages, data_dirs=delete_data_dirs)
     code = run(ctx, str(ctx.settings["release"]), levels, yes=yes or force, dry_run=dry_run, wait=wait,
                json_output=output is Output.json, colour=colour())
     raise typer.Exit(code)
+
+
+def offer_backup(ctx: "Context", backup_to: Optional[str], no_backup: bool, json_output: bool) -> None:
+    """Before --delete-db: back up into --backup-to, or ask on a terminal; refuse without a terminal unless
+    --no-backup. A backup whose database layers failed stops the uninstall (exit 3); nothing is deleted."""
+    import sys
+
+    from sbops import backup
+    from sbops.backup.archive import ArchiveError, Progress, human
+
+    if no_backup:
+        return
+    if backup_to is None:
+        if not sys.stdin.isatty():
+            raise UsageError("--delete-db: add --backup-to FILE to take a backup first, or --no-backup to go on "
+                             "without one (standard input is not a terminal)")
+        if not typer.confirm("--delete-db drops the databases. Take a backup first?", default=True, err=True):
+            return
+        backup_to = typer.prompt("Backup file", default=str(backup.default_output(False)), err=True)
+    say = (lambda text: typer.echo(text, err=True)) if json_output else typer.echo
+    try:
+        manifest = backup.create(ctx, str(backup_to), backup.LAYERS, progress=Progress(None if not json_output else False))
+    except ArchiveError as exc:
+        raise UsageError(f"--backup-to: {exc}") from None
+    failed = [f for f in manifest.failures if f["layer"] != "cluster"]
+    for failure in manifest.failures:
+        say(f"backup: layer {failure['layer']} failed: {failure['error']}")
+    if failed:
+        say(f"Backup {backup_to} is incomplete ({', '.join(f['layer'] for f in failed)}): nothing was deleted.")
+        raise typer.Exit(3)
+    say(f"Backup written: {backup_to} ({human(manifest.archive_size)}, mode 0600)")
 
 
 def context(config: Optional[str], credentials: Optional[str], timeout: Optional[float], kubeconfig: Optional[str],

@@ -1,6 +1,6 @@
 """The one place `sbops upgrade` takes its backup through: `sbops.backup.create`, the archive `sbops backup`
-writes (branch h17-backup builds it). Until that module is part of this build, `available()` says so and the
-upgrade refuses to run without `--no-backup`: an upgrade never claims a backup it did not take."""
+writes. Should that module be missing from a build, `available()` says so and the upgrade refuses to run
+without `--no-backup`: an upgrade never claims a backup it did not take."""
 
 from __future__ import annotations
 

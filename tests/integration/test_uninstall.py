@@ -283,7 +283,7 @@ def test_full_uninstall_drops_everything_then_a_second_run_is_a_no_op(
     assert env.credentials_path.exists()
 
     with ArgvWatcher(SECRETS) as watch, namespace_controller(kube, NS):
-        code, doc, proc = uninstall(env, *ALL_LEVELS, "--yes", "--wait", "10", write=False, extra_env=helm_env)
+        code, doc, proc = uninstall(env, *ALL_LEVELS, "--no-backup", "--yes", "--wait", "10", write=False, extra_env=helm_env)
     assert code == 0 and doc["outcome"] == "uninstalled", json.dumps(doc, indent=1)[:3000]
     assert all(v["gone"] for v in doc["verify"]) and len(doc["verify"]) == 15
     assert doc["credentials"].startswith(f"removed {env.credentials_path}")
@@ -307,7 +307,7 @@ def test_full_uninstall_drops_everything_then_a_second_run_is_a_no_op(
         assert secret not in proc.stdout + proc.stderr
 
     # a second run: nothing to do, and why, for every item (the credentials file stays gone: write=False)
-    code, again, _ = uninstall(env, *ALL_LEVELS, "--yes", write=False)
+    code, again, _ = uninstall(env, *ALL_LEVELS, "--no-backup", "--yes", write=False)
     assert code == 0 and again["outcome"] == "nothing-to-do" and again["plan"]["steps"] == []
     gone = {g["what"]: g["why"] for g in again["plan"]["gone"]}
     assert gone["Helm release stackbill"] == f"no release record in namespace {NS}"
@@ -333,7 +333,7 @@ def test_credentials_file_is_kept_when_a_drop_fails_and_removed_once_it_succeeds
     env.write()
     before = env.credentials_path.read_text()
 
-    code, doc, proc = uninstall(env, "--delete-db", "--yes", write=False, extra_env=secret_env)
+    code, doc, proc = uninstall(env, "--delete-db", "--no-backup", "--yes", write=False, extra_env=secret_env)
 
     assert code == 3 and doc["outcome"] == "failed"
     assert doc["failed"]["what"] == "MySQL database stackbill" and "(1044)" in doc["failed"]["error"]
@@ -345,7 +345,7 @@ def test_credentials_file_is_kept_when_a_drop_fails_and_removed_once_it_succeeds
     assert admin_pw not in proc.stdout + proc.stderr
 
     mysql.sql("GRANT ALL PRIVILEGES ON *.* TO 'limited'@'localhost' WITH GRANT OPTION")
-    code, doc, _ = uninstall(env, "--delete-db", "--yes", write=False, extra_env=secret_env)
+    code, doc, _ = uninstall(env, "--delete-db", "--no-backup", "--yes", write=False, extra_env=secret_env)
     assert code == 0 and doc["outcome"] == "uninstalled", doc
     assert mysql_state(mysql) == (set(), set()) and not env.credentials_path.exists()
     assert doc["credentials"].startswith(f"removed {env.credentials_path}")
@@ -361,7 +361,7 @@ def test_credentials_file_is_kept_when_the_drops_cannot_be_verified(
     env = full_env(tmp_path / "env", kube, helm_bin, mysql, mongo, rabbit)
     env.set("mongodb.admin_user", "").set("mongodb.admin_password", "")
 
-    code, doc, _ = uninstall(env, "--delete-db", "--yes", extra_env=helm_env)
+    code, doc, _ = uninstall(env, "--delete-db", "--no-backup", "--yes", extra_env=helm_env)
 
     assert code == 3 and doc["outcome"] == "not-finished"
     assert doc["credentials"].startswith(f"kept {env.credentials_path}: MongoDB user stackbill cannot be checked")

@@ -3,8 +3,9 @@ release from chart 1.0.0 to 2.0.0, and to a broken 3.0.0 that `--auto-rollback` 
 (tests/lab/chart_versions.py says what each version changes). The kubelet starts and probes the new pods, so
 "Ready" and "not Ready" are its verdicts, and the doctor before and after is sbops's own, run by the command.
 
-No backup module is part of this branch yet (sbops/upgrade/backup.py says so and the command refuses without
---no-backup); these tests pass --no-backup, and one proves the refusal.
+The upgrade to 2.0.0 takes a real backup first (sbops.backup.create, merged from branch h17-backup) into the
+test's directory; the other upgrades pass --no-backup, and one proves that a backup that cannot be written
+stops the upgrade before Helm runs.
 
 Each test leaves the cluster as it found it: the release back on chart 1.0.0 with the session's values.
 """
@@ -89,13 +90,15 @@ def test_plan_shows_chart_values_and_manifest_diff_without_secrets(upgrading: Li
 def test_upgrade_to_version_2(upgrading: LivingCluster, tmp_path: Path) -> None:
     env = env_for(upgrading, tmp_path / "env")
     before = release(upgrading)
+    archive = tmp_path / "before-upgrade.tar"
     with ArgvWatcher(list(upgrading.servers["passwords"].values())) as argv:
         code, doc, stderr = upgrade(env, "--chart", str(make_version(tmp_path, "2.0.0")), "--chart-version", "2.0.0",
-                                    "--yes", "--no-backup")
+                                    "--yes", "--backup-to", str(archive))
     assert code == 0 and doc["result"] == "upgraded", json.dumps(doc, indent=1) + stderr
     assert [(s["step"], s["outcome"]) for s in doc["steps"]] == [
-        ("pre-flight doctor", "done"), ("backup", "skipped"), ("helm upgrade", "done"), ("wait for Ready", "done"),
+        ("pre-flight doctor", "done"), ("backup", "done"), ("helm upgrade", "done"), ("wait for Ready", "done"),
         ("doctor after the upgrade", "done")]
+    assert archive.is_file() and (archive.stat().st_mode & 0o777) == 0o600 and archive.stat().st_size > 0
     after = release(upgrading)
     assert after == {"revision": before["revision"] + 1, "status": "deployed", "chart": "2.0.0"}
     assert pull_policies(upgrading) == {"IfNotPresent"}
@@ -136,12 +139,16 @@ def test_without_auto_rollback_a_failed_upgrade_says_how_to_roll_back(upgrading:
     assert release(upgrading)["chart"] == "3.0.0"  # left as it is: the user decides
 
 
-def test_refuses_without_a_backup_module_or_no_backup(upgrading: LivingCluster, tmp_path: Path) -> None:
+def test_a_backup_that_cannot_be_written_stops_the_upgrade(upgrading: LivingCluster, tmp_path: Path) -> None:
     env = env_for(upgrading, tmp_path / "env")
     before = release(upgrading)
-    code, doc, _ = upgrade(env, "--chart", str(make_version(tmp_path, "2.0.0")), "--yes")
-    assert code == 3 and doc["result"] == "refused" and "--no-backup" in doc["blockers"][0], doc
-    assert release(upgrading) == before
+    taken = tmp_path / "taken.tar"
+    taken.write_text("an earlier backup: never overwritten")
+    code, doc, _ = upgrade(env, "--chart", str(make_version(tmp_path, "2.0.0")), "--yes", "--backup-to", str(taken))
+    assert code == 3 and doc["result"] == "refused", doc
+    assert ("backup", "failed") in [(s["step"], s["outcome"]) for s in doc["steps"]], doc["steps"]
+    assert "helm upgrade" not in [s["step"] for s in doc["steps"]]
+    assert release(upgrading) == before and taken.read_text().startswith("an earlier backup")
 
 
 def test_usage_errors_are_one_line(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ LEVELS = {
     "probes": 1,
     "checks": 2, "fixes": 2, "registry": 2,
     "engine": 3, "fixflow": 3, "report": 3, "install": 3, "uninstall": 3, "exporter": 3, "cluster": 3,
-    "rotate": 3, "upgrade": 3,
+    "rotate": 3, "upgrade": 3, "backup": 3,
     "cli": 4, "__main__": 4,
 }
 NAMES = {0: "core", 1: "probes", 2: "checks/fixes/registry", 3: "engine/fixflow/report/install/uninstall/rotate/upgrade/exporter/cluster",
