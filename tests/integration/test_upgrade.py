@@ -144,7 +144,9 @@ def test_a_backup_that_cannot_be_written_stops_the_upgrade(upgrading: LivingClus
     before = release(upgrading)
     taken = tmp_path / "taken.tar"
     taken.write_text("an earlier backup: never overwritten")
-    code, doc, _ = upgrade(env, "--chart", str(make_version(tmp_path, "2.0.0")), "--yes", "--backup-to", str(taken))
+    # --force: this test is about the backup; the pre-flight may still see the previous test's pods settling
+    code, doc, _ = upgrade(env, "--chart", str(make_version(tmp_path, "2.0.0")), "--yes", "--force",
+                           "--backup-to", str(taken))
     assert code == 3 and doc["result"] == "refused", doc
     assert ("backup", "failed") in [(s["step"], s["outcome"]) for s in doc["steps"]], doc["steps"]
     assert "helm upgrade" not in [s["step"] for s in doc["steps"]]
