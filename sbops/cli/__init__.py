@@ -1,6 +1,7 @@
 """The command line: parse flags, build a Context, call in, render, choose the exit code. No logic here.
 
-This module builds the app from the commands' modules (doctor, fix, install, uninstall, bundle, backup, ecr, exporter, tls), which
+This module builds the app from the commands' modules (doctor, fix, install, uninstall, bundle, backup, rotate,
+upgrade, ecr, exporter, tls), which
 share their options through sbops.cli.options and never import this module or one another.
 
 Exit codes: 0 all passed, 4 warnings only, 3 a failure or error (or a fix that did not fix),
@@ -16,7 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 from sbops import __version__
-from sbops.cli import backup, bundle, doctor, ecr, exporter, fix, install, tls, uninstall
+from sbops.cli import backup, bundle, doctor, ecr, exporter, fix, install, rotate, tls, uninstall, upgrade
 from sbops.cli.options import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, EXIT_WARN
 from sbops.errors import UsageError
 
@@ -68,6 +69,8 @@ app.command("uninstall")(uninstall.uninstall)
 app.command("bundle")(bundle.bundle)
 app.command("backup")(backup.backup)
 app.command("restore")(backup.restore)
+app.command("rotate-credentials")(rotate.rotate_credentials)
+app.command("upgrade")(upgrade.upgrade)
 app.add_typer(doctor.config_app, name="config")
 app.add_typer(ecr.ecr_app, name="ecr")
 app.add_typer(exporter.exporter_app, name="exporter")

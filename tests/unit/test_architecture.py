@@ -1,6 +1,6 @@
 """The package rule of README's architecture section: which part of sbops may import which.
 
-    cli  ->  install, uninstall, backup, exporter, fixflow, engine, report  ->  checks, fixes, registry  ->  probes  ->  core
+    cli  ->  install, uninstall, backup, rotate, upgrade, bundle, exporter, fixflow, engine, report  ->  checks, fixes, registry  ->  probes  ->  core
 
 A module may import its own level and the levels below it, never a level above (type-only imports under
 TYPE_CHECKING count too: they are the same coupling). The walk is over the source (ast), so it sees lazy
@@ -22,10 +22,10 @@ LEVELS = {
     "probes": 1,
     "checks": 2, "fixes": 2, "registry": 2,
     "engine": 3, "fixflow": 3, "report": 3, "install": 3, "uninstall": 3, "exporter": 3, "cluster": 3, "bundle": 3,
-    "backup": 3, "cli": 4, "__main__": 4,
+    "backup": 3, "rotate": 3, "upgrade": 3, "cli": 4, "__main__": 4,
 }
 NAMES = {0: "core", 1: "probes", 2: "checks/fixes/registry",
-         3: "engine/fixflow/report/install/uninstall/exporter/cluster/bundle/backup",
+         3: "engine/fixflow/report/install/uninstall/exporter/cluster/bundle/backup/rotate/upgrade",
          4: "cli"}
 
 
