@@ -16,12 +16,11 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterable
 
 from sbops.engine import Outcome
 from sbops.messages import engine as msg
-from sbops.model import Reason, Result, Status
+from sbops.model import Reason, Result, result_from_json
 from sbops.registry import LAYERS
 
 if TYPE_CHECKING:
@@ -126,14 +125,6 @@ def status_message(body: str) -> str:
     return ""
 
 
-def result_from(entry: dict[str, Any]) -> Result:
-    """A result of the agent's JSON (sbops.report.jsonout.outcome_dict) back as a Result."""
-    expires = entry.get("expires_at")
-    return Result(Status(entry["status"]), Reason(entry["reason"]), str(entry.get("summary") or ""),
-                  dict(entry.get("details") or {}), datetime.fromisoformat(expires) if expires else None,
-                  entry.get("fix"), code=str(entry.get("code") or ""))
-
-
 def merge(checks: list["Check"], agents: dict[str, Agent], missing: list[str], replies: dict[str, Reply],
           namespace: str, selector: str) -> list[Outcome]:
     """One outcome per node-level check per node (nodes in name order, under each check), from the agents'
@@ -165,7 +156,7 @@ def merge(checks: list["Check"], agents: dict[str, Agent], missing: list[str], r
                                    node=node))
                 continue
             try:
-                result = result_from(entry)
+                result = result_from_json(entry)
             except (KeyError, ValueError, TypeError) as exc:
                 result = msg.AGENT_NO_ANSWER.result(reason=Reason.INTERNAL, node=node, pod=agent.pod,
                                                     why=f"unreadable result: {type(exc).__name__}")

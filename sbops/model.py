@@ -78,6 +78,16 @@ class Result:
     args: dict[str, Any] = field(default_factory=dict)  # the message's named arguments (masked like details)
 
 
+def result_from_json(entry: dict[str, Any]) -> Result:
+    """A result of the doctor's JSON (sbops.report.jsonout.outcome_dict) back as a Result: what an agent
+    answers on /results, read by `doctor --cluster` (sbops.cluster) and by a remote database host's checks
+    (sbops.probes.agents)."""
+    expires = entry.get("expires_at")
+    return Result(Status(entry["status"]), Reason(entry["reason"]), str(entry.get("summary") or ""),
+                  dict(entry.get("details") or {}), datetime.fromisoformat(expires) if expires else None,
+                  entry.get("fix"), code=str(entry.get("code") or ""))
+
+
 def ok(summary: str, **details: Any) -> Result:
     return Result(Status.OK, Reason.NONE, summary, details)
 

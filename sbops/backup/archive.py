@@ -340,3 +340,15 @@ def human(size: float) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GiB"
+
+
+def count_differences(expected: dict[str, int], observed: dict[str, int], unit: str) -> list[str]:
+    """Pure: 'NAME: N <unit>, expected M' for each table or collection whose count differs, or that is missing."""
+    out = []
+    for name, count in sorted(expected.items()):
+        got = observed.get(name)
+        if got is None:
+            out.append(f"{name}: missing, expected {count} {unit}")
+        elif got != count:
+            out.append(f"{name}: {got} {unit}, expected {count}")
+    return out

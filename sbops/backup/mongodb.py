@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterable
 
+from sbops.backup import archive
+
 if TYPE_CHECKING:
     from sbops.backup.archive import Opened, Stage
     from sbops.context import Context
@@ -45,17 +47,6 @@ def index_model_args(index: dict[str, Any]) -> tuple[list[tuple[str, Any]], dict
     keys = list(dict(index["key"]).items())
     options = {k: v for k, v in index.items() if k not in INDEX_KEYS_DROPPED}
     return keys, options
-
-
-def count_differences(expected: dict[str, int], observed: dict[str, int]) -> list[str]:
-    out = []
-    for name, docs in sorted(expected.items()):
-        got = observed.get(name)
-        if got is None:
-            out.append(f"{name}: missing, expected {docs} documents")
-        elif got != docs:
-            out.append(f"{name}: {got} documents, expected {docs}")
-    return out
 
 
 # -- I/O --------------------------------------------------------------------------------------------------------
@@ -189,4 +180,4 @@ def verify(ctx: "Context", opened: "Opened") -> list[str]:
         db_name, cname = key.split(".", 1)
         if cname in c[db_name].list_collection_names():
             observed[key] = c[db_name][cname].count_documents({})
-    return count_differences(expected, observed)
+    return archive.count_differences(expected, observed, "documents")

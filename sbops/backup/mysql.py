@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from sbops.secret import Secret, mask_text
 
+from sbops.backup import archive
+
 if TYPE_CHECKING:
     from sbops.backup.archive import Opened, Stage
     from sbops.context import Context
@@ -84,18 +86,6 @@ def account_statements(create_user: str, grants: Sequence[str]) -> list[str]:
 def split_statements(text: str) -> list[str]:
     """accounts.sql: one statement per record, records separated by a line holding only ';;'."""
     return [s.strip() for s in text.split("\n;;\n") if s.strip()]
-
-
-def count_differences(expected: dict[str, int], observed: dict[str, int]) -> list[str]:
-    """Pure: 'db.table: N rows, expected M' for each table whose count differs or that is missing."""
-    out = []
-    for table, rows in sorted(expected.items()):
-        got = observed.get(table)
-        if got is None:
-            out.append(f"{table}: missing, expected {rows} rows")
-        elif got != rows:
-            out.append(f"{table}: {got} rows, expected {rows}")
-    return out
 
 
 # -- I/O --------------------------------------------------------------------------------------------------------
@@ -266,7 +256,7 @@ def verify(ctx: "Context", opened: "Opened") -> list[str]:
     ctx.forget(ADMIN_KEY)
     s = session(ctx)
     info = opened.manifest.layers.get(LAYER, {})
-    problems = count_differences(dict(info.get("tables", {})), table_counts(s, list(info.get("databases", []))))
+    problems = archive.count_differences(dict(info.get("tables", {})), table_counts(s, list(info.get("databases", []))), "rows")
     user = ctx.service("mysql").username or "stackbill"
     have = {f"{user}@{h}" for h in account_hosts(s, user)}
     problems += [f"account {a} is missing" for a in info.get("accounts", []) if a not in have]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from enum import Enum
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
@@ -28,6 +28,8 @@ CredsOpt = typer.Option(None, "--credentials", metavar="FILE", help="credentials
 TimeoutOpt = typer.Option(None, "--timeout", metavar="SECONDS", help="per-check timeout (default 5)")
 KubeOpt = typer.Option(None, "--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG, the pod's ServiceAccount in a pod, ~/.kube/config, /etc/rancher/k3s/k3s.yaml)")
 OutputOpt = typer.Option(Output.text, "--output", "-o", help="text or json")
+WaitOpt = typer.Option(None, "--wait-timeout", metavar="SECONDS",
+                       help="how long restarted pods may take to be Ready (default: setting pods.rollout_timeout, 180)")
 
 
 def colour() -> bool:
@@ -46,3 +48,11 @@ def context(config: Optional[str], credentials: Optional[str], timeout: Optional
 
     check_timeout(timeout)
     return Context.load(config, credentials, flags={"timeout": timeout, "kubeconfig": kubeconfig})
+
+
+def wait_timeout(flag: Optional[float], settings: Any) -> float:
+    """--wait-timeout, or setting pods.rollout_timeout when it is not given; a usage error when not positive.
+    Call before anything changes."""
+    if flag is not None and flag <= 0:
+        raise UsageError(f"--wait-timeout: must be a positive number of seconds, got {flag:g}")
+    return float(flag if flag is not None else settings["pods.rollout_timeout"])

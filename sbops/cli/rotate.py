@@ -9,8 +9,9 @@ from typing import List, Optional
 
 import typer
 
+from sbops.cli import options
 from sbops.cli.options import (EXIT_FAILED, EXIT_OK, ConfigOpt, CredsOpt, KubeOpt, Output, OutputOpt, TimeoutOpt,
-                               context)
+                               WaitOpt, context)
 from sbops.errors import UsageError
 
 
@@ -19,9 +20,7 @@ def rotate_credentials(
                                                 help="mysql, mongodb or rabbitmq; repeat for several (default: all three)"),
     yes: bool = typer.Option(False, "--yes", "-y", help="rotate without asking"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan and change nothing"),
-    wait_timeout: Optional[float] = typer.Option(None, "--wait-timeout", metavar="SECONDS",
-                                                 help="how long restarted pods may take to be Ready (default: setting "
-                                                      "pods.rollout_timeout, 180)"),
+    wait_timeout: Optional[float] = WaitOpt,
     output: Output = OutputOpt,
     config: Optional[str] = ConfigOpt,
     credentials: Optional[str] = CredsOpt,
@@ -45,10 +44,8 @@ def rotate_credentials(
         services = choose_services(service or [])
     except ValueError as exc:
         raise UsageError(f"--service: {exc}") from None
-    if wait_timeout is not None and wait_timeout <= 0:
-        raise UsageError(f"--wait-timeout: must be a positive number of seconds, got {wait_timeout:g}")
     ctx = context(config, credentials, timeout, kubeconfig)
-    wait = float(wait_timeout if wait_timeout is not None else ctx.settings["pods.rollout_timeout"])
+    wait = options.wait_timeout(wait_timeout, ctx.settings)
     rotation = Rotation(ctx, services, wait_timeout=wait)
     if not dry_run and not yes:
         preview = Rotation(ctx, services, wait_timeout=wait).run(dry_run=True)

@@ -10,8 +10,9 @@ from typing import Optional
 
 import typer
 
+from sbops.cli import options
 from sbops.cli.options import (EXIT_FAILED, EXIT_OK, ConfigOpt, CredsOpt, KubeOpt, Output, OutputOpt, TimeoutOpt,
-                               context)
+                               WaitOpt, context)
 from sbops.errors import UsageError
 
 
@@ -29,9 +30,7 @@ def upgrade(
     backup_to: Optional[str] = typer.Option(None, "--backup-to", metavar="FILE", help="where the backup goes"),
     no_backup: bool = typer.Option(False, "--no-backup", help="upgrade without taking a backup first"),
     yes: bool = typer.Option(False, "--yes", "-y", help="upgrade without asking"),
-    wait_timeout: Optional[float] = typer.Option(None, "--wait-timeout", metavar="SECONDS",
-                                                 help="how long the new pods may take to be Ready (default: setting "
-                                                      "pods.rollout_timeout, 180)"),
+    wait_timeout: Optional[float] = WaitOpt,
     output: Output = OutputOpt,
     config: Optional[str] = ConfigOpt,
     credentials: Optional[str] = CredsOpt,
@@ -48,8 +47,6 @@ def upgrade(
     """
     from sbops.upgrade.flow import Upgrade
 
-    if wait_timeout is not None and wait_timeout <= 0:
-        raise UsageError(f"--wait-timeout: must be a positive number of seconds, got {wait_timeout:g}")
     if backup_to is not None and no_backup:
         raise UsageError("--backup-to and --no-backup: choose one")
     if chart_version is not None and not chart_version.strip():
@@ -57,7 +54,7 @@ def upgrade(
     ctx = context(config, credentials, timeout, kubeconfig)
     ref = chart or str(ctx.settings["install.chart"])
     version = chart_version or str(ctx.settings["install.chart_version"] or "")
-    wait = float(wait_timeout if wait_timeout is not None else ctx.settings["pods.rollout_timeout"])
+    wait = options.wait_timeout(wait_timeout, ctx.settings)
     interactive = sys.stdin.isatty()
 
     def ask(question: str) -> bool:

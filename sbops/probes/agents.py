@@ -27,13 +27,12 @@ import os
 import ssl
 import stat
 from dataclasses import dataclass, replace
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
 from sbops.messages import agents as M
-from sbops.model import Reason, Result, Status
+from sbops.model import Reason, Result, result_from_json
 from sbops.secret import Secret
 
 if TYPE_CHECKING:
@@ -104,14 +103,6 @@ def password_problem(mode: int | None, owner_is_me: bool = True) -> str:
     return ""
 
 
-def result_from(entry: dict[str, Any]) -> Result:
-    """A result of the doctor's JSON (sbops.report.jsonout.outcome_dict) back as a Result."""
-    expires = entry.get("expires_at")
-    return Result(Status(entry["status"]), Reason(entry["reason"]), str(entry.get("summary") or ""),
-                  dict(entry.get("details") or {}), datetime.fromisoformat(expires) if expires else None,
-                  entry.get("fix"), code=str(entry.get("code") or ""))
-
-
 def judge_reply(route: Route, check_id: str, status: int, body: bytes, user: str, password_file: str) -> Result:
     """Pure: the agent's HTTP answer as the check's result (the agent's own, marked as coming through it), or
     an error saying why there is none."""
@@ -139,7 +130,7 @@ def judge_reply(route: Route, check_id: str, status: int, body: bytes, user: str
         return M.BAD_REPLY.result(reason=Reason.MISSING, url=url, check=check_id,
                                   why="the agent did not report this check", details={"via_agent": url})
     try:
-        result = result_from(entry)
+        result = result_from_json(entry)
     except (KeyError, ValueError, TypeError) as exc:
         return M.BAD_REPLY.result(reason=Reason.INTERNAL, url=url, check=check_id,
                                   why=f"unreadable result: {type(exc).__name__}", details={"via_agent": url})

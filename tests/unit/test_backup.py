@@ -52,7 +52,7 @@ def test_account_statements_create_alter_and_grant() -> None:
     ({}, {"s.extra": 1}, []),
 ])
 def test_row_count_differences(expected: dict, observed: dict, problems: list) -> None:
-    assert mysql.count_differences(expected, observed) == problems
+    assert archive.count_differences(expected, observed, "rows") == problems
 
 
 def test_mongodb_layout_and_indexes() -> None:
@@ -61,7 +61,7 @@ def test_mongodb_layout_and_indexes() -> None:
     assert mongodb.index_model_args({"v": 2, "key": {"_id": 1}, "name": "_id_"}) is None
     assert mongodb.index_model_args({"v": 2, "key": {"a": 1, "b": -1}, "name": "ab", "unique": True}) == (
         [("a", 1), ("b", -1)], {"name": "ab", "unique": True})
-    assert mongodb.count_differences({"u.e": 2}, {"u.e": 1}) == ["u.e: 1 documents, expected 2"]
+    assert archive.count_differences({"u.e": 2}, {"u.e": 1}, "documents") == ["u.e: 1 documents, expected 2"]
 
 
 def test_rabbitmq_hashes_are_stripped_and_users_without_them_set_aside() -> None:
