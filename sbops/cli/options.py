@@ -50,7 +50,7 @@ def context(config: Optional[str], credentials: Optional[str], timeout: Optional
     return Context.load(config, credentials, flags={"timeout": timeout, "kubeconfig": kubeconfig})
 
 
-def wait_timeout(flag: Optional[float], settings: Any) -> float:
+def wait_seconds(flag: Optional[float], settings: Any) -> float:
     """--wait-timeout, or setting pods.rollout_timeout when it is not given; a usage error when not positive.
     Call before anything changes."""
     if flag is not None and flag <= 0:

@@ -9,9 +9,8 @@ from typing import List, Optional
 
 import typer
 
-from sbops.cli import options
 from sbops.cli.options import (EXIT_FAILED, EXIT_OK, ConfigOpt, CredsOpt, KubeOpt, Output, OutputOpt, TimeoutOpt,
-                               WaitOpt, context)
+                               WaitOpt, context, wait_seconds)
 from sbops.errors import UsageError
 
 
@@ -45,7 +44,7 @@ def rotate_credentials(
     except ValueError as exc:
         raise UsageError(f"--service: {exc}") from None
     ctx = context(config, credentials, timeout, kubeconfig)
-    wait = options.wait_timeout(wait_timeout, ctx.settings)
+    wait = wait_seconds(wait_timeout, ctx.settings)
     rotation = Rotation(ctx, services, wait_timeout=wait)
     if not dry_run and not yes:
         preview = Rotation(ctx, services, wait_timeout=wait).run(dry_run=True)

@@ -10,9 +10,8 @@ from typing import Optional
 
 import typer
 
-from sbops.cli import options
 from sbops.cli.options import (EXIT_FAILED, EXIT_OK, ConfigOpt, CredsOpt, KubeOpt, Output, OutputOpt, TimeoutOpt,
-                               WaitOpt, context)
+                               WaitOpt, context, wait_seconds)
 from sbops.errors import UsageError
 
 
@@ -54,7 +53,7 @@ def upgrade(
     ctx = context(config, credentials, timeout, kubeconfig)
     ref = chart or str(ctx.settings["install.chart"])
     version = chart_version or str(ctx.settings["install.chart_version"] or "")
-    wait = options.wait_timeout(wait_timeout, ctx.settings)
+    wait = wait_seconds(wait_timeout, ctx.settings)
     interactive = sys.stdin.isatty()
 
     def ask(question: str) -> bool:
