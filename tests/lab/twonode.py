@@ -201,7 +201,7 @@ def agent_values(credentials: str) -> dict[str, Any]:
               {"name": "host-sbin", "hostPath": "/sbin", "mountPath": "/host/sbin", "type": ""}]
     mounts += [{"name": f"node-{name}", "hostPath": path, "mountPath": path, "type": "Directory"}
                for name, path in view.items()]
-    return {"credentials": {"content": credentials}, "settings": {"timeout": 10},
+    return {"credentials": {"content": credentials}, "settings": {"timeout": 10, "exporter": {"timeout": 25}},
             "agent": {"hostMounts": mounts, "settings": {
         "host": {"containerd_socket": f"{view['containerd']}/containerd.sock"},
         "netpath": {"containerd_state": view["containerd-state"]}}}}
