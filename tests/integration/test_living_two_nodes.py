@@ -3,12 +3,9 @@ tainted so that only pods that tolerate it land there, and is removed (drained, 
 link and routes gone) at the module's end.
 
 Everything is real: two kubelets and two containerds in network namespaces of their own, pods started by the
-kubelets, the API server's pod proxy to each node's agent, `sbops exporter` agents running in each node's
-network and mount namespaces, an overlay that hides the mount helper in the second node's mount namespace
-only, an iptables rule in one node's namespace. The agents' Pods are placeholders (a sleeping container with
-host network, pinned to each node, as the chart's DaemonSet pods are): the agent process beside it is the
-`sbops exporter` the chart's image would run, started on the node's namespaces from this checkout, because the
-agent image (branch h14-pods) had not landed when this was written.
+kubelets, sbops's chart (deploy/kubernetes, image from scripts/build-image, tests/lab/agentchart.py) with its
+agent DaemonSet on both nodes, the API server's pod proxy to each agent, an overlay that hides the mount
+helper in the second node's mount namespace only, an iptables rule in one node's network namespace.
 """
 
 from __future__ import annotations
@@ -22,13 +19,13 @@ from typing import Any, Iterator
 import pytest
 
 from tests.lab import kube as kubelab
-from tests.lab.common import free_port
+from tests.lab.agentchart import AGENT_PORT, AgentRelease, install_agents, uninstall
 from tests.lab.env import LabEnv
 from tests.lab.images import image_ref
 from tests.lab.living import LivingCluster, lab_env, restore_servers
 from tests.lab.node import NODE_NAME, LivingNode
-from tests.lab.twonode import (AGENT_NAMESPACE, NODE2_NAME, NODE2_POD_CIDR, TAINT_KEY, TOLERATION, NodeAgent,
-                               SecondNode, agent_pod, wait_pod_running)
+from tests.lab.twonode import (NODE2_NAME, NODE2_POD_CIDR, TAINT_KEY, TOLERATION, SecondNode, agent_values,
+                               restart_agent, wait_pod_running)
 
 PINNED_NS = "lab-two-nodes"
 PINNED = "pinned-to-node-2"
@@ -136,67 +133,40 @@ def test_netpath_from_node_2s_pod_logs_in_to_mariadb(two_nodes: SecondNode, pinn
 
 
 # -- `sbops doctor --cluster` over both nodes ------------------------------------------------------------------
-class Agents:
-    """An agent Pod and an `sbops exporter` (NodeAgent) per node; doctor --cluster from a workstation."""
-
-    def __init__(self, two_nodes: SecondNode, root: Path) -> None:
-        self.two = two_nodes
-        self.cluster = two_nodes.cluster
-        self.root = root
-        self.port = free_port()
-        self.agents: dict[str, NodeAgent] = {}
-
-    def start(self) -> "Agents":
-        core = core_api(self.cluster)
-        if not kubelab._exists(core.read_namespace, AGENT_NAMESPACE):
-            core.create_namespace({"metadata": {"name": AGENT_NAMESPACE}})
-        for node in self.two.nodes:
-            body = agent_pod(node)
-            kubelab._ignore(409, core.create_namespaced_pod, AGENT_NAMESPACE, body)
-            wait_pod_running(core, body["metadata"]["name"], AGENT_NAMESPACE)
-            self.agents[node.name] = NodeAgent(node, self.agent_env(node), "--layers", "host,nfs,netpath",
-                                               port=self.port).start()
-        return self
-
-    def agent_env(self, node: LivingNode) -> LabEnv:
-        env = lab_env(self.cluster, self.root / node.name, self.cluster.servers)
-        env.set("server_ip", node.link.node_ip).set("netpath.containerd_state", str(node.containerd_state))
-        env.set("host.min_cpus", 1).set("host.min_memory_gb", 1).set("host.min_disk_gb", 1)
-        env.set("host.disk_path", str(self.root))
-        # the check's budget: a pod's child process starts in about a second on an idle machine, several on
-        # this shared one; each attempt still gives up after netpath.attempt_timeout (2 s)
-        env.set("timeout", 10)
-        return env
-
-    def stop(self) -> None:
-        for agent in self.agents.values():
-            agent.stop()
-        core = core_api(self.cluster)
-        for node in self.two.nodes:
-            kubelab._ignore(404, core.delete_namespaced_pod, f"sbops-agent-{node.name}", AGENT_NAMESPACE,
-                            grace_period_seconds=0)
-
-    def doctor(self, *checks: str) -> tuple[int, dict[tuple[str, str | None], dict[str, Any]], dict[str, Any]]:
-        env = LabEnv(self.root / "workstation")
-        env.set("kubeconfig", str(self.cluster.kubeconfig)).set("cluster.agent_port", self.port)
-        env.set("cluster.agent_timeout", 30)
-        args = ["doctor", "--cluster", "--output", "json", "--layer", "host", "--layer", "nfs", "--layer", "netpath"]
-        for check in checks:
-            args += ["--check", check]
-        proc = env.sbops(*args, timeout=180)
-        assert proc.returncode in (0, 3, 4), f"doctor --cluster exited {proc.returncode}: {proc.stderr[-2000:]}"
-        document = json.loads(proc.stdout)
-        return proc.returncode, {(c["id"], c.get("node")): c for c in document["checks"]}, document
+@pytest.fixture(scope="module")
+def release(two_nodes: SecondNode, pinned: dict[str, Any], tmp_path_factory: Any) -> Iterator[AgentRelease]:
+    """sbops's chart on both nodes (the image built by scripts/build-image, imported into both containerds), with
+    the lab's credentials file; uninstalled at the module's end. After `pinned`, so node 2 has a pod for
+    netpath to test from."""
+    cluster = two_nodes.cluster
+    env = lab_env(cluster, tmp_path_factory.mktemp("agents-env"), cluster.servers).write()
+    made = install_agents(cluster, nodes=two_nodes.nodes, values=agent_values(env.credentials_path.read_text()))
+    try:
+        yield made
+    finally:
+        uninstall(made)
 
 
 @pytest.fixture
-def agents(two_nodes: SecondNode, pinned: dict[str, Any], tmp_path: Path) -> Iterator[Agents]:
+def agents(release: AgentRelease, two_nodes: SecondNode) -> AgentRelease:
     restore_servers(two_nodes.cluster)
-    made = Agents(two_nodes, tmp_path)
-    try:
-        yield made.start()
-    finally:
-        made.stop()
+    release.wait_ready()
+    return release
+
+
+def doctor(release: AgentRelease, root: Path, *checks: str) -> tuple[dict[tuple[str, str | None], dict[str, Any]],
+                                                                      dict[str, Any]]:
+    """`sbops doctor --cluster --output json` from the host (a workstation) with the lab's admin kubeconfig."""
+    env = LabEnv(root)
+    env.set("kubeconfig", str(release.cluster.kubeconfig)).set("cluster.agent_port", AGENT_PORT)
+    env.set("cluster.agent_timeout", 30)
+    args = ["doctor", "--cluster", "--output", "json", "--layer", "host", "--layer", "nfs", "--layer", "netpath"]
+    for check in checks:
+        args += ["--check", check]
+    proc = env.sbops(*args, timeout=180)
+    assert proc.returncode in (0, 3, 4), f"doctor --cluster exited {proc.returncode}: {proc.stderr[-2000:]}"
+    document = json.loads(proc.stdout)
+    return {(c["id"], c.get("node")): c for c in document["checks"]}, document
 
 
 def row(found: dict, check: str, node: str) -> tuple[str, str, str]:
@@ -204,8 +174,13 @@ def row(found: dict, check: str, node: str) -> tuple[str, str, str]:
     return result["status"], result["reason"], result["code"]
 
 
-def test_doctor_cluster_has_rows_for_both_nodes(agents: Agents) -> None:
-    code, found, document = agents.doctor("host.listeners", "nfs.client", "netpath.mysql")
+def test_the_agent_daemonset_runs_on_both_nodes_and_doctor_cluster_has_rows_for_both(
+        agents: AgentRelease, tmp_path: Path) -> None:
+    for node in (NODE_NAME, NODE2_NAME):
+        pod = agents.agent_pod(node)
+        assert pod is not None and pod["spec"]["nodeName"] == node, agents.describe()
+    assert agents.agent_pod(NODE2_NAME)["status"]["podIP"] == agents.nodes[1].link.node_ip  # host network
+    found, document = doctor(agents, tmp_path, "host.listeners", "nfs.client", "netpath.mysql")
     assert {NODE_NAME, NODE2_NAME} <= set(document["nodes"])
     for node in (NODE_NAME, NODE2_NAME):
         for check in ("host.listeners", "nfs.client", "netpath.mysql"):
@@ -217,47 +192,51 @@ def test_doctor_cluster_has_rows_for_both_nodes(agents: Agents) -> None:
     assert PINNED not in json.dumps(found[("netpath.mysql", NODE_NAME)]["details"])
 
 
-def test_mount_helper_hidden_on_node_2_fails_nfs_client_there_only(agents: Agents) -> None:
+def test_mount_helper_hidden_on_node_2_fails_nfs_client_there_only(agents: AgentRelease, two_nodes: SecondNode,
+                                                                  tmp_path: Path) -> None:
     """Break: /sbin/mount.nfs absent in node 2's mount namespace (an overlay with a whiteout), as on a node
-    without nfs-common; the host and node 1 still have it. nfs.client fails on node 2 only; fix: back; passes."""
-    node2 = agents.two.node
-    assert node2 is not None
+    without nfs-common; the host and node 1 still have it. nfs.client fails on node 2 only; fix: back; passes.
+    The agent pod on node 2 is restarted each time (a container's view of hostPath is taken at its start)."""
+    node1, node2 = two_nodes.nodes
     node2.hide(MOUNT_HELPER)
     try:
-        assert not node2.sees(MOUNT_HELPER) and agents.two.cluster.node.sees(MOUNT_HELPER)
+        assert not node2.sees(MOUNT_HELPER) and node1.sees(MOUNT_HELPER)
         assert Path(MOUNT_HELPER).exists()  # the host's own view is untouched
-        _, found, _ = agents.doctor("nfs.client")
+        restart_agent(agents, node2)
+        found, _ = doctor(agents, tmp_path / "broken", "nfs.client")
         assert row(found, "nfs.client", NODE2_NAME) == ("fail", "missing", "SB5041"), \
             found[("nfs.client", NODE2_NAME)]["summary"]
         assert row(found, "nfs.client", NODE_NAME)[:2] == ("ok", "none"), found[("nfs.client", NODE_NAME)]["summary"]
     finally:
         node2.unhide(MOUNT_HELPER)
     assert node2.sees(MOUNT_HELPER)
-    _, found, _ = agents.doctor("nfs.client")
+    restart_agent(agents, node2)
+    found, _ = doctor(agents, tmp_path / "fixed", "nfs.client")
     for node in (NODE_NAME, NODE2_NAME):
         assert row(found, "nfs.client", node)[:2] == ("ok", "none"), found[("nfs.client", node)]["summary"]
 
 
 @pytest.mark.parametrize("broken", [NODE2_NAME, NODE_NAME])
-def test_iptables_drop_to_mysql_in_one_nodes_namespace_fails_netpath_there_only(agents: Agents, broken: str) -> None:
+def test_iptables_drop_to_mysql_in_one_nodes_namespace_fails_netpath_there_only(
+        agents: AgentRelease, two_nodes: SecondNode, broken: str, tmp_path: Path) -> None:
     """Break: DROP to MariaDB (HOST_IP:port) in one node's network namespace (its pods' traffic is forwarded
     there, its own leaves there). netpath.mysql times out on that node, passes on the other; rule removed:
     passes on both."""
-    cluster = agents.cluster
-    node = {n.name: n for n in agents.two.nodes}[broken]
+    cluster = two_nodes.cluster
+    node = {n.name: n for n in two_nodes.nodes}[broken]
     other = NODE_NAME if broken == NODE2_NAME else NODE2_NAME
     rule = ["-d", cluster.host_ip, "-p", "tcp", "--dport", str(cluster.servers["mysql"].port), "-j", "DROP"]
-    inside = ["nsenter", f"--net={node.link.netns_path}", "iptables"]
+    inside = ["nsenter", f"--net={node.link.netns_path}", "iptables", "-w"]
     for chain in ("FORWARD", "OUTPUT"):
         subprocess.run([*inside, "-I", chain, *rule], check=True)
     try:
-        _, found, _ = agents.doctor("netpath.mysql")
+        found, _ = doctor(agents, tmp_path / "broken", "netpath.mysql")
         status, reason, _ = row(found, "netpath.mysql", broken)
         assert (status, reason) == ("fail", "timeout"), found[("netpath.mysql", broken)]["summary"]
         assert row(found, "netpath.mysql", other)[:2] == ("ok", "none"), found[("netpath.mysql", other)]["summary"]
     finally:
         for chain in ("FORWARD", "OUTPUT"):
             subprocess.run([*inside, "-D", chain, *rule], check=True)
-    _, found, _ = agents.doctor("netpath.mysql")
+    found, _ = doctor(agents, tmp_path / "fixed", "netpath.mysql")
     for name in (NODE_NAME, NODE2_NAME):
         assert row(found, "netpath.mysql", name)[:2] == ("ok", "none"), found[("netpath.mysql", name)]["summary"]

@@ -20,12 +20,10 @@ would add for a new node). leave() drains the node (its pods deleted and gone), 
 its processes (the node's mount namespace, and so hide()'s overlays, go with them), removes its namespace, link
 and routes, and puts the export back: the cluster is as the first node alone left it.
 
-Agents (`sbops doctor --cluster`): NodeAgent runs a real `sbops exporter` in a node's network and mount
-namespaces, listening on the node's address, with NODE_NAME set as the chart's downward API sets it;
-agent_pod() is the agent's Pod (host network, pinned to the node, a sleeping busybox container), which gives the
-API server's pod proxy the node's address to reach it at, as the DaemonSet's pods do. The checks run on each
-node's view: its network namespace (listeners, routes, the NFS port from its address), its mount namespace
-(the mount helper), its containerd state (netpath enters its pods).
+Agents (`sbops doctor --cluster`): sbops's own chart (tests/lab/agentchart.py, branch h14-pods) installed on
+both nodes with agent_values(): its DaemonSet's hostPath mounts name node-neutral paths that each node's mount
+namespace binds to that node's own (tests/lab/node.py NODE_VIEW), so each agent pod reads its own node's
+containerd state and mount helper, and tests its own node's network.
 """
 
 from __future__ import annotations
@@ -35,17 +33,14 @@ from pathlib import Path
 from typing import Any
 
 from tests.lab import kube as kubelab
-from tests.lab.exporter import ExporterProc
-from tests.lab.node import LivingNode, NodeError, _run
+from tests.lab.node import NODE_VIEW, LivingNode, NodeError, _run
 
 NODE2_NAME = "stackbill-node-2"
 NODE2_POD_CIDR = "10.42.1.0/24"
 TAINT_KEY = "lab.sbops.io/second-node"
 TAINT = f"{TAINT_KEY}=true:NoSchedule"
 TOLERATION = {"key": TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
-AGENT_NAMESPACE = "sbops"
 TABLE_BASE = 10000  # + node 2's link subnet: the routing table for traffic from node 2 to node 1's pods
-AGENT_LABELS = {"app.kubernetes.io/name": "sbops", "app.kubernetes.io/component": "agent"}
 
 
 class SecondNode:
@@ -193,32 +188,44 @@ class SecondNode:
             raise NodeError(f"removing {self.name}: " + "; ".join(errors))
 
 
-# -- agents of `sbops doctor --cluster` on the living nodes --------------------------------------------------
-class NodeAgent(ExporterProc):
-    """`sbops exporter` in a node's network and mount namespaces, listening on the node's address (the chart's
-    agent has the node's network: host network), with NODE_NAME = the node's name."""
+# -- sbops's chart on both nodes (tests/lab/agentchart.py) ------------------------------------------------------
+def agent_values(credentials: str) -> dict[str, Any]:
+    """Values for agentchart.install_agents on several nodes: the chart's hostMounts and settings name the
+    node-neutral paths (tests/lab/node.py NODE_VIEW), which each node's mount namespace binds to its own
+    containerd state, socket directory and kubelet root. One pod template then serves both nodes, each agent
+    reading its own node's (the lab's per-node paths would all exist on this one machine, and sbops takes the
+    first that exists). `credentials`: the StackBill credentials file's text (netpath.mysql logs in from the
+    pods); the checks' budget is 10 s (a child process entering a pod starts slowly on a shared machine)."""
+    view = {name: str(NODE_VIEW / name) for name in ("containerd-state", "containerd", "kubelet")}
+    mounts = [{"name": "host-etc", "hostPath": "/etc", "mountPath": "/host/etc", "type": "Directory"},
+              {"name": "host-sbin", "hostPath": "/sbin", "mountPath": "/host/sbin", "type": ""}]
+    mounts += [{"name": f"node-{name}", "hostPath": path, "mountPath": path, "type": "Directory"}
+               for name, path in view.items()]
+    return {"credentials": {"content": credentials}, "settings": {"timeout": 10, "exporter": {"timeout": 25}},
+            "agent": {"hostMounts": mounts, "settings": {
+        "host": {"containerd_socket": f"{view['containerd']}/containerd.sock"},
+        "netpath": {"containerd_state": view["containerd-state"]}}}}
 
-    def __init__(self, node: LivingNode, env: Any, *extra: str, port: int) -> None:
-        super().__init__(env, *extra, port=port, host=node.link.node_ip, environ={"NODE_NAME": node.name})
-        self.node = node
 
-    def argv(self) -> list[str]:
-        return ["nsenter", f"--net={self.node.link.netns_path}", f"--mount={self.node.mount_ns}", *super().argv()]
+def restart_agent(release: Any, node: LivingNode, timeout: float = 120.0) -> dict[str, Any]:
+    """Delete the agent pod on `node` and wait for the DaemonSet's new one to be Ready: a container's view of
+    the node's files (hostPath) is taken when it starts."""
+    from kubernetes import client
 
+    from tests.lab.agentchart import ready
 
-def agent_pod(node: LivingNode) -> dict[str, Any]:
-    """The agent's Pod on `node`: host network (so its address is the node's, where NodeAgent listens),
-    pinned to the node, tolerating every taint as the chart's DaemonSet does; its container sleeps."""
-    from tests.lab.images import image_ref
-
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": f"sbops-agent-{node.name}", "namespace": AGENT_NAMESPACE,
-                         "labels": dict(AGENT_LABELS)},
-            "spec": {"nodeName": node.name, "hostNetwork": True, "tolerations": [{"operator": "Exists"}],
-                     "terminationGracePeriodSeconds": 1,
-                     "containers": [{"name": "agent", "image": image_ref("istio-ingressgateway"),
-                                     "imagePullPolicy": "IfNotPresent",
-                                     "command": ["/bin/sleep", "2147483647"]}]}}
+    core = client.CoreV1Api(release.api())
+    old = release.agent_pod(node.name)
+    if old is not None:
+        kubelab._ignore(404, core.delete_namespaced_pod, old["metadata"]["name"], release.namespace,
+                        grace_period_seconds=1)
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        pod = release.agent_pod(node.name)
+        if pod is not None and (old is None or pod["metadata"]["uid"] != old["metadata"]["uid"]) and ready(pod):
+            return pod
+        time.sleep(1.0)
+    raise NodeError(f"no new Ready agent pod on {node.name} after {timeout:g}s: {release.describe()}")
 
 
 def wait_pod_running(core: Any, name: str, namespace: str, timeout: float = 90.0) -> dict[str, Any]:
