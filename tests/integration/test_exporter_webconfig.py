@@ -34,27 +34,10 @@ def pki(root: Path) -> dict[str, Path]:
 
 
 def client_cert(name: str, ca: tuple[str, str]) -> tuple[str, str]:
-    """A TLS client certificate (extended key usage clientAuth, which OpenSSL requires of one) signed by `ca`."""
-    import datetime as dt
+    """A TLS client certificate (clientAuth) signed by `ca`."""
+    from tests.lab.kube import make_client_cert
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    ca_cert = x509.load_pem_x509_certificate(ca[0].encode())
-    ca_key = serialization.load_pem_private_key(ca[1].encode(), password=None)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    return (cert.public_bytes(serialization.Encoding.PEM).decode(),
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                              serialization.NoEncryption()).decode())
-
+    return make_client_cert(name, ca)
 
 def web_config(root: Path, users: dict[str, str], mtls: bool = False) -> Path:
     lines = ["tls_server_config:", "  cert_file: cert.pem", "  key_file: key.pem"]

@@ -40,27 +40,10 @@ def admin_token(lab: Any) -> str:
 
 def client_cert(lab: Any, cn: str, group: str) -> tuple[str, str]:
     """A client certificate from the lab CA (the API server trusts it with --client-ca-file)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    from tests.lab.kube import make_client_cert
 
     pki = lab.ca_file.parent
-    ca_cert = x509.load_pem_x509_certificate(lab.ca_file.read_bytes())
-    ca_key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), password=None)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn),
-                                     x509.NameAttribute(NameOID.ORGANIZATION_NAME, group)]))
-            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    return (cert.public_bytes(serialization.Encoding.PEM).decode(),
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                              serialization.NoEncryption()).decode())
-
+    return make_client_cert(cn, (lab.ca_file.read_text(), (pki / "ca.key").read_text()), organization=group)
 
 def test_a_token_lists_and_a_wrong_token_is_a_401(kube, tmp_path):
     assert "kube-system" in {n["metadata"]["name"] for n in api(kubeconfig(kube, tmp_path, {"token": admin_token(kube)})).list("/api/v1/namespaces")}

@@ -199,6 +199,29 @@ def make_cert(domain: str, days: int = 90, not_before: dt.datetime | None = None
     return _pem_cert(cert), _pem_key(key), ca_cert_pem
 
 
+def make_client_cert(name: str, ca: tuple[str, str], organization: str = "") -> tuple[str, str]:
+    """A TLS client certificate (extended key usage clientAuth, which OpenSSL requires of one) signed by `ca`
+    (cert_pem, key_pem): CN=`name`, and O=`organization` when given (Kubernetes reads O as the user's group)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    ca_cert = x509.load_pem_x509_certificate(ca[0].encode())
+    ca_key = serialization.load_pem_private_key(ca[1].encode(), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.timezone.utc)
+    names = [x509.NameAttribute(NameOID.COMMON_NAME, name)]
+    if organization:
+        names.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    cert = (x509.CertificateBuilder().subject_name(x509.Name(names))
+            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    return _pem_cert(cert), _pem_key(key)
+
+
 def _pem_cert(cert: Any) -> str:
     from cryptography.hazmat.primitives import serialization
 
