@@ -739,9 +739,20 @@ class KubeLab:
         # reset() keeps the ingress Service when it is still as seeded (see _ingress_as_seeded); the API
         # server checks nodePorts before existence, so look first rather than expect a 409.
         if not _exists(core.read_namespaced_service, name, ns):
-            core.create_namespaced_service(ns, {
-                "metadata": {"name": name, "labels": labels},
-                "spec": {"type": service_type, "selector": selector or {"app": name}, "ports": svc_ports}})
+            body = {"metadata": {"name": name, "labels": labels},
+                    "spec": {"type": service_type, "selector": selector or {"app": name}, "ports": svc_ports}}
+            # A new API server's nodePort repair pass can hold a free port as "already allocated" for a
+            # moment (seen on a fresh run: the session's first seed refused 31443); it clears by itself.
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    core.create_namespaced_service(ns, body)
+                    break
+                except Exception as exc:  # noqa: BLE001 - only that refusal is waited out
+                    if getattr(exc, "status", None) != 422 or "already allocated" not in str(getattr(exc, "body", "")) \
+                            or time.monotonic() > deadline:
+                        raise
+                    time.sleep(1.0)
         core.create_namespaced_endpoints(ns, {
             "metadata": {"name": name, "labels": labels},
             "subsets": [{"addresses": [{"ip": ip, "nodeName": NODE, "targetRef": {
