@@ -24,7 +24,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.lab.common import free_port
+from tests.lab.common import free_port, stop_process
 from tests.lab.env import LabEnv, status
 from tests.lab.listener import ListenerProc
 
@@ -62,13 +62,7 @@ class Containerd:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc)
 
     def remove(self) -> None:
         self.stop()

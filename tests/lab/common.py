@@ -50,6 +50,17 @@ def wait_closed(host: str, port: int, timeout: float = 30.0) -> None:
     raise TimeoutError(f"{host}:{port} still accepts after {timeout:g}s")
 
 
+def stop_process(proc: subprocess.Popen | None, timeout: float = 15.0) -> None:
+    """TERM a child we started, KILL it when it does not exit within `timeout`; nothing when it is gone."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
 def tail(log: Path | None, lines: int = 15) -> str:
     if log is None or not Path(log).exists():
         return ""

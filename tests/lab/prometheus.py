@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import yaml
 
-from tests.lab.common import free_port, tail
+from tests.lab.common import free_port, stop_process, tail
 
 if TYPE_CHECKING:
     from tests.lab.living import LivingCluster
@@ -261,13 +261,7 @@ class PrometheusLab:
 
     def stop(self) -> None:
         try:
-            if self.proc is not None and self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(timeout=5)
+            stop_process(self.proc)
             self.proc = None
         finally:
             if self.discovery is not None:
